@@ -1,0 +1,172 @@
+// The on-disk format (Keploy's api.keploy.io/v1beta1, see DESIGN.md) and the normalized model that
+// the replay side works with. The reader (src/format/reader.ts) turns files into the model, the
+// writer turns exchanges into files. Replay code never looks at raw YAML documents.
+
+import type { HeaderList } from '../record/exchange.js';
+
+export const API_VERSION = 'api.keploy.io/v1beta1';
+
+/** Keploy stores headers as a flat map; tlsrec also accepts a list for repeated headers (Set-Cookie). */
+export type HeaderMapDoc = Record<string, string | string[]>;
+
+/** Keploy noise: key like "header.Date" or "body.user.id"; [] = always ignore, [regex...] = ignore when a regex matches. */
+export type NoiseDoc = Record<string, string[]>;
+
+export interface HttpRequestDoc {
+  method: string;
+  proto_major: number;
+  proto_minor: number;
+  /** Tests: absolute URL ("http://localhost:3000/a?b=1"). Mocks: path and query (host in the Host header), or absolute. */
+  url: string;
+  url_params?: Record<string, string>;
+  header: HeaderMapDoc;
+  /** Text body (JSON pretty-printed in a block scalar), or base64 when body_encoding is base64. */
+  body: string;
+  /** tlsrec extension: how `body` is stored. Absent = UTF-8 text. */
+  body_encoding?: 'base64';
+  timestamp?: string;
+}
+
+export interface HttpResponseDoc {
+  status_code: number;
+  header: HeaderMapDoc;
+  body: string;
+  body_encoding?: 'base64';
+  status_message?: string;
+  proto_major?: number;
+  proto_minor?: number;
+  timestamp?: string;
+}
+
+export interface TestCaseDoc {
+  version: string;
+  kind: 'Http';
+  name: string;
+  spec: {
+    metadata?: Record<string, string>;
+    req: HttpRequestDoc;
+    resp: HttpResponseDoc;
+    objects?: unknown[];
+    assertions?: { noise?: NoiseDoc };
+    created?: number;
+  };
+  curl?: string;
+}
+
+export interface MockDoc {
+  version: string;
+  kind: 'Http';
+  name: string;
+  spec: {
+    metadata: { name?: string; operation?: string; type?: string; [k: string]: string | undefined };
+    req: HttpRequestDoc;
+    resp: HttpResponseDoc;
+    objects?: unknown[];
+    created?: number;
+    reqTimestampMock?: string;
+    resTimestampMock?: string;
+  };
+  connectionId?: string;
+}
+
+/** tlsrec.yaml */
+export interface ConfigDoc {
+  /** Command that starts the app, as an argv array or a shell string. */
+  command?: string[] | string;
+  /** Port the app listens on (tests are sent to http://localhost:<port>). */
+  appPort?: number;
+  /** Optional health URL polled until it answers before tests run. */
+  healthUrl?: string;
+  /** Seconds to wait for the app to be ready. */
+  readyTimeout?: number;
+  /** Noise applied to every test: same keys as a test's assertions.noise. */
+  noise?: NoiseDoc;
+  /** Outgoing destinations that are NOT redirected to mocks: "127.0.0.1:5432", "db.internal:5432", "10.0.0.0/8". */
+  passthrough?: string[];
+  /** Header names redacted when recording (added to the defaults). */
+  redact?: { headers?: string[] };
+}
+
+// ---- normalized model (what replay uses) ----
+
+export interface BodyValue {
+  /** Exact bytes (decoded content: no chunked framing, no gzip). */
+  bytes: Buffer;
+  /** How it should be compared: parsed JSON, exact text, or bytes. */
+  kind: 'json' | 'text' | 'binary' | 'empty';
+}
+
+export interface NoiseRule {
+  /** "header.date" (lower-cased header name) or "body" path segments e.g. ["user", "id"], "[]" for any index. */
+  target: { type: 'header'; name: string } | { type: 'body'; path: string[] } | { type: 'status' };
+  /** Empty = always ignore; otherwise ignore only when one regex matches the actual value. */
+  patterns: RegExp[];
+  /** The key as written, for messages. */
+  key: string;
+}
+
+export interface TestCase {
+  /** File it came from and the position of its spec.req, for messages. */
+  file: string;
+  name: string;
+  request: {
+    method: string;
+    /** Absolute URL as recorded (the replay swaps in the app's actual address). */
+    url: string;
+    headers: HeaderList;
+    body: BodyValue;
+  };
+  expected: {
+    status: number;
+    headers: HeaderList;
+    body: BodyValue;
+  };
+  noise: NoiseRule[];
+}
+
+export interface Mock {
+  file: string;
+  name: string;
+  /** 0-based order in mocks.yaml: repeated identical calls are answered in this order. */
+  index: number;
+  request: {
+    method: string;
+    /** Scheme the app used ("https" when recorded inside TLS). */
+    scheme: 'http' | 'https';
+    /** Host (and :port when not default) from the URL or Host header, lower-case. */
+    host: string;
+    /** Path without the query. */
+    path: string;
+    /** Query as ordered pairs. */
+    query: Array<[string, string]>;
+    headers: HeaderList;
+    body: BodyValue;
+  };
+  response: {
+    status: number;
+    statusMessage: string;
+    headers: HeaderList;
+    /** Decoded body; the mock server re-applies Content-Encoding from `headers` when it answers. */
+    body: BodyValue;
+  };
+}
+
+export interface TestSet {
+  name: string;
+  dir: string;
+  tests: TestCase[];
+  mocks: Mock[];
+  /** Noise for every test of this set (tlsrec.yaml noise merged in by the loader). */
+  noise: NoiseRule[];
+}
+
+export interface Config {
+  file: string | undefined;
+  command: string[] | undefined;
+  appPort: number | undefined;
+  healthUrl: string | undefined;
+  readyTimeoutMs: number;
+  noise: NoiseRule[];
+  passthrough: string[];
+  redactHeaders: string[];
+}
