@@ -1,0 +1,133 @@
+// cgroup v2 helpers. The recorded command (and the app under test) runs in a cgroup of its own so
+// that BPF programs can filter on bpf_get_current_cgroup_id() and so that the whole process tree
+// can be stopped at once. Plain file operations: no FFI needed.
+
+import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EnvironmentError, causeText } from '../errors.js';
+
+/** The cgroup2 mount point, from /proc/mounts ("/sys/fs/cgroup" on most hosts, "/sys/fs/cgroup/unified" on hybrid ones). */
+export function findCgroup2Mount(mountsText = readFileSync('/proc/mounts', 'utf8')): string | undefined {
+  for (const line of mountsText.split('\n')) {
+    const [, mountPoint, fsType] = line.split(' ');
+    if (fsType === 'cgroup2' && mountPoint) return mountPoint.replace(/\\040/g, ' ');
+  }
+  return undefined;
+}
+
+export class Cgroup {
+  private constructor(
+    /** Absolute directory of the cgroup. */
+    readonly path: string,
+    /** The id BPF sees from bpf_get_current_cgroup_id(): the cgroup directory's inode number. */
+    readonly id: bigint,
+  ) {}
+
+  /**
+   * Make a fresh cgroup `tlsrec/<name>-<pid>-<n>` under the cgroup2 mount.
+   * Throws EnvironmentError with what to do when cgroup v2 is missing or not writable.
+   */
+  static create(name: string): Cgroup {
+    const mount = findCgroup2Mount();
+    if (!mount) {
+      throw new EnvironmentError('no cgroup v2 hierarchy is mounted', {
+        code: 'TLSREC_E_NO_CGROUP2',
+        stage: 'create cgroup',
+        hint: 'mount one: `mount -t cgroup2 none /sys/fs/cgroup` (or boot with systemd.unified_cgroup_hierarchy=1)',
+      });
+    }
+    const parent = join(mount, 'tlsrec');
+    let dir = '';
+    try {
+      mkdirSync(parent, { recursive: true });
+      for (let n = 0; ; n++) {
+        dir = join(parent, `${name}-${process.pid}-${n}`);
+        if (!existsSync(dir)) break;
+      }
+      mkdirSync(dir);
+    } catch (err) {
+      throw new EnvironmentError(`cannot create a cgroup under ${parent}: ${causeText(err)}`, {
+        code: 'TLSREC_E_CGROUP',
+        stage: 'create cgroup',
+        hint: 'run as root (tlsrec needs to create a cgroup for the command it runs)',
+        cause: err,
+      });
+    }
+    return new Cgroup(dir, BigInt(statSync(dir, { bigint: true }).ino));
+  }
+
+  /** Move a process into this cgroup (its future children follow). */
+  addProcess(pid: number): void {
+    writeFileSync(join(this.path, 'cgroup.procs'), `${pid}\n`);
+  }
+
+  /** Pids currently in the cgroup. Empty once it has been removed. */
+  pids(): number[] {
+    try {
+      return readFileSync(join(this.path, 'cgroup.procs'), 'utf8')
+        .split('\n')
+        .filter((s) => s.trim() !== '')
+        .map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Send a signal to every process in the cgroup. With SIGKILL it uses cgroup.kill when the kernel
+   * has it (5.14+), which also catches processes forked while we iterate.
+   */
+  signalAll(signal: NodeJS.Signals): void {
+    if (signal === 'SIGKILL') {
+      try {
+        writeFileSync(join(this.path, 'cgroup.kill'), '1');
+        return;
+      } catch {
+        // fall back to one kill per pid
+      }
+    }
+    for (const pid of this.pids()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Wait until no process is left, polling; resolves false on timeout. */
+  async waitEmpty(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pids().length > 0) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return true;
+  }
+
+  /** Kill whatever is left and remove the directory. Safe to call twice. */
+  async destroy(): Promise<void> {
+    if (!existsSync(this.path)) return;
+    if (this.pids().length > 0) {
+      this.signalAll('SIGKILL');
+      await this.waitEmpty(5000);
+    }
+    for (let i = 0; i < 50; i++) {
+      try {
+        rmdirSync(this.path);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        await new Promise((r) => setTimeout(r, 20)); // EBUSY while the last process is being reaped
+      }
+    }
+  }
+}
+
+/**
+ * argv that starts `command` inside `cgroup`: a tiny shell moves itself into the cgroup and then
+ * exec's the command, so the command's very first instruction already runs in scope.
+ */
+export function argvInCgroup(cgroup: Cgroup, command: string[]): string[] {
+  return ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup.path, ...command];
+}
