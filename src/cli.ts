@@ -1,0 +1,165 @@
+// Commander wiring only: parse the command line, call one engine function, and map typed errors to
+// exit codes at a single exit point. No recording or replay logic lives here.
+
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { isTlsrecError, type ExitCode } from './errors.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive whole number`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('tlsrec')
+    .description(
+      'Record a running app\'s real HTTP(S) traffic with eBPF and replay it as API tests and mocks.\n\n' +
+        'Incoming requests become test cases, outgoing calls become mocks (Keploy-compatible YAML).',
+    )
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('record')
+    .summary('run a command and record its HTTP traffic as tests and mocks')
+    .description(
+      'Run COMMAND in a cgroup of its own and record every HTTP exchange it takes part in, over TLS\n' +
+        '(OpenSSL SSL_read/SSL_write uprobes: no proxy, no certificate) or plaintext sockets.\n' +
+        'Requests the command RECEIVES become tests (<dir>/<test-set>/tests/test-N.yaml); requests it\n' +
+        'SENDS become mocks (<dir>/<test-set>/mocks.yaml). Stop with Ctrl-C, or let COMMAND exit.\n' +
+        'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN).\n\n' +
+        'Examples:\n' +
+        '  tlsrec record -- npm start\n' +
+        '  tlsrec record --test-set login-flow -- node server.js\n' +
+        '  tlsrec record -- curl https://example.com/',
+    )
+    .argument('<command...>', 'the command to run and record (put it after --)')
+    .option('--dir <path>', 'where test sets are written', 'tlsrec')
+    .option('--test-set <name>', 'test set name (default: the next free test-set-N)')
+    .option('--config <file>', 'config file written when absent (command, app port)', 'tlsrec.yaml')
+    .option('--redact <header>', 'also redact this header (repeatable)', collect)
+    .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys) in the files')
+    .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
+    .addOption(new Option('--ringbuf-mb <n>', 'kernel ring buffer size in MiB (power of two)').argParser(positiveInt('--ringbuf-mb')).default(64))
+    .option('-q, --quiet', 'no status line and no summary')
+    .option('--verbose', 'show details (verifier logs, attach points)')
+    .action(async (command: string[], opts: Record<string, unknown>) => {
+      const { recordCommand } = await import('./record/record-command.js');
+      const result = await recordCommand({
+        command,
+        dir: String(opts.dir),
+        testSet: opts.testSet as string | undefined,
+        configPath: String(opts.config),
+        redact: opts.redact !== false,
+        extraRedactHeaders: Array.isArray(opts.redact) ? (opts.redact as string[]) : [],
+        dumpEvents: opts.dumpEvents as string | undefined,
+        ringbufBytes: (opts.ringbufMb as number) * 1024 * 1024,
+        quiet: Boolean(opts.quiet),
+        verbose: Boolean(opts.verbose),
+      });
+      setExit(result.exitCode);
+    });
+
+  program
+    .command('test')
+    .summary('start the app, serve the mocks, replay the tests, diff and report')
+    .description(
+      'Replay recorded tests against the app and compare status, headers and bodies.\n' +
+        'The app is started from COMMAND (or tlsrec.yaml) in a cgroup of its own; its outgoing calls are\n' +
+        'answered from the recorded mocks (eBPF connect redirect, DNS answers, a per-run CA) so the run\n' +
+        'needs no network. Exit: 0 all passed, 1 a test failed, 2 bad usage or input files,\n' +
+        '3 environment or app failure.\n\n' +
+        'Examples:\n' +
+        '  tlsrec test\n' +
+        '  tlsrec test --test-set test-set-0 --reporter junit --report-dir reports/\n' +
+        '  tlsrec test -- node server.js\n' +
+        '  tlsrec test --app-url http://localhost:3000 --no-mocks',
+    )
+    .argument('[command...]', 'the command that starts the app (default: command in tlsrec.yaml)')
+    .option('--dir <path>', 'where test sets are read from', 'tlsrec')
+    .option('--test-set <name>', 'run only this test set (repeatable)', collect)
+    .option('--config <file>', 'config file', 'tlsrec.yaml')
+    .option('--app-url <url>', 'the app is already running here: do not start it')
+    .addOption(new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(positiveInt('--app-port')))
+    .option('--health-url <url>', 'wait until this URL answers before replaying')
+    .addOption(new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')))
+    .option('--no-mocks', 'do not serve mocks: outgoing calls go to the real network')
+    .addOption(
+      new Option('--reporter <name>', 'terminal, junit or json (repeatable)')
+        .choices(['terminal', 'junit', 'json'])
+        .argParser((value: string, previous: string[] | undefined) => {
+          if (!['terminal', 'junit', 'json'].includes(value)) throw new InvalidArgumentError('expected terminal, junit or json');
+          return [...(previous ?? []), value];
+        }),
+    )
+    .option('--report-dir <path>', 'where junit/json reports are written (default: <dir>/reports/<run>)')
+    .option('--verbose', 'show the app\'s output and details')
+    .action(async (command: string[], opts: Record<string, unknown>) => {
+      const { testCommand } = await import('./replay/test-command.js');
+      const result = await testCommand({
+        command: command.length > 0 ? command : undefined,
+        dir: String(opts.dir),
+        testSets: opts.testSet as string[] | undefined,
+        configPath: String(opts.config),
+        appUrl: opts.appUrl as string | undefined,
+        appPort: opts.appPort as number | undefined,
+        healthUrl: opts.healthUrl as string | undefined,
+        readyTimeoutMs: opts.readyTimeout === undefined ? undefined : (opts.readyTimeout as number) * 1000,
+        mocks: opts.mocks !== false,
+        reporters: (opts.reporter as Array<'terminal' | 'junit' | 'json'> | undefined) ?? ['terminal'],
+        reportDir: opts.reportDir as string | undefined,
+        verbose: Boolean(opts.verbose),
+      });
+      setExit(result.exitCode);
+    });
+
+  return program;
+}
+
+/** Print a typed error as the user should see it: one line of cause, the stage, what to do. */
+function printError(err: unknown, verbose: boolean): ExitCode {
+  if (isTlsrecError(err)) {
+    process.stderr.write(`tlsrec: ${err.message}\n`);
+    if ('problems' in err && Array.isArray(err.problems)) {
+      for (const p of err.problems as string[]) process.stderr.write(`  ${p}\n`);
+    }
+    process.stderr.write(`  stage: ${err.stage} (${err.code})\n`);
+    if (err.hint) process.stderr.write(`  try: ${err.hint}\n`);
+    if (err.detail && verbose) process.stderr.write(`${err.detail}\n`);
+    else if (err.detail) process.stderr.write('  (more detail with --verbose)\n');
+    return err.exitCode;
+  }
+  // A bug in tlsrec, not a user error: show the stack so it can be reported.
+  process.stderr.write(`tlsrec: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 3;
+}
+
+/** The single exit point. */
+export async function main(argv: string[]): Promise<void> {
+  let exitCode = 0;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; everything else commander rejects is bad usage.
+      exitCode = err.exitCode === 0 ? 0 : 2;
+    } else {
+      exitCode = printError(err, argv.includes('--verbose'));
+    }
+  }
+  process.exitCode = exitCode;
+}
+

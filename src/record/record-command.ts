@@ -1,0 +1,344 @@
+// The engine of `tlsrec record`: run a command in a cgroup of its own, capture its traffic with
+// eBPF, rebuild HTTP exchanges and write them as tests and mocks while the command runs.
+//
+//   preflight ─▶ cgroup ─▶ capture (kernel) ─▶ reconstruct ─▶ writer
+//                    └──▶ spawn command ──▶ exits / Ctrl-C ─▶ stop cgroup ─▶ drain ─▶ summary
+
+import { spawn } from 'node:child_process';
+import { accessSync, constants, createWriteStream, existsSync, readFileSync, statSync, type WriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { AppError, EnvironmentError, OutputError, causeText } from '../errors.js';
+import { argvInCgroup, Cgroup } from '../native/cgroup.js';
+import { CaptureSession } from '../native/capture.js';
+import { TestSetWriter } from '../format/writer.js';
+import { Reconstructor, type ReconstructStats } from './reconstruct.js';
+import { writeEventLine } from './event-file.js';
+import type { CaptureEvent, LossCounters } from './events.js';
+import type { Exchange } from './exchange.js';
+
+export interface RecordOptions {
+  command: string[];
+  dir: string;
+  testSet?: string;
+  /** tlsrec.yaml: written with the command and app port when it does not exist yet. */
+  configPath: string;
+  redact: boolean;
+  extraRedactHeaders: string[];
+  dumpEvents?: string;
+  ringbufBytes: number;
+  quiet: boolean;
+  verbose: boolean;
+  /** Where the status line and summary go (stderr by default, so the command's stdout stays clean). */
+  out?: NodeJS.WriteStream;
+}
+
+export interface RecordResult {
+  exitCode: number;
+  testSetDir: string;
+  tests: number;
+  mocks: number;
+  stats: ReconstructStats;
+  loss: LossCounters;
+}
+
+/** Grace period between SIGTERM and SIGKILL when stopping the recorded command. */
+const STOP_GRACE_MS = 5000;
+
+export async function recordCommand(opts: RecordOptions): Promise<RecordResult> {
+  const out = opts.out ?? process.stderr;
+  checkPrivileges();
+  const resolved = resolveCommand(opts.command[0]!);
+
+  const cgroup = Cgroup.create('record');
+  let capture: CaptureSession | undefined;
+  let dump: WriteStream | undefined;
+  try {
+    const writer = await TestSetWriter.create({
+      rootDir: opts.dir,
+      ...(opts.testSet === undefined ? {} : { testSet: opts.testSet }),
+      redactHeaders: opts.redact ? opts.extraRedactHeaders : undefined,
+      redact: opts.redact,
+    });
+    const counts = { tests: 0, mocks: 0, bytes: 0, writeErrors: 0 };
+    let firstWriteError: unknown;
+    let appPort: number | undefined;
+
+    const reconstructor = new Reconstructor({
+      onExchange: (ex: Exchange) => {
+        try {
+          writer.writeExchange(ex);
+          if (ex.role === 'incoming') {
+            counts.tests++;
+            appPort ??= appPortOf(ex);
+          } else counts.mocks++;
+        } catch (err) {
+          counts.writeErrors++;
+          firstWriteError ??= err;
+        }
+      },
+    });
+
+    if (opts.dumpEvents) dump = createWriteStream(opts.dumpEvents);
+    const onEvents = (events: CaptureEvent[]): void => {
+      for (const ev of events) {
+        if (dump) dump.write(writeEventLine(ev) + '\n');
+        if (ev.type === 'data') counts.bytes += ev.data.length;
+        reconstructor.push(ev);
+      }
+    };
+
+    capture = await CaptureSession.start({
+      cgroup,
+      ringbufBytes: opts.ringbufBytes,
+      extraBinaries: resolved.binaries,
+      onEvents,
+      onWarning: (msg: string) => {
+        if (opts.verbose) out.write(`tlsrec: ${msg}\n`);
+      },
+    });
+
+    const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, counts, writer.dir);
+    const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path);
+    status?.stop();
+
+    const loss = await capture.stop();
+    capture = undefined;
+    const stats = reconstructor.finish();
+    const written = await writer.close();
+    dump?.end();
+
+    if (appPort !== undefined || !existsSync(opts.configPath)) await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
+
+    if (!opts.quiet) printSummary(out, writer.dir, written, stats, loss, counts.writeErrors);
+    if (firstWriteError !== undefined) {
+      throw new OutputError(`could not write ${counts.writeErrors} exchange(s): ${causeText(firstWriteError)}`, {
+        stage: 'write recording',
+        hint: 'check free disk space and permissions of the output directory; exchanges already written are complete',
+        cause: firstWriteError,
+      });
+    }
+    return {
+      exitCode: stoppedByUser ? 0 : code,
+      testSetDir: writer.dir,
+      tests: written.tests,
+      mocks: written.mocks,
+      stats,
+      loss,
+    };
+  } finally {
+    if (capture) await capture.stop().catch(() => undefined);
+    dump?.end();
+    await cgroup.destroy();
+  }
+}
+
+/** Root, or the capabilities BPF programs and uprobes need. */
+function checkPrivileges(): void {
+  if (process.getuid?.() === 0) return;
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
+  const has = (bit: number) => (capEff & (1n << BigInt(bit))) !== 0n;
+  const CAP_SYS_ADMIN = 21;
+  const CAP_PERFMON = 38;
+  const CAP_BPF = 39;
+  if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) return;
+  throw new EnvironmentError('recording needs root: loading eBPF programs and uprobes is privileged', {
+    code: 'TLSREC_E_PRIVILEGES',
+    stage: 'check privileges',
+    hint: `run it as root: sudo ${process.argv.slice(1).map(shellQuote).join(' ')}  (or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)`,
+  });
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Find the command on PATH, and the binaries worth attaching uprobes to before it starts: the
+ * executable itself and, for scripts, the interpreter named on the #! line.
+ */
+function resolveCommand(name: string): { path: string; binaries: string[] } {
+  const candidates = name.includes('/')
+    ? [resolve(name)]
+    : (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter).filter(Boolean).map((d) => join(d, name));
+  for (const file of candidates) {
+    try {
+      if (!statSync(file).isFile()) continue;
+      accessSync(file, constants.X_OK);
+    } catch {
+      continue;
+    }
+    const binaries = [file, ...interpreterOf(file)];
+    return { path: file, binaries };
+  }
+  throw new AppError(`command not found: ${name}`, {
+    stage: 'start command',
+    hint: name.includes('/') ? 'check the path and that the file is executable' : `is ${name} installed and on PATH?`,
+  });
+}
+
+function interpreterOf(file: string): string[] {
+  let head: string;
+  try {
+    const fd = readFileSync(file, { flag: 'r' }).subarray(0, 256);
+    head = fd.toString('latin1');
+  } catch {
+    return [];
+  }
+  if (!head.startsWith('#!')) return [];
+  const parts = head.slice(2).split('\n')[0]!.trim().split(/\s+/);
+  if (parts[0]?.endsWith('/env') && parts[1]) {
+    try {
+      return [resolveCommand(parts[1] === '-S' ? parts[2] ?? '' : parts[1]).path];
+    } catch {
+      return [];
+    }
+  }
+  return parts[0] && isAbsolute(parts[0]) ? [parts[0]] : [];
+}
+
+/**
+ * Run the command in the cgroup with the terminal passed through. Resolves when the command has
+ * exited (by itself, or because the user pressed Ctrl-C / sent SIGTERM) and the cgroup is empty.
+ */
+async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: string): Promise<{ code: number; stoppedByUser: boolean }> {
+  const argv = argvInCgroup(cgroup, [resolvedPath, ...command.slice(1)]);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
+  let stoppedByUser = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stoppedByUser) {
+      // A second Ctrl-C: no more waiting.
+      cgroup.signalAll('SIGKILL');
+      return;
+    }
+    stoppedByUser = true;
+    // On a terminal Ctrl-C already reached the command (same process group); SIGTERM covers the rest.
+    cgroup.signalAll(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+    killTimer = setTimeout(() => cgroup.signalAll('SIGKILL'), STOP_GRACE_MS);
+  };
+  const onInt = () => stop('SIGINT');
+  const onTerm = () => stop('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGHUP', onTerm);
+  try {
+    const code = await new Promise<number>((resolveExit, reject) => {
+      child.once('error', (err) =>
+        reject(new AppError(`could not start ${command[0]}: ${causeText(err)}`, { stage: 'start command', cause: err })),
+      );
+      child.once('exit', (c, sig) => resolveExit(c ?? (sig ? 128 + signalNumber(sig) : 1)));
+    });
+    // The command is gone; whatever it left behind in its cgroup is stopped too.
+    if (cgroup.pids().length > 0) {
+      cgroup.signalAll('SIGTERM');
+      if (!(await cgroup.waitEmpty(STOP_GRACE_MS))) cgroup.signalAll('SIGKILL');
+      await cgroup.waitEmpty(STOP_GRACE_MS);
+    }
+    return { code, stoppedByUser };
+  } finally {
+    if (killTimer) clearTimeout(killTimer);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGHUP', onTerm);
+  }
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+  return table[sig] ?? 1;
+}
+
+/** The port the app served on, from the Host header of a request it received. */
+function appPortOf(ex: Exchange): number | undefined {
+  if (ex.localPort) return ex.localPort;
+  const host = ex.request.headers.find(([n]) => n.toLowerCase() === 'host')?.[1];
+  const m = host ? /:(\d+)$/.exec(host) : null;
+  if (m) return Number(m[1]);
+  return host ? (ex.tls ? 443 : 80) : undefined;
+}
+
+async function writeConfigIfAbsent(path: string, command: string[], appPort: number | undefined): Promise<void> {
+  if (existsSync(path)) return;
+  const doc: Record<string, unknown> = { command };
+  if (appPort !== undefined) doc.appPort = appPort;
+  doc.noise = {};
+  doc.passthrough = [];
+  const text =
+    '# tlsrec configuration: written by `tlsrec record`, meant to be edited.\n' +
+    '# command: how `tlsrec test` starts the app; appPort: where it listens.\n' +
+    '# noise: fields ignored in every test, e.g. {"header.X-Request-Id": [], "body.createdAt": []}\n' +
+    '# passthrough: outgoing destinations not served from mocks, e.g. ["127.0.0.1:5432"]\n' +
+    stringify(doc);
+  try {
+    await writeFile(path, text, { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new OutputError(`cannot write ${path}: ${causeText(err)}`, { stage: 'write config', cause: err });
+    }
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function startStatusLine(out: NodeJS.WriteStream, counts: { tests: number; mocks: number; bytes: number }, dir: string) {
+  let last = '';
+  const draw = () => {
+    const line = `● tlsrec recording to ${dir}: ${counts.tests} tests, ${counts.mocks} mocks, ${formatBytes(counts.bytes)}`;
+    if (line === last) return;
+    last = line;
+    out.write(`\x1b[2K\r${line}\r`);
+  };
+  draw();
+  const timer = setInterval(draw, 250);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      out.write('\x1b[2K\r');
+    },
+  };
+}
+
+function printSummary(
+  out: NodeJS.WritableStream,
+  dir: string,
+  written: { tests: number; mocks: number },
+  stats: ReconstructStats,
+  loss: LossCounters,
+  writeErrors: number,
+): void {
+  const lines: string[] = [];
+  lines.push(`tlsrec: recorded ${written.tests} test(s) and ${written.mocks} mock(s) in ${dir}`);
+  lines.push(
+    `  traffic: ${formatBytes(stats.bytesIn)} in, ${formatBytes(stats.bytesOut)} out on ${stats.connections} connection(s)`,
+  );
+  if (stats.skipped.length > 0) {
+    const byReason = new Map<string, number>();
+    for (const s of stats.skipped) byReason.set(s.reason, (byReason.get(s.reason) ?? 0) + 1);
+    const parts = [...byReason].map(([r, n]) => `${n} ${r}`).join(', ');
+    lines.push(`  skipped: ${stats.skipped.length} stream(s) or message(s) (${parts})`);
+    for (const s of stats.skipped.slice(0, 5)) lines.push(`    - ${s.reason}: ${s.detail} (${formatBytes(s.bytes)})`);
+    if (stats.skipped.length > 5) lines.push(`    … and ${stats.skipped.length - 5} more`);
+  } else {
+    lines.push('  skipped: 0 streams');
+  }
+  const lost = loss.ringbufFull + loss.readFault;
+  if (lost > 0 || loss.bytesLost > 0) {
+    lines.push(
+      `  WARNING: LOST ${formatBytes(loss.bytesLost)} in ${lost} kernel event(s) ` +
+        `(ring buffer full: ${loss.ringbufFull}, read faults: ${loss.readFault}).`,
+      '  Exchanges touched by the loss were reported above as skipped, not written. Try a larger --ringbuf-mb.',
+    );
+  } else {
+    lines.push('  lost: 0 bytes');
+  }
+  if (writeErrors > 0) lines.push(`  WARNING: ${writeErrors} exchange(s) could not be written`);
+  out.write(lines.join('\n') + '\n');
+}
