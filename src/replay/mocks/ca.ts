@@ -20,8 +20,8 @@ export interface RunCa {
   readonly caPem: string;
   /** File holding only the CA certificate. */
   readonly caPath: string;
-  /** TLS context for the default certificate (no SNI, or an SNI naming an IP address in the mocks). */
-  readonly defaultContext: SecureContext;
+  /** Key and certificate chain (PEM) served when the client sends no SNI: covers every mocked host. */
+  readonly defaultCredentials: { key: string; cert: string };
   /** Leaf certificate PEM for a name (DNS name or IP address), signed on first use and cached. */
   leafPem(name: string): string;
   /** TLS context for an SNI name, cached. */
@@ -117,7 +117,7 @@ export function createRunCa(opts: RunCaOptions): RunCa {
   // IP-address URL, so this is the one an app calling https://10.1.2.3/ sees.
   const defaultNames = uniq([...hostNames, 'localhost', '127.0.0.1']);
   const defaultPem = issueLeaf(defaultNames);
-  const defaultContext = createSecureContext({ key: leafKeyPem, cert: defaultPem + caPem });
+  const defaultCredentials = { key: leafKeyPem, cert: defaultPem + caPem };
 
   const leaves = new Map<string, string>();
   const contexts = new Map<string, SecureContext>();
@@ -145,7 +145,7 @@ export function createRunCa(opts: RunCaOptions): RunCa {
     dir,
     caPem,
     caPath,
-    defaultContext,
+    defaultCredentials,
     leafPem,
     contextFor(servername: string): SecureContext {
       const key = servername.toLowerCase();
