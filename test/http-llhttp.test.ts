@@ -52,27 +52,24 @@ describe('HttpStreamParser (llhttp binding)', () => {
 
   it('skips the body of a HEAD response and of 204/304, and reports 1xx as separate messages', () => {
     const methods = ['HEAD', 'GET', 'GET', 'GET'];
-    let i = 0;
-    const p = new HttpStreamParser('response', { requestMethod: () => methods[i] });
     const wire =
       'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n' +
       'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi' +
       'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n' +
       'HTTP/1.1 204 No Content\r\n\r\n';
-    const res: ParsedMessage[] = [];
-    for (let k = 0; k < wire.length; k++) {
-      for (const o of p.execute(Buffer.from(wire[k]!, 'latin1'))) {
-        if (o.type === 'error') throw new Error(o.reason);
-        if (o.type === 'message') {
-          res.push(o.message);
-          if (o.message.statusCode! >= 200) i++;
-        }
-      }
+    // the whole stream in one call (all heads parsed before the caller sees any output) and byte by byte
+    for (const step of [wire.length, 1]) {
+      const asked: number[] = [];
+      const p = new HttpStreamParser('response', { requestMethod: (i) => (asked.push(i), methods[i]) });
+      const out = feedSplit(p, wire, step);
+      expect(out.some((o) => o.type === 'error')).toBe(false);
+      expect(msgs(out).map((r) => [r.statusCode, r.body.toString()])).toEqual([
+        [200, ''], [100, ''], [103, ''], [200, 'hi'], [304, ''], [204, ''],
+      ]);
+      expect(msgs(out)[2]!.headers).toEqual([['Link', '</a>']]);
+      // 1xx heads ask about the request they precede without consuming it
+      expect(asked).toEqual([0, 1, 1, 1, 2, 3]);
     }
-    expect(res.map((r) => [r.statusCode, r.body.toString()])).toEqual([
-      [200, ''], [100, ''], [103, ''], [200, 'hi'], [304, ''], [204, ''],
-    ]);
-    expect(res[2]!.headers).toEqual([['Link', '</a>']]);
   });
 
   it('completes a close-delimited body at finish()', () => {

@@ -114,9 +114,11 @@ export interface HttpStreamParserOptions {
   maxHeaderSize?: number;
   /**
    * Response parsers only: method of the request that the response now being parsed answers
-   * (HEAD → no body, CONNECT + 2xx → tunnel). Undefined when unknown (treated as GET).
+   * (HEAD → no body, CONNECT + 2xx → tunnel). `finalIndex` counts the final (non-1xx) responses
+   * before this one on the stream, i.e. the index of the request it answers. Called synchronously
+   * while parsing, possibly before earlier outputs of the same execute() were seen. Undefined = GET.
    */
-  requestMethod?: () => string | undefined;
+  requestMethod?: (finalIndex: number) => string | undefined;
 }
 
 const DEFAULT_MAX_HEADER_SIZE = 80 * 1024;
@@ -148,6 +150,8 @@ export class HttpStreamParser {
   private bodyParts: Buffer[] = [];
   private cur: Omit<ParsedMessage, 'headers' | 'trailers' | 'body' | 'startTag' | 'kind'> | undefined;
   private inMessage = false;
+  /** Final (non-1xx) response heads seen so far. */
+  private finalCount = 0;
 
   constructor(kind: ParserKind, opts: HttpStreamParserOptions = {}) {
     this.kind = kind;
@@ -208,7 +212,10 @@ export class HttpStreamParser {
           head: kind === 'request' ? { kind, method: this.cur.method } : { kind, statusCode: this.cur.statusCode },
         });
         if (kind === 'response') {
-          const mode = responseBodyMode(this.opts.requestMethod?.(), this.cur.statusCode ?? 0);
+          const st = this.cur.statusCode ?? 0;
+          const isFinal = st >= 200 || st === 101;
+          const mode = responseBodyMode(this.opts.requestMethod?.(this.finalCount), st);
+          if (isFinal) this.finalCount++;
           if (mode === 'no-body') return 1; // llhttp: assume no body
           if (mode === 'tunnel') {
             this.cur.upgrade = true;

@@ -20,6 +20,8 @@ export interface HttpRequestMessage {
   bodyDecoded: boolean;
   /** Kernel time of the first byte of the message (ns, bpf_ktime_get_ns). */
   firstByteNs: bigint;
+  /** Trailer fields after a chunked body, when there were any. */
+  trailers?: HeaderList;
 }
 
 export interface HttpResponseMessage {
@@ -31,6 +33,8 @@ export interface HttpResponseMessage {
   body: Buffer;
   bodyDecoded: boolean;
   firstByteNs: bigint;
+  /** Trailer fields after a chunked body, when there were any. */
+  trailers?: HeaderList;
   /** Interim 1xx responses that came before this final one (100 Continue, 103 Early Hints). */
   informational: Array<{ statusCode: number; statusMessage: string; headers: HeaderList }>;
 }
