@@ -4,6 +4,7 @@
 
 import { loadConfig, loadTestSets } from '../format/reader.js';
 import { UsageError } from '../errors.js';
+import type { TestSet } from '../format/types.js';
 import { runTests, type TestRunResult } from './run-tests.js';
 
 export interface TestCommandOptions {
@@ -38,12 +39,13 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
       hint: 'give it after --  (tlsrec test -- node server.js), set `command` in tlsrec.yaml, or use --app-url for a running app',
     });
   }
+  const appPort = opts.appPort ?? config.appPort ?? portFromTests(sets);
   return runTests({
     dir: opts.dir,
     testSets: opts.testSets,
     command,
     appUrl: opts.appUrl,
-    appPort: opts.appPort ?? config.appPort,
+    appPort,
     healthUrl: opts.healthUrl ?? config.healthUrl,
     readyTimeoutMs: opts.readyTimeoutMs ?? config.readyTimeoutMs,
     mocks: opts.mocks,
@@ -54,4 +56,19 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
     config,
     testSetsLoaded: sets,
   });
+}
+
+/** Keploy test sets carry no config: the app's port is the one their absolute URLs name. */
+function portFromTests(sets: TestSet[]): number | undefined {
+  for (const set of sets) {
+    for (const t of set.tests) {
+      try {
+        const u = new URL(t.request.url);
+        return u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+      } catch {
+        // not absolute: try the next
+      }
+    }
+  }
+  return undefined;
 }
