@@ -24,6 +24,8 @@ export interface HttpRequestDoc {
   body: string;
   /** tlsrec extension: how `body` is stored. Absent = UTF-8 text. */
   body_encoding?: 'base64';
+  /** tlsrec extension: the body is still Content-Encoding-encoded (it could not be decoded when recording). */
+  body_content_encoded?: boolean;
   timestamp?: string;
 }
 
@@ -32,6 +34,7 @@ export interface HttpResponseDoc {
   header: HeaderMapDoc;
   body: string;
   body_encoding?: 'base64';
+  body_content_encoded?: boolean;
   status_message?: string;
   proto_major?: number;
   proto_minor?: number;
@@ -94,6 +97,11 @@ export interface BodyValue {
   bytes: Buffer;
   /** How it should be compared: parsed JSON, exact text, or bytes. */
   kind: 'json' | 'text' | 'binary' | 'empty';
+  /**
+   * True when `bytes` are still encoded as the Content-Encoding header says (recording could not
+   * decode them): send them as they are, do not encode again.
+   */
+  contentEncoded?: boolean;
 }
 
 export interface NoiseRule {
@@ -108,6 +116,8 @@ export interface NoiseRule {
 export interface TestCase {
   /** File it came from and the position of its spec.req, for messages. */
   file: string;
+  /** 1-based line of the document in `file`. */
+  line?: number;
   name: string;
   request: {
     method: string;
@@ -126,6 +136,8 @@ export interface TestCase {
 
 export interface Mock {
   file: string;
+  /** 1-based line where the mock's document starts in `file`. */
+  line?: number;
   name: string;
   /** 0-based order in mocks.yaml: repeated identical calls are answered in this order. */
   index: number;
@@ -158,6 +170,8 @@ export interface TestSet {
   mocks: Mock[];
   /** Noise for every test of this set (tlsrec.yaml noise merged in by the loader). */
   noise: NoiseRule[];
+  /** Things the loader skipped without failing, e.g. Keploy mocks of other kinds (Postgres, Mongo). */
+  warnings?: string[];
 }
 
 export interface Config {

@@ -1,0 +1,370 @@
+// Files -> normalized model (types.ts). Every file is parsed and validated before anything is
+// returned; all problems from all files are collected and thrown as one InputFileError whose
+// `problems` read `file:line:column: what was found, what was expected`.
+
+import * as fs from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import * as path from 'node:path';
+import type { Document, LineCounter } from 'yaml';
+import { InputFileError } from '../errors.js';
+import type { HeaderList } from '../record/exchange.js';
+import { decodeBody, headerValue, isValidBase64 } from './body.js';
+import { mergeNoise, parseNoise } from './noise.js';
+import { configSchema, mockSchema, testSchema } from './schemas.js';
+import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
+import { formatProblem, parseYaml, positionOf, schemaProblems, type Problem, type YamlPath } from './validate.js';
+
+export const DEFAULT_CONFIG_FILE = 'tlsrec.yaml';
+export const DEFAULT_READY_TIMEOUT_MS = 30_000;
+
+/** Keploy kinds that tlsrec cannot serve: skipped with a warning instead of failing the set. */
+const OTHER_KEPLOY_KINDS = new Set([
+  'Generic', 'Postgres', 'PostgresV2', 'Mongo', 'Redis', 'MySQL', 'DNS', 'gRPC', 'GRPC', 'Kafka', 'HTTP2', 'SQL',
+]);
+
+const naturalCompare = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
+/** Problems gathered while reading; positions are resolved against the current document. */
+class Collector {
+  readonly problems: Problem[] = [];
+  add(p: Problem): void {
+    this.problems.push(p);
+  }
+  at(file: string, doc: Document.Parsed, lc: LineCounter, p: YamlPath, message: string, atKey = false): void {
+    const { line, col } = positionOf(doc, lc, p, atKey);
+    this.problems.push({ file, line, col, message });
+  }
+  whole(file: string, message: string): void {
+    this.problems.push({ file, line: 1, col: 1, message });
+  }
+}
+
+function throwIfProblems(c: Collector, what: string, stage: string): void {
+  if (c.problems.length === 0) return;
+  const lines = c.problems.map(formatProblem);
+  const n = lines.length;
+  throw new InputFileError(`${what}: ${n} problem${n === 1 ? '' : 's'}\n${lines.join('\n')}`, lines, {
+    stage,
+    hint: 'fix the files listed above (each line is file:line:column)',
+  });
+}
+
+function readText(file: string, c: Collector): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    c.whole(file, `cannot read file: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+// ---- plain-value helpers (values already passed the schema) ----
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+function headerList(map: unknown): HeaderList {
+  const out: HeaderList = [];
+  for (const [name, value] of Object.entries(obj(map) as HeaderMapDoc)) {
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) out.push([name, String(v)]);
+  }
+  return out;
+}
+
+function bodyOf(
+  msg: Obj,
+  headers: HeaderList,
+  where: YamlPath,
+  report: (p: YamlPath, m: string) => void,
+): BodyValue {
+  const text = str(msg.body) ?? '';
+  const enc = msg.body_encoding === 'base64' ? 'base64' : undefined;
+  if (enc && !isValidBase64(text)) {
+    report([...where, 'body'], 'expected base64 text (body_encoding is base64), found other characters');
+  }
+  const body = decodeBody(text, enc, headerValue(headers, 'content-type'));
+  return msg.body_content_encoded === true ? { ...body, contentEncoded: true } : body;
+}
+
+function noiseRules(
+  noise: unknown,
+  where: YamlPath,
+  report: (p: YamlPath, m: string, atKey?: boolean) => void,
+): NoiseRule[] {
+  const entries: Record<string, string[] | null> = {};
+  for (const [k, v] of Object.entries(obj(noise))) entries[k] = Array.isArray(v) ? v.map(String) : null;
+  const { rules, problems } = parseNoise(entries);
+  for (const p of problems) {
+    if ('index' in p.at) report([...where, p.at.key, p.at.index], p.message);
+    else report([...where, p.at.key], p.message, true);
+  }
+  return rules;
+}
+
+function checkUrl(url: string, where: YamlPath, report: (p: YamlPath, m: string) => void): void {
+  if (!/^https?:\/\/[^/?#\s]+/i.test(url) && !url.startsWith('/')) {
+    report([...where, 'url'], `expected an absolute http(s) URL or a path starting with "/", found ${JSON.stringify(url)}`);
+  }
+}
+
+// ---- config ----
+
+const DEFAULT_CONFIG: Config = {
+  file: undefined,
+  command: undefined,
+  appPort: undefined,
+  healthUrl: undefined,
+  readyTimeoutMs: DEFAULT_READY_TIMEOUT_MS,
+  noise: [],
+  passthrough: [],
+  redactHeaders: [],
+};
+
+/**
+ * Reads tlsrec.yaml (default: ./tlsrec.yaml). A missing file gives the defaults; a broken one
+ * throws InputFileError with every problem.
+ */
+export function loadConfig(file: string = DEFAULT_CONFIG_FILE): Config {
+  if (!fs.existsSync(file)) return { ...DEFAULT_CONFIG };
+  const c = new Collector();
+  const text = readText(file, c);
+  const config = text === undefined ? undefined : configFromText(file, text, c);
+  throwIfProblems(c, `invalid configuration ${file}`, 'read config');
+  return config ?? { ...DEFAULT_CONFIG, file };
+}
+
+function configFromText(file: string, text: string, c: Collector): Config | undefined {
+  const parsed = parseYaml(file, text);
+  parsed.problems.forEach((p) => c.add(p));
+  if (parsed.problems.length > 0) return undefined;
+  const doc = parsed.docs[0];
+  if (!doc) return { ...DEFAULT_CONFIG, file };
+  if (parsed.docs.length > 1) c.at(file, parsed.docs[1]!, parsed.lineCounter, [], 'expected one YAML document, found several');
+  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const schemaIssues = schemaProblems(file, doc, parsed.lineCounter, configSchema, value);
+  schemaIssues.forEach((p) => c.add(p));
+  if (schemaIssues.length > 0) return undefined;
+  const v = obj(value);
+  const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
+  const noise = noiseRules(v.noise, ['noise'], report);
+  const command = typeof v.command === 'string' ? ['/bin/sh', '-c', v.command] : Array.isArray(v.command) ? v.command.map(String) : undefined;
+  if (command && command.length === 0) report(['command'], 'expected a command, found an empty list');
+  return {
+    file,
+    command: command && command.length > 0 ? command : undefined,
+    appPort: typeof v.appPort === 'number' ? v.appPort : undefined,
+    healthUrl: str(v.healthUrl),
+    readyTimeoutMs: typeof v.readyTimeout === 'number' ? Math.round(v.readyTimeout * 1000) : DEFAULT_READY_TIMEOUT_MS,
+    noise,
+    passthrough: Array.isArray(v.passthrough) ? v.passthrough.map(String) : [],
+    redactHeaders: Array.isArray(obj(v.redact).headers) ? (obj(v.redact).headers as unknown[]).map(String) : [],
+  };
+}
+
+// ---- test sets ----
+
+export interface LoadOptions {
+  /** Names of the test sets to load (default: all). Unknown names are reported as problems. */
+  only?: string[];
+  /** Its noise applies to every test. Default: no config noise (the caller loads tlsrec.yaml). */
+  config?: Config;
+}
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Test set directories under root: those with a tests/ directory or a mocks.yaml. */
+export function listTestSets(rootDir: string): string[] {
+  return fs
+    .readdirSync(rootDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'reports')
+    .filter((e) => isDir(path.join(rootDir, e.name, 'tests')) || fs.existsSync(path.join(rootDir, e.name, 'mocks.yaml')))
+    .map((e) => e.name)
+    .sort(naturalCompare);
+}
+
+export function loadTestSets(rootDir: string, opts: LoadOptions = {}): TestSet[] {
+  const c = new Collector();
+  if (!isDir(rootDir)) {
+    c.whole(rootDir, 'test directory not found; expected <dir>/<test-set>/tests/test-1.yaml (record some tests first)');
+    throwIfProblems(c, `cannot load tests from ${rootDir}`, 'read tests');
+  }
+  const available = listTestSets(rootDir);
+  let names = available;
+  if (opts.only && opts.only.length > 0) {
+    names = [];
+    for (const want of opts.only) {
+      if (available.includes(want)) {
+        if (!names.includes(want)) names.push(want);
+      } else {
+        c.whole(rootDir, `unknown test set "${want}", expected one of: ${available.join(', ') || '(none)'}`);
+      }
+    }
+  }
+  const configNoise = opts.config?.noise ?? [];
+  const sets = names.map((name) => loadOneSet(rootDir, name, configNoise, c));
+  throwIfProblems(c, `invalid test files in ${rootDir}`, 'read tests');
+  return sets;
+}
+
+function loadOneSet(rootDir: string, name: string, configNoise: NoiseRule[], c: Collector): TestSet {
+  const dir = path.join(rootDir, name);
+  const testsDir = path.join(dir, 'tests');
+  const warnings: string[] = [];
+  const files = isDir(testsDir)
+    ? fs
+        .readdirSync(testsDir)
+        .filter((f) => /\.ya?ml$/i.test(f) && !f.startsWith('.'))
+        .sort(naturalCompare)
+    : [];
+  const tests: TestCase[] = [];
+  for (const f of files) {
+    const t = loadTestFile(path.join(testsDir, f), configNoise, c);
+    if (t) tests.push(t);
+  }
+  const mocksFile = path.join(dir, 'mocks.yaml');
+  const mocks = fs.existsSync(mocksFile) ? loadMocksFile(mocksFile, c, warnings) : [];
+  const set: TestSet = { name, dir, tests, mocks, noise: configNoise };
+  if (warnings.length > 0) set.warnings = warnings;
+  return set;
+}
+
+function loadTestFile(file: string, configNoise: NoiseRule[], c: Collector): TestCase | undefined {
+  const text = readText(file, c);
+  if (text === undefined) return undefined;
+  const parsed = parseYaml(file, text);
+  parsed.problems.forEach((p) => c.add(p));
+  if (parsed.problems.length > 0) return undefined;
+  const doc = parsed.docs[0];
+  if (!doc) {
+    c.whole(file, 'empty file, expected a test case (version, kind: Http, spec.req, spec.resp)');
+    return undefined;
+  }
+  if (parsed.docs.length > 1) {
+    c.at(file, parsed.docs[1]!, parsed.lineCounter, [], 'expected one test case per file, found another YAML document');
+  }
+  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const issues = schemaProblems(file, doc, parsed.lineCounter, testSchema, value);
+  issues.forEach((p) => c.add(p));
+  if (issues.length > 0) return undefined;
+
+  const before = c.problems.length;
+  const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
+  const v = obj(value);
+  const spec = obj(v.spec);
+  const req = obj(spec.req);
+  const resp = obj(spec.resp);
+  const url = String(req.url);
+  checkUrl(url, ['spec', 'req'], report);
+  const reqHeaders = headerList(req.header);
+  const respHeaders = headerList(resp.header);
+  const testNoise = noiseRules(obj(spec.assertions).noise, ['spec', 'assertions', 'noise'], report);
+  const t: TestCase = {
+    file,
+    line: positionOf(doc, parsed.lineCounter, []).line,
+    name: str(v.name) ?? path.basename(file).replace(/\.ya?ml$/i, ''),
+    request: {
+      method: String(req.method),
+      // A hand-written path-only URL: the replay swaps in the app's address anyway.
+      url: url.startsWith('/') ? `http://localhost${url}` : url,
+      headers: reqHeaders,
+      body: bodyOf(req, reqHeaders, ['spec', 'req'], report),
+    },
+    expected: {
+      status: Number(resp.status_code),
+      headers: respHeaders,
+      body: bodyOf(resp, respHeaders, ['spec', 'resp'], report),
+    },
+    noise: mergeNoise(configNoise, testNoise),
+  };
+  return c.problems.length > before ? undefined : t;
+}
+
+const DEFAULT_PORTS: Record<string, string> = { http: '80', https: '443' };
+
+/** Splits a mock's URL: absolute, or a path with the host taken from the Host header. */
+export function splitMockUrl(
+  url: string,
+  headers: HeaderList,
+  metadataScheme: string | undefined,
+): { scheme: 'http' | 'https'; host: string; path: string; query: Array<[string, string]> } {
+  let scheme: 'http' | 'https' = metadataScheme?.toLowerCase() === 'https' ? 'https' : 'http';
+  let host = (headerValue(headers, 'host') ?? '').toLowerCase();
+  let rest = url;
+  const m = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(url);
+  if (m) {
+    scheme = m[1]!.toLowerCase() as 'http' | 'https';
+    host = m[2]!.toLowerCase();
+    rest = m[3]!;
+  }
+  const port = /:(\d+)$/.exec(host);
+  if (port && port[1] === DEFAULT_PORTS[scheme]) host = host.slice(0, -port[0].length);
+  rest = rest.split('#', 1)[0]!;
+  const q = rest.indexOf('?');
+  const p = (q < 0 ? rest : rest.slice(0, q)) || '/';
+  const query = q < 0 ? [] : [...new URLSearchParams(rest.slice(q + 1))];
+  return { scheme, host, path: p, query };
+}
+
+function loadMocksFile(file: string, c: Collector, warnings: string[]): Mock[] {
+  const text = readText(file, c);
+  if (text === undefined) return [];
+  const parsed = parseYaml(file, text);
+  parsed.problems.forEach((p) => c.add(p));
+  const mocks: Mock[] = [];
+  const skipped = new Map<string, number>();
+  for (const doc of parsed.docs) {
+    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    const issues = schemaProblems(file, doc, parsed.lineCounter, mockSchema, value);
+    issues.forEach((p) => c.add(p));
+    if (issues.length > 0) continue;
+    const v = obj(value);
+    const kind = String(v.kind);
+    const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
+    if (kind !== 'Http') {
+      if (OTHER_KEPLOY_KINDS.has(kind)) skipped.set(kind, (skipped.get(kind) ?? 0) + 1);
+      else report(['kind'], `unknown mock kind ${JSON.stringify(kind)}, expected "Http"`);
+      continue;
+    }
+    const before = c.problems.length;
+    const spec = obj(v.spec);
+    const req = obj(spec.req);
+    const resp = obj(spec.resp);
+    const url = String(req.url);
+    checkUrl(url, ['spec', 'req'], report);
+    const reqHeaders = headerList(req.header);
+    const respHeaders = headerList(resp.header);
+    const split = splitMockUrl(url, reqHeaders, str(obj(spec.metadata).scheme));
+    const status = Number(resp.status_code);
+    const mock: Mock = {
+      file,
+      line: positionOf(doc, parsed.lineCounter, []).line,
+      name: str(v.name) ?? `mock-${mocks.length}`,
+      index: mocks.length,
+      request: {
+        method: String(req.method),
+        ...split,
+        headers: reqHeaders,
+        body: bodyOf(req, reqHeaders, ['spec', 'req'], report),
+      },
+      response: {
+        status,
+        statusMessage: str(resp.status_message) || STATUS_CODES[status] || '',
+        headers: respHeaders,
+        body: bodyOf(resp, respHeaders, ['spec', 'resp'], report),
+      },
+    };
+    if (c.problems.length === before) mocks.push(mock);
+  }
+  for (const [kind, n] of skipped) {
+    warnings.push(`${file}: skipped ${n} ${kind} mock${n === 1 ? '' : 's'} (tlsrec serves HTTP mocks only)`);
+  }
+  return mocks;
+}

@@ -1,0 +1,249 @@
+// Pure planning for the writer: Exchange -> on-disk document -> YAML text. No file system here.
+
+import { Document, parse, Scalar } from 'yaml';
+import type { Exchange, HeaderList, HttpRequestMessage } from '../record/exchange.js';
+import { encodeBody, headerValue, type StoredBody } from './body.js';
+import { isSecretHeader, redactHeaders } from './redact.js';
+import {
+  API_VERSION,
+  type HeaderMapDoc,
+  type HttpRequestDoc,
+  type HttpResponseDoc,
+  type MockDoc,
+  type NoiseDoc,
+  type TestCaseDoc,
+} from './types.js';
+
+export interface DocOptions {
+  /** Header names redacted in addition to the defaults (see redact.ts). */
+  redactHeaders?: readonly string[];
+  /** Base of tests' req.url ("http://localhost:3000"); default: scheme + Host header of the request. */
+  appUrlBase?: string;
+  /**
+   * Added to kernel timestamps (bpf_ktime_get_ns, CLOCK_MONOTONIC) to get Unix-epoch nanoseconds.
+   * Default: measured once when the module loads (process.hrtime is the same clock).
+   */
+  monoToWallNs?: bigint;
+}
+
+/** Response headers that change on every request: ignored when comparing by default. */
+export const DEFAULT_TEST_NOISE: readonly string[] = ['Date'];
+
+const DEFAULT_MONO_TO_WALL = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+/** Nanoseconds since the epoch -> RFC 3339 with nanoseconds, UTC ("2024-08-02T06:52:03.451148235Z"). */
+export function rfc3339(epochNs: bigint): string {
+  const ns = epochNs < 0n ? 0n : epochNs;
+  const ms = Number(ns / 1_000_000n);
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0');
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, `.${frac}Z`);
+}
+
+function wallNs(kernelNs: bigint, opts: DocOptions): bigint {
+  return kernelNs + (opts.monoToWallNs ?? DEFAULT_MONO_TO_WALL);
+}
+
+/** Keploy's flat map; names keep their case, a repeated name (any case) becomes a list. */
+export function headersToMap(headers: HeaderList): HeaderMapDoc {
+  const out: HeaderMapDoc = {};
+  const nameOf = new Map<string, string>();
+  for (const [name, value] of headers) {
+    const first = nameOf.get(name.toLowerCase());
+    if (first === undefined) {
+      nameOf.set(name.toLowerCase(), name);
+      out[name] = value;
+    } else {
+      const prev = out[first]!;
+      out[first] = Array.isArray(prev) ? [...prev, value] : [prev, value];
+    }
+  }
+  return out;
+}
+
+function protoOf(httpVersion: string): { major: number; minor: number } {
+  const m = /^(\d+)(?:\.(\d+))?$/.exec(httpVersion.trim());
+  return m ? { major: Number(m[1]), minor: Number(m[2] ?? 0) } : { major: 1, minor: 1 };
+}
+
+function storedBody(bytes: Buffer, headers: HeaderList, decoded: boolean): StoredBody & { body_content_encoded?: true } {
+  if (!decoded && bytes.length > 0) {
+    // Still Content-Encoding-encoded (could not be decoded while recording): keep the wire bytes.
+    return { body: encodeBody(bytes, 'application/octet-stream').body, body_encoding: 'base64', body_content_encoded: true };
+  }
+  return encodeBody(bytes, headerValue(headers, 'content-type'));
+}
+
+function isAbsolute(target: string): boolean {
+  return /^https?:\/\//i.test(target);
+}
+
+function hostOf(ex: Exchange, fallbackPort: number | undefined, fallbackAddr: string | undefined): string {
+  const host = headerValue(ex.request.headers, 'host');
+  if (host) return host;
+  const addr = fallbackAddr && !/^(0\.0\.0\.0|::)$/.test(fallbackAddr) ? fallbackAddr : 'localhost';
+  const a = addr.includes(':') ? `[${addr}]` : addr;
+  return fallbackPort ? `${a}:${fallbackPort}` : a;
+}
+
+/** Absolute URL of a test's request: the app as reached by the recorded client. */
+export function testUrl(ex: Exchange, opts: DocOptions): string {
+  const target = ex.request.target;
+  if (isAbsolute(target)) return target;
+  if (opts.appUrlBase) return opts.appUrlBase.replace(/\/+$/, '') + target;
+  const scheme = ex.tls ? 'https' : 'http';
+  return `${scheme}://${hostOf(ex, ex.localPort, undefined)}${target}`;
+}
+
+/** Absolute URL of an outgoing call: scheme from TLS, host from the Host header (or the peer). */
+export function mockUrl(ex: Exchange): string {
+  const target = ex.request.target;
+  if (isAbsolute(target)) return target;
+  const scheme = ex.tls ? 'https' : 'http';
+  return `${scheme}://${hostOf(ex, ex.remotePort, ex.remoteAddr)}${target}`;
+}
+
+function urlParams(url: string): Record<string, string> | undefined {
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  const params = new URLSearchParams(url.slice(q + 1).split('#', 1)[0]);
+  const out: Record<string, string> = {};
+  for (const [k, v] of params) if (!(k in out)) out[k] = v;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function requestDoc(ex: Exchange, url: string, opts: DocOptions, withParams: boolean): HttpRequestDoc {
+  const req = ex.request;
+  const headers = redactHeaders(req.headers, opts.redactHeaders);
+  const proto = protoOf(req.httpVersion);
+  const doc: HttpRequestDoc = {
+    method: req.method,
+    proto_major: proto.major,
+    proto_minor: proto.minor,
+    url,
+    header: headersToMap(headers),
+    ...storedBody(req.body, req.headers, req.bodyDecoded),
+    timestamp: rfc3339(wallNs(req.firstByteNs, opts)),
+  };
+  const params = withParams ? urlParams(url) : undefined;
+  if (params) {
+    // url_params sits after url, as in Keploy's files
+    const { method, proto_major, proto_minor, url: u, ...rest } = doc;
+    return { method, proto_major, proto_minor, url: u, url_params: params, ...rest };
+  }
+  return doc;
+}
+
+function responseDoc(ex: Exchange, opts: DocOptions): HttpResponseDoc {
+  const res = ex.response;
+  const proto = protoOf(res.httpVersion);
+  const stored = storedBody(res.body, res.headers, res.bodyDecoded);
+  const { body, ...encoding } = stored;
+  return {
+    status_code: res.statusCode,
+    header: headersToMap(redactHeaders(res.headers, opts.redactHeaders)),
+    body,
+    ...encoding,
+    status_message: res.statusMessage,
+    proto_major: proto.major,
+    proto_minor: proto.minor,
+    timestamp: rfc3339(wallNs(res.firstByteNs, opts)),
+  };
+}
+
+/** Default noise: Date, plus every response header whose value was redacted (it can never match). */
+export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly string[] = []): NoiseDoc {
+  const noise: NoiseDoc = {};
+  const seen = new Set<string>();
+  for (const name of DEFAULT_TEST_NOISE) {
+    noise[`header.${name}`] = [];
+    seen.add(name.toLowerCase());
+  }
+  for (const [name] of responseHeaders) {
+    if (seen.has(name.toLowerCase()) || !isSecretHeader(name, extraRedact)) continue;
+    seen.add(name.toLowerCase());
+    noise[`header.${name}`] = [];
+  }
+  return noise;
+}
+
+const CURL_BODY_LIMIT = 16 * 1024;
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The request as a curl command (informational, like Keploy's `curl:` field). */
+export function curlCommand(req: HttpRequestMessage, url: string, redact: readonly string[] = []): string {
+  const lines = [`curl --request ${req.method}`, `--url ${shellQuote(url)}`];
+  for (const [name, value] of redactHeaders(req.headers, redact)) {
+    if (/^(content-length|transfer-encoding)$/i.test(name)) continue; // curl computes the framing
+    lines.push(`--header ${shellQuote(`${name}: ${value}`)}`);
+  }
+  if (req.body.length > 0) {
+    const stored = encodeBody(req.body, headerValue(req.headers, 'content-type'));
+    if (stored.body_encoding === 'base64' || !req.bodyDecoded) lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
+    else if (req.body.length > CURL_BODY_LIMIT) lines.push('--data-binary @body.txt  # large body: see spec.req.body');
+    else lines.push(`--data-raw ${shellQuote(req.body.toString('utf8'))}`);
+  }
+  return lines.map((l, i) => (i === 0 ? l : '  ' + l)).join(' \\\n') + '\n';
+}
+
+export function exchangeToTestDoc(ex: Exchange, n: number, opts: DocOptions = {}): TestCaseDoc {
+  const url = testUrl(ex, opts);
+  return {
+    version: API_VERSION,
+    kind: 'Http',
+    name: `test-${n}`,
+    spec: {
+      metadata: {},
+      req: requestDoc(ex, url, opts, true),
+      resp: responseDoc(ex, opts),
+      objects: [],
+      assertions: { noise: defaultNoise(ex.response.headers, opts.redactHeaders) },
+      created: Number(wallNs(ex.request.firstByteNs, opts) / 1_000_000_000n),
+    },
+    curl: curlCommand(ex.request, url, opts.redactHeaders),
+  };
+}
+
+export function exchangeToMockDoc(ex: Exchange, n: number, opts: DocOptions = {}): MockDoc {
+  return {
+    version: API_VERSION,
+    kind: 'Http',
+    name: `mock-${n}`,
+    spec: {
+      metadata: { name: 'Http', operation: ex.request.method, type: 'HTTP_CLIENT' },
+      req: requestDoc(ex, mockUrl(ex), opts, false),
+      resp: responseDoc(ex, opts),
+      objects: [],
+      created: Number(wallNs(ex.request.firstByteNs, opts) / 1_000_000_000n),
+      reqTimestampMock: rfc3339(wallNs(ex.request.firstByteNs, opts)),
+      resTimestampMock: rfc3339(wallNs(ex.response.firstByteNs, opts)),
+    },
+    connectionId: ex.conn,
+  };
+}
+
+/** A block literal when it reads back identically, otherwise a double-quoted string (always exact). */
+function bodyScalarType(text: string): Scalar.Type {
+  const probe = new Document({ b: text });
+  (probe.get('b', true) as Scalar).type = Scalar.BLOCK_LITERAL;
+  const back = (parse(probe.toString({ lineWidth: 0 })) as { b?: unknown } | null)?.b;
+  return back === text ? Scalar.BLOCK_LITERAL : Scalar.QUOTE_DOUBLE;
+}
+
+/**
+ * YAML text of a test or mock document; with `schemaRef`, preceded by the yaml-language-server
+ * line that gives editors completion and checks.
+ */
+export function renderYaml(doc: TestCaseDoc | MockDoc, schemaRef?: string): string {
+  const d = new Document(doc);
+  for (const path of [['spec', 'req', 'body'], ['spec', 'resp', 'body'], ['curl']]) {
+    const node = d.getIn(path, true);
+    if (node instanceof Scalar && typeof node.value === 'string' && node.value !== '') {
+      node.type = bodyScalarType(node.value);
+    }
+  }
+  const text = d.toString({ lineWidth: 0, indent: 2 });
+  return schemaRef ? `# yaml-language-server: $schema=${schemaRef}\n${text}` : text;
+}
