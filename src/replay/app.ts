@@ -49,6 +49,8 @@ export interface RunningApp {
   output(): string;
   /** Set once the main process has exited. */
   exited(): AppExit | undefined;
+  /** Resolves with the exit once it happens, or undefined after `ms` (exit events can trail a reset connection). */
+  waitExit(ms: number): Promise<AppExit | undefined>;
   /** Stop everything in the app's cgroup (or process group). Idempotent. */
   stop(): Promise<void>;
 }
@@ -256,6 +258,10 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     baseUrl: readyBaseUrl,
     output: () => ring.text(),
     exited: () => exit,
+    waitExit: async (ms) => {
+      await Promise.race([closed, sleep(ms)]);
+      return exit;
+    },
     stop,
   };
 }

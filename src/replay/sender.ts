@@ -112,7 +112,8 @@ export function createSender(opts: SenderOptions): Sender {
       };
     },
     async close(): Promise<void> {
-      await pool.close().catch(() => pool.destroy());
+      // destroy, not close: close() would wait for a request still in flight (after an interrupt).
+      await pool.destroy().catch(() => undefined);
     },
   };
 }

@@ -1,0 +1,393 @@
+// The engine of `tlsrec test`. Per test set: cgroup -> mock session (the redirect programs attach to
+// the cgroup, so it comes first) -> start the app with the mock env -> replay each test in order,
+// one at a time -> stop the app -> close mocks -> destroy the cgroup. Then reporters.
+//
+// Mock miss policy: a miss (a call no recorded mock answered; the app got a 502) is shown under
+// the test during which it happened, with the closest mock and the field that differed, and is
+// counted in the summary. By itself it does not fail the test (Keploy-like: the test is the
+// response; a miss that matters changes the response and fails it anyway); `strictMocks` makes
+// any miss fail the run.
+//
+// SIGINT/SIGTERM during a run: the current step is abandoned, the app's cgroup is stopped, mocks
+// closed, and runTests rejects with InterruptedError (exitCode 130/143) for the CLI to exit with.
+// A second signal kills the app's cgroup at once and exits.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError, causeText } from '../errors.js';
+import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
+import { Cgroup } from '../native/cgroup.js';
+import { startApp, type RunningApp } from './app.js';
+import { compareResponse } from './compare.js';
+import { loadMockSessionStarter, type MockMiss, type MockSession, type StartMockSession } from './mock-session.js';
+import {
+  TerminalReporter,
+  countRun,
+  newRunId,
+  writeFileReports,
+  type MockMissInfo,
+  type ReporterName,
+  type RunReport,
+  type SetReport,
+  type TestReport,
+} from './report/index.js';
+import { createSender, requestPath, type Sender } from './sender.js';
+
+export interface TestOptions {
+  dir: string;
+  testSets?: string[];
+  command?: string[];
+  /** An app that is already running: no start, no mocks. */
+  appUrl?: string;
+  appPort?: number;
+  healthUrl?: string;
+  readyTimeoutMs?: number;
+  mocks: boolean;
+  reporters: Array<'terminal' | 'junit' | 'json'>;
+  reportDir?: string;
+  verbose?: boolean;
+  out: NodeJS.WritableStream;
+  config: Config;
+  testSetsLoaded: TestSet[];
+  /** Per-request limit (headers, and body). Default 30 s. */
+  requestTimeoutMs?: number;
+  /** SIGTERM -> SIGKILL grace period when stopping the app. Default 5 s. */
+  stopGraceMs?: number;
+  /** A mock miss fails the run even when every response matched. Default false. */
+  strictMocks?: boolean;
+  /** Working directory of the app. Default: the current one. */
+  cwd?: string;
+  /** Replaces the mock server module (tests). */
+  startMockSession?: StartMockSession;
+  /** Install SIGINT/SIGTERM handlers for the run. Default true. */
+  handleSignals?: boolean;
+}
+
+export interface TestRunResult {
+  passed: number;
+  failed: number;
+  mockMisses: number;
+  exitCode: 0 | 1;
+  /** Everything the reporters saw. */
+  report: RunReport;
+  /** Files written (JUnit, JSON). */
+  reportFiles: string[];
+}
+
+/** tlsrec was stopped by a signal; everything it started has been stopped. Exit with `exitCode`. */
+export class InterruptedError extends Error {
+  readonly code = 'TLSREC_E_INTERRUPTED';
+  readonly exitCode: number;
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}; the app was stopped`);
+    this.name = 'InterruptedError';
+    this.exitCode = 128 + (signal === 'SIGINT' ? 2 : 15);
+  }
+}
+
+// ---------------- interruption ----------------
+
+class Interruptor {
+  private rejectFn: ((err: InterruptedError) => void) | undefined;
+  readonly promise: Promise<never>;
+  signal: NodeJS.Signals | undefined;
+  /** Cgroups to kill synchronously if a second signal arrives. */
+  readonly cgroups = new Set<Cgroup>();
+  private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
+
+  constructor(install: boolean) {
+    this.promise = new Promise<never>((_, reject) => {
+      this.rejectFn = reject;
+    });
+    this.promise.catch(() => undefined); // handled by whoever races it; never "unhandled"
+    if (!install) return;
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      const h = (): void => this.onSignal(sig);
+      this.handlers.push([sig, h]);
+      process.on(sig, h);
+    }
+  }
+
+  private onSignal(sig: NodeJS.Signals): void {
+    if (this.signal === undefined) {
+      this.signal = sig;
+      this.rejectFn?.(new InterruptedError(sig));
+      return;
+    }
+    for (const cg of this.cgroups) cg.signalAll('SIGKILL');
+    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+  }
+
+  /** Wait for `p`, unless a signal comes first. */
+  race<T>(p: Promise<T>): Promise<T> {
+    p.catch(() => undefined); // an abandoned step may still fail later
+    return Promise.race([p, this.promise]);
+  }
+
+  check(): void {
+    if (this.signal !== undefined) throw new InterruptedError(this.signal);
+  }
+
+  dispose(): void {
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+  }
+}
+
+// ---------------- planning (pure) ----------------
+
+/** Sets to run, in the order given; unknown names are a usage error. */
+export function selectTestSets(sets: TestSet[], names: string[] | undefined): TestSet[] {
+  if (!names || names.length === 0) return sets;
+  const unknown = names.filter((n) => !sets.some((s) => s.name === n));
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown test set${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
+      stage: 'read tests',
+      hint: `available: ${sets.map((s) => s.name).join(', ') || '(none)'}`,
+    });
+  }
+  return names.map((n) => sets.find((s) => s.name === n)!);
+}
+
+/** The port in the recorded URLs, for when no app port is configured. */
+export function portFromTests(set: TestSet): number | undefined {
+  for (const t of set.tests) {
+    try {
+      const u = new URL(t.request.url);
+      if (u.port !== '') return Number(u.port);
+      return u.protocol === 'https:' ? 443 : 80;
+    } catch {
+      // relative URL: no port in it
+    }
+  }
+  return undefined;
+}
+
+/** One argument with spaces ("npm start") is a shell command line; otherwise an argv. */
+export function commandForSpawn(command: string[]): string[] | string {
+  return command.length === 1 && /\s/.test(command[0]!) ? command[0]! : command;
+}
+
+function noiseFor(test: TestCase, set: TestSet, config: Config): NoiseRule[] {
+  return [...test.noise, ...set.noise, ...config.noise];
+}
+
+// ---------------- running ----------------
+
+interface Ctx {
+  opts: TestOptions;
+  intr: Interruptor;
+  terminal: TerminalReporter | undefined;
+  mockStarter: (() => Promise<StartMockSession>) | undefined;
+}
+
+export async function runTests(opts: TestOptions): Promise<TestRunResult> {
+  const startedAt = new Date();
+  const runId = newRunId(startedAt);
+  const sets = selectTestSets(opts.testSetsLoaded, opts.testSets);
+  if (!opts.appUrl && !(opts.command ?? opts.config.command)) {
+    throw new UsageError('no command to start the app', {
+      stage: 'start app',
+      hint: 'give it after --, set `command` in tlsrec.yaml, or use --app-url for a running app',
+    });
+  }
+  const terminal = opts.reporters.includes('terminal') ? new TerminalReporter(opts.out) : undefined;
+  const intr = new Interruptor(opts.handleSignals ?? true);
+  const ctx: Ctx = {
+    opts,
+    intr,
+    terminal,
+    mockStarter: opts.mocks ? async () => opts.startMockSession ?? (await loadMockSessionStarter()) : undefined,
+  };
+  const setReports: SetReport[] = [];
+  try {
+    for (const set of sets) {
+      intr.check();
+      setReports.push(await runSet(set, ctx));
+    }
+  } finally {
+    intr.dispose();
+  }
+  const counts = countRun(setReports);
+  const report: RunReport = {
+    runId,
+    startedAt: startedAt.toISOString(),
+    durationMs: Date.now() - startedAt.getTime(),
+    ...counts,
+    sets: setReports,
+  };
+  const reportDir = opts.reportDir ?? join(opts.dir, 'reports', runId);
+  const fileReporters = opts.reporters.filter((r): r is ReporterName => r !== 'terminal');
+  const reportFiles = writeFileReports(report, fileReporters, reportDir);
+  terminal?.finish(report, reportFiles);
+  const failed = counts.failed > 0 || (opts.strictMocks === true && counts.mockMisses > 0);
+  return { passed: counts.passed, failed: counts.failed, mockMisses: counts.mockMisses, exitCode: failed ? 1 : 0, report, reportFiles };
+}
+
+async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
+  const { opts, intr, terminal } = ctx;
+  const started = Date.now();
+  const report: SetReport = { name: set.name, dir: set.dir, tests: [], durationMs: 0, notes: [] };
+  const note = (s: string): void => {
+    report.notes.push(s);
+    terminal?.note(s);
+  };
+  let cgroup: Cgroup | undefined;
+  let mocks: MockSession | undefined;
+  let app: RunningApp | undefined;
+  let sender: Sender | undefined;
+  let tmpDir: string | undefined;
+  const missRanges: Array<[TestReport, number, number]> = [];
+  let finalMisses: MockMiss[] = [];
+
+  const command = opts.command ?? opts.config.command;
+  const what = opts.appUrl ? `app at ${opts.appUrl}` : `app: ${command!.join(' ')}`;
+  terminal?.setStart(set.name, set.tests.length, what);
+  try {
+    let baseUrl: string;
+    if (opts.appUrl) {
+      baseUrl = new URL(opts.appUrl).origin;
+      if (opts.mocks && set.mocks.length > 0) note('mocks are not served to an app that tlsrec did not start (--app-url); its outgoing calls go to the real upstreams');
+    } else {
+      const port = opts.appPort ?? opts.config.appPort ?? portFromTests(set);
+      const healthUrl = opts.healthUrl ?? opts.config.healthUrl;
+      try {
+        cgroup = Cgroup.create(`test-${set.name.replace(/[^\w.-]/g, '_')}`);
+        intr.cgroups.add(cgroup);
+      } catch (err) {
+        // Without a cgroup there is no redirect for mocks; without mocks a process group will do.
+        if (ctx.mockStarter) throw err;
+        note(`running the app without a cgroup (${causeText(err)})`);
+      }
+      let env: Record<string, string> = {};
+      if (ctx.mockStarter && cgroup) {
+        const start = await intr.race(ctx.mockStarter());
+        tmpDir = mkdtempSync(join(tmpdir(), 'tlsrec-mocks-'));
+        const sessionOpts = { mocks: set.mocks, cgroup, passthrough: opts.config.passthrough, tmpDir, ...(port !== undefined ? { appPort: port } : {}) };
+        mocks = await intr.race(start(sessionOpts));
+        env = mocks.env;
+      } else if (!opts.mocks && set.mocks.length > 0) {
+        note(`mocks disabled: ${set.mocks.length} recorded mock${set.mocks.length === 1 ? '' : 's'} not served; outgoing calls reach the real upstreams`);
+      }
+      app = await intr.race(
+        startApp({
+          command: commandForSpawn(command!),
+          env,
+          ...(port !== undefined ? { port } : {}),
+          ...(healthUrl !== undefined ? { healthUrl } : {}),
+          readyTimeoutMs: opts.readyTimeoutMs ?? opts.config.readyTimeoutMs,
+          ...(opts.stopGraceMs !== undefined ? { stopGraceMs: opts.stopGraceMs } : {}),
+          ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+          cgroup: cgroup ?? null,
+          verbose: opts.verbose === true,
+          out: opts.out,
+        }),
+      );
+      baseUrl = app.baseUrl;
+    }
+
+    sender = createSender({ baseUrl, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+    let appDied = false;
+    for (const test of set.tests) {
+      intr.check();
+      const missesBefore = mocks ? mocks.report().misses.length : 0;
+      let tr: TestReport;
+      if (appDied) {
+        tr = failedTest(test, 'request', `${test.name}: not run: the app is no longer running`);
+      } else {
+        tr = await intr.race(runOne(test, set, sender, opts.config));
+        // A connection reset usually means the app died; its exit event may trail the error a little.
+        const noResponse = tr.failures.some((f) => f.kind === 'request');
+        const exit = app && noResponse ? await intr.race(app.waitExit(1_000)) : app?.exited();
+        if (exit) {
+          appDied = true;
+          const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+          if (!tr.passed) tr.failures.push({ kind: 'request', expected: 'the app running', actual: `it ${how}`, message: `${test.name}: the app ${how} during this test` });
+          note(`the app ${how} during ${test.name}; the remaining tests are not run`);
+          report.appOutput = app!.output();
+        }
+      }
+      if (mocks) missRanges.push([tr, missesBefore, mocks.report().misses.length]);
+      report.tests.push(tr);
+      if (!mocks) terminal?.testDone(tr);
+      else {
+        // Attribute now for the live line; the final list (same order) is re-read at the end.
+        const misses = mocks.report().misses.slice(missesBefore);
+        tr.mockMisses = misses.map(copyMiss);
+        if (opts.strictMocks && misses.length > 0 && tr.passed) {
+          tr.passed = false;
+          tr.failures.push(...misses.map((m) => ({ kind: 'request' as const, expected: 'a recorded mock', actual: `${m.method} ${m.url}`, message: `${test.name}: mock miss: ${m.method} ${m.url}` })));
+        }
+        terminal?.testDone(tr);
+      }
+    }
+  } finally {
+    // Stop in reverse order of starting, each step even if an earlier one failed.
+    await sender?.close().catch(() => undefined);
+    await app?.stop().catch(() => undefined);
+    if (mocks) {
+      try {
+        finalMisses = mocks.report().misses;
+        const r = mocks.report();
+        report.mocks = { total: set.mocks.length, served: r.served.length, misses: [], unused: r.unused };
+      } catch {
+        // a broken report must not keep the app's cgroup alive
+      }
+      await mocks.close().catch(() => undefined);
+    }
+    if (cgroup) {
+      await cgroup.destroy().catch(() => undefined);
+      intr.cgroups.delete(cgroup);
+    }
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+    report.durationMs = Date.now() - started;
+  }
+  if (report.mocks) {
+    // One object per miss, shared by the set and its test, so reporters can tell attributed ones apart.
+    const all = finalMisses.map(copyMiss);
+    report.mocks.misses = all;
+    for (const [tr, from, to] of missRanges) tr.mockMisses = all.slice(from, to);
+  }
+  return report;
+}
+
+function copyMiss(m: MockMiss): MockMissInfo {
+  return m.closest ? { method: m.method, url: m.url, closest: { ...m.closest } } : { method: m.method, url: m.url };
+}
+
+function failedTest(test: TestCase, kind: 'request', message: string): TestReport {
+  return {
+    name: test.name,
+    file: test.file,
+    method: test.request.method,
+    url: requestPath(test.request.url),
+    passed: false,
+    durationMs: 0,
+    failures: [{ kind, expected: 'a response', actual: 'none', message }],
+    mockMisses: [],
+  };
+}
+
+async function runOne(test: TestCase, set: TestSet, sender: Sender, config: Config): Promise<TestReport> {
+  const started = performance.now();
+  try {
+    const sent = await sender.send(test);
+    const cmp = compareResponse(test.name, test.expected, sent.response, noiseFor(test, set, config));
+    const tr: TestReport = {
+      name: test.name,
+      file: test.file,
+      method: test.request.method,
+      url: requestPath(test.request.url),
+      passed: cmp.passed,
+      durationMs: sent.durationMs,
+      failures: cmp.failures,
+      mockMisses: [],
+    };
+    if (cmp.diff !== undefined) tr.diff = cmp.diff;
+    return tr;
+  } catch (err) {
+    const tr = failedTest(test, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
+    tr.durationMs = performance.now() - started;
+    return tr;
+  }
+}
