@@ -1,0 +1,240 @@
+// Real eBPF, real TLS: clients run in a fresh cgroup and talk to servers in this process (outside the
+// cgroup); the bytes the capture reports must be exactly the bytes the servers received and sent.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { join } from 'node:path';
+import { Cgroup, argvInCgroup } from '../src/native/cgroup.js';
+import { CaptureSession, captureUnsupportedReason } from '../src/native/capture.js';
+import type { CaptureEvent, DataEvent, OpenEvent } from '../src/record/events.js';
+
+const certs = join(import.meta.dirname, '..', 'fixtures', 'certs');
+const unsupported = captureUnsupportedReason();
+if (unsupported) {
+  if (process.env.TLSREC_REQUIRE_EBPF === '1') throw new Error(`eBPF capture required (TLSREC_REQUIRE_EBPF=1) but unavailable: ${unsupported}`);
+  console.warn(`skipping eBPF capture tests: ${unsupported}`);
+}
+const describeEbpf = unsupported ? describe.skip : describe;
+
+const BIG = randomBytes(5 * 1024 * 1024);
+
+interface ServerConn {
+  received: Buffer[];
+  sent: Buffer[];
+  remotePort: number;
+}
+
+/** A tiny HTTP/1.1 server over any stream socket that keeps every byte it received and sent. */
+function handle(sock: Socket, conns: ServerConn[]): void {
+  const conn: ServerConn = { received: [], sent: [], remotePort: sock.remotePort ?? 0 };
+  conns.push(conn);
+  let buf = Buffer.alloc(0);
+  let answered = false;
+  const send = (b: Buffer) => {
+    conn.sent.push(b);
+    sock.write(b);
+  };
+  sock.on('data', (d: Buffer) => {
+    conn.received.push(d);
+    buf = Buffer.concat([buf, d]);
+    const end = buf.indexOf('\r\n\r\n');
+    if (answered || end < 0) return;
+    const head = buf.subarray(0, end).toString('latin1');
+    const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+    if (buf.length < end + 4 + len) return;
+    answered = true;
+    const path = head.split(' ')[1] ?? '/';
+    const body = path === '/big' ? BIG : path === '/echo' ? Buffer.from(createHash('sha256').update(buf.subarray(end + 4)).digest('hex')) : Buffer.from(`hello ${path}\n`);
+    send(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`));
+    send(body);
+    sock.end();
+  });
+  sock.on('error', () => undefined);
+}
+
+function listen(server: Server, host: string): Promise<number> {
+  return new Promise((resolve) => server.listen(0, host, () => resolve((server.address() as AddressInfo).port)));
+}
+
+function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ pid: number; code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ pid: child.pid!, code, stdout, stderr }));
+  });
+}
+
+const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
+
+/** Byte streams per connection and direction, rebuilt from chunks by position; gaps are an error. */
+function streams(events: CaptureEvent[], tgids: Set<number>): Map<string, { conn: string; dir: string; source: string; bytes: Buffer }> {
+  const parts = new Map<string, DataEvent[]>();
+  for (const e of events) {
+    if (e.type !== 'data' || !tgids.has(e.tgid)) continue;
+    const k = `${e.tgid}/${e.source}/${e.connId.toString(16)}/${e.dir}`;
+    let list = parts.get(k);
+    if (!list) parts.set(k, (list = []));
+    list.push(e);
+  }
+  const out = new Map<string, { conn: string; dir: string; source: string; bytes: Buffer }>();
+  for (const [k, list] of parts) {
+    list.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0));
+    let next = 0n;
+    for (const e of list) {
+      if (e.pos !== next) throw new Error(`gap in ${k}: expected pos ${next}, got ${e.pos}`);
+      next += BigInt(e.data.length);
+    }
+    const [tgid, source, conn, dir] = k.split('/');
+    out.set(k, { conn: `${tgid}/${source}/${conn}`, dir: dir!, source: source!, bytes: Buffer.concat(list.map((e) => e.data)) });
+  }
+  return out;
+}
+
+describeEbpf('eBPF capture (root, BTF)', () => {
+  let tlsServer: Server;
+  let plainServer: Server;
+  let tlsPort = 0;
+  let plainPort = 0;
+  const tlsConns: ServerConn[] = [];
+  const plainConns: ServerConn[] = [];
+  let cgroup: Cgroup;
+  let session: CaptureSession | undefined;
+  const events: CaptureEvent[] = [];
+  const warnings: string[] = [];
+  const python = '/root/.pyenv/versions/3.11.7/bin/python3';
+  const caEnv = { SSL_CERT_FILE: join(certs, 'ca.pem'), NODE_EXTRA_CA_CERTS: join(certs, 'ca.pem') };
+
+  beforeAll(async () => {
+    tlsServer = createTlsServer({ cert: readFileSync(join(certs, 'server.pem')), key: readFileSync(join(certs, 'server.key')) }, (s) => handle(s, tlsConns));
+    plainServer = createNetServer((s) => handle(s, plainConns));
+    tlsPort = await listen(tlsServer, '127.0.0.2');
+    plainPort = await listen(plainServer, '127.0.0.3');
+    cgroup = Cgroup.create('native-test');
+    session = await CaptureSession.start({ cgroup, onEvents: (e) => events.push(...e), onWarning: (m) => warnings.push(m) });
+  });
+
+  afterAll(async () => {
+    await session?.stop();
+    await cgroup?.destroy();
+    await new Promise((r) => tlsServer?.close(r));
+    await new Promise((r) => plainServer?.close(r));
+  });
+
+  /** Run a client in the cgroup; return its captured streams and the server connections it made. */
+  async function inCgroup(argv: string[], conns: ServerConn[], env: NodeJS.ProcessEnv = {}) {
+    const before = conns.length;
+    const r = await run(argvInCgroup(cgroup, argv), env);
+    expect(r.code, r.stderr).toBe(0);
+    await settle();
+    return { r, made: conns.slice(before), s: streams(events, new Set([r.pid])) };
+  }
+
+  function expectExact(s: ReturnType<typeof streams>, made: ServerConn[], source: string) {
+    expect(made.length).toBeGreaterThan(0);
+    for (const c of made) {
+      const rx = Buffer.concat(c.received);
+      const tx = Buffer.concat(c.sent);
+      const out = [...s.values()].find((x) => x.dir === 'out' && x.source === source && x.bytes.equals(rx));
+      expect(out, `a captured ${source} 'out' stream equal to the ${rx.length} bytes the server received:\n${rx.toString('latin1').slice(0, 300)}\ncaptured: ${[...s.keys()].join(', ')}`).toBeDefined();
+      const inn = s.get(`${out!.conn}/in`);
+      expect(inn?.bytes.length).toBe(tx.length);
+      expect(createHash('sha256').update(inn!.bytes).digest('hex')).toBe(createHash('sha256').update(tx).digest('hex'));
+    }
+  }
+
+  it('curl (libssl.so.3, SSL_read/SSL_write): exact request and response bytes', async () => {
+    const { s, made } = await inCgroup(['curl', '-sS', '--cacert', join(certs, 'ca.pem'), `https://127.0.0.2:${tlsPort}/curl?x=1`], tlsConns);
+    expectExact(s, made, 'tls');
+    // No ciphertext: the TLS socket itself carries no data events.
+    expect([...s.values()].filter((x) => x.source === 'socket')).toEqual([]);
+  });
+
+  it('python urllib (SSL_read_ex/SSL_write_ex via _ssl)', async () => {
+    const code = `import urllib.request; print(urllib.request.urlopen('https://127.0.0.2:${tlsPort}/py').read().decode())`;
+    const { s, made } = await inCgroup([python, '-c', code], tlsConns, caEnv);
+    expectExact(s, made, 'tls');
+  });
+
+  it('node https.request and fetch (OpenSSL inside the node binary)', async () => {
+    const code = `
+      const https = require('node:https');
+      https.get('https://127.0.0.2:${tlsPort}/node-https', (res) => { res.resume(); res.on('end', async () => {
+        const r = await fetch('https://127.0.0.2:${tlsPort}/node-fetch', { method: 'POST', body: 'x'.repeat(1000) });
+        await r.text();
+      }); });`;
+    const { s, made } = await inCgroup([process.execPath, '-e', code], tlsConns, caEnv);
+    expect(made.length).toBe(2);
+    expectExact(s, made, 'tls');
+  });
+
+  it('plain HTTP over a socket: open event with addresses, exact bytes, close', async () => {
+    const { r, s, made } = await inCgroup(['curl', '-sS', `http://127.0.0.3:${plainPort}/plain`], plainConns);
+    expectExact(s, made, 'socket');
+    const opens = events.filter((e): e is OpenEvent => e.type === 'open' && e.tgid === r.pid);
+    const open = opens.find((o) => o.remotePort === plainPort);
+    expect(open).toMatchObject({ role: 'connect', remoteAddr: '127.0.0.3', remotePort: plainPort, localAddr: '127.0.0.1' });
+    expect(events.some((e) => e.type === 'close' && e.tgid === r.pid && e.connId === open!.connId)).toBe(true);
+  });
+
+  it('5 MB response and 5 MB upload byte-exact, nothing lost', async () => {
+    const dl = await inCgroup(['curl', '-sS', '-o', '/dev/null', '--cacert', join(certs, 'ca.pem'), `https://127.0.0.2:${tlsPort}/big`], tlsConns);
+    expectExact(dl.s, dl.made, 'tls');
+    const code = `
+      const https = require('node:https'); const body = Buffer.alloc(5 * 1024 * 1024, 7);
+      const req = https.request('https://127.0.0.2:${tlsPort}/echo', { method: 'POST', headers: { 'content-length': body.length } }, (res) => res.resume());
+      req.end(body);`;
+    const up = await inCgroup([process.execPath, '-e', code], tlsConns, caEnv);
+    expectExact(up.s, up.made, 'tls');
+    const counters = session!.counters();
+    expect(counters).toEqual({ ringbufFull: 0, readFault: 0, bytesLost: 0 });
+  });
+
+  it('ignores processes outside the cgroup, including one running at the same time', async () => {
+    const outside = run(['curl', '-sS', '--cacert', join(certs, 'ca.pem'), `https://127.0.0.2:${tlsPort}/outside`]);
+    const inside = inCgroup(['curl', '-sS', '--cacert', join(certs, 'ca.pem'), `https://127.0.0.2:${tlsPort}/inside`], tlsConns);
+    const [o] = await Promise.all([outside, inside]);
+    await settle();
+    expect(events.filter((e) => e.tgid === o.pid)).toEqual([]);
+    expect(events.filter((e) => e.tgid === process.pid)).toEqual([]);
+    expect(events.some((e) => e.type === 'data' && e.data.includes('/outside'))).toBe(false);
+    expect(events.some((e) => e.type === 'data' && e.data.includes('/inside'))).toBe(true);
+  });
+
+  it('reports exec events for processes in scope', async () => {
+    const r = await run(argvInCgroup(cgroup, ['/bin/true']));
+    await settle();
+    expect(events.some((e) => e.type === 'exec' && e.tgid === r.pid)).toBe(true);
+  });
+});
+
+describeEbpf('eBPF capture loss accounting', () => {
+  it('counts what a full ring buffer drops and leaves visible gaps', async () => {
+    const cgroup = Cgroup.create('native-loss');
+    const server = createTlsServer({ cert: readFileSync(join(certs, 'server.pem')), key: readFileSync(join(certs, 'server.key')) }, (s) => handle(s, []));
+    const port = await listen(server, '127.0.0.2');
+    const events: CaptureEvent[] = [];
+    // 64 KiB ring polled every 2 s: a 5 MB download cannot fit.
+    const session = await CaptureSession.start({ cgroup, ringbufBytes: 64 * 1024, pollMs: 2000, onEvents: (e) => events.push(...e) });
+    try {
+      const r = await run(argvInCgroup(cgroup, ['curl', '-sS', '-o', '/dev/null', '--cacert', join(certs, 'ca.pem'), `https://127.0.0.2:${port}/big`]));
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      const counters = await session.stop();
+      await cgroup.destroy();
+      await new Promise((r) => server.close(r));
+      expect(counters.ringbufFull).toBeGreaterThan(0);
+      expect(counters.bytesLost).toBeGreaterThan(0);
+      const data = events.filter((e): e is DataEvent => e.type === 'data' && e.dir === 'in' && e.source === 'tls');
+      const got = data.reduce((n, e) => n + e.data.length, 0);
+      expect(got).toBeLessThan(BIG.length);
+      expect(session.counters()).toEqual(counters); // stop() is idempotent and keeps the final tally
+    }
+  });
+});
