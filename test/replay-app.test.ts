@@ -116,6 +116,18 @@ describe.skipIf(skip !== undefined)('startApp (cgroup)', () => {
 });
 
 describe('startApp without a cgroup (process group)', () => {
+  it('passes output through with verbose and merges env', async () => {
+    const port = await freePort();
+    const { PassThrough } = await import('node:stream');
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => (text += c.toString()));
+    const app = await startApp({ command: server(port, 'console.log("FOO=" + process.env.FOO)'), port, cgroup: null, verbose: true, out, env: { FOO: 'bar' } });
+    await app.stop();
+    expect(text).toContain('app| FOO=bar');
+    expect(text).toContain('app| listening');
+  });
+
   it('starts and stops', async () => {
     const port = await freePort();
     const app = await startApp({ command: server(port), port, cgroup: null });

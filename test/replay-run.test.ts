@@ -202,6 +202,19 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
     expect(process.listenerCount('SIGINT')).toBe(0);
   });
 
+  it('SIGTERM while waiting for the app to be ready stops it (143) and leaves nothing behind', async () => {
+    const p = run(goodTests(), { handleSignals: true, command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(leftoverCgroups()).toHaveLength(1);
+    const started = Date.now();
+    process.emit('SIGTERM');
+    const err = await p.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InterruptedError);
+    expect((err as InterruptedError).exitCode).toBe(143);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(leftoverCgroups()).toEqual([]);
+  });
+
   it('mock sessions: env reaches the app, misses are shown under their test with the closest mock', async () => {
     let upstream: Server | undefined;
     const misses: MockMiss[] = [];

@@ -33,6 +33,8 @@ export interface AppOptions {
   out?: NodeJS.WritableStream;
   /** Lines of output kept for error messages. Default 200. */
   outputLines?: number;
+  /** Aborting while waiting for readiness stops the app and rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface AppExit {
@@ -222,6 +224,10 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     });
   };
   for (;;) {
+    if (opts.signal?.aborted) {
+      await stop();
+      throw opts.signal.reason;
+    }
     if (exit !== undefined) {
       await Promise.race([closed, sleep(500)]); // collect the last output
       await failStart(

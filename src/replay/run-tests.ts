@@ -95,6 +95,8 @@ class Interruptor {
   /** Cgroups to kill synchronously if a second signal arrives. */
   readonly cgroups = new Set<Cgroup>();
   private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
+  /** Aborted on the first signal, for steps that clean up after themselves (startApp). */
+  readonly abort = new AbortController();
 
   constructor(install: boolean) {
     this.promise = new Promise<never>((_, reject) => {
@@ -112,7 +114,9 @@ class Interruptor {
   private onSignal(sig: NodeJS.Signals): void {
     if (this.signal === undefined) {
       this.signal = sig;
-      this.rejectFn?.(new InterruptedError(sig));
+      const err = new InterruptedError(sig);
+      this.abort.abort(err);
+      this.rejectFn?.(err);
       return;
     }
     for (const cg of this.cgroups) cg.signalAll('SIGKILL');
@@ -123,6 +127,16 @@ class Interruptor {
   race<T>(p: Promise<T>): Promise<T> {
     p.catch(() => undefined); // an abandoned step may still fail later
     return Promise.race([p, this.promise]);
+  }
+
+  /** Like race(), but whatever `p` still yields after an interruption is disposed of. */
+  async raceOwned<T>(p: Promise<T>, dispose: (v: T) => Promise<void>): Promise<T> {
+    try {
+      return await this.race(p);
+    } catch (err) {
+      if (err instanceof InterruptedError) p.then(dispose, () => undefined).catch(() => undefined);
+      throw err;
+    }
   }
 
   check(): void {
@@ -264,13 +278,13 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         const start = await intr.race(ctx.mockStarter());
         tmpDir = mkdtempSync(join(tmpdir(), 'tlsrec-mocks-'));
         const sessionOpts = { mocks: set.mocks, cgroup, passthrough: opts.config.passthrough, tmpDir, ...(port !== undefined ? { appPort: port } : {}) };
-        mocks = await intr.race(start(sessionOpts));
+        mocks = await intr.raceOwned(start(sessionOpts), (m) => m.close());
         env = mocks.env;
       } else if (!opts.mocks && set.mocks.length > 0) {
         note(`mocks disabled: ${set.mocks.length} recorded mock${set.mocks.length === 1 ? '' : 's'} not served; outgoing calls reach the real upstreams`);
       }
-      app = await intr.race(
-        startApp({
+      // Not raced: startApp watches the abort signal itself and stops what it started.
+      app = await startApp({
           command: commandForSpawn(command!),
           env,
           ...(port !== undefined ? { port } : {}),
@@ -281,8 +295,8 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
           cgroup: cgroup ?? null,
           verbose: opts.verbose === true,
           out: opts.out,
-        }),
-      );
+          signal: intr.abort.signal,
+        });
       baseUrl = app.baseUrl;
     }
 
