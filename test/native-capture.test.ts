@@ -207,6 +207,53 @@ describeEbpf('eBPF capture (root, BTF)', () => {
     expect(events.some((e) => e.type === 'data' && e.data.includes('/inside'))).toBe(true);
   });
 
+  it('app as server (accept): node http and https servers in the cgroup, clients outside', async () => {
+    const code = `
+      const http = require('node:http'); const https = require('node:https'); const fs = require('node:fs');
+      const h = (req, res) => { let n = 0; req.on('data', (d) => n += d.length); req.on('end', () => { res.setHeader('x-got', String(n)); res.end('served ' + req.url); }); };
+      const a = http.createServer(h).listen(0, '127.0.0.2', () => {
+        const b = https.createServer({ cert: fs.readFileSync('${join(certs, 'server.pem')}'), key: fs.readFileSync('${join(certs, 'server.key')}') }, h).listen(0, '127.0.0.2', () => {
+          console.log(a.address().port + ' ' + b.address().port);
+        });
+      });`;
+    const argv = argvInCgroup(cgroup, [process.execPath, '-e', code]);
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const ports = await new Promise<number[]>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim().split(' ').map(Number))));
+      const { request: httpRequest } = await import('node:http');
+      const { request: httpsRequest } = await import('node:https');
+      const ask = (req: typeof httpRequest, port: number, path: string) =>
+        new Promise<string>((resolve, reject) => {
+          const r = req({ host: '127.0.0.2', port, path, method: 'POST', ca: readFileSync(join(certs, 'ca.pem')), agent: false }, (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve(body));
+          });
+          r.on('error', reject);
+          r.end('request body');
+        });
+      expect(await ask(httpRequest, ports[0]!, '/plain-in')).toBe('served /plain-in');
+      expect(await ask(httpsRequest as typeof httpRequest, ports[1]!, '/tls-in')).toBe('served /tls-in');
+      await settle();
+      const s = streams(events, new Set([child.pid!]));
+      const byText = (dir: string, source: string, text: string) => [...s.values()].find((x) => x.dir === dir && x.source === source && x.bytes.includes(text));
+      for (const [source, path] of [['socket', '/plain-in'], ['tls', '/tls-in']] as const) {
+        const inn = byText('in', source, `POST ${path} HTTP/1.1`);
+        expect(inn, `${source} request captured`).toBeDefined();
+        expect(inn!.bytes.toString('latin1')).toMatch(/\r\n\r\n(c\r\n)?request body/);
+        const out = s.get(`${inn!.conn}/out`);
+        expect(out?.bytes.toString('latin1')).toMatch(new RegExp(`^HTTP/1.1 200 OK\r\n[\\s\\S]*x-got: 12\r\n[\\s\\S]*served ${path}`));
+      }
+      const accepts = events.filter((e): e is OpenEvent => e.type === 'open' && e.tgid === child.pid && e.role === 'accept');
+      expect(accepts.map((a) => a.localPort).sort()).toEqual([...ports].sort());
+      expect(accepts.every((a) => a.remoteAddr === '127.0.0.1' || a.remoteAddr === '127.0.0.2')).toBe(true);
+      // The TLS server socket's ciphertext is not recorded.
+      expect([...s.values()].filter((x) => x.source === 'socket' && x.bytes.includes('tls-in'))).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('reports exec events for processes in scope', async () => {
     const r = await run(argvInCgroup(cgroup, ['/bin/true']));
     await settle();
