@@ -39,7 +39,7 @@ function sampleRun(): RunReport {
           mockMisses: [miss],
         },
       ],
-      mocks: { total: 3, served: 1, misses: [miss], unused: ['mock-1'] },
+      mocks: { total: 3, served: [{ mock: 'mock-0', method: 'GET', url: 'https://api.example.com/v1/z' }], misses: [miss], unused: ['mock-1'] },
     },
     {
       name: 'test-set-1',

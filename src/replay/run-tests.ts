@@ -341,9 +341,14 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
     await app?.stop().catch(() => undefined);
     if (mocks) {
       try {
-        finalMisses = mocks.report().misses;
         const r = mocks.report();
-        report.mocks = { total: set.mocks.length, served: r.served.length, misses: [], unused: r.unused };
+        finalMisses = r.misses;
+        report.mocks = {
+          total: set.mocks.length,
+          served: r.served.map((x) => ({ mock: x.mock, method: x.method, url: x.url })),
+          misses: [],
+          unused: [...r.unused],
+        };
       } catch {
         // a broken report must not keep the app's cgroup alive
       }
