@@ -12,7 +12,7 @@ import { decodeBody, headerValue, isValidBase64 } from './body.js';
 import { mergeNoise, parseNoise } from './noise.js';
 import { configSchema, mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
-import { formatProblem, parseYaml, positionOf, schemaProblems, type Problem, type YamlPath } from './validate.js';
+import { dottedPath, formatProblem, parseYaml, positionOf, schemaProblems, type Problem, type YamlPath } from './validate.js';
 
 export const DEFAULT_CONFIG_FILE = 'tlsrec.yaml';
 export const DEFAULT_READY_TIMEOUT_MS = 30_000;
@@ -41,7 +41,13 @@ class Collector {
 
 function throwIfProblems(c: Collector, what: string, stage: string): void {
   if (c.problems.length === 0) return;
-  const lines = c.problems.map(formatProblem);
+  // Files in the order they were read, each file's problems top to bottom.
+  const fileOrder = new Map<string, number>();
+  c.problems.forEach((p) => { if (!fileOrder.has(p.file)) fileOrder.set(p.file, fileOrder.size); });
+  const sorted = [...c.problems].sort(
+    (a, b) => fileOrder.get(a.file)! - fileOrder.get(b.file)! || a.line - b.line || a.col - b.col,
+  );
+  const lines = sorted.map(formatProblem);
   const n = lines.length;
   throw new InputFileError(`${what}: ${n} problem${n === 1 ? '' : 's'}\n${lines.join('\n')}`, lines, {
     stage,
@@ -82,7 +88,7 @@ function bodyOf(
   const text = str(msg.body) ?? '';
   const enc = msg.body_encoding === 'base64' ? 'base64' : undefined;
   if (enc && !isValidBase64(text)) {
-    report([...where, 'body'], 'expected base64 text (body_encoding is base64), found other characters');
+    report([...where, 'body'], `${dottedPath([...where, 'body'])}: expected base64 (body_encoding is base64), found other characters`);
   }
   const body = decodeBody(text, enc, headerValue(headers, 'content-type'));
   return msg.body_content_encoded === true ? { ...body, contentEncoded: true } : body;
@@ -105,7 +111,7 @@ function noiseRules(
 
 function checkUrl(url: string, where: YamlPath, report: (p: YamlPath, m: string) => void): void {
   if (!/^https?:\/\/[^/?#\s]+/i.test(url) && !url.startsWith('/')) {
-    report([...where, 'url'], `expected an absolute http(s) URL or a path starting with "/", found ${JSON.stringify(url)}`);
+    report([...where, 'url'], `${dottedPath([...where, 'url'])}: expected an absolute http(s) URL or a path starting with "/", found ${JSON.stringify(url)}`);
   }
 }
 
@@ -150,7 +156,7 @@ function configFromText(file: string, text: string, c: Collector): Config | unde
   const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
   const noise = noiseRules(v.noise, ['noise'], report);
   const command = typeof v.command === 'string' ? ['/bin/sh', '-c', v.command] : Array.isArray(v.command) ? v.command.map(String) : undefined;
-  if (command && command.length === 0) report(['command'], 'expected a command, found an empty list');
+  if (command && command.length === 0) report(['command'], 'command: expected a command, found an empty list');
   return {
     file,
     command: command && command.length > 0 ? command : undefined,

@@ -121,7 +121,7 @@ export function schemaProblems(file: string, doc: Document.Parsed, lc: LineCount
     const described = describeError(err);
     if (!described) continue;
     const { line, col } = positionOf(doc, lc, described.path, described.atKey);
-    const where = dottedPath(described.path);
+    const where = dottedPath(described.label ?? described.path);
     const message = where === '' ? described.message : `${where}: ${described.message}`;
     const id = `${line}:${col}:${message}`;
     if (seen.has(id)) continue;
@@ -140,7 +140,16 @@ function pathOf(instancePath: string): Array<string | number> {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
-function describeError(err: ErrorObject): { path: Array<string | number>; atKey: boolean; message: string } | undefined {
+interface Described {
+  /** Where to point. */
+  path: Array<string | number>;
+  /** What to name in the message, when not `path`. */
+  label?: Array<string | number>;
+  atKey: boolean;
+  message: string;
+}
+
+function describeError(err: ErrorObject): Described | undefined {
   const path = pathOf(err.instancePath);
   const found = describeValue(err.data);
   const p = err.params as Record<string, unknown>;
@@ -150,7 +159,7 @@ function describeError(err: ErrorObject): { path: Array<string | number>; atKey:
     case 'required':
       return { path, atKey: true, message: `missing required field "${String(p.missingProperty)}"` };
     case 'additionalProperties':
-      return { path: [...path, String(p.additionalProperty)], atKey: true, message: `unknown field "${String(p.additionalProperty)}"` };
+      return { path: [...path, String(p.additionalProperty)], label: path, atKey: true, message: `unknown field "${String(p.additionalProperty)}"` };
     case 'type':
       return { path, atKey: false, message: `expected ${typeNames(p.type)}, found ${found}` };
     case 'enum':
@@ -179,7 +188,7 @@ const TYPE_NAMES: Record<string, string> = {
   string: 'a string',
   integer: 'an integer',
   number: 'a number',
-  boolean: 'true or false',
+  boolean: 'true/false',
   object: 'a map',
   array: 'a list',
   null: 'nothing',
