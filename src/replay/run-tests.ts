@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError, causeText } from '../errors.js';
+import { TlsrecError, UsageError, causeText } from '../errors.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { Cgroup } from '../native/cgroup.js';
 import { startApp, type RunningApp } from './app.js';
@@ -75,14 +75,18 @@ export interface TestRunResult {
   reportFiles: string[];
 }
 
-/** tlsrec was stopped by a signal; everything it started has been stopped. Exit with `exitCode`. */
-export class InterruptedError extends Error {
+/**
+ * tlsrec was stopped by a signal; everything it started has been stopped. A TlsrecError so the CLI
+ * prints it as one line; `exitCode` must stay within ExitCode, so the shell-style status
+ * (130 for SIGINT, 143 for SIGTERM) is in `signalExitCode` for the CLI to exit with.
+ */
+export class InterruptedError extends TlsrecError {
   readonly code = 'TLSREC_E_INTERRUPTED';
-  readonly exitCode: number;
+  readonly exitCode = 3;
+  readonly signalExitCode: 130 | 143;
   constructor(readonly signal: NodeJS.Signals) {
-    super(`interrupted by ${signal}; the app was stopped`);
-    this.name = 'InterruptedError';
-    this.exitCode = 128 + (signal === 'SIGINT' ? 2 : 15);
+    super(`interrupted by ${signal}; the app and its mocks were stopped`, { stage: 'run tests' });
+    this.signalExitCode = signal === 'SIGINT' ? 130 : 143;
   }
 }
 
