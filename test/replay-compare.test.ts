@@ -145,6 +145,13 @@ describe('compareResponse: text, empty, binary', () => {
     expect(compareResponse('t', exp(text('a')), act('a '), []).passed).toBe(false);
   });
 
+  it('huge bodies still fail precisely, without a line diff', () => {
+    const big = 'x'.repeat(300 * 1024);
+    const r = compareResponse('t', exp(text(big)), act(`${big}y`), []);
+    expect(r.passed).toBe(false);
+    expect(r.diff).toMatch(/^\(diff omitted/);
+  });
+
   it('empty expected body', () => {
     const empty: BodyValue = { bytes: Buffer.alloc(0), kind: 'empty' };
     expect(compareResponse('t', exp(empty), act(''), []).passed).toBe(true);

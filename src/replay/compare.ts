@@ -458,7 +458,13 @@ function printable(b: Buffer): string {
   return b.toString('utf8');
 }
 
+/** Above this a line diff costs more than it helps (Myers is O(N·D)); the failures still name the place. */
+const MAX_DIFF_CHARS = 256 * 1024;
+
 function textDiff(exp: string, act: string): string {
+  if (exp.length > MAX_DIFF_CHARS || act.length > MAX_DIFF_CHARS) {
+    return `(diff omitted: body larger than ${MAX_DIFF_CHARS / 1024} KB; expected ${exp.length} characters, actual ${act.length})`;
+  }
   const patch = createTwoFilesPatch('expected', 'actual', exp, act, undefined, undefined, { context: 3 });
   // Drop the "===" index line and the file header lines: the reporter names the test itself.
   return patch
