@@ -168,6 +168,16 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
     );
   });
 
+  it('redact: false writes header values as recorded', async () => {
+    const w = await TestSetWriter.create({ rootDir: root, redact: false });
+    w.writeExchange(makeExchange({ reqHeaders: [['Host', 'localhost:3000'], ['Authorization', 'Bearer abc']], resHeaders: [['Set-Cookie', 'a=1']] }));
+    await w.close();
+    const t = loadTestSets(root)[0]!.tests[0]!;
+    expect(t.request.headers).toContainEqual(['Authorization', 'Bearer abc']);
+    expect(t.expected.headers).toEqual([['Set-Cookie', 'a=1']]);
+    expect(t.noise.map((n) => n.key)).toEqual(['header.Date']);
+  });
+
   it('tests are numbered from 1 and loaded in natural order; sets get the next free name', async () => {
     const exchanges = Array.from({ length: 12 }, (_, i) => makeExchange({ target: `/n/${i + 1}` }));
     const w1 = await record(exchanges);

@@ -15,6 +15,8 @@ import {
 } from './types.js';
 
 export interface DocOptions {
+  /** false: write header values as recorded (default true: secrets become [REDACTED]). */
+  redact?: boolean;
   /** Header names redacted in addition to the defaults (see redact.ts). */
   redactHeaders?: readonly string[];
   /** Base of tests' req.url ("http://localhost:3000"); default: scheme + Host header of the request. */
@@ -111,9 +113,13 @@ function urlParams(url: string): Record<string, string> | undefined {
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
+function redacted(headers: HeaderList, opts: DocOptions): HeaderList {
+  return opts.redact === false ? headers : redactHeaders(headers, opts.redactHeaders);
+}
+
 function requestDoc(ex: Exchange, url: string, opts: DocOptions, withParams: boolean): HttpRequestDoc {
   const req = ex.request;
-  const headers = redactHeaders(req.headers, opts.redactHeaders);
+  const headers = redacted(req.headers, opts);
   const proto = protoOf(req.httpVersion);
   const doc: HttpRequestDoc = {
     method: req.method,
@@ -140,7 +146,7 @@ function responseDoc(ex: Exchange, opts: DocOptions): HttpResponseDoc {
   const { body, ...encoding } = stored;
   return {
     status_code: res.statusCode,
-    header: headersToMap(redactHeaders(res.headers, opts.redactHeaders)),
+    header: headersToMap(redacted(res.headers, opts)),
     body,
     ...encoding,
     status_message: res.statusMessage,
@@ -151,7 +157,7 @@ function responseDoc(ex: Exchange, opts: DocOptions): HttpResponseDoc {
 }
 
 /** Default noise: Date, plus every response header whose value was redacted (it can never match). */
-export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly string[] = []): NoiseDoc {
+export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly string[] = [], redact = true): NoiseDoc {
   const noise: NoiseDoc = {};
   const seen = new Set<string>();
   for (const name of DEFAULT_TEST_NOISE) {
@@ -159,7 +165,7 @@ export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly 
     seen.add(name.toLowerCase());
   }
   for (const [name] of responseHeaders) {
-    if (seen.has(name.toLowerCase()) || !isSecretHeader(name, extraRedact)) continue;
+    if (!redact || seen.has(name.toLowerCase()) || !isSecretHeader(name, extraRedact)) continue;
     seen.add(name.toLowerCase());
     noise[`header.${name}`] = [];
   }
@@ -173,9 +179,9 @@ function shellQuote(s: string): string {
 }
 
 /** The request as a curl command (informational, like Keploy's `curl:` field). */
-export function curlCommand(req: HttpRequestMessage, url: string, redact: readonly string[] = []): string {
+export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptions = {}): string {
   const lines = [`curl --request ${req.method}`, `--url ${shellQuote(url)}`];
-  for (const [name, value] of redactHeaders(req.headers, redact)) {
+  for (const [name, value] of redacted(req.headers, opts)) {
     if (/^(content-length|transfer-encoding)$/i.test(name)) continue; // curl computes the framing
     lines.push(`--header ${shellQuote(`${name}: ${value}`)}`);
   }
@@ -199,10 +205,10 @@ export function exchangeToTestDoc(ex: Exchange, n: number, opts: DocOptions = {}
       req: requestDoc(ex, url, opts, true),
       resp: responseDoc(ex, opts),
       objects: [],
-      assertions: { noise: defaultNoise(ex.response.headers, opts.redactHeaders) },
+      assertions: { noise: defaultNoise(ex.response.headers, opts.redactHeaders, opts.redact !== false) },
       created: Number(wallNs(ex.request.firstByteNs, opts) / 1_000_000_000n),
     },
-    curl: curlCommand(ex.request, url, opts.redactHeaders),
+    curl: curlCommand(ex.request, url, opts),
   };
 }
 

@@ -171,6 +171,7 @@ export class TestSetWriter {
         nextMock = 0;
       }
       const docOpts: DocOptions = {
+        ...(opts.redact === false ? { redact: false } : {}),
         ...(opts.redactHeaders ? { redactHeaders: opts.redactHeaders } : {}),
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
