@@ -2,7 +2,8 @@
 // what to try next. The CLI's single exit point (src/cli.ts) maps them to exit codes; user errors
 // are printed as one message, never as a stack trace.
 
-export type ExitCode = 0 | 1 | 2 | 3;
+/** 0 passed, 1 a test failed, 2 bad usage or input, 3 environment or app; 130/143 interrupted by SIGINT/SIGTERM. */
+export type ExitCode = 0 | 1 | 2 | 3 | 130 | 143;
 
 export interface TlsrecErrorOptions {
   /** Pipeline stage that failed: "load bpf", "attach uprobe", "read tests", "start app", ... */
@@ -68,6 +69,24 @@ export class AppError extends TlsrecError {
 export class OutputError extends TlsrecError {
   readonly code = 'TLSREC_E_OUTPUT';
   readonly exitCode = 3;
+}
+
+/** tlsrec was stopped by SIGINT or SIGTERM after cleaning up. Exits 130 or 143 like a shell would. */
+export class InterruptedError extends TlsrecError {
+  readonly code = 'TLSREC_E_INTERRUPTED';
+  readonly exitCode: 130 | 143;
+  constructor(
+    readonly signal: NodeJS.Signals,
+    stage: string,
+    what = 'the app and its mocks were stopped',
+  ) {
+    super(`interrupted by ${signal}; ${what}`, { stage });
+    this.exitCode = signal === 'SIGINT' ? 130 : 143;
+  }
+  /** Kept for callers written against the first version. */
+  get signalExitCode(): 130 | 143 {
+    return this.exitCode;
+  }
 }
 
 export function isTlsrecError(err: unknown): err is TlsrecError {

@@ -197,7 +197,7 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
     process.emit('SIGINT');
     const err = await p.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InterruptedError);
-    expect((err as InterruptedError).signalExitCode).toBe(130);
+    expect((err as InterruptedError).exitCode).toBe(130);
     expect((err as InterruptedError).message).toContain('interrupted by SIGINT');
     expect(leftoverCgroups()).toEqual([]);
     expect(process.listenerCount('SIGINT')).toBe(0);
@@ -211,7 +211,7 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
     process.emit('SIGTERM');
     const err = await p.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InterruptedError);
-    expect((err as InterruptedError).signalExitCode).toBe(143);
+    expect((err as InterruptedError).exitCode).toBe(143);
     expect(Date.now() - started).toBeLessThan(3000);
     expect(leftoverCgroups()).toEqual([]);
   });

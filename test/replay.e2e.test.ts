@@ -197,15 +197,17 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
 
   it('an interrupted run leaves no app process, cgroup or BPF program behind', async () => {
     const dir = copyOfRecording();
-    // A health URL that never answers keeps tlsrec waiting; SIGINT arrives meanwhile.
-    const p = start('node', [tlsrecBin, 'test', '--health-url', `http://127.0.0.1:${port}/no-such-health`, '--ready-timeout', '60'], {
+    // A health URL where nothing listens keeps tlsrec waiting; SIGINT arrives meanwhile.
+    const silent = await freePort();
+    const p = start('node', [tlsrecBin, 'test', '--health-url', `http://127.0.0.1:${silent}/health`, '--ready-timeout', '60'], {
       cwd: dir,
       env: { ...appEnv, NO_COLOR: '1' },
     });
     await waitForHttp(`http://127.0.0.1:${port}/health`);
     p.child.kill('SIGINT');
     const code = await p.exited;
-    expect(code).not.toBe(0);
+    expect(code).toBe(130);
+    expect(p.output()).toContain('interrupted by SIGINT');
     expectNothingLeft();
     rmSync(dir, { recursive: true, force: true });
   });

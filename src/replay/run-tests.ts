@@ -15,7 +15,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TlsrecError, UsageError, causeText } from '../errors.js';
+import { InterruptedError, TlsrecError, UsageError, causeText } from '../errors.js';
+export { InterruptedError };
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { Cgroup } from '../native/cgroup.js';
 import { startApp, type RunningApp } from './app.js';
@@ -75,21 +76,6 @@ export interface TestRunResult {
   reportFiles: string[];
 }
 
-/**
- * tlsrec was stopped by a signal; everything it started has been stopped. A TlsrecError so the CLI
- * prints it as one line; `exitCode` must stay within ExitCode, so the shell-style status
- * (130 for SIGINT, 143 for SIGTERM) is in `signalExitCode` for the CLI to exit with.
- */
-export class InterruptedError extends TlsrecError {
-  readonly code = 'TLSREC_E_INTERRUPTED';
-  readonly exitCode = 3;
-  readonly signalExitCode: 130 | 143;
-  constructor(readonly signal: NodeJS.Signals) {
-    super(`interrupted by ${signal}; the app and its mocks were stopped`, { stage: 'run tests' });
-    this.signalExitCode = signal === 'SIGINT' ? 130 : 143;
-  }
-}
-
 // ---------------- interruption ----------------
 
 class Interruptor {
@@ -118,7 +104,7 @@ class Interruptor {
   private onSignal(sig: NodeJS.Signals): void {
     if (this.signal === undefined) {
       this.signal = sig;
-      const err = new InterruptedError(sig);
+      const err = new InterruptedError(sig, 'run tests');
       this.abort.abort(err);
       this.rejectFn?.(err);
       return;
@@ -144,7 +130,7 @@ class Interruptor {
   }
 
   check(): void {
-    if (this.signal !== undefined) throw new InterruptedError(this.signal);
+    if (this.signal !== undefined) throw new InterruptedError(this.signal, 'run tests');
   }
 
   dispose(): void {
