@@ -1,0 +1,159 @@
+// The mock server: ONE TCP port on 127.0.0.1 that speaks plain HTTP/1.1 and HTTP/1.1 over TLS, since
+// the redirect sends every outgoing connection of the app here whatever its original port. The
+// first byte decides: 0x16 (a TLS handshake record) goes to a TLS server that signs a certificate
+// for the SNI, anything else to the HTTP parser.
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { decodeBody, encodeBody } from '../../http/body.js';
+import { EnvironmentError, causeText } from '../../errors.js';
+import type { RunCa } from './ca.js';
+import { splitTarget, type IncomingCall, type MockMatcher } from './matcher.js';
+
+export interface MockServerOptions {
+  matcher: MockMatcher;
+  ca: RunCa;
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Called for each miss with the one-line explanation (for logs). */
+  onMiss?: (message: string) => void;
+}
+
+export interface MockServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const TLS_HANDSHAKE = 0x16;
+// Framing headers are recomputed for the bytes actually sent; hop-by-hop ones belong to the old connection.
+const DROP_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+export async function startMockServer(opts: MockServerOptions): Promise<MockServer> {
+  const { matcher, ca } = opts;
+  const sockets = new Set<Socket>();
+
+  const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`tlsrec mock server error: ${causeText(err)}\n`);
+      } else res.destroy();
+    });
+  });
+  // Clients that keep a socket idle must not race a close from our side.
+  httpServer.headersTimeout = 60_000;
+
+  const tlsServer = tls.createServer({
+    ...ca.defaultCredentials,
+    handshakeTimeout: 10_000,
+    ALPNProtocols: ['http/1.1'], // no h2: the mock server speaks HTTP/1.1 only
+    SNICallback: (servername, cb) => {
+      try {
+        cb(null, ca.contextFor(servername));
+      } catch (err) {
+        cb(err instanceof Error ? err : new Error(String(err)));
+      }
+    },
+  });
+  tlsServer.on('secureConnection', (s: TLSSocket) => httpServer.emit('connection', s));
+  tlsServer.on('tlsClientError', (_err, s) => {
+    // A failed handshake (a client that rejects our certificate, or not TLS at all): drop it.
+    s.destroy();
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks);
+    const ce = req.headers['content-encoding'];
+    const body = decodeBody(raw, Array.isArray(ce) ? ce.join(', ') : ce).body;
+    const sock = req.socket as Socket & Partial<TLSSocket>;
+    const encrypted = sock.encrypted === true;
+    const servername = encrypted && typeof sock.servername === 'string' ? sock.servername : undefined;
+    const { path, query } = splitTarget(req.url ?? '/');
+    const headers: Array<[string, string]> = [];
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
+    const call: IncomingCall = {
+      method: req.method ?? 'GET',
+      scheme: encrypted ? 'https' : 'http',
+      host: req.headers.host ?? servername ?? '',
+      path,
+      query,
+      headers,
+      body,
+    };
+    const outcome = matcher.match(call);
+    if (outcome.kind === 'miss') {
+      opts.onMiss?.(outcome.message);
+      const text = Buffer.from(`tlsrec: ${outcome.message}\n`);
+      res.writeHead(502, 'Bad Gateway', {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': String(text.length),
+        'x-tlsrec-mock': 'miss',
+      });
+      res.end(text);
+      return;
+    }
+    const r = outcome.mock.response;
+    const flat: string[] = [];
+    let contentEncoding: string | undefined;
+    for (const [k, v] of r.headers) {
+      const lk = k.toLowerCase();
+      if (DROP_HEADERS.has(lk)) continue;
+      if (lk === 'content-encoding') contentEncoding = contentEncoding ? `${contentEncoding}, ${v}` : v;
+      flat.push(k, v);
+    }
+    const noBody = r.status < 200 || r.status === 204 || r.status === 304;
+    const payload = noBody ? Buffer.alloc(0) : encodeBody(r.body.bytes, contentEncoding);
+    if (!noBody) flat.push('Content-Length', String(payload.length));
+    res.writeHead(r.status, r.statusMessage || http.STATUS_CODES[r.status] || '', flat);
+    res.end(payload);
+  }
+
+  const front = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (first: Buffer) => {
+      // Put the first bytes back and hand the socket over: tls.TLSSocket and the HTTP parser both
+      // read what is already buffered before reading from the handle.
+      socket.pause();
+      socket.unshift(first);
+      // TLSSocket drains the buffer itself on the next tick: resuming here would emit the
+      // ClientHello to nobody. The HTTP server only adds a 'data' listener, so it needs a resume.
+      if (first[0] === TLS_HANDSHAKE) tlsServer.emit('connection', socket);
+      else {
+        httpServer.emit('connection', socket);
+        socket.resume();
+      }
+    });
+  });
+
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', (err) =>
+      reject(
+        new EnvironmentError(`mock server cannot listen on ${host}: ${causeText(err)}`, {
+          stage: 'start mock server',
+          cause: err,
+        }),
+      ),
+    );
+    front.listen(0, host, () => resolve());
+  });
+  const port = (front.address() as AddressInfo).port;
+
+  let closed: Promise<void> | undefined;
+  return {
+    port,
+    close(): Promise<void> {
+      closed ??= new Promise<void>((resolve) => {
+        front.close(() => resolve());
+        httpServer.closeAllConnections();
+        for (const s of sockets) s.destroy();
+      });
+      return closed;
+    },
+  };
+}
