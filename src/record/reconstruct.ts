@@ -93,6 +93,13 @@ function notHttpDetail(code: string, reason: string, data: Buffer | undefined): 
   return `${code}: ${reason}`;
 }
 
+/** Approximate size of a message on the wire (start line, headers, body without chunk framing). */
+function wireSize(m: ParsedMessage): number {
+  let n = m.kind === 'request' ? (m.method ?? '').length + (m.target ?? '').length + 12 : 15 + (m.statusMessage ?? '').length;
+  for (const [k, v] of [...m.headers, ...m.trailers]) n += k.length + v.length + 4;
+  return n + 2 + m.body.length;
+}
+
 /** Errors at the very start of a stream mean "this is some other protocol". */
 const NOT_HTTP_CODES = new Set(['HPE_INVALID_METHOD', 'HPE_INVALID_CONSTANT', 'HPE_PAUSED_H2_UPGRADE', 'HPE_INVALID_VERSION']);
 
@@ -262,7 +269,7 @@ export class Reconstructor {
         if (o.type === 'error') {
           side.notRequest = notHttpDetail(o.code, o.reason, data);
           side.parser = undefined;
-          if (o.code === 'HPE_HEADER_OVERFLOW' || !NOT_HTTP_CODES.has(o.code) || chunkStart > 0) {
+          if (!NOT_HTTP_CODES.has(o.code)) {
             // Started like HTTP, then broke: a parse error, not another protocol.
             side.notRequest = `parse-error:${o.code}: ${o.reason}`;
           }
@@ -494,7 +501,10 @@ export class Reconstructor {
       if (c.responses.length > 0) c.problems.push({ reason: 'unpaired', detail: `${c.responses.length} response(s) without a request` });
     }
     for (const s of [c.in, c.out]) s.parser?.dispose();
-    const unused = [c.in, c.out].reduce((n, s) => n + Math.max(0, s.asm.received - s.used) + s.asm.undelivered, 0);
+    let unused = [c.in, c.out].reduce((n, s) => n + Math.max(0, s.asm.received - s.used) + s.asm.undelivered, 0);
+    // `used` is only exact to the end of a parse call: count leftover whole messages at least by their size.
+    const leftover = [...c.requests.map((r) => r.msg), ...c.responses.map((r) => r.msg)].reduce((n, m) => n + wireSize(m), 0);
+    unused = Math.max(unused, leftover);
     if (c.tunnel) {
       if (unused > 0) this.skip({ conn: c.name, reason: 'not-http', detail: c.tunnel, bytes: unused });
     } else if (c.problems.length > 0) {
