@@ -1,0 +1,130 @@
+// End to end, as root: a process in a cgroup calls https://upstream.test:8443 (nothing listens
+// there and the name does not exist); the cgroup redirect + mock DNS + run CA answer from mocks.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi, type TestContext } from 'vitest';
+import type { BodyValue, Mock } from '../src/format/types.js';
+import { Cgroup, argvInCgroup } from '../src/native/cgroup.js';
+import { startMockSession, type MockSession } from '../src/replay/mocks/index.js';
+
+vi.setConfig({ testTimeout: 30_000 });
+
+const requireEbpf = process.env.TLSREC_REQUIRE_EBPF === '1';
+// A loopback port where nothing listens (some sandboxes answer any non-local address, so the
+// "plain" upstream is on loopback: refused without the redirect, answered with it).
+const freePort = await new Promise<number>((resolve) => {
+  const srv = net.createServer().listen(0, '127.0.0.1', () => {
+    const { port } = srv.address() as net.AddressInfo;
+    srv.close(() => resolve(port));
+  });
+});
+const plainUrl = `http://127.0.0.1:${freePort}/plain`;
+const text = (s: string, kind: BodyValue['kind'] = 'text'): BodyValue => ({ bytes: Buffer.from(s), kind });
+const mocks: Mock[] = [
+  {
+    file: 'mocks.yaml', name: 'mock-0', index: 0,
+    request: { method: 'GET', scheme: 'https', host: 'upstream.test:8443', path: '/x', query: [], headers: [], body: text('', 'empty') },
+    response: { status: 200, statusMessage: 'OK', headers: [['Content-Type', 'application/json'], ['Content-Encoding', 'gzip']], body: text('{"hello":"mock"}', 'json') },
+  },
+  {
+    file: 'mocks.yaml', name: 'mock-1', index: 1,
+    request: { method: 'GET', scheme: 'http', host: `127.0.0.1:${freePort}`, path: '/plain', query: [], headers: [], body: text('', 'empty') },
+    response: { status: 200, statusMessage: 'OK', headers: [['Content-Type', 'text/plain']], body: text('plain answer') },
+  },
+  {
+    file: 'mocks.yaml', name: 'mock-2', index: 2,
+    request: { method: 'GET', scheme: 'https', host: 'api.curl.test', path: '/c', query: [['a', '1']], headers: [], body: text('', 'empty') },
+    response: { status: 200, statusMessage: 'OK', headers: [['Content-Type', 'text/plain']], body: text('curl answer') },
+  },
+];
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function run(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d));
+    p.stderr.on('data', (d: Buffer) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function skipOrFail(ctx: TestContext, reason: string): void {
+  if (requireEbpf) throw new Error(`eBPF required (TLSREC_REQUIRE_EBPF=1) but: ${reason}`);
+  console.warn(`skipping mock redirect end-to-end test: ${reason}`);
+  ctx.skip(reason);
+}
+
+describe('mock session end to end (root, eBPF)', () => {
+  it('answers a cgroup process calling unreachable upstreams from mocks, and detaches at close', async (ctx) => {
+    if (process.getuid?.() !== 0) return skipOrFail(ctx, 'not root');
+    let cgroup: Cgroup;
+    try {
+      cgroup = Cgroup.create('mocks-e2e');
+    } catch (err) {
+      return skipOrFail(ctx, `no cgroup: ${(err as Error).message}`);
+    }
+    cleanups.push(() => cgroup.destroy());
+    const tmp = mkdtempSync(join(tmpdir(), 'mocks-e2e-'));
+    cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+
+    const t0 = performance.now();
+    let session: MockSession;
+    try {
+      session = await startMockSession({ mocks, cgroup, passthrough: [], tmpDir: tmp });
+    } catch (err) {
+      return skipOrFail(ctx, `redirect could not be attached: ${(err as Error).message}`);
+    }
+    console.log(`mock session started in ${(performance.now() - t0).toFixed(0)} ms`);
+    cleanups.push(() => session.close());
+    const env = { ...process.env, ...session.env };
+
+    const script = `
+      const r = await fetch('https://upstream.test:8443/x');
+      const j = await r.json();
+      const p = await (await fetch('${plainUrl}')).text();
+      const miss = await fetch('https://upstream.test:8443/nope');
+      console.log(JSON.stringify({ status: r.status, j, p, miss: miss.status, missText: await miss.text() }));
+    `;
+    const node = await run(argvInCgroup(cgroup, [process.execPath, '--input-type=module', '-e', script]), env);
+    expect(node.stderr).toBe('');
+    const out = JSON.parse(node.stdout) as { status: number; j: unknown; p: string; miss: number; missText: string };
+    expect(out).toMatchObject({ status: 200, j: { hello: 'mock' }, p: 'plain answer', miss: 502 });
+    expect(out.missText).toContain('no mock for GET https://upstream.test:8443/nope');
+
+    // curl: glibc's resolver (connected UDP socket) and OpenSSL with CURL_CA_BUNDLE
+    const curl = await run(argvInCgroup(cgroup, ['curl', '-sS', '--max-time', '10', 'https://api.curl.test/c?a=1']), env);
+    expect(curl.stderr).toBe('');
+    expect(curl.stdout).toBe('curl answer');
+
+    const report = session.report();
+    expect(report.served.map((s) => s.mock)).toEqual(['mock-0', 'mock-1', 'mock-2']);
+    expect(report.misses).toHaveLength(1);
+    expect(report.unused).toEqual([]);
+
+    // tlsrec itself (not in the cgroup) is not redirected: nothing listens on 127.0.0.1:1
+    const outside = await new Promise<string>((resolve) => {
+      const s = net.connect(1, '127.0.0.1', () => {
+        s.destroy();
+        resolve('connected');
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    });
+    expect(outside).toBe('ECONNREFUSED');
+
+    await session.close();
+    const attached = execFileSync('bpftool', ['cgroup', 'show', cgroup.path], { encoding: 'utf8' });
+    expect(attached.trim()).toBe('');
+    const after = await run(argvInCgroup(cgroup, [process.execPath, '-e', `fetch('${plainUrl}',{signal:AbortSignal.timeout(2000)}).then(()=>console.log('answered'),(e)=>console.log(e.cause?.code ?? 'failed'))`]), env);
+    expect(after.stdout.trim()).toBe('ECONNREFUSED');
+  });
+});
