@@ -22,7 +22,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('tlsrec')
     .description(
-      'Record a running app\'s real HTTP(S) traffic with eBPF and replay it as API tests and mocks.\n\n' +
+      'Record a running app\'s real HTTP(S) traffic with eBPF and replay it as API tests and mocks. ' +
         'Incoming requests become test cases, outgoing calls become mocks (Keploy-compatible YAML).',
     )
     .version(pkg.version, '-V, --version')
@@ -33,15 +33,20 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command('record')
     .summary('run a command and record its HTTP traffic as tests and mocks')
     .description(
-      'Run COMMAND in a cgroup of its own and record every HTTP exchange it takes part in, over TLS\n' +
-        '(OpenSSL SSL_read/SSL_write uprobes: no proxy, no certificate) or plaintext sockets.\n' +
-        'Requests the command RECEIVES become tests (<dir>/<test-set>/tests/test-N.yaml); requests it\n' +
-        'SENDS become mocks (<dir>/<test-set>/mocks.yaml). Stop with Ctrl-C, or let COMMAND exit.\n' +
-        'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN).\n\n' +
-        'Examples:\n' +
+      'Run COMMAND in a cgroup of its own and record every HTTP exchange it takes part in, over TLS ' +
+        '(OpenSSL SSL_read/SSL_write uprobes: no proxy, no certificate) or plaintext sockets. ' +
+        'Requests the command RECEIVES become tests (<dir>/<test-set>/tests/test-N.yaml); requests it SENDS ' +
+        'become mocks (<dir>/<test-set>/mocks.yaml). Stop with Ctrl-C, or let COMMAND exit. ' +
+        'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN).',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
         '  tlsrec record -- npm start\n' +
         '  tlsrec record --test-set login-flow -- node server.js\n' +
-        '  tlsrec record -- curl https://example.com/',
+        '  tlsrec record -- curl https://example.com/\n\n' +
+        'Exit code: the command\'s own when it exits by itself; 0 when stopped with Ctrl-C or SIGTERM;\n' +
+        '2 bad usage; 3 environment (privileges, kernel features) or the command could not start.',
     )
     .argument('<command...>', 'the command to run and record (put it after --)')
     .option('--dir <path>', 'where test sets are written', 'tlsrec')
@@ -74,16 +79,20 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command('test')
     .summary('start the app, serve the mocks, replay the tests, diff and report')
     .description(
-      'Replay recorded tests against the app and compare status, headers and bodies.\n' +
-        'The app is started from COMMAND (or tlsrec.yaml) in a cgroup of its own; its outgoing calls are\n' +
-        'answered from the recorded mocks (eBPF connect redirect, DNS answers, a per-run CA) so the run\n' +
-        'needs no network. Exit: 0 all passed, 1 a test failed, 2 bad usage or input files,\n' +
-        '3 environment or app failure.\n\n' +
-        'Examples:\n' +
+      'Replay recorded tests against the app and compare status, headers and bodies. ' +
+        'The app is started from COMMAND (or tlsrec.yaml) in a cgroup of its own; its outgoing calls are ' +
+        'answered from the recorded mocks (eBPF connect redirect, DNS answers, a per-run CA) so the run ' +
+        'needs no network.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
         '  tlsrec test\n' +
         '  tlsrec test --test-set test-set-0 --reporter junit --report-dir reports/\n' +
         '  tlsrec test -- node server.js\n' +
-        '  tlsrec test --app-url http://localhost:3000 --no-mocks',
+        '  tlsrec test --app-url http://localhost:3000 --no-mocks\n\n' +
+        'Exit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
+        '130/143 interrupted.',
     )
     .argument('[command...]', 'the command that starts the app (default: command in tlsrec.yaml)')
     .option('--dir <path>', 'where test sets are read from', 'tlsrec')
@@ -146,6 +155,13 @@ function printError(err: unknown, verbose: boolean): ExitCode {
 
 /** The single exit point. */
 export async function main(argv: string[]): Promise<void> {
+  // `tlsrec test | head`: a closed pipe ends output quietly, as for any Unix tool.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
   let exitCode = 0;
   const program = buildProgram((code) => {
     exitCode = code;
