@@ -43,8 +43,10 @@ const mocks: Mock[] = [
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+  for (const c of cleanups.reverse()) {
+    await c();
+  }
+}, 20_000);
 
 function run(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -126,5 +128,55 @@ describe('mock session end to end (root, eBPF)', () => {
     expect(attached.trim()).toBe('');
     const after = await run(argvInCgroup(cgroup, [process.execPath, '-e', `fetch('${plainUrl}',{signal:AbortSignal.timeout(2000)}).then(()=>console.log('answered'),(e)=>console.log(e.cause?.code ?? 'failed'))`]), env);
     expect(after.stdout.trim()).toBe('ECONNREFUSED');
+  });
+});
+
+describe('mock session exceptions (root, eBPF)', () => {
+  it('leaves the app port, passthrough destinations and tlsrec alone; redirects ::1', async (ctx) => {
+    if (process.getuid?.() !== 0) return skipOrFail(ctx, 'not root');
+    const real = (name: string): Promise<net.Server & { port: number }> =>
+      new Promise((resolve) => {
+        const srv = net.createServer((s) => s.resume().end(`HTTP/1.1 200 OK\r\ncontent-length: ${name.length}\r\nconnection: close\r\n\r\n${name}`));
+        srv.listen(0, '127.0.0.1', () => resolve(Object.assign(srv, { port: (srv.address() as net.AddressInfo).port })));
+      });
+    const app = await real('real app');
+    const db = await real('real db');
+    const other = await real('real other');
+    cleanups.push(() => new Promise<void>((r) => app.close(() => r())));
+    cleanups.push(() => new Promise<void>((r) => db.close(() => r())));
+    cleanups.push(() => new Promise<void>((r) => other.close(() => r())));
+
+    let cgroup: Cgroup;
+    try {
+      cgroup = Cgroup.create('mocks-e2e');
+    } catch (err) {
+      return skipOrFail(ctx, `no cgroup: ${(err as Error).message}`);
+    }
+    cleanups.push(() => cgroup.destroy());
+    const tmp = mkdtempSync(join(tmpdir(), 'mocks-e2e-'));
+    cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+    let session: MockSession;
+    try {
+      session = await startMockSession({ mocks: [], cgroup, appPort: app.port, passthrough: [`127.0.0.1:${db.port}`, 'localhost:1'], tmpDir: tmp });
+    } catch (err) {
+      return skipOrFail(ctx, `redirect could not be attached: ${(err as Error).message}`);
+    }
+    cleanups.push(() => session.close());
+    const get = (url: string): string =>
+      `await fetch('${url}').then(async (r) => r.status + ' ' + await r.text(), (e) => 'error ' + (e.cause?.code ?? e.message))`;
+    const script = `console.log(JSON.stringify([
+      ${get(`http://127.0.0.1:${app.port}/`)},
+      ${get(`http://127.0.0.1:${db.port}/`)},
+      ${get(`http://127.0.0.1:${other.port}/`)},
+      ${get(`http://[::1]:${other.port}/v6`)},
+    ]))`;
+    const r = await run(argvInCgroup(cgroup, [process.execPath, '--input-type=module', '-e', script]), { ...process.env, ...session.env });
+    expect(r.stderr).toBe('');
+    const [toApp, toDb, toOther, toV6] = JSON.parse(r.stdout) as string[];
+    expect(toApp).toBe('200 real app');
+    expect(toDb).toBe('200 real db');
+    expect(toOther).toMatch(/^502 tlsrec: no mock for GET http:\/\/127\.0\.0\.1:\d+\/: there are no mocks/);
+    expect(toV6).toMatch(/^502 tlsrec: no mock for GET http:\/\/\[::1\]:\d+\/v6/);
+    await session.close();
   });
 });
