@@ -108,6 +108,24 @@ describe('mock session end to end (root, eBPF)', () => {
     expect(curl.stderr).toBe('');
     expect(curl.stdout).toBe('curl answer');
 
+    // UDP DNS from raw sockets: unconnected (sendmsg4) and connected (connect4); recvmsg4 must
+    // show the reply as coming from the resolver that was asked.
+    const udp = `
+      import dgram from 'node:dgram';
+      const q = Buffer.from('123401000001000000000000016104746573740000010001', 'hex');
+      const ask = (connected) => new Promise((resolve) => {
+        const s = dgram.createSocket('udp4');
+        const t = setTimeout(() => { s.close(); resolve('timeout'); }, 3000);
+        s.on('message', (m, rinfo) => { clearTimeout(t); s.close(); resolve(rinfo.address + ':' + rinfo.port + ' ' + m.subarray(m.length - 4).join('.')); });
+        if (connected) s.connect(53, '192.0.2.53', () => s.send(q));
+        else s.send(q, 53, '192.0.2.53');
+      });
+      console.log(JSON.stringify([await ask(false), await ask(true)]));
+    `;
+    const dnsOut = await run(argvInCgroup(cgroup, [process.execPath, '--input-type=module', '-e', udp]), env);
+    expect(dnsOut.stderr).toBe('');
+    expect(JSON.parse(dnsOut.stdout)).toEqual(['192.0.2.53:53 127.0.0.1', '192.0.2.53:53 127.0.0.1']);
+
     const report = session.report();
     expect(report.served.map((s) => s.mock)).toEqual(['mock-0', 'mock-1', 'mock-2']);
     expect(report.misses).toHaveLength(1);
