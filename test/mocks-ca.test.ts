@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -39,6 +39,9 @@ describe('run CA', () => {
     ca = createRunCa({ tmpDir: tmpdir(), hosts: [] });
     expect(statSync(ca.dir).mode & 0o777).toBe(0o700);
     expect(statSync(ca.caPath).mode & 0o777).toBe(0o600);
+    ca.appEnv({});
+    // private keys stay in memory: nothing on disk holds one
+    for (const f of readdirSync(ca.dir)) expect(readFileSync(join(ca.dir, f), 'utf8')).not.toContain('PRIVATE KEY');
     const dir = ca.dir;
     ca.close();
     expect(existsSync(dir)).toBe(false);

@@ -6,7 +6,7 @@
 // RSA keys. Private keys never touch the disk; the run directory (0700) holds only certificates and
 // CA bundles (0600) and is removed by close().
 
-import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -194,12 +194,6 @@ export function stripPort(host: string): string {
 
 function uniq(xs: string[]): string[] {
   return [...new Set(xs.map((x) => x.toLowerCase()))];
-}
-
-/** Parse a PEM certificate (tests and diagnostics). */
-export function describeCertificate(pem: string): { subjectAltName: string | undefined; issuer: string; ca: boolean } {
-  const c = new X509Certificate(pem);
-  return { subjectAltName: c.subjectAltName, issuer: c.issuer, ca: c.ca };
 }
 
 // ---- minimal DER (X.690) for the certificate fields used here ----
