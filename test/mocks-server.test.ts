@@ -166,3 +166,25 @@ describe('mock server', () => {
     expect(r.status).toBe(200);
   });
 });
+
+describe('mock server behind a proxy setting', () => {
+  it('grants CONNECT tunnels and serves TLS through them', async () => {
+    const tunnel = await new Promise<net.Socket>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: server.port, method: 'CONNECT', path: 'api.test:443', headers: { host: 'api.test:443' } });
+      req.on('connect', (res, socket) => (res.statusCode === 200 ? resolve(socket) : reject(new Error(`CONNECT ${res.statusCode}`))));
+      req.on('error', reject);
+      req.end();
+    });
+    const r = await collect(
+      https.request({ path: '/sni', headers: { host: 'api.test' }, createConnection: () => tls.connect({ socket: tunnel, servername: 'api.test', ca: ca.caPem }) }),
+    );
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe('answer 1');
+  });
+
+  it('answers absolute-form requests of plain HTTP proxies', async () => {
+    const r = await collect(http.request({ host: '127.0.0.1', port: server.port, path: 'http://plain.test/a?q=1', headers: { host: 'plain.test' } }));
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe('answer 0');
+  });
+});

@@ -111,10 +111,7 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
     res.end(payload);
   }
 
-  const front = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
+  const dispatch = (socket: Socket): void => {
     socket.once('data', (first: Buffer) => {
       // Put the first bytes back and hand the socket over: tls.TLSSocket and the HTTP parser both
       // read what is already buffered before reading from the handle.
@@ -128,6 +125,22 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
         socket.resume();
       }
     });
+  };
+
+  // An app with HTTPS_PROXY/HTTP_PROXY set connects to its proxy (redirected here) and asks for a
+  // tunnel: grant it and serve what comes through it like a direct connection. The CONNECT itself
+  // is no call of the app, so it is not matched.
+  httpServer.on('connect', (_req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    dispatch(socket);
+  });
+
+  const front = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    dispatch(socket);
   });
 
   const host = opts.host ?? '127.0.0.1';
