@@ -131,6 +131,15 @@ describe('mock session end to end (root, eBPF)', () => {
     expect(report.misses).toHaveLength(1);
     expect(report.unused).toEqual([]);
 
+    // Python's ssl (OpenSSL, SSL_CERT_FILE) through glibc DNS; the mock answers again (reused)
+    const py = await run(
+      argvInCgroup(cgroup, ['python3', '-c', "import urllib.request; print(urllib.request.urlopen('https://api.curl.test/c?a=1', timeout=10).read().decode())"]),
+      env,
+    );
+    expect(py.stderr).toBe('');
+    expect(py.stdout.trim()).toBe('curl answer');
+    expect(session.report().served.at(-1)).toEqual({ mock: 'mock-2', method: 'GET', url: 'https://api.curl.test/c?a=1', reused: true });
+
     // tlsrec itself (not in the cgroup) is not redirected: nothing listens on 127.0.0.1:1
     const outside = await new Promise<string>((resolve) => {
       const s = net.connect(1, '127.0.0.1', () => {
