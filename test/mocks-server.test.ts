@@ -151,6 +151,7 @@ describe('mock server', () => {
       method: 'GET',
       url: 'http://plain.test/a?q=2',
       closest: { mock: 'mock-0', field: 'query', detail: 'missing q=1, unexpected q=2' },
+      message: 'no mock for GET http://plain.test/a?q=2: method, host and path matched mock-0, query differed (missing q=1, unexpected q=2)',
     });
   });
 

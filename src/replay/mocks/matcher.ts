@@ -48,6 +48,8 @@ export interface MockMiss {
   method: string;
   url: string;
   closest?: { mock: string; field: string; detail: string };
+  /** The whole explanation, as sent in the 502 body (tlsrec addition; formatMiss(miss) rebuilds a shorter one). */
+  message?: string;
 }
 
 export interface MockReport {
@@ -275,8 +277,9 @@ export class MockMatcher {
     }
     const miss: MockMiss = { method, url };
     if (best?.r.failure) miss.closest = { mock: best.mock.name, field: best.r.failure.field, detail: best.r.failure.detail };
-    this.misses.push(miss);
-    return { kind: 'miss', miss, message: formatMiss(miss, best?.r.passed) };
+    const message = formatMiss(miss, best?.r.passed);
+    this.misses.push({ ...miss, message });
+    return { kind: 'miss', miss, message };
   }
 
   report(): MockReport {
