@@ -47,6 +47,12 @@ describe('matchStages', () => {
     expect(matchStages(m, call({ ...base, body: Buffer.from('qty=2') })).failure?.detail).toBe('expected JSON, got "qty=2"');
   });
 
+  it('a Keploy mock with a path-only URL and no Host header matches any host and scheme', () => {
+    const m = mock(0, { scheme: 'http', host: '', path: '/quote', query: [['sym', 'A']] });
+    expect(matchStages(m, call({ scheme: 'https', host: '127.0.0.2:8443', path: '/quote', query: [['sym', 'A']] })).failure).toBeUndefined();
+    expect(matchStages(m, call({ host: 'api.test', path: '/other', query: [['sym', 'A']] })).failure?.stage).toBe('path');
+  });
+
   it('compares text and binary bodies exactly', () => {
     const t = mock(0, { method: 'POST', body: body('hello world') });
     expect(matchStages(t, call({ method: 'POST', body: Buffer.from('hello world') })).failure).toBeUndefined();
