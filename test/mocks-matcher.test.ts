@@ -51,6 +51,9 @@ describe('matchStages', () => {
     const m = mock(0, { scheme: 'http', host: '', path: '/quote', query: [['sym', 'A']] });
     expect(matchStages(m, call({ scheme: 'https', host: '127.0.0.2:8443', path: '/quote', query: [['sym', 'A']] })).failure).toBeUndefined();
     expect(matchStages(m, call({ host: 'api.test', path: '/other', query: [['sym', 'A']] })).failure?.stage).toBe('path');
+    const withHost = mock(1, { scheme: 'http', anyScheme: true, host: '127.0.0.2:8443', path: '/quote' });
+    expect(matchStages(withHost, call({ scheme: 'https', host: '127.0.0.2:8443', path: '/quote' })).failure).toBeUndefined();
+    expect(matchStages(withHost, call({ scheme: 'https', host: '127.0.0.3:8443', path: '/quote' })).failure?.stage).toBe('host');
   });
 
   it('compares text and binary bodies exactly', () => {

@@ -300,13 +300,16 @@ export function splitMockUrl(
   url: string,
   headers: HeaderList,
   metadataScheme: string | undefined,
-): { scheme: 'http' | 'https'; host: string; path: string; query: Array<[string, string]> } {
+): { scheme: 'http' | 'https'; anyScheme?: true; host: string; path: string; query: Array<[string, string]> } {
   let scheme: 'http' | 'https' = metadataScheme?.toLowerCase() === 'https' ? 'https' : 'http';
+  // Keploy's path-only mock URLs do not say whether the call was made over TLS.
+  let anyScheme = metadataScheme === undefined;
   let host = (headerValue(headers, 'host') ?? '').toLowerCase();
   let rest = url;
   const m = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(url);
   if (m) {
     scheme = m[1]!.toLowerCase() as 'http' | 'https';
+    anyScheme = false;
     host = m[2]!.toLowerCase();
     rest = m[3]!;
   }
@@ -316,7 +319,7 @@ export function splitMockUrl(
   const q = rest.indexOf('?');
   const p = (q < 0 ? rest : rest.slice(0, q)) || '/';
   const query = q < 0 ? [] : [...new URLSearchParams(rest.slice(q + 1))];
-  return { scheme, host, path: p, query };
+  return anyScheme ? { scheme, anyScheme: true, host, path: p, query } : { scheme, host, path: p, query };
 }
 
 function loadMocksFile(file: string, c: Collector, warnings: string[]): Mock[] {

@@ -145,6 +145,8 @@ export interface Mock {
     method: string;
     /** Scheme the app used ("https" when recorded inside TLS). */
     scheme: 'http' | 'https';
+    /** The file did not say (Keploy's path-only URLs): the mock matches either scheme. */
+    anyScheme?: true;
     /** Host (and :port when not default) from the URL or Host header, lower-case. */
     host: string;
     /** Path without the query. */

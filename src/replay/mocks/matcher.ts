@@ -99,10 +99,11 @@ export function matchStages(mock: Mock, call: IncomingCall): StageResult {
   if (m.method.toUpperCase() !== call.method.toUpperCase()) return fail('method', `expected ${m.method.toUpperCase()}, got ${call.method.toUpperCase()}`);
   passed.push('method');
 
-  // Keploy writes path-only mock URLs and, for Go clients, no Host header: such a mock names no
-  // host (nor scheme), so it matches any.
+  // Keploy writes path-only mock URLs (no scheme: either matches) and, for Go clients, no Host
+  // header: such a mock names no host, so it matches any.
   if (m.host !== '') {
-    const wantHost = `${m.scheme}://${normalizeHost(m.scheme, m.host)}`;
+    const scheme = m.anyScheme ? call.scheme : m.scheme;
+    const wantHost = `${scheme}://${normalizeHost(scheme, m.host)}`;
     const gotHost = `${call.scheme}://${normalizeHost(call.scheme, call.host)}`;
     if (wantHost !== gotHost) return fail('host', `expected ${wantHost}, got ${gotHost}`);
   }
