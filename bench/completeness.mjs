@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, listRecorded, tlsrecBroken, machine, saveJson, args, lossFrom, procMem, sleep } from './lib.mjs';
 import { body, sha } from './servers/blob.mjs';
 
-const o = args({ count: 20000, conns: 64, sweep: '1000,2000,4000,0', sweepCount: 4000, smallRingbufMb: 1, ringbufMb: 64, skipMain: false });
+const o = args({ count: 20000, conns: 64, sweep: '250,500,1000,2000,0', sweepCount: 4000, smallRingbufMb: 1, ringbufMb: 64, skipMain: false });
 const base = tmp();
 const { cert, key } = makeCert(base);
 
@@ -139,9 +139,9 @@ if (o.smallRingbufMb > 0) results.push(await runOnce({ count: o.sweepCount, rate
 
 console.log(`\nexchanges: half TLS / half plain over ${o.conns} connections; response bodies 100 B-2 MB, POST bodies on every 4th\n`);
 table([
-  ['run', 'target/s', 'achieved/s', 'MB', 'sent', 'recorded', 'exact', 'recorded/sent', 'missing', 'body mismatch', 'lost B (summary)', 'drain s', 'tlsrec VmHWM MB'],
+  ['run', 'target/s', 'achieved/s', 'MB', 'sent', 'recorded', 'exact', 'recorded/sent', 'missing', 'body mismatch', 'lost (summary)', 'drain s', 'tlsrec VmHWM MB'],
   ...results.map((r) => [r.label, r.rate || 'max', fmt(r.achievedRate, 0), fmt(r.mb, 0), r.sent, r.recorded, r.ok, fmt(r.ok / r.sent, 4), r.missing, r.reqBad + r.respBad,
-    r.lostBytes ?? (r.lostWarning ? 'LOST' : '?'), fmt(r.drainS, 1), fmt(r.tlsrecHwmMb, 0)]),
+    r.lostBytes === undefined ? (r.lostWarning ? 'LOST' : '?') : fmt(r.lostBytes / 1048576, 1) + ' MiB', fmt(r.drainS, 1), fmt(r.tlsrecHwmMb, 0)]),
 ]);
 const full = results.filter((r) => r.ringbufMb === o.ringbufMb && r.ok === r.sent && !r.lostBytes);
 const lossy = results.filter((r) => r.ringbufMb === o.ringbufMb && (r.ok !== r.sent || r.lostBytes));

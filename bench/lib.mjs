@@ -19,7 +19,8 @@ export function tmp(prefix = 'tlsrec-bench-') {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
+// below the kernel's ephemeral range (32768-60999), so a client's local port never takes ours
+let nextPort = 10000 + Math.floor(Math.random() * 20000);
 export function port() {
   return nextPort++;
 }
@@ -171,7 +172,10 @@ export function countMocks(file) {
 export function lossFrom(text) {
   const lost = /lost:?\s*([\d,]+)\s*bytes/i.exec(text);
   const warn = /LOST[^\n]*/.exec(text);
-  return { lostBytes: lost ? Number(lost[1].replace(/,/g, '')) : undefined, warning: warn?.[0] };
+  const big = /LOST ([\d.]+) (B|KiB|MiB|GiB)/.exec(text);
+  const mult = { B: 1, KiB: 1024, MiB: 1048576, GiB: 1073741824 };
+  const lostBytes = big ? Math.round(Number(big[1]) * mult[big[2]]) : lost ? Number(lost[1].replace(/,/g, '')) : undefined;
+  return { lostBytes, warning: warn?.[0] };
 }
 
 /** VmHWM / VmRSS of a pid, in MiB. */
@@ -179,7 +183,8 @@ export function procMem(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
-    return { hwm: kb('VmHWM') / 1024, rss: kb('VmRSS') / 1024 };
+    const hwm = kb('VmHWM') / 1024;
+    return Number.isFinite(hwm) ? { hwm, rss: kb('VmRSS') / 1024 } : undefined;
   } catch {
     return undefined;
   }

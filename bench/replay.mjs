@@ -38,7 +38,7 @@ export async function replayOnce(n, { sampleMs = 50, mocks = true } = {}) {
     n, exit: r.code, wallS: (t1 - t0) / 1000, appSeen: app.count, passed: passed && Number(passed), failed: failed && Number(failed),
     replayS: app.first && app.last ? (app.last - app.first) / 1000 : NaN,
     startupMs: app.first ? Math.round(app.first - t0 - (app.listening - app.start)) : NaN,
-    appStartMs: Math.round(app.listening - app.start), afterLastMs: t1 - app.last, firstReqAfterListenMs: app.first - app.listening,
+    appStartMs: Math.round(app.listening - app.start), afterLastMs: t1 - app.last, spawnToAppMs: Math.round(app.start - t0), firstReqAfterListenMs: app.first - app.listening,
     handlerMs: app.handlerMs, appCpuMs: app.cpuMs, tlsrecCpuMs: cpuMs, tlsrecHwmMb: hwm,
     tail: (t.out + t.err).slice(-800),
   };
@@ -63,6 +63,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ['tests/s end to end (N / wall, incl. start and stop)', fmt(o.tests / m('wallS'), 0), rs.map((r) => fmt(o.tests / r.wallS, 0)).join(' ')],
     ['tests/s replay phase (first..last request at the app)', fmt(o.tests / m('replayS'), 0), rs.map((r) => fmt(o.tests / r.replayS, 0)).join(' ')],
     ['tlsrec start-up to first request, app start excluded (ms)', fmt(m('startupMs'), 0), rs.map((r) => r.startupMs).join(' ')],
+    ['  tlsrec spawned -> app process started (load tests, mocks, cgroup) (ms)', fmt(m('spawnToAppMs'), 0), rs.map((r) => r.spawnToAppMs).join(' ')],
     ['  app start (process start -> listening) (ms)', fmt(m('appStartMs'), 0), rs.map((r) => r.appStartMs).join(' ')],
     ['  app listening -> first request (ms)', fmt(m('firstReqAfterListenMs'), 0), rs.map((r) => r.firstReqAfterListenMs).join(' ')],
     ['last request -> tlsrec exit (stop app, report) (ms)', fmt(m('afterLastMs'), 0), rs.map((r) => r.afterLastMs).join(' ')],
