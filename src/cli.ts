@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { isTlsrecError, type ExitCode } from './errors.js';
+import { InputFileError, isTlsrecError, type ExitCode } from './errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -138,9 +138,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
 /** Print a typed error as the user should see it: one line of cause, the stage, what to do. */
 function printError(err: unknown, verbose: boolean): ExitCode {
   if (isTlsrecError(err)) {
-    process.stderr.write(`tlsrec: ${err.message}\n`);
-    if ('problems' in err && Array.isArray(err.problems)) {
-      for (const p of err.problems as string[]) process.stderr.write(`  ${p}\n`);
+    if (err instanceof InputFileError) {
+      // The problems are listed one per line; the message's own copy of them is not repeated.
+      process.stderr.write(`tlsrec: ${err.message.split('\n')[0]}\n`);
+      for (const p of err.problems) process.stderr.write(`  ${p}\n`);
+    } else {
+      process.stderr.write(`tlsrec: ${err.message}\n`);
     }
     process.stderr.write(`  stage: ${err.stage} (${err.code})\n`);
     if (err.hint) process.stderr.write(`  try: ${err.hint}\n`);

@@ -138,10 +138,10 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
     expect(res.output).toMatch(/^4 passed, 0 failed/m);
     expect(res.code).toBe(0);
 
-    // Break the YAML: an unclosed flow sequence.
+    // Break the YAML: two lines run together ("status_code: 200: OK" is a mapping inside a scalar's place).
     const lines = withNoise.split('\n');
     const statusLine = lines.findIndex((l) => l.includes('status_code:'));
-    lines[statusLine] = lines[statusLine]!.replace(/status_code: \d+/, 'status_code: [200');
+    lines[statusLine] = lines[statusLine]!.replace(/status_code: (\d+)/, 'status_code: $1: OK');
     writeFileSync(file, lines.join('\n'));
     res = await tlsrecTest(dir);
     expect(res.code).toBe(2);
@@ -149,7 +149,7 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
     expect(res.output).not.toMatch(/\n\s+at /);
 
     // A wrong type is positioned too.
-    lines[statusLine] = lines[statusLine]!.replace(/status_code: \[200/, 'status_code: "abc"');
+    lines[statusLine] = lines[statusLine]!.replace(/status_code: \d+: OK/, 'status_code: "abc"');
     writeFileSync(file, lines.join('\n'));
     res = await tlsrecTest(dir);
     expect(res.code).toBe(2);
