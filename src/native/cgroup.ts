@@ -105,21 +105,38 @@ export class Cgroup {
     return true;
   }
 
-  /** Kill whatever is left and remove the directory. Safe to call twice. */
-  async destroy(): Promise<void> {
-    if (!existsSync(this.path)) return;
-    if (this.pids().length > 0) {
-      this.signalAll('SIGKILL');
-      await this.waitEmpty(5000);
+  /** True while any process (including one still exiting) is in the cgroup. */
+  populated(): boolean {
+    try {
+      return /^populated 1$/m.test(readFileSync(join(this.path, 'cgroup.events'), 'utf8'));
+    } catch {
+      return false;
     }
-    for (let i = 0; i < 50; i++) {
-      try {
-        rmdirSync(this.path);
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-        await new Promise((r) => setTimeout(r, 20)); // EBUSY while the last process is being reaped
+  }
+
+  /**
+   * Kill whatever is left and remove the directory. Safe to call twice. A killed process keeps the
+   * cgroup busy until it has fully exited (a large heap takes a while to unmap on a loaded
+   * machine), so this waits for `populated 0` before removing, up to `timeoutMs`.
+   * Resolves false if the directory could not be removed in time.
+   */
+  async destroy(timeoutMs = 10_000): Promise<boolean> {
+    if (!existsSync(this.path)) return true;
+    if (this.pids().length > 0) this.signalAll('SIGKILL');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.populated()) {
+        try {
+          rmdirSync(this.path);
+          return true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+        }
+      } else if (this.pids().length > 0) {
+        this.signalAll('SIGKILL'); // a process forked while we were killing
       }
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 }

@@ -130,7 +130,9 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
   } finally {
     if (capture) await capture.stop().catch(() => undefined);
     dump?.end();
-    await cgroup.destroy();
+    if (!(await cgroup.destroy())) {
+      out.write(`tlsrec: warning: could not remove ${cgroup.path} (processes still exiting); remove it with rmdir later\n`);
+    }
   }
 }
 

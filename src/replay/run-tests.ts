@@ -345,7 +345,8 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       await mocks.close().catch(() => undefined);
     }
     if (cgroup) {
-      await cgroup.destroy().catch(() => undefined);
+      const removed = await cgroup.destroy().catch(() => false);
+      if (!removed) process.stderr.write(`tlsrec: warning: could not remove ${cgroup.path} (processes still exiting)\n`);
       intr.cgroups.delete(cgroup);
     }
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
