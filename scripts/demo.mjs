@@ -107,10 +107,13 @@ if (recCode !== 0) {
 step('5. what was written');
 const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 for (const f of walk(out)) console.log(`   ${relative(out, f)}`);
-const firstTest = join(out, 'tlsrec/test-set-0/tests/test-1.yaml');
-if (existsSync(firstTest)) {
-  console.log(`\n   --- tlsrec/test-set-0/tests/test-1.yaml ---`);
-  console.log(readFileSync(firstTest, 'utf8').replace(/^/gm, '   '));
+// test-1 is the /health probe the demo used to wait for the app; test-2 is the first real call.
+for (const [file, lines] of [['tlsrec/test-set-0/tests/test-2.yaml', 60], ['tlsrec/test-set-0/mocks.yaml', 45]]) {
+  const path = join(out, file);
+  if (!existsSync(path)) continue;
+  const text = readFileSync(path, 'utf8').split('\n');
+  console.log(`\n   --- ${file} ${text.length > lines ? `(first ${lines} lines)` : ''}---`);
+  console.log(text.slice(0, lines).join('\n').replace(/^/gm, '   '));
 }
 
 step('6. switch the upstream off, then replay: tlsrec test');
