@@ -15,6 +15,17 @@ function positiveInt(name: string) {
   };
 }
 
+/** "64M", "512K", "1G" or bytes -> bytes; a power of two of at least one page. */
+function ringbufSize(value: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(value.trim());
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m?.[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const bytes = m ? Number(m[1]) * unit : NaN;
+  if (!Number.isInteger(bytes) || bytes < 4096 || (bytes & (bytes - 1)) !== 0 || bytes > 2 ** 30) {
+    throw new InvalidArgumentError('expected a power of two from 4K to 1G, e.g. 64M');
+  }
+  return bytes;
+}
+
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
@@ -55,7 +66,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--redact <header>', 'also redact this header (repeatable)', collect)
     .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys) in the files')
     .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
-    .addOption(new Option('--ringbuf-mb <n>', 'kernel ring buffer size in MiB (power of two)').argParser(positiveInt('--ringbuf-mb')).default(64))
+    .addOption(
+      new Option('--ringbuf <size>', 'kernel ring buffer size, a power of two: 64M, 256M, 512K')
+        .argParser(ringbufSize)
+        .default(64 * 1024 * 1024, '64M'),
+    )
     .option('-q, --quiet', 'no status line and no summary')
     .option('--verbose', 'show details (verifier logs, attach points)')
     .action(async (command: string[], opts: Record<string, unknown>) => {
@@ -68,7 +83,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         redact: opts.redact !== false,
         extraRedactHeaders: Array.isArray(opts.redact) ? (opts.redact as string[]) : [],
         dumpEvents: opts.dumpEvents as string | undefined,
-        ringbufBytes: (opts.ringbufMb as number) * 1024 * 1024,
+        ringbufBytes: opts.ringbuf as number,
         quiet: Boolean(opts.quiet),
         verbose: Boolean(opts.verbose),
       });

@@ -336,7 +336,7 @@ function printSummary(
     lines.push(
       `  WARNING: LOST ${formatBytes(loss.bytesLost)} in ${lost} kernel event(s) ` +
         `(ring buffer full: ${loss.ringbufFull}, read faults: ${loss.readFault}).`,
-      '  Exchanges touched by the loss were reported above as skipped, not written. Try a larger --ringbuf-mb.',
+      '  Exchanges touched by the loss were reported above as skipped, not written. Try a larger --ringbuf (e.g. --ringbuf 256M).',
     );
   } else {
     lines.push('  lost: 0 bytes');
