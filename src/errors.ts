@@ -71,6 +71,15 @@ export class OutputError extends TlsrecError {
   readonly exitCode = 3;
 }
 
+/**
+ * A recording finished but is not whole: the kernel could not deliver some bytes (ring buffer
+ * full). Everything complete was written; the exchanges the loss touched were not. Exit 3.
+ */
+export class RecordingLossError extends TlsrecError {
+  readonly code = 'TLSREC_E_LOST';
+  readonly exitCode = 3;
+}
+
 /** tlsrec was stopped by SIGINT or SIGTERM after cleaning up. Exits 130 or 143 like a shell would. */
 export class InterruptedError extends TlsrecError {
   readonly code = 'TLSREC_E_INTERRUPTED';

@@ -9,7 +9,7 @@ import { accessSync, constants, createWriteStream, existsSync, readFileSync, sta
 import { writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { AppError, EnvironmentError, OutputError, causeText } from '../errors.js';
+import { AppError, EnvironmentError, OutputError, RecordingLossError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
 import { CaptureSession } from '../native/capture.js';
 import { TestSetWriter } from '../format/writer.js';
@@ -109,15 +109,27 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const written = await writer.close();
     dump?.end();
 
-    if (appPort !== undefined || !existsSync(opts.configPath)) await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
-
     if (!opts.quiet) printSummary(out, writer.dir, written, stats, loss, counts.writeErrors);
+    try {
+      await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
+    } catch (err) {
+      firstWriteError ??= err;
+    }
     if (firstWriteError !== undefined) {
       throw new OutputError(`could not write ${counts.writeErrors} exchange(s): ${causeText(firstWriteError)}`, {
         stage: 'write recording',
         hint: 'check free disk space and permissions of the output directory; exchanges already written are complete',
         cause: firstWriteError,
       });
+    }
+    if (loss.ringbufFull + loss.readFault > 0) {
+      throw new RecordingLossError(
+        `the recording is incomplete: the kernel lost ${formatBytes(loss.bytesLost)} in ${loss.ringbufFull + loss.readFault} event(s)`,
+        {
+          stage: 'capture',
+          hint: 'complete exchanges were written and the ones the loss touched are listed above; record again with a larger --ringbuf (e.g. 256M)',
+        },
+      );
     }
     return {
       exitCode: stoppedByUser ? 0 : code,
