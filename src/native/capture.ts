@@ -1,12 +1,15 @@
 // The capture engine used by `tlsrec record`: loads bpf/capture.bpf.o with the target cgroup as a
 // load-time constant, attaches the syscall/exec tracepoints and OpenSSL uprobes, and delivers decoded
-// events in batches from a timer that drains the ring buffer.
+// events in batches from a timer that drains the ring buffer. Draining (copying records out) is
+// kept apart from consuming them (reconstruction, writing): the consumer works in time slices and
+// the ring is drained between slices, so a slow consumer queues in memory instead of losing data.
 //
 // Polling choice: a 4 ms timer draining everything committed. A blocking epoll_wait in
 // runInNewThread would wake a libuv worker per call and still hand results back through the event
 // loop; at 4 ms a 64 MiB ring only overflows above ~16 GB/s, and an idle tick costs two 64-bit loads.
 
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { causeText } from '../errors.js';
 import type { CaptureEvent, LossCounters } from '../record/events.js';
@@ -33,6 +36,8 @@ export interface CaptureOptions {
 
 export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
+/** Events handed to the consumer at once; small enough that the ring is drained often. */
+const PUMP_BATCH = 256;
 
 /** bpf/capture.bpf.o of this package; the same relative path works from src/native and dist/native. */
 export function defaultBpfObjectPath(): string {
@@ -66,6 +71,13 @@ export class CaptureSession {
   private reader: RingBufferReader | undefined;
   private stopped = false;
   private final: LossCounters | undefined;
+  /** Decoded events waiting for the consumer; `queueHead` is the next one to hand over. */
+  private queue: CaptureEvent[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private peakQueuedBytes = 0;
+  private pumping = false;
+  private pumpScheduled = false;
 
   private constructor(
     private readonly obj: BpfObject,
@@ -154,14 +166,25 @@ export class CaptureSession {
     this.timers.add(t);
   }
 
+  /**
+   * Copy everything committed out of the ring (cheap: decode + memcpy) into the queue, then let
+   * the consumer work through the queue in time slices. The consumer (reconstruction, YAML
+   * writing) can be much slower than the ring fills under load; draining between its slices keeps
+   * the kernel's ring empty so a burst waits in user memory instead of being lost.
+   */
   private poll(): void {
+    this.drainIntoQueue();
+    this.pump();
+  }
+
+  private drainIntoQueue(): void {
     if (!this.reader) return;
-    const batch: CaptureEvent[] = [];
     const side: DecodeSideInfo = {};
     this.reader.drain((rec) => {
       const ev = decodeRecord(rec, side);
       if (!ev) return;
-      batch.push(ev);
+      this.queue.push(ev);
+      if (ev.type === 'data') this.queuedBytes += ev.data.length;
       if (ev.type === 'exec' && !this.stopped) {
         // At exec only the executable and ld.so are mapped; shared libraries follow within ms.
         const pid = ev.tgid;
@@ -170,12 +193,55 @@ export class CaptureSession {
         this.later(300, () => this.scanProcess(pid));
       }
     });
-    if (batch.length === 0) return;
+    if (this.queuedBytes > this.peakQueuedBytes) this.peakQueuedBytes = this.queuedBytes;
+  }
+
+  /** Hand queued events to the consumer in batches for up to `budgetMs`, draining the ring between batches. */
+  private pump(budgetMs = 8): void {
+    if (this.pumping) return;
+    this.pumping = true;
     try {
-      this.opts.onEvents(batch);
-    } catch (err) {
-      this.warn(`event consumer failed: ${causeText(err)}`);
+      const deadline = performance.now() + budgetMs;
+      while (this.queueHead < this.queue.length) {
+        const batch = this.queue.slice(this.queueHead, this.queueHead + PUMP_BATCH);
+        this.queueHead += batch.length;
+        for (const ev of batch) if (ev.type === 'data') this.queuedBytes -= ev.data.length;
+        try {
+          this.opts.onEvents(batch);
+        } catch (err) {
+          this.warn(`event consumer failed: ${causeText(err)}`);
+        }
+        this.drainIntoQueue();
+        if (performance.now() > deadline) break;
+      }
+      if (this.queueHead >= this.queue.length) {
+        this.queue = [];
+        this.queueHead = 0;
+      } else if (this.queueHead > 4096) {
+        this.queue = this.queue.slice(this.queueHead);
+        this.queueHead = 0;
+      }
+    } finally {
+      this.pumping = false;
     }
+    if (this.queueHead < this.queue.length && !this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        this.poll();
+      });
+    }
+  }
+
+  /** Hand every queued event to the consumer now (used when stopping). */
+  private flushQueue(): void {
+    this.drainIntoQueue();
+    while (this.queueHead < this.queue.length) this.pump(Number.POSITIVE_INFINITY);
+  }
+
+  /** Largest amount of payload that waited in user memory for the consumer (bytes). */
+  peakQueuedPayloadBytes(): number {
+    return this.peakQueuedBytes;
   }
 
   /** Loss counters summed over CPUs. */
@@ -201,11 +267,11 @@ export class CaptureSession {
     if (this.rescanner) clearInterval(this.rescanner);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.poll();
+    this.flushQueue();
     for (const l of this.links.splice(0)) l.destroy();
     // A program that was running on another CPU when its link went away may still commit a record.
     await new Promise((r) => setTimeout(r, 10));
-    this.poll();
+    this.flushQueue();
     let counters: LossCounters = { ringbufFull: 0, readFault: 0, bytesLost: 0 };
     try {
       counters = this.counters();
