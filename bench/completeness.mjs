@@ -6,7 +6,7 @@
 // with what was sent. Prints recorded/sent, body mismatches, the loss counters of the summary,
 // then a rate sweep (paced, open loop) and a run with a tiny ring buffer to show the loss path.
 //
-//   node bench/completeness.mjs [--count 20000] [--conns 64] [--sweep 1000,2000,4000,0]
+//   node bench/completeness.mjs [--count 20000] [--rate 0 (main run, /s; 0 = as fast as possible)] [--conns 64] [--sweep 1000,2000,4000,0]
 //                               [--sweep-count 4000] [--small-ringbuf-mb 1] [--skip-main]
 import http from 'node:http';
 import https from 'node:https';
@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, listRecorded, tlsrecBroken, machine, saveJson, args, lossFrom, procMem, sleep } from './lib.mjs';
 import { body, sha } from './servers/blob.mjs';
 
-const o = args({ count: 20000, conns: 64, sweep: '250,500,1000,2000,0', sweepCount: 4000, smallRingbufMb: 1, ringbufMb: 64, skipMain: false });
+const o = args({ rate: 0, count: 20000, conns: 64, sweep: '250,500,1000,2000,0', sweepCount: 4000, smallRingbufMb: 1, ringbufMb: 64, skipMain: false });
 const base = tmp();
 const { cert, key } = makeCert(base);
 
@@ -43,7 +43,7 @@ async function runOnce({ count, rate, ringbufMb, label }) {
   mkdirSync(dir, { recursive: true });
   const hp = port();
   const pp = port();
-  const rec = run(NODE, [TLSREC, 'record', '--ringbuf-mb', String(ringbufMb), '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--',
+  const rec = run(NODE, [TLSREC, 'record', '--ringbuf', `${ringbufMb}M`, '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--',
     process.execPath, join(BENCH, 'servers', 'blob-server.mjs'), '--https-port', String(hp), '--cert', cert, '--key', key, '--http-port', String(pp)], { cwd: dir });
   await waitPort(hp, { child: rec, timeoutMs: 60000 });
   await waitPort(pp, { child: rec, timeoutMs: 60000 });
@@ -131,8 +131,8 @@ const broken = await tlsrecBroken();
 if (broken) { console.log(`cannot measure: ${broken}`); process.exit(1); }
 console.log(`# completeness — ${machine()}`);
 const results = [];
-if (!o.skipMain) results.push(await runOnce({ count: o.count, rate: 0, ringbufMb: o.ringbufMb, label: `main ${o.count}x, max rate` }));
-for (const rate of o.sweep.split(',').filter(Boolean).map(Number)) {
+if (!o.skipMain) results.push(await runOnce({ count: o.count, rate: o.rate, ringbufMb: o.ringbufMb, label: `main ${o.count}x, ${o.rate || 'max'}/s` }));
+for (const rate of String(o.sweep).split(',').filter((x) => x !== '' && x !== 'none').map(Number)) {
   results.push(await runOnce({ count: o.sweepCount, rate, ringbufMb: o.ringbufMb, label: `sweep ${rate || 'max'}/s` }));
 }
 if (o.smallRingbufMb > 0) results.push(await runOnce({ count: o.sweepCount, rate: 0, ringbufMb: o.smallRingbufMb, label: `ringbuf ${o.smallRingbufMb} MiB, max rate` }));

@@ -2,7 +2,7 @@
 // Plain Node ESM, no dependencies beyond what the repo already has (yaml, for reading results).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, existsSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir, cpus, hostname } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -162,10 +162,27 @@ export function listRecorded(dir) {
   return { tests, mocks };
 }
 
-/** Count YAML documents that are mocks in a mocks.yaml (by counting `kind:` at top level). */
+/** Count YAML documents in a mocks.yaml (lines starting with `kind:`), streaming: the file can
+ *  be larger than the biggest string V8 can make. */
 export function countMocks(file) {
-  const s = readFileSync(file, 'utf8');
-  return (s.match(/^kind:/gm) ?? []).length;
+  const fd = openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 22);
+  const needle = Buffer.from('\nkind:');
+  let n = 0, carry = Buffer.alloc(0), first = true;
+  try {
+    for (;;) {
+      const got = readSync(fd, buf, 0, buf.length, null);
+      if (got <= 0) break;
+      const chunk = Buffer.concat([carry, buf.subarray(0, got)]);
+      if (first && chunk.subarray(0, 5).toString() === 'kind:') n++;
+      first = false;
+      for (let i = chunk.indexOf(needle); i !== -1; i = chunk.indexOf(needle, i + 1)) n++;
+      carry = Buffer.from(chunk.subarray(Math.max(0, chunk.length - needle.length + 1)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return n;
 }
 
 /** Parse tlsrec's stderr summary for loss. */
