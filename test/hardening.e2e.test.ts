@@ -353,6 +353,10 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(set.mocks.length + failed).toBe(count);
     const reported = /recorded (\d+) test\(s\) and (\d+) mock\(s\)/.exec(out);
     expect(Number(reported?.[2])).toBe(set.mocks.length);
+    // tlsrec.yaml is whole or absent, never a truncated file later runs would take as the user's.
+    const config = join(mnt, 'tlsrec.yaml');
+    if (existsSync(config)) expect(readFileSync(config, 'utf8')).toContain('command:');
+    else expect(out).toMatch(/warning: cannot write .*tlsrec\.yaml/);
   });
 
   it('the ring buffer overflows: exit 3, LOST counted, touched exchanges skipped as bytes-lost and nothing corrupt written', async () => {

@@ -5,7 +5,7 @@
 //                    └──▶ spawn command ──▶ exits / Ctrl-C ─▶ stop cgroup ─▶ drain ─▶ summary
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, createWriteStream, existsSync, readFileSync, statSync, type WriteStream } from 'node:fs';
+import { accessSync, constants, createWriteStream, existsSync, linkSync, readFileSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -113,6 +113,8 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
     } catch (err) {
+      // Said on its own line: the exchanges' error below may hide it otherwise.
+      out.write(`tlsrec: warning: ${causeText(err)}\n`);
       firstWriteError ??= err;
     }
     if (firstWriteError !== undefined) {
@@ -286,12 +288,23 @@ async function writeConfigIfAbsent(path: string, command: string[], appPort: num
     '# noise: fields ignored in every test, e.g. {"header.X-Request-Id": [], "body.createdAt": []}\n' +
     '# passthrough: outgoing destinations not served from mocks, e.g. ["127.0.0.1:5432"]\n' +
     stringify(doc);
+  // Written whole to a private name, then linked into place: a full disk never leaves a truncated
+  // tlsrec.yaml behind (which later recordings would take as the user's), and link() never
+  // replaces a file someone created meanwhile.
+  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    await writeFile(path, text, { flag: 'wx' });
+    await writeFile(tmp, text, { flag: 'wx' });
+    linkSync(tmp, path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new OutputError(`cannot write ${path}: ${causeText(err)}`, { stage: 'write config', cause: err });
+      throw new OutputError(`cannot write ${path}: ${causeText(err)}`, {
+        stage: 'write config',
+        hint: `write it by hand: command: ${JSON.stringify(command)}${appPort === undefined ? '' : `, appPort: ${appPort}`}`,
+        cause: err,
+      });
     }
+  } finally {
+    rmSync(tmp, { force: true });
   }
 }
 
