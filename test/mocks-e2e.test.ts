@@ -75,7 +75,7 @@ describe('mock session end to end (root, eBPF)', () => {
     } catch (err) {
       return skipOrFail(ctx, `no cgroup: ${(err as Error).message}`);
     }
-    cleanups.push(() => cgroup.destroy());
+    cleanups.push(async () => void (await cgroup.destroy()));
     const tmp = mkdtempSync(join(tmpdir(), 'mocks-e2e-'));
     cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -179,7 +179,7 @@ describe('mock session exceptions (root, eBPF)', () => {
     } catch (err) {
       return skipOrFail(ctx, `no cgroup: ${(err as Error).message}`);
     }
-    cleanups.push(() => cgroup.destroy());
+    cleanups.push(async () => void (await cgroup.destroy()));
     const tmp = mkdtempSync(join(tmpdir(), 'mocks-e2e-'));
     cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
     let session: MockSession;

@@ -97,7 +97,7 @@ describe('mock server', () => {
   });
 
   it('answers an IP-address URL (no SNI) with the default certificate', async () => {
-    let sentSni: string | false | undefined;
+    let sentSni: string | false | null | undefined;
     const r = await collect(
       https.request({
         host: '127.0.0.1',

@@ -222,7 +222,7 @@ describeEbpf('eBPF capture (root, BTF)', () => {
       const ports = await new Promise<number[]>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim().split(' ').map(Number))));
       const { request: httpRequest } = await import('node:http');
       const { request: httpsRequest } = await import('node:https');
-      const ask = (req: typeof httpRequest, port: number, path: string) =>
+      const ask = (req: typeof httpRequest | typeof httpsRequest, port: number, path: string) =>
         new Promise<string>((resolve, reject) => {
           const r = req({ host: '127.0.0.2', port, path, method: 'POST', ca: readFileSync(join(certs, 'ca.pem')), agent: false }, (res) => {
             let body = '';

@@ -12,6 +12,7 @@ import { BpfObject, summariseVerifierLog } from '../src/native/libbpf.js';
 const unsupported = captureUnsupportedReason();
 if (unsupported && process.env.TLSREC_REQUIRE_EBPF === '1') throw new Error(`eBPF required (TLSREC_REQUIRE_EBPF=1) but unavailable: ${unsupported}`);
 const itEbpf = unsupported ? it.skip : it;
+const itEbpfIf = (cond: boolean) => (unsupported || !cond ? it.skip : it);
 
 function hasClang(): boolean {
   try {
@@ -73,7 +74,7 @@ describe('libbpf wrapper', () => {
     }
   });
 
-  itEbpf.runIf(hasClang())('reports a verifier rejection with a summary and the full log in detail', () => {
+  itEbpfIf(hasClang())('reports a verifier rejection with a summary and the full log in detail', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tlsrec-bad-bpf-'));
     try {
       // Reads past the end of the tracepoint context: compiles, but the verifier refuses it.

@@ -89,8 +89,8 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
       headers: { 'content-type': 'application/json', authorization: 'Bearer secret-token-123' },
       body: JSON.stringify({ item: 'pen', qty: 2 }),
     });
-    const order = await orderRes.json();
-    const gz = await (await fetch(`${base}/gzip`)).json();
+    const order = (await orderRes.json()) as { order: unknown };
+    const gz = (await (await fetch(`${base}/gzip`)).json()) as { upstream: unknown };
     expect(quote).toEqual({ symbol: 'ACME', price: 27.8, note: 'fresh' });
 
     rec.child.kill('SIGINT');
