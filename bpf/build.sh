@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build bpf/capture.bpf.o from source (CO-RE). The .o is committed so users need no clang;
-# run this (npm run build:bpf) after editing capture.bpf.c or capture.h.
+# Build the BPF objects from source (CO-RE): capture.bpf.o (recording: uprobes, syscall and exec
+# tracepoints) and redirect.bpf.o (replay: cgroup connect/sendmsg/recvmsg redirect to the mocks).
+# The .o files are committed so users need no clang; run this (npm run build:bpf) after editing them.
 # Needs: clang (14+), bpftool, libbpf-dev (headers), a kernel with /sys/kernel/btf/vmlinux.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,11 +10,11 @@ if [ ! -s vmlinux.h ] || [ "${REGEN_VMLINUX:-0}" = 1 ]; then
   bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h.tmp
   mv vmlinux.h.tmp vmlinux.h
 fi
-for prog in capture; do
+for prog in capture redirect; do
   # -g: BTF for CO-RE relocations; -O2: required by the verifier; mcpu=v3: atomic fetch-add, 32-bit jumps.
   clang -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${ARCH} -I. -c "${prog}.bpf.c" -o "${prog}.bpf.o.tmp"
   # Strip DWARF (keeps .BTF/.BTF.ext) so the committed object stays small.
   llvm-strip -g "${prog}.bpf.o.tmp" 2>/dev/null || true
   mv "${prog}.bpf.o.tmp" "${prog}.bpf.o"
 done
-echo "built: $(ls -l capture.bpf.o)"
+echo "built:"; ls -l capture.bpf.o redirect.bpf.o
