@@ -240,6 +240,18 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     expect(res.output).not.toMatch(/\n\s+at /);
   });
 
+  it('as a non-root user: exit 3 with what to run instead, no stack trace', async () => {
+    newWorkDir();
+    const res = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', tlsrecBin, 'record', '--', 'curl', 'https://x.test/'], {
+      cwd: '/',
+    });
+    expect(res.code).toBe(3);
+    expect(res.output).toContain('recording needs root');
+    expect(res.output).toMatch(/try: run it as root: sudo tlsrec record -- curl/);
+    expect(res.output).toContain('TLSREC_E_PRIVILEGES');
+    expect(res.output).not.toMatch(/\n\s+at /);
+  });
+
   it('bad usage exits 2', async () => {
     newWorkDir();
     const res = await run('node', [tlsrecBin, 'record'], { cwd: work });

@@ -163,8 +163,15 @@ function checkPrivileges(): void {
   throw new EnvironmentError('recording needs root: loading eBPF programs and uprobes is privileged', {
     code: 'TLSREC_E_PRIVILEGES',
     stage: 'check privileges',
-    hint: `run it as root: sudo ${process.argv.slice(1).map(shellQuote).join(' ')}  (or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)`,
+    hint: `run it as root: sudo ${howInvoked()}  (or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)`,
   });
+}
+
+/** The command line as the user typed it, more or less: `npx tlsrec ...` when run from node_modules. */
+function howInvoked(): string {
+  const [script = 'tlsrec', ...args] = process.argv.slice(1);
+  const prog = script.includes('node_modules') ? 'npx tlsrec' : script.endsWith('bin/tlsrec.js') ? 'tlsrec' : script;
+  return [prog, ...args.map(shellQuote)].join(' ');
 }
 
 function shellQuote(s: string): string {
