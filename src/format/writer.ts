@@ -1,6 +1,8 @@
-// Writes exchanges as they arrive: one file per test (temp file + fsync + rename), one YAML
-// document per mock appended to mocks.yaml in a single write(2) + fsync. Nothing is kept in memory,
-// and a crash at any point leaves files that parse (at worst without the last exchange).
+// Writes exchanges as they arrive: one file per test (temp file + rename), one YAML document per
+// mock appended to mocks.yaml in a single write(2). Nothing is kept in memory, and a crash of
+// tlsrec at any point leaves files that parse (at worst without the last exchange). There is no
+// fsync per exchange: it cost ~1 ms each (measured: 673 exchanges/s with it) and only protects
+// against a crash of the whole machine; close() syncs once.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,14 +38,13 @@ function writeAll(fd: number, buf: Buffer): void {
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
 }
 
-/** Writes a whole file under a temporary name, fsyncs it and renames it into place. */
+/** Writes a whole file under a temporary name and renames it into place. */
 function writeFileAtomic(file: string, data: string): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'w', 0o644);
     writeAll(fd, Buffer.from(data, 'utf8'));
-    fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
     fs.renameSync(tmp, file);
@@ -223,7 +224,6 @@ export class TestSetWriter {
       const buf = Buffer.from(prefix + doc, 'utf8');
       try {
         writeAll(this.mocksFd, buf);
-        fs.fsyncSync(this.mocksFd);
       } catch (err) {
         // Cut off a partial document so the file still parses.
         try { fs.ftruncateSync(this.mocksFd, this.mocksSize); } catch { /* disk is failing already */ }
@@ -251,7 +251,8 @@ export class TestSetWriter {
     if (!this.closed) {
       this.closed = true;
       if (this.mocksFd !== undefined) {
-        try { fs.closeSync(this.mocksFd); } catch { /* data was fsynced per document */ }
+        try { fs.fsyncSync(this.mocksFd); } catch { /* best effort: the data is written */ }
+        try { fs.closeSync(this.mocksFd); } catch { /* nothing left to do */ }
         this.mocksFd = undefined;
       }
       fsyncDir(this.testsDir);
