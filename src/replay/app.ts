@@ -57,7 +57,8 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-const POLL_MS = 100;
+/** Readiness polling period: short, since every poll is a cheap local connect. */
+const POLL_MS = 20;
 
 /** Keeps the last N lines of a stream of chunks. */
 export class LineRing {
@@ -133,6 +134,8 @@ async function healthAnswers(url: string): Promise<boolean> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A timeout for Promise.race that does not keep tlsrec alive once the other side has won. */
+const deadlineAfter = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 export async function startApp(opts: AppOptions): Promise<RunningApp> {
   if (opts.port === undefined && opts.healthUrl === undefined) {
@@ -198,12 +201,12 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
         }
       } else if (child.pid !== undefined && exit === undefined) {
         signalGroup(child.pid, 'SIGTERM');
-        if (!(await Promise.race([closed.then(() => true), sleep(graceMs).then(() => false)]))) {
+        if (!(await Promise.race([closed.then(() => true), deadlineAfter(graceMs).then(() => false)]))) {
           signalGroup(child.pid, 'SIGKILL');
         }
       }
       // The pipes close once every process holding them is gone; do not hang on a stray holder.
-      await Promise.race([closed, sleep(2_000)]);
+      await Promise.race([closed, deadlineAfter(2_000)]);
       if (!cgroup && child.pid !== undefined) signalGroup(child.pid, 'SIGKILL'); // leftovers of the group
       if (ownsCgroup && cgroup) await cgroup.destroy();
     })();
