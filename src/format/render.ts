@@ -230,8 +230,30 @@ export function exchangeToMockDoc(ex: Exchange, n: number, opts: DocOptions = {}
   };
 }
 
+/** Characters a YAML block scalar cannot carry as they are (C0 controls but tab and LF, DEL, BOM, non-characters). */
+const NOT_IN_BLOCK = /[\x00-\x08\x0b-\x1f\x7f\ufeff\ufffe\uffff]/;
+
+/**
+ * Text that a block literal certainly holds exactly: no special characters, no blank-only lines,
+ * no blanks at the start of the first line or at the end of any line. Pretty-printed JSON always
+ * is. Checked line by line in linear time (bodies can be megabytes).
+ */
+function isPlainBlockText(text: string): boolean {
+  if (NOT_IN_BLOCK.test(text)) return false;
+  const lines = text.split('\n');
+  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop(); // one final newline is fine
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === '') return text === '';
+    if (/\s$/.test(line) || (i === 0 && /^\s/.test(line))) return false;
+  }
+  return true;
+}
+
 /** A block literal when it reads back identically, otherwise a double-quoted string (always exact). */
 function bodyScalarType(text: string): Scalar.Type {
+  // The common case needs no round trip; the probe below writes and re-parses the whole body.
+  if (isPlainBlockText(text)) return Scalar.BLOCK_LITERAL;
   const probe = new Document({ b: text });
   (probe.get('b', true) as Scalar).type = Scalar.BLOCK_LITERAL;
   const back = (parse(probe.toString({ lineWidth: 0 })) as { b?: unknown } | null)?.b;
