@@ -87,14 +87,14 @@ export class CaptureSession {
   static async start(opts: CaptureOptions): Promise<CaptureSession> {
     const path = opts.bpfObjectPath ?? defaultBpfObjectPath();
     const ringBytes = opts.ringbufBytes ?? DEFAULT_RINGBUF_BYTES;
-    const obj = BpfObject.open(path);
-    const session = new CaptureSession(obj, opts);
-    try {
-      obj.setRingbufSize('events', ringBytes);
+    const obj = BpfObject.openAndLoad(path, (o) => {
+      o.setRingbufSize('events', ringBytes);
       const cfg = Buffer.alloc(8); // struct cap_config
       cfg.writeBigUInt64LE(opts.cgroup.id, 0);
-      obj.setRodata(cfg);
-      obj.load();
+      o.setRodata(cfg);
+    });
+    const session = new CaptureSession(obj, opts);
+    try {
       session.reader = new RingBufferReader(obj.map('events').fd, ringBytes);
       // tp_btf programs: attached by section name, need no tracefs (not mounted on these hosts) and,
       // unlike classic tracepoints, get typed pt_regs instead of copying arguments through tracefs.

@@ -44,6 +44,9 @@ export interface UprobeOptions {
   pid?: number;
 }
 
+/** errno of a load interrupted by a signal. */
+const EAGAIN = 11;
+
 export class BpfLink {
   private ptr: JsExternal | undefined;
   constructor(ptr: JsExternal, readonly description: string) {
@@ -261,11 +264,37 @@ export class BpfObject {
     m.setInitialValue(data);
   }
 
+  /**
+   * open() + configure + load(), opening afresh and retrying when the load was interrupted by a
+   * signal (a failed bpf_object__load cannot be called again on the same object).
+   */
+  static openAndLoad(path: string, configure: (obj: BpfObject) => void = () => undefined, attempts = 3): BpfObject {
+    for (let attempt = 1; ; attempt++) {
+      const obj = BpfObject.open(path);
+      try {
+        configure(obj);
+        obj.load();
+        return obj;
+      } catch (err) {
+        obj.close();
+        if (!(err instanceof EnvironmentError && err.code === 'TLSREC_E_BPF_EAGAIN' && attempt < attempts)) throw err;
+      }
+    }
+  }
+
   load(): void {
     if (!existsSync('/sys/kernel/btf/vmlinux')) {
       throw new EnvironmentError('the kernel lacks BTF (/sys/kernel/btf/vmlinux)', { code: 'TLSREC_E_NO_BTF', stage: 'load bpf', hint: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 2021)' });
     }
     const rc = call(LIB, 'bpf_object__load', DataType.I32, [DataType.External], [this.obj()]) as number;
+    if (rc === -EAGAIN) {
+      // The verifier gives up with EAGAIN when a signal arrives while it works (seen with SIGPROF).
+      throw new EnvironmentError('loading the BPF programs was interrupted by a signal (EAGAIN)', {
+        code: 'TLSREC_E_BPF_EAGAIN',
+        stage: 'load bpf',
+        hint: 'try again; if it keeps happening, something signals tlsrec constantly (a sampling profiler such as node --cpu-prof does)',
+      });
+    }
     if (rc < 0) {
       const code = -rc;
       const log = this.readLog();

@@ -57,7 +57,7 @@ function portField(port: number): Buffer {
 
 export function attachRedirect(opts: RedirectOptions): Redirect {
   const path = opts.objectPath ?? defaultRedirectObjectPath();
-  const obj = BpfObject.open(path);
+  const obj = BpfObject.openAndLoad(path);
   const links: BpfLink[] = [];
   const cleanup = (): void => {
     for (const l of links.splice(0).reverse()) {
@@ -70,7 +70,6 @@ export function attachRedirect(opts: RedirectOptions): Redirect {
     obj.close();
   };
   try {
-    obj.load();
     // struct redirect_config { enabled, mock_ip4, mock_port, dns_port, app_port } (5 x __u32)
     const cfg = Buffer.concat([
       Buffer.from([1, 0, 0, 0]),
