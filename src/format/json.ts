@@ -56,6 +56,14 @@ export function minifyJson(text: string): string {
 /** Indents valid JSON with 2 spaces, in the layout of JSON.stringify(v, null, 2), tokens untouched. */
 export function prettyJson(text: string): string {
   const s = minifyJson(text);
+  // Fast path: when the engine writes the value back as the very same text (no big or oddly
+  // written numbers, no unusual escapes), its own indenter gives the identical layout.
+  try {
+    const value: unknown = JSON.parse(s);
+    if (JSON.stringify(value) === s) return JSON.stringify(value, null, 2);
+  } catch {
+    // not JSON after all: the token walk below copies it as it is
+  }
   const parts: string[] = [];
   let depth = 0;
   const nl = (): string => '\n' + '  '.repeat(depth);

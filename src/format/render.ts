@@ -266,12 +266,35 @@ function bodyScalarType(text: string): Scalar.Type {
  */
 export function renderYaml(doc: TestCaseDoc | MockDoc, schemaRef?: string): string {
   const d = new Document(doc);
+  // Large plain bodies are written as block literals by hand: the YAML library takes ~50 ms per
+  // MiB to fold them, a stall that costs data while recording. A unique token stands in for them.
+  const spliced = new Map<string, string>();
   for (const path of [['spec', 'req', 'body'], ['spec', 'resp', 'body'], ['curl']]) {
     const node = d.getIn(path, true);
-    if (node instanceof Scalar && typeof node.value === 'string' && node.value !== '') {
+    if (!(node instanceof Scalar) || typeof node.value !== 'string' || node.value === '') continue;
+    if (node.value.length >= SPLICE_MIN && isPlainBlockText(node.value)) {
+      const token = `tlsrec-body-${spliced.size}-${process.pid}`;
+      spliced.set(token, node.value);
+      node.value = token;
+    } else {
       node.type = bodyScalarType(node.value);
     }
   }
-  const text = d.toString({ lineWidth: 0, indent: 2 });
+  let text = d.toString({ lineWidth: 0, indent: 2 });
+  for (const [token, value] of spliced) text = spliceBlockLiteral(text, token, value);
   return schemaRef ? `# yaml-language-server: $schema=${schemaRef}\n${text}` : text;
+}
+
+/** Bodies at least this long are spliced in by hand. */
+const SPLICE_MIN = 4096;
+
+/** Replace the `key: TOKEN` line with `key: |` (or `|-`) and the value's lines, indented one level deeper. */
+function spliceBlockLiteral(text: string, token: string, value: string): string {
+  const at = text.indexOf(`: ${token}\n`);
+  if (at < 0) throw new Error(`renderYaml: placeholder ${token} not found`);
+  const lineStart = text.lastIndexOf('\n', at) + 1;
+  const indent = ' '.repeat(text.slice(lineStart, at).search(/\S/) + 2);
+  const body = value.endsWith('\n') ? value.slice(0, -1) : value;
+  const block = (value.endsWith('\n') ? '|' : '|-') + '\n' + indent + body.split('\n').join('\n' + indent);
+  return text.slice(0, at + 2) + block + text.slice(at + 2 + token.length);
 }
