@@ -12,7 +12,18 @@ import { decodeBody, headerValue, isValidBase64 } from './body.js';
 import { mergeNoise, parseNoise } from './noise.js';
 import { configSchema, mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
-import { dottedPath, formatProblem, parseYaml, positionOf, schemaProblems, type Problem, type YamlPath } from './validate.js';
+import {
+  dottedPath,
+  formatProblem,
+  isSchemaValid,
+  parseFastOrUndefined,
+  parseYaml,
+  positionOf,
+  schemaProblems,
+  type ParsedFile,
+  type Problem,
+  type YamlPath,
+} from './validate.js';
 
 export const DEFAULT_CONFIG_FILE = 'tlsrec.yaml';
 export const DEFAULT_READY_TIMEOUT_MS = 30_000;
@@ -246,6 +257,19 @@ function loadOneSet(rootDir: string, name: string, configNoise: NoiseRule[], c: 
 function loadTestFile(file: string, configNoise: NoiseRule[], c: Collector): TestCase | undefined {
   const text = readText(file, c);
   if (text === undefined) return undefined;
+  // Fast path for the common case, a valid file; positions are worked out only if a check fails.
+  const fast = parseFastOrUndefined(text);
+  if (fast !== undefined && isSchemaValid(testSchema, fast)) {
+    let slow: ParsedFile | undefined;
+    const located = (): { doc: Document.Parsed; lc: LineCounter } => {
+      slow ??= parseYaml(file, text);
+      return { doc: slow.docs[0]!, lc: slow.lineCounter };
+    };
+    return buildTestCase(file, fast, firstContentLine(text), configNoise, c, (p, m, atKey = false) => {
+      const { doc, lc } = located();
+      c.at(file, doc, lc, p, m, atKey);
+    });
+  }
   const parsed = parseYaml(file, text);
   parsed.problems.forEach((p) => c.add(p));
   if (parsed.problems.length > 0) return undefined;
@@ -261,9 +285,28 @@ function loadTestFile(file: string, configNoise: NoiseRule[], c: Collector): Tes
   const issues = schemaProblems(file, doc, parsed.lineCounter, testSchema, value);
   issues.forEach((p) => c.add(p));
   if (issues.length > 0) return undefined;
+  return buildTestCase(file, value, positionOf(doc, parsed.lineCounter, []).line, configNoise, c, (p, m, atKey = false) =>
+    c.at(file, doc, parsed.lineCounter, p, m, atKey),
+  );
+}
 
+/** Line of the first thing that is not a comment or blank (where a one-document file's content starts). */
+function firstContentLine(text: string): number {
+  const lines = text.split('\n', 50);
+  const i = lines.findIndex((l) => l.trim() !== '' && !l.trimStart().startsWith('#') && l.trim() !== '---');
+  return i < 0 ? 1 : i + 1;
+}
+
+/** A schema-valid test document → TestCase; further checks report through `report`. */
+function buildTestCase(
+  file: string,
+  value: unknown,
+  line: number,
+  configNoise: NoiseRule[],
+  c: Collector,
+  report: (p: YamlPath, m: string, atKey?: boolean) => void,
+): TestCase | undefined {
   const before = c.problems.length;
-  const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
   const v = obj(value);
   const spec = obj(v.spec);
   const req = obj(spec.req);
@@ -275,7 +318,7 @@ function loadTestFile(file: string, configNoise: NoiseRule[], c: Collector): Tes
   const testNoise = noiseRules(obj(spec.assertions).noise, ['spec', 'assertions', 'noise'], report);
   const t: TestCase = {
     file,
-    line: positionOf(doc, parsed.lineCounter, []).line,
+    line,
     name: str(v.name) ?? path.basename(file).replace(/\.ya?ml$/i, ''),
     request: {
       method: String(req.method),
