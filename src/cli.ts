@@ -15,15 +15,20 @@ function positiveInt(name: string) {
   };
 }
 
-/** "64M", "512K", "1G" or bytes -> bytes; a power of two of at least one page. */
+/** A ring buffer size: a power of two of at least one page. */
 function ringbufSize(value: string): number {
-  const m = /^(\d+)([KMG]?)i?B?$/i.exec(value.trim());
-  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m?.[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
-  const bytes = m ? Number(m[1]) * unit : NaN;
-  if (!Number.isInteger(bytes) || bytes < 4096 || (bytes & (bytes - 1)) !== 0 || bytes > 2 ** 30) {
+  const bytes = byteSize(value);
+  if (bytes < 4096 || (bytes & (bytes - 1)) !== 0 || bytes > 2 ** 30) {
     throw new InvalidArgumentError('expected a power of two from 4K to 1G, e.g. 64M');
   }
   return bytes;
+}
+
+/** "64M", "512K", "0" -> bytes. */
+function byteSize(value: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('expected a size such as 64M, 512K or 0');
+  return Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -71,6 +76,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
         .argParser(ringbufSize)
         .default(64 * 1024 * 1024, '64M'),
     )
+    .addOption(
+      new Option('--max-backlog <size>', 'pause the command while this much captured data waits to be written (0: never pause)')
+        .argParser(byteSize)
+        .default(64 * 1024 * 1024, '64M'),
+    )
     .option('-q, --quiet', 'no status line and no summary')
     .option('--verbose', 'show details (verifier logs, attach points)')
     .action(async (command: string[], opts: Record<string, unknown>) => {
@@ -84,6 +94,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         extraRedactHeaders: Array.isArray(opts.redact) ? (opts.redact as string[]) : [],
         dumpEvents: opts.dumpEvents as string | undefined,
         ringbufBytes: opts.ringbuf as number,
+        maxBacklogBytes: opts.maxBacklog as number,
         quiet: Boolean(opts.quiet),
         verbose: Boolean(opts.verbose),
       });

@@ -32,7 +32,22 @@ export interface CaptureOptions {
   bpfObjectPath?: string;
   /** Ring buffer polling period in ms (default 4). */
   pollMs?: number;
+  /**
+   * Backpressure: when more than this many payload bytes wait for the consumer, the cgroup is
+   * frozen (the command pauses) until the backlog is under a quarter of it. 0 disables: the
+   * backlog is then unbounded and a long overload can overflow the ring. Default 64 MiB.
+   */
+  maxBacklogBytes?: number;
 }
+
+/** How often and how long the command was paused so that tlsrec could keep up. */
+export interface BackpressureStats {
+  pauses: number;
+  pausedMs: number;
+  peakBacklogBytes: number;
+}
+
+export const DEFAULT_MAX_BACKLOG_BYTES = 64 << 20;
 
 export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
@@ -78,6 +93,9 @@ export class CaptureSession {
   private peakQueuedBytes = 0;
   private pumping = false;
   private pumpScheduled = false;
+  private frozenSince: number | undefined;
+  private pauses = 0;
+  private pausedMs = 0;
 
   private constructor(
     private readonly obj: BpfObject,
@@ -194,6 +212,33 @@ export class CaptureSession {
       }
     });
     if (this.queuedBytes > this.peakQueuedBytes) this.peakQueuedBytes = this.queuedBytes;
+    this.applyBackpressure();
+  }
+
+  /** Pause the command while the consumer is far behind; resume it once it has mostly caught up. */
+  private applyBackpressure(): void {
+    const max = this.opts.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
+    if (max <= 0) return;
+    if (this.frozenSince === undefined && this.queuedBytes > max && !this.stopped) {
+      if (this.opts.cgroup.setFrozen(true)) {
+        this.frozenSince = performance.now();
+        this.pauses++;
+      }
+    } else if (this.frozenSince !== undefined && (this.queuedBytes < max / 4 || this.stopped)) {
+      this.thaw();
+    }
+  }
+
+  private thaw(): void {
+    if (this.frozenSince === undefined) return;
+    this.opts.cgroup.setFrozen(false);
+    this.pausedMs += performance.now() - this.frozenSince;
+    this.frozenSince = undefined;
+  }
+
+  backpressure(): BackpressureStats {
+    const now = this.frozenSince === undefined ? 0 : performance.now() - this.frozenSince;
+    return { pauses: this.pauses, pausedMs: Math.round(this.pausedMs + now), peakBacklogBytes: this.peakQueuedBytes };
   }
 
   /** Hand queued events to the consumer in batches for up to `budgetMs`, draining the ring between batches. */
@@ -214,6 +259,7 @@ export class CaptureSession {
         this.drainIntoQueue();
         if (performance.now() > deadline) break;
       }
+      this.applyBackpressure();
       if (this.queueHead >= this.queue.length) {
         this.queue = [];
         this.queueHead = 0;
@@ -267,6 +313,7 @@ export class CaptureSession {
     if (this.rescanner) clearInterval(this.rescanner);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.thaw();
     this.flushQueue();
     for (const l of this.links.splice(0)) l.destroy();
     // A program that was running on another CPU when its link went away may still commit a record.
@@ -285,6 +332,7 @@ export class CaptureSession {
 
   private async teardown(): Promise<void> {
     this.stopped = true;
+    this.thaw();
     if (this.poller) clearInterval(this.poller);
     if (this.rescanner) clearInterval(this.rescanner);
     for (const l of this.links.splice(0)) l.destroy();

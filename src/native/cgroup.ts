@@ -105,6 +105,20 @@ export class Cgroup {
     return true;
   }
 
+  /**
+   * Freeze (pause) or thaw every process of the cgroup (cgroup v2 cgroup.freeze). Used as
+   * backpressure: a paused app produces no traffic while tlsrec catches up. False if the kernel
+   * refused (no freezer in this hierarchy).
+   */
+  setFrozen(frozen: boolean): boolean {
+    try {
+      writeFileSync(join(this.path, 'cgroup.freeze'), frozen ? '1' : '0');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** True while any process (including one still exiting) is in the cgroup. */
   populated(): boolean {
     try {

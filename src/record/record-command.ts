@@ -11,7 +11,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { AppError, EnvironmentError, OutputError, RecordingLossError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
-import { CaptureSession } from '../native/capture.js';
+import { CaptureSession, type BackpressureStats } from '../native/capture.js';
 import { TestSetWriter } from '../format/writer.js';
 import { Reconstructor, type ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
@@ -28,6 +28,8 @@ export interface RecordOptions {
   extraRedactHeaders: string[];
   dumpEvents?: string;
   ringbufBytes: number;
+  /** Pause the command when this much captured payload waits to be written (0: never pause). */
+  maxBacklogBytes: number;
   quiet: boolean;
   verbose: boolean;
   /** Where the status line and summary go (stderr by default, so the command's stdout stays clean). */
@@ -92,6 +94,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     capture = await CaptureSession.start({
       cgroup,
       ringbufBytes: opts.ringbufBytes,
+      maxBacklogBytes: opts.maxBacklogBytes,
       extraBinaries: resolved.binaries,
       onEvents,
       onWarning: (msg: string) => {
@@ -103,13 +106,14 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path);
     status?.stop();
 
+    const pressure = capture.backpressure();
     const loss = await capture.stop();
     capture = undefined;
     const stats = reconstructor.finish();
     const written = await writer.close();
     dump?.end();
 
-    if (!opts.quiet) printSummary(out, writer.dir, written, stats, loss, counts.writeErrors);
+    if (!opts.quiet) printSummary(out, writer.dir, written, stats, loss, counts.writeErrors, pressure);
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
     } catch (err) {
@@ -347,6 +351,7 @@ function printSummary(
   stats: ReconstructStats,
   loss: LossCounters,
   writeErrors: number,
+  pressure: BackpressureStats,
 ): void {
   const lines: string[] = [];
   lines.push(`tlsrec: recorded ${written.tests} test(s) and ${written.mocks} mock(s) in ${dir}`);
@@ -372,6 +377,12 @@ function printSummary(
     );
   } else {
     lines.push('  lost: 0 bytes');
+  }
+  if (pressure.pauses > 0) {
+    lines.push(
+      `  paused the command ${pressure.pauses} time(s), ${(pressure.pausedMs / 1000).toFixed(1)} s in all, so that nothing was lost ` +
+        `(backlog peaked at ${formatBytes(pressure.peakBacklogBytes)}; --max-backlog sets the limit)`,
+    );
   }
   if (writeErrors > 0) lines.push(`  WARNING: ${writeErrors} exchange(s) could not be written`);
   out.write(lines.join('\n') + '\n');
