@@ -7,6 +7,7 @@
 //   2. tlsrec itself is SIGTERMed under load  -> exit 0, app tree and record cgroup gone, same
 //   3. the disk fills (a 256k tmpfs)          -> exit 3, ENOSPC named, a gap-free prefix on disk
 //   4. the ring buffer overflows (--ringbuf)  -> exit 3, LOST counted, nothing corrupt written
+//   4b. a small --max-backlog                -> the command is paused, nothing lost, bodies exact
 //   5. non-HTTP streams (SMTP-like, h2 preface) -> exit 0, skipped and counted, HTTPS still a mock
 
 import { createHash } from 'node:crypto';
@@ -405,6 +406,39 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(JSON.parse(after[0]!.response.body.bytes.toString())).toMatchObject({ symbol: 'AFTER', source: 'upstream' });
     const reported = /recorded (\d+) test\(s\) and (\d+) mock\(s\)/.exec(out);
     expect(Number(reported?.[2])).toBe(set.mocks.length);
+  });
+
+  it('backpressure: with a small --max-backlog the command is paused instead of losing data; every body is exact', async () => {
+    const work = newWorkDir();
+    const sizes = [4_000_000, 3_000_000, 2_000_000];
+    const rec = record(
+      work,
+      [
+        '--max-backlog',
+        '1M',
+        '--',
+        'sh',
+        '-c',
+        `node ${loadClient} "${upstream.url}/big?size=${sizes[0]}" 3 3 3 && ` +
+          `curl -sS --cacert ${fixtureCa} -o /dev/null -o /dev/null ${sizes.slice(1).map((s) => `"${upstream.url}/big?size=${s}"`).join(' ')}`,
+      ],
+      { NODE_EXTRA_CA_CERTS: fixtureCa },
+    );
+    const code = await rec.exited;
+    const out = rec.output();
+    expect(code, out).toBe(0);
+    expect(out).toContain('lost: 0 bytes');
+    const paused = /paused the command (\d+) time\(s\)/.exec(out);
+    expect(paused, out).not.toBeNull();
+    expect(Number(paused![1])).toBeGreaterThan(0);
+    const set = loadOnly(join(work, 'tlsrec'));
+    const big = set.mocks.filter((mk) => mk.request.path === '/big');
+    expect(big.map((mk) => Number(queryParam(mk, 'size'))).sort()).toEqual([sizes[0], sizes[0], sizes[0], sizes[1], sizes[2]].sort());
+    for (const mk of big) {
+      const size = Number(queryParam(mk, 'size'));
+      expect(mk.response.body.bytes.length).toBe(size);
+      expect(sha256(mk.response.body.bytes)).toBe(sha256(patternBytes(size)));
+    }
   });
 
   it('non-HTTP streams (SMTP-like banner, HTTP/2 preface) are skipped and counted, never fatal; HTTPS is still a mock', async () => {
