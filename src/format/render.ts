@@ -2,6 +2,7 @@
 
 import { Document, parse, Scalar } from 'yaml';
 import type { Exchange, HeaderList, HttpRequestMessage } from '../record/exchange.js';
+import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
 import { encodeBody, headerValue, type StoredBody } from './body.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
 import {
@@ -230,8 +231,22 @@ export function exchangeToMockDoc(ex: Exchange, n: number, opts: DocOptions = {}
   };
 }
 
-/** Characters a YAML block scalar cannot carry as they are (C0 controls but tab and LF, DEL, BOM, non-characters). */
-const NOT_IN_BLOCK = /[\x00-\x08\x0b-\x1f\x7f\ufeff\ufffe\uffff]/;
+/**
+ * Characters YAML text should not carry raw outside double quotes' escapes: C0 controls but tab
+ * and LF, DEL and C1 controls (js-yaml refuses the file), NEL and U+2028/2029 (line breaks to
+ * YAML 1.1 readers), BOM, non-characters; and lone surrogates (hasLoneSurrogate).
+ */
+const NOT_IN_BLOCK = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]/;
+const SURROGATE = /[\ud800-\udfff]/;
+
+/** UTF-8 decoding never yields them, but a string can; a regex for them is 5x slower on MiB bodies. */
+function hasLoneSurrogate(text: string): boolean {
+  return SURROGATE.test(text) && !(text as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
+function hasRawUnsafe(text: string): boolean {
+  return NOT_IN_BLOCK.test(text) || hasLoneSurrogate(text);
+}
 
 /**
  * Text that a block literal certainly holds exactly: no special characters, no blank-only lines,
@@ -239,15 +254,20 @@ const NOT_IN_BLOCK = /[\x00-\x08\x0b-\x1f\x7f\ufeff\ufffe\uffff]/;
  * is. Checked line by line in linear time (bodies can be megabytes).
  */
 function isPlainBlockText(text: string): boolean {
-  if (NOT_IN_BLOCK.test(text)) return false;
+  return plainBlockLines(text) !== undefined;
+}
+
+/** The lines of a text for which isPlainBlockText holds (without the final empty one), else undefined. */
+function plainBlockLines(text: string): string[] | undefined {
+  if (hasRawUnsafe(text)) return undefined;
   const lines = text.split('\n');
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop(); // one final newline is fine
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
-    if (line.trim() === '') return text === '';
-    if (/\s$/.test(line) || (i === 0 && /^\s/.test(line))) return false;
+    if (line.trim() === '') return text === '' ? lines : undefined;
+    if (/\s$/.test(line) || (i === 0 && /^\s/.test(line))) return undefined;
   }
-  return true;
+  return lines;
 }
 
 /** A block literal when it reads back identically, otherwise a double-quoted string (always exact). */
@@ -260,11 +280,66 @@ function bodyScalarType(text: string): Scalar.Type {
   return back === text ? Scalar.BLOCK_LITERAL : Scalar.QUOTE_DOUBLE;
 }
 
+/** Strings written by writeBodyScalar: the bodies and the curl command, multi-line text. */
+const BODY_PATHS: BlockPaths = { spec: { req: { body: true }, resp: { body: true } }, curl: true };
+
 /**
  * YAML text of a test or mock document; with `schemaRef`, preceded by the yaml-language-server
  * line that gives editors completion and checks.
+ *
+ * Written by the small emitter in emit.ts (~10x faster than building a `yaml` Document for every
+ * exchange while recording); a value it does not handle (Buffer, bigint, NaN...) goes through the
+ * library as before.
  */
 export function renderYaml(doc: TestCaseDoc | MockDoc, schemaRef?: string): string {
+  let text: string;
+  try {
+    text = emitYaml(doc, { blocks: BODY_PATHS, blockScalar: writeBodyScalar });
+  } catch (err) {
+    if (!(err instanceof UnsupportedValue)) throw err;
+    text = renderYamlWithLibrary(doc);
+  }
+  return schemaRef ? `# yaml-language-server: $schema=${schemaRef}\n${text}` : text;
+}
+
+/**
+ * A body (or curl) after its `key:`, the key indented by `indent`: a block literal when the text
+ * plainly fits one (linear time, no parse; pretty JSON, base64 lines, ordinary text), otherwise
+ * the library's block literal or double-quoted form, checked by reading it back at this depth.
+ * Undefined (the emitter then double-quotes it, always exact) for "" and when neither reads back.
+ */
+function writeBodyScalar(value: string, indent: string): string | undefined {
+  if (value === '') return undefined;
+  const lines = plainBlockLines(value);
+  if (lines) {
+    const inner = indent + '  ';
+    // `|` keeps one final newline, `|-` none; the lines are those already checked (no second pass)
+    return (value.endsWith('\n') ? ' |\n' : ' |-\n') + inner + lines.join('\n' + inner) + '\n';
+  }
+  // Rare (blank-only lines, trailing blanks, CR, controls): the library knows the indentation
+  // indicators and escapes; its text for a top-level key is shifted to this depth and re-read.
+  for (const type of [Scalar.BLOCK_LITERAL, Scalar.QUOTE_DOUBLE] as const) {
+    const probe = new Document({ b: value });
+    (probe.get('b', true) as Scalar).type = type;
+    const text = probe.toString({ lineWidth: 0, indent: 2 });
+    // the library leaves some characters raw that other readers refuse or read differently
+    if (!text.startsWith('b:') || hasRawUnsafe(text)) continue;
+    const rest = indent === '' ? text.slice(2) : text.slice(2).replace(/\n(?=[^\n])/g, '\n' + indent);
+    if (readsBackAs(`${indent}b:${rest}`, value)) return rest;
+  }
+  return undefined;
+}
+
+function readsBackAs(text: string, value: string): boolean {
+  try {
+    return (parse(text) as { b?: unknown } | null)?.b === value;
+  } catch {
+    return false; // not valid YAML at this depth: the caller double-quotes it
+  }
+}
+
+/** The former writer: a `yaml` Document of the whole file. For values emit.ts does not handle. */
+export function renderYamlWithLibrary(doc: TestCaseDoc | MockDoc): string {
   const d = new Document(doc);
   // Large plain bodies are written as block literals by hand: the YAML library takes ~50 ms per
   // MiB to fold them, a stall that costs data while recording. A unique token stands in for them.
@@ -282,7 +357,7 @@ export function renderYaml(doc: TestCaseDoc | MockDoc, schemaRef?: string): stri
   }
   let text = d.toString({ lineWidth: 0, indent: 2 });
   for (const [token, value] of spliced) text = spliceBlockLiteral(text, token, value);
-  return schemaRef ? `# yaml-language-server: $schema=${schemaRef}\n${text}` : text;
+  return text;
 }
 
 /** Bodies at least this long are spliced in by hand. */
