@@ -10,7 +10,6 @@
 //   4b. a small --max-backlog                -> the command is paused, nothing lost, bodies exact
 //   5. non-HTTP streams (SMTP-like, h2 preface) -> exit 0, skipped and counted, HTTPS still a mock
 
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,20 +21,10 @@ import type { Mock, TestSet } from '../src/format/types.js';
 import { findCgroup2Mount } from '../src/native/cgroup.js';
 import { needsEbpf } from './helpers/env.js';
 import { fixtureApp, fixtureCa, freePort, repoRoot, start, startUpstream, tlsrecBin, waitForHttp, type Started } from './helpers/procs.js';
+import { patternBytes, sha256 } from './helpers/bodies.js';
 
 const ebpf = needsEbpf();
 
-/** Same generator as fixtures/upstream/server.mjs, to know the expected hash of /big. */
-function patternBytes(size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = 0x12345678;
-  for (let i = 0; i < size; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const loadClient = join(repoRoot, 'fixtures', 'clients', 'https-load.mjs');
 const rawClient = join(repoRoot, 'fixtures', 'clients', 'raw-tcp.mjs');

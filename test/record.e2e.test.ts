@@ -2,7 +2,6 @@
 // loopback, real clients (node https.request and fetch, curl, python urllib). The written files are
 // read back with the same reader `tlsrec test` uses.
 
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,20 +22,10 @@ import {
   waitForHttp,
   type Started,
 } from './helpers/procs.js';
+import { patternBytes, sha256 } from './helpers/bodies.js';
 
 const ebpf = needsEbpf();
 
-/** Same generator as fixtures/upstream/server.mjs, to know the expected hash of /big. */
-function patternBytes(size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = 0x12345678;
-  for (let i = 0; i < size; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function loadOnly(dir: string): TestSet {
   const sets = loadTestSets(join(dir, 'tlsrec'));
