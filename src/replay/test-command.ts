@@ -4,24 +4,17 @@
 
 import { loadConfig, loadTestSets } from '../format/reader.js';
 import { UsageError } from '../errors.js';
-import type { TestSet } from '../format/types.js';
-import { runTests, type TestRunResult } from './run-tests.js';
+import { runTests, type TestOptions, type TestRunResult } from './run-tests.js';
 
-export interface TestCommandOptions {
-  command?: string[];
-  dir: string;
-  testSets?: string[];
+/** The engine's options as the command line gives them; the rest is read from files here. */
+export type TestCommandOptions = Pick<
+  TestOptions,
+  'command' | 'dir' | 'testSets' | 'appUrl' | 'appPort' | 'healthUrl' | 'readyTimeoutMs' | 'mocks' | 'reporters' | 'reportDir'
+> & {
   configPath: string;
-  appUrl?: string;
-  appPort?: number;
-  healthUrl?: string;
-  readyTimeoutMs?: number;
-  mocks: boolean;
-  reporters: Array<'terminal' | 'junit' | 'json'>;
-  reportDir?: string;
   verbose: boolean;
   out?: NodeJS.WritableStream;
-}
+};
 
 export async function testCommand(opts: TestCommandOptions): Promise<TestRunResult> {
   const config = loadConfig(opts.configPath);
@@ -39,13 +32,13 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
       hint: 'give it after --  (tlsrec test -- node server.js), set `command` in tlsrec.yaml, or use --app-url for a running app',
     });
   }
-  const appPort = opts.appPort ?? config.appPort ?? portFromTests(sets);
   return runTests({
     dir: opts.dir,
     testSets: opts.testSets,
     command,
     appUrl: opts.appUrl,
-    appPort,
+    // Without it the engine takes tlsrec.yaml's, else the port each set's URLs name (Keploy sets).
+    appPort: opts.appPort,
     healthUrl: opts.healthUrl ?? config.healthUrl,
     readyTimeoutMs: opts.readyTimeoutMs ?? config.readyTimeoutMs,
     mocks: opts.mocks,
@@ -58,17 +51,3 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
   });
 }
 
-/** Keploy test sets carry no config: the app's port is the one their absolute URLs name. */
-function portFromTests(sets: TestSet[]): number | undefined {
-  for (const set of sets) {
-    for (const t of set.tests) {
-      try {
-        const u = new URL(t.request.url);
-        return u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-      } catch {
-        // not absolute: try the next
-      }
-    }
-  }
-  return undefined;
-}
