@@ -2,8 +2,11 @@
 // ring_buffer__poll cannot be used: it calls back into C function pointers synchronously, and ffi-rs
 // JS callbacks run asynchronously. The layout (kernel/bpf/ringbuf.c) is stable ABI:
 //   offset 0 of the map fd:        one page, consumer_pos (u64), mapped read-write
-//   offset pagesize:               one page, producer_pos (u64), then the data area mapped twice
-//                                  (2 * size, read-only) so a record that wraps is contiguous
+//   offset pagesize:               one page, producer_pos (u64), then the data area (read-only).
+//                                  The kernel lets it be mapped twice so that a record that wraps
+//                                  is contiguous (libbpf does); we map it once and stitch the rare
+//                                  wrapped record: the pages of every mapping are resident from the
+//                                  start, so a second mapping costs `size` of RSS (64 MiB by default).
 //   record: u32 len | BUSY (1<<31) | DISCARD (1<<30), u32 page offset, then len bytes, the whole
 //   rounded up to 8 bytes.
 
@@ -29,19 +32,19 @@ export class RingBufferReader {
     this.page = pageSize();
     this.consumerAddr = mmapFd(this.page, PROT_READ | PROT_WRITE, mapFd, 0, 'map ring buffer');
     try {
-      this.producerAddr = mmapFd(this.page + 2 * size, PROT_READ, mapFd, this.page, 'map ring buffer');
+      this.producerAddr = mmapFd(this.page + size, PROT_READ, mapFd, this.page, 'map ring buffer');
     } catch (err) {
       munmap(this.consumerAddr, this.page);
       throw err;
     }
     const cons = viewAt(this.consumerAddr, this.page);
-    const prod = viewAt(this.producerAddr, this.page + 2 * size);
+    const prod = viewAt(this.producerAddr, this.page + size);
     // Typed-array element access is one aligned 64-bit load/store, so positions never tear (a
     // Buffer.readBigUInt64LE would read byte by byte while the kernel updates them).
     this.consumerPos = new BigUint64Array(cons.buffer, cons.byteOffset, 1);
     this.producerPos = new BigUint64Array(prod.buffer, prod.byteOffset, 1);
     this.data = prod.subarray(this.page);
-    this.dataWords = new Uint32Array(this.data.buffer, this.data.byteOffset, (2 * size) / 4);
+    this.dataWords = new Uint32Array(this.data.buffer, this.data.byteOffset, size / 4);
     this.mask = BigInt(size - 1);
   }
 
@@ -68,7 +71,14 @@ export class RingBufferReader {
         if (hdr & BUSY) break;
         const len = hdr & 0x3fffffff; // without BUSY and DISCARD
         if (!(hdr & DISCARD)) {
-          onRecord(this.data.subarray(off + HDR, off + HDR + len));
+          // Records are 8-aligned, so the header never wraps; the payload may.
+          const start = off + HDR;
+          const end = start + len;
+          onRecord(
+            end <= this.size
+              ? this.data.subarray(start, end)
+              : Buffer.concat([this.data.subarray(start, this.size), this.data.subarray(0, end - this.size)]),
+          );
           n++;
         }
         cons += BigInt((len + HDR + 7) & ~7);
@@ -84,7 +94,7 @@ export class RingBufferReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    munmap(this.producerAddr, this.page + 2 * this.size);
+    munmap(this.producerAddr, this.page + this.size);
     munmap(this.consumerAddr, this.page);
     this.producerAddr = 0;
     this.consumerAddr = 0;
