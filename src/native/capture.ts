@@ -52,7 +52,7 @@ export const DEFAULT_MAX_BACKLOG_BYTES = 64 << 20;
 export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
 /** Events handed to the consumer at once; small enough that the ring is drained often. */
-const PUMP_BATCH = 256;
+const PUMP_BATCH = 32;
 
 /** bpf/capture.bpf.o of this package; the same relative path works from src/native and dist/native. */
 export function defaultBpfObjectPath(): string {
