@@ -2,7 +2,7 @@
 // that BPF programs can filter on bpf_get_current_cgroup_id() and so that the whole process tree
 // can be stopped at once. Plain file operations: no FFI needed.
 
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvironmentError, causeText } from '../errors.js';
 
@@ -40,6 +40,7 @@ export class Cgroup {
     let dir = '';
     try {
       mkdirSync(parent, { recursive: true });
+      removeStaleCgroups(parent);
       for (let n = 0; ; n++) {
         dir = join(parent, `${name}-${process.pid}-${n}`);
         if (!existsSync(dir)) break;
@@ -152,6 +153,38 @@ export class Cgroup {
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+}
+
+/**
+ * Remove cgroups left by a tlsrec that was SIGKILLed (it could not clean up): named
+ * `<name>-<pid>-<n>`, their pid no longer alive, and empty (rmdir refuses a populated cgroup, so a
+ * cgroup still in use is never touched).
+ */
+function removeStaleCgroups(parent: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const m = /^.+-(\d+)-\d+$/.exec(entry);
+    if (!m || isAlive(Number(m[1]))) continue;
+    try {
+      rmdirSync(join(parent, entry));
+    } catch {
+      // populated, or not ours to remove
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,0 +1,54 @@
+// Cgroup helper on the real cgroup2 hierarchy (root only): stale cgroups of a SIGKILLed tlsrec
+// are removed by the next one; live ones are left alone.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { argvInCgroup, Cgroup, findCgroup2Mount } from '../src/native/cgroup.js';
+import { needsEbpf } from './helpers/env.js';
+
+const env = needsEbpf();
+
+describe.runIf(env.run)('Cgroup (real cgroup v2, root)', () => {
+  it('removes empty cgroups whose tlsrec is gone, keeps those of a live process', async () => {
+    const parent = join(findCgroup2Mount()!, 'tlsrec');
+    mkdirSync(parent, { recursive: true });
+    const stale = join(parent, 'record-4194399-0'); // above any pid_max: that process cannot exist
+    const live = join(parent, `record-${process.pid}-77`);
+    mkdirSync(stale);
+    mkdirSync(live);
+    try {
+      const cg = Cgroup.create('probe');
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+      expect(cg.path.startsWith(join(parent, `probe-${process.pid}-`))).toBe(true);
+      expect(await cg.destroy()).toBe(true);
+      expect(existsSync(cg.path)).toBe(false);
+    } finally {
+      for (const d of [stale, live]) if (existsSync(d)) rmdirSync(d);
+    }
+  });
+
+  it('freezes and thaws its processes (the kernel confirms in cgroup.events)', async () => {
+    const cg = Cgroup.create('freeze');
+    const argv = argvInCgroup(cg, ['sleep', '30']);
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    const frozen = () => /^frozen 1$/m.test(readFileSync(join(cg.path, 'cgroup.events'), 'utf8'));
+    const until = async (want: boolean) => {
+      for (let i = 0; i < 100 && frozen() !== want; i++) await new Promise((r) => setTimeout(r, 10));
+      return frozen();
+    };
+    try {
+      for (let i = 0; i < 100 && cg.pids().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(cg.pids()).toHaveLength(1);
+      expect(cg.setFrozen(true)).toBe(true);
+      expect(await until(true)).toBe(true);
+      expect(cg.setFrozen(false)).toBe(true);
+      expect(await until(false)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      expect(await cg.destroy()).toBe(true);
+    }
+  });
+});
