@@ -2,7 +2,6 @@
 // Writer and reader share these rules, so every byte written comes back, except insignificant
 // whitespace in JSON bodies (stored pretty, read back minified; see json.ts).
 
-import type { HeaderList } from '../record/exchange.js';
 import { looksLikeJson, minifyJson, prettyJson } from './json.js';
 import type { BodyValue } from './types.js';
 
@@ -24,11 +23,6 @@ export function isBinaryContentType(contentType: string | undefined): boolean {
 }
 
 /** First value of a header, case-insensitive. */
-export function headerValue(headers: HeaderList, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  for (const [n, v] of headers) if (n.toLowerCase() === lower) return v;
-  return undefined;
-}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import type { Document, LineCounter } from 'yaml';
 import { InputFileError } from '../errors.js';
 import type { HeaderList } from '../record/exchange.js';
-import { decodeBody, headerValue, isValidBase64 } from './body.js';
+import { decodeBody, isValidBase64 } from './body.js';
+import { firstHeader } from '../http/headers.js';
 import { mergeNoise, parseNoise } from './noise.js';
 import { configSchema, mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
@@ -102,7 +103,7 @@ function bodyOf(
   if (enc && !isValidBase64(text)) {
     report([...where, 'body'], `${dottedPath([...where, 'body'])}: expected base64 (body_encoding is base64), found other characters`);
   }
-  const body = decodeBody(text, enc, headerValue(headers, 'content-type'));
+  const body = decodeBody(text, enc, firstHeader(headers, 'content-type'));
   return msg.body_content_encoded === true ? { ...body, contentEncoded: true } : body;
 }
 
@@ -348,7 +349,7 @@ export function splitMockUrl(
   let scheme: 'http' | 'https' = metadataScheme?.toLowerCase() === 'https' ? 'https' : 'http';
   // Keploy's path-only mock URLs do not say whether the call was made over TLS.
   let anyScheme = metadataScheme === undefined;
-  let host = (headerValue(headers, 'host') ?? '').toLowerCase();
+  let host = (firstHeader(headers, 'host') ?? '').toLowerCase();
   let rest = url;
   const m = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(url);
   if (m) {

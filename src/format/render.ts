@@ -3,7 +3,8 @@
 import { Document, parse, Scalar } from 'yaml';
 import type { Exchange, HeaderList, HttpRequestMessage } from '../record/exchange.js';
 import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
-import { encodeBody, headerValue, type StoredBody } from './body.js';
+import { encodeBody, type StoredBody } from './body.js';
+import { firstHeader } from '../http/headers.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
 import {
   API_VERSION,
@@ -73,7 +74,7 @@ function storedBody(bytes: Buffer, headers: HeaderList, decoded: boolean): Store
     // Still Content-Encoding-encoded (could not be decoded while recording): keep the wire bytes.
     return { body: encodeBody(bytes, 'application/octet-stream').body, body_encoding: 'base64', body_content_encoded: true };
   }
-  return encodeBody(bytes, headerValue(headers, 'content-type'));
+  return encodeBody(bytes, firstHeader(headers, 'content-type'));
 }
 
 function isAbsolute(target: string): boolean {
@@ -81,7 +82,7 @@ function isAbsolute(target: string): boolean {
 }
 
 function hostOf(ex: Exchange, fallbackPort: number | undefined, fallbackAddr: string | undefined): string {
-  const host = headerValue(ex.request.headers, 'host');
+  const host = firstHeader(ex.request.headers, 'host');
   if (host) return host;
   const addr = fallbackAddr && !/^(0\.0\.0\.0|::)$/.test(fallbackAddr) ? fallbackAddr : 'localhost';
   const a = addr.includes(':') ? `[${addr}]` : addr;
@@ -187,7 +188,7 @@ export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptio
     lines.push(`--header ${shellQuote(`${name}: ${value}`)}`);
   }
   if (req.body.length > 0) {
-    const stored = encodeBody(req.body, headerValue(req.headers, 'content-type'));
+    const stored = encodeBody(req.body, firstHeader(req.headers, 'content-type'));
     if (stored.body_encoding === 'base64' || !req.bodyDecoded) lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
     else if (req.body.length > CURL_BODY_LIMIT) lines.push('--data-binary @body.txt  # large body: see spec.req.body');
     else lines.push(`--data-raw ${shellQuote(req.body.toString('utf8'))}`);

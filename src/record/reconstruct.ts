@@ -4,9 +4,10 @@
 // cannot be turned into a whole exchange is reported as a SkippedStream — bad traffic never throws.
 
 import { decodeBody } from '../http/body.js';
+import { joinedHeader } from '../http/headers.js';
 import { HttpStreamParser, type ParseOutput, type ParsedMessage } from '../http/llhttp.js';
 import { connKey, type CaptureEvent, type DataEvent, type Direction, type OpenEvent } from './events.js';
-import type { Exchange, ExchangeRole, HeaderList, HttpRequestMessage, HttpResponseMessage, SkippedStream } from './exchange.js';
+import type { Exchange, ExchangeRole, HttpRequestMessage, HttpResponseMessage, SkippedStream } from './exchange.js';
 import { StreamAssembler, type StreamOutput } from './streams.js';
 
 export interface ReconstructStats {
@@ -78,12 +79,6 @@ interface Conn {
 
 function newSide(dir: Direction): Side {
   return { dir, asm: new StreamAssembler(), fed: 0, used: 0, parser: undefined, buffered: [], bufferedBytes: 0, notRequest: undefined, held: undefined, stopped: false };
-}
-
-function header(headers: HeaderList, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  const vals = headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
-  return vals.length ? vals.join(', ') : undefined;
 }
 
 function notHttpDetail(code: string, reason: string, data: Buffer | undefined): string {
@@ -373,7 +368,7 @@ export class Reconstructor {
   private afterUpgrade(c: Conn, req: ParsedMessage, res: ParsedMessage): void {
     const switched = res.statusCode === 101 || (req.method === 'CONNECT' && (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
     if (switched) {
-      const what = req.method === 'CONNECT' ? `CONNECT tunnel to ${req.target ?? ''}` : `upgrade to ${header(req.headers, 'upgrade') ?? 'another protocol'}`;
+      const what = req.method === 'CONNECT' ? `CONNECT tunnel to ${req.target ?? ''}` : `upgrade to ${joinedHeader(req.headers, 'upgrade') ?? 'another protocol'}`;
       this.startTunnel(c, `${what} after exchange ${c.index - 1}`);
       return;
     }
@@ -421,8 +416,8 @@ export class Reconstructor {
   // ---- output ------------------------------------------------------------------------------
 
   private emit(c: Conn, req: ParsedMessage, res: ParsedMessage, informational: ParsedMessage[]): void {
-    const reqBody = decodeBody(req.body, header(req.headers, 'content-encoding'));
-    const resBody = decodeBody(res.body, header(res.headers, 'content-encoding'));
+    const reqBody = decodeBody(req.body, joinedHeader(req.headers, 'content-encoding'));
+    const resBody = decodeBody(res.body, joinedHeader(res.headers, 'content-encoding'));
     const request: HttpRequestMessage = {
       method: req.method ?? 'GET',
       target: req.target ?? '',

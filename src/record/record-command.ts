@@ -17,6 +17,7 @@ import { Reconstructor, type ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { CaptureEvent, LossCounters } from './events.js';
 import type { Exchange } from './exchange.js';
+import { firstHeader } from '../http/headers.js';
 
 export interface RecordOptions {
   command: string[];
@@ -281,7 +282,7 @@ function signalNumber(sig: NodeJS.Signals): number {
 /** The port the app served on, from the Host header of a request it received. */
 function appPortOf(ex: Exchange): number | undefined {
   if (ex.localPort) return ex.localPort;
-  const host = ex.request.headers.find(([n]) => n.toLowerCase() === 'host')?.[1];
+  const host = firstHeader(ex.request.headers, 'host');
   const m = host ? /:(\d+)$/.exec(host) : null;
   if (m) return Number(m[1]);
   return host ? (ex.tls ? 443 : 80) : undefined;

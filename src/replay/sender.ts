@@ -10,6 +10,7 @@ import { Pool } from 'undici';
 import type { HeaderList } from '../record/exchange.js';
 import type { TestCase } from '../format/types.js';
 import { decodeBody, encodeBody } from '../http/body.js';
+import { joinedHeader } from '../http/headers.js';
 import type { ActualResponse } from './compare.js';
 
 const DROPPED_REQUEST_HEADERS = new Set([
@@ -66,12 +67,6 @@ export function outgoingHeaders(headers: HeaderList): string[] {
   return flat;
 }
 
-function headerValue(headers: HeaderList, name: string): string | undefined {
-  const n = name.toLowerCase();
-  const values = headers.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
-  return values.length === 0 ? undefined : values.join(', ');
-}
-
 /** undici's header record -> HeaderList (arrays, e.g. Set-Cookie, become repeated entries). */
 function toHeaderList(headers: Record<string, string | string[] | undefined>): HeaderList {
   const out: HeaderList = [];
@@ -94,7 +89,7 @@ export function createSender(opts: SenderOptions): Sender {
       const req = test.request;
       const method = req.method.toUpperCase();
       // The recorded body is stored decoded: re-apply the request's Content-Encoding before sending.
-      const body = req.body.bytes.length > 0 ? encodeBody(req.body.bytes, headerValue(req.headers, 'content-encoding')) : undefined;
+      const body = req.body.bytes.length > 0 ? encodeBody(req.body.bytes, joinedHeader(req.headers, 'content-encoding')) : undefined;
       const res = await pool.request({
         path: requestPath(req.url),
         method,
@@ -103,7 +98,7 @@ export function createSender(opts: SenderOptions): Sender {
       });
       const rawBody = Buffer.from(await res.body.arrayBuffer());
       const headers = toHeaderList(res.headers);
-      const dec = decodeBody(rawBody, headerValue(headers, 'content-encoding'));
+      const dec = decodeBody(rawBody, joinedHeader(headers, 'content-encoding'));
       return {
         response: { status: res.statusCode, headers, body: dec.body },
         rawBody,
