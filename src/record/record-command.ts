@@ -5,7 +5,8 @@
 //                    └──▶ spawn command ──▶ exits / Ctrl-C ─▶ stop cgroup ─▶ drain ─▶ summary
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, createWriteStream, existsSync, linkSync, readFileSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { accessSync, closeSync, constants, createWriteStream, existsSync, linkSync, openSync, readFileSync, readSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -208,10 +209,16 @@ function resolveCommand(name: string): { path: string; binaries: string[] } {
 }
 
 function interpreterOf(file: string): string[] {
+  // Only the first line matters: never read a whole (100 MB) executable for it.
   let head: string;
   try {
-    const fd = readFileSync(file, { flag: 'r' }).subarray(0, 256);
-    head = fd.toString('latin1');
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(256);
+      head = buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return [];
   }
@@ -257,7 +264,7 @@ async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: stri
       child.once('error', (err) =>
         reject(new AppError(`could not start ${command[0]}: ${causeText(err)}`, { stage: 'start command', cause: err })),
       );
-      child.once('exit', (c, sig) => resolveExit(c ?? (sig ? 128 + signalNumber(sig) : 1)));
+      child.once('exit', (c, sig) => resolveExit(c ?? (sig ? 128 + (osConstants.signals[sig] ?? 0) : 1)));
     });
     // The command is gone; whatever it left behind in its cgroup is stopped too.
     if (cgroup.pids().length > 0) {
@@ -274,10 +281,6 @@ async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: stri
   }
 }
 
-function signalNumber(sig: NodeJS.Signals): number {
-  const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
-  return table[sig] ?? 1;
-}
 
 /** The port the app served on, from the Host header of a request it received. */
 function appPortOf(ex: Exchange): number | undefined {
