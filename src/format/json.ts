@@ -10,26 +10,32 @@ export function isJsonContentType(contentType: string | undefined): boolean {
   return mt === 'application/json' || mt === 'text/json' || mt.endsWith('+json');
 }
 
-export function isValidJson(text: string): boolean {
+function parseOrUndefined(text: string): { value: unknown } | undefined {
   try {
-    JSON.parse(text);
-    return true;
+    return { value: JSON.parse(text) as unknown };
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /**
- * Whether a body should be treated as JSON: it parses, and either the content type says JSON or,
- * without a content type, it is an object or array. Writer and reader share this rule so that what
- * the writer pretty-prints is exactly what the reader minifies.
+ * A body treated as JSON, parsed: it parses, and either the content type says JSON or, without a
+ * content type, it is an object or array. Writer and reader share this rule so that what the writer
+ * pretty-prints is exactly what the reader minifies. Undefined for anything else.
  */
+export function parseJsonBody(text: string, contentType: string | undefined): { value: unknown } | undefined {
+  if (text.trim() === '') return undefined;
+  if (!isJsonContentType(contentType)) {
+    if (contentType !== undefined && contentType.trim() !== '') return undefined;
+    const first = text.trimStart()[0];
+    if (first !== '{' && first !== '[') return undefined;
+  }
+  return parseOrUndefined(text);
+}
+
+/** Whether a body should be treated as JSON (see parseJsonBody). */
 export function looksLikeJson(text: string, contentType: string | undefined): boolean {
-  if (text.trim() === '') return false;
-  if (isJsonContentType(contentType)) return isValidJson(text);
-  if (contentType !== undefined && contentType.trim() !== '') return false;
-  const first = text.trimStart()[0];
-  return (first === '{' || first === '[') && isValidJson(text);
+  return parseJsonBody(text, contentType) !== undefined;
 }
 
 /** Removes whitespace outside strings. The input must be valid JSON. */
@@ -54,16 +60,12 @@ export function minifyJson(text: string): string {
 }
 
 /** Indents valid JSON with 2 spaces, in the layout of JSON.stringify(v, null, 2), tokens untouched. */
-export function prettyJson(text: string): string {
+export function prettyJson(text: string, parsed: { value: unknown } | undefined = parseOrUndefined(text)): string {
   const s = minifyJson(text);
   // Fast path: when the engine writes the value back as the very same text (no big or oddly
   // written numbers, no unusual escapes), its own indenter gives the identical layout.
-  try {
-    const value: unknown = JSON.parse(s);
-    if (JSON.stringify(value) === s) return JSON.stringify(value, null, 2);
-  } catch {
-    // not JSON after all: the token walk below copies it as it is
-  }
+  // (`parsed` is the value of `text`, passed in by callers that parsed it already.)
+  if (parsed !== undefined && JSON.stringify(parsed.value) === s) return JSON.stringify(parsed.value, null, 2);
   const parts: string[] = [];
   let depth = 0;
   const nl = (): string => '\n' + '  '.repeat(depth);
