@@ -4,10 +4,8 @@
 /** Header lines in wire order with the original name case; repeated names stay separate entries. */
 export type HeaderList = Array<[name: string, value: string]>;
 
-export interface HttpRequestMessage {
-  method: string;
-  /** Request target exactly as sent: usually path and query ("/a/b?x=1"), absolute form for proxies. */
-  target: string;
+/** What requests and responses have in common. */
+interface HttpMessage {
   /** "1.1" or "1.0". */
   httpVersion: string;
   headers: HeaderList;
@@ -24,17 +22,15 @@ export interface HttpRequestMessage {
   trailers?: HeaderList;
 }
 
-export interface HttpResponseMessage {
+export interface HttpRequestMessage extends HttpMessage {
+  method: string;
+  /** Request target exactly as sent: usually path and query ("/a/b?x=1"), absolute form for proxies. */
+  target: string;
+}
+
+export interface HttpResponseMessage extends HttpMessage {
   statusCode: number;
   statusMessage: string;
-  httpVersion: string;
-  headers: HeaderList;
-  /** Decoded as for requests. */
-  body: Buffer;
-  bodyDecoded: boolean;
-  firstByteNs: bigint;
-  /** Trailer fields after a chunked body, when there were any. */
-  trailers?: HeaderList;
   /** Interim 1xx responses that came before this final one (100 Continue, 103 Early Hints). */
   informational: Array<{ statusCode: number; statusMessage: string; headers: HeaderList }>;
 }
