@@ -298,6 +298,27 @@ function firstContentLine(text: string): number {
   return i < 0 ? 1 : i + 1;
 }
 
+/** The request/response part that tests and mocks share: URL checked, headers listed, bodies decoded. */
+function readSpec(v: Record<string, unknown>, report: (p: YamlPath, m: string, atKey?: boolean) => void) {
+  const spec = obj(v.spec);
+  const req = obj(spec.req);
+  const resp = obj(spec.resp);
+  const url = String(req.url);
+  checkUrl(url, ['spec', 'req'], report);
+  const reqHeaders = headerList(req.header);
+  const respHeaders = headerList(resp.header);
+  return {
+    spec,
+    req,
+    resp,
+    url,
+    reqHeaders,
+    respHeaders,
+    reqBody: bodyOf(req, reqHeaders, ['spec', 'req'], report),
+    respBody: bodyOf(resp, respHeaders, ['spec', 'resp'], report),
+  };
+}
+
 /** A schema-valid test document → TestCase; further checks report through `report`. */
 function buildTestCase(
   file: string,
@@ -309,13 +330,7 @@ function buildTestCase(
 ): TestCase | undefined {
   const before = c.problems.length;
   const v = obj(value);
-  const spec = obj(v.spec);
-  const req = obj(spec.req);
-  const resp = obj(spec.resp);
-  const url = String(req.url);
-  checkUrl(url, ['spec', 'req'], report);
-  const reqHeaders = headerList(req.header);
-  const respHeaders = headerList(resp.header);
+  const { spec, req, resp, url, reqHeaders, respHeaders, reqBody, respBody } = readSpec(v, report);
   const testNoise = noiseRules(obj(spec.assertions).noise, ['spec', 'assertions', 'noise'], report);
   const t: TestCase = {
     file,
@@ -326,12 +341,12 @@ function buildTestCase(
       // A hand-written path-only URL: the replay swaps in the app's address anyway.
       url: url.startsWith('/') ? `http://localhost${url}` : url,
       headers: reqHeaders,
-      body: bodyOf(req, reqHeaders, ['spec', 'req'], report),
+      body: reqBody,
     },
     expected: {
       status: Number(resp.status_code),
       headers: respHeaders,
-      body: bodyOf(resp, respHeaders, ['spec', 'resp'], report),
+      body: respBody,
     },
     noise: mergeNoise(configNoise, testNoise),
   };
@@ -388,13 +403,7 @@ function loadMocksFile(file: string, c: Collector, warnings: string[]): Mock[] {
       continue;
     }
     const before = c.problems.length;
-    const spec = obj(v.spec);
-    const req = obj(spec.req);
-    const resp = obj(spec.resp);
-    const url = String(req.url);
-    checkUrl(url, ['spec', 'req'], report);
-    const reqHeaders = headerList(req.header);
-    const respHeaders = headerList(resp.header);
+    const { spec, req, resp, url, reqHeaders, respHeaders, reqBody, respBody } = readSpec(v, report);
     const split = splitMockUrl(url, reqHeaders, str(obj(spec.metadata).scheme));
     const status = Number(resp.status_code);
     const mock: Mock = {
@@ -406,13 +415,13 @@ function loadMocksFile(file: string, c: Collector, warnings: string[]): Mock[] {
         method: String(req.method),
         ...split,
         headers: reqHeaders,
-        body: bodyOf(req, reqHeaders, ['spec', 'req'], report),
+        body: reqBody,
       },
       response: {
         status,
         statusMessage: str(resp.status_message) || STATUS_CODES[status] || '',
         headers: respHeaders,
-        body: bodyOf(resp, respHeaders, ['spec', 'resp'], report),
+        body: respBody,
       },
     };
     if (c.problems.length === before) mocks.push(mock);
