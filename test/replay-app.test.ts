@@ -123,6 +123,9 @@ describe('startApp without a cgroup (process group)', () => {
     let text = '';
     out.on('data', (c: Buffer) => (text += c.toString()));
     const app = await startApp({ command: server(port, 'console.log("FOO=" + process.env.FOO)'), port, cgroup: null, verbose: true, out, env: { FOO: 'bar' } });
+    // The port accepts (kernel backlog) a moment before the app's listen callback prints; on a
+    // loaded machine a stop right away can beat the print, so wait for the line (bounded) first.
+    for (let i = 0; i < 100 && !text.includes('app| listening'); i++) await new Promise((r) => setTimeout(r, 20));
     await app.stop();
     expect(text).toContain('app| FOO=bar');
     expect(text).toContain('app| listening');
