@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { AppError, EnvironmentError, OutputError, RecordingLossError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
 import { CaptureSession, type BackpressureStats } from '../native/capture.js';
-import { TestSetWriter } from '../format/writer.js';
+import { BackgroundWriter } from './background-writer.js';
 import { Reconstructor, type ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { CaptureEvent, LossCounters } from './events.js';
@@ -58,13 +58,15 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
   const cgroup = Cgroup.create('record');
   let capture: CaptureSession | undefined;
   let dump: WriteStream | undefined;
+  let writer: BackgroundWriter | undefined;
   try {
-    const writer = await TestSetWriter.create({
+    const setWriter = await BackgroundWriter.start({
       rootDir: opts.dir,
       ...(opts.testSet === undefined ? {} : { testSet: opts.testSet }),
       redactHeaders: opts.redact ? opts.extraRedactHeaders : undefined,
       redact: opts.redact,
     });
+    writer = setWriter;
     const counts = { tests: 0, mocks: 0, bytes: 0, writeErrors: 0 };
     let firstWriteError: unknown;
     let appPort: number | undefined;
@@ -72,7 +74,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const reconstructor = new Reconstructor({
       onExchange: (ex: Exchange) => {
         try {
-          writer.writeExchange(ex);
+          setWriter.writeExchange(ex);
           if (ex.role === 'incoming') {
             counts.tests++;
             appPort ??= appPortOf(ex);
@@ -104,7 +106,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       },
     });
 
-    const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, counts, writer.dir);
+    const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, counts, setWriter.dir);
     const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path);
     status?.stop();
 
@@ -112,10 +114,14 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const loss = await capture.stop();
     capture = undefined;
     const stats = reconstructor.finish();
-    const written = await writer.close();
+    const written = await setWriter.close((remaining) => {
+      if (!opts.quiet) out.write(`tlsrec: writing the last ${remaining} exchange(s) to files...\n`);
+    });
     dump?.end();
+    counts.writeErrors += written.notWritten;
+    firstWriteError ??= written.lateErrors[0];
 
-    if (!opts.quiet) printSummary(out, writer.dir, written, stats, loss, counts.writeErrors, pressure);
+    if (!opts.quiet) printSummary(out, setWriter.dir, written, stats, loss, counts.writeErrors, pressure);
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
     } catch (err) {
@@ -141,7 +147,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     }
     return {
       exitCode: stoppedByUser ? 0 : code,
-      testSetDir: writer.dir,
+      testSetDir: setWriter.dir,
       tests: written.tests,
       mocks: written.mocks,
       stats,
@@ -149,6 +155,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     };
   } finally {
     if (capture) await capture.stop().catch(() => undefined);
+    await writer?.close(); // no-op when done above; otherwise lets the writer finish what it has
     dump?.end();
     if (!(await cgroup.destroy())) {
       out.write(`tlsrec: warning: could not remove ${cgroup.path} (processes still exiting); remove it with rmdir later\n`);

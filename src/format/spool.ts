@@ -1,0 +1,169 @@
+// An append-only spool of framed records on disk, written by one process and read, while it
+// grows, by another. `record` uses it to hand exchanges to its writer process (see
+// record/background-writer.ts): one write(2) per record on the recording side, nothing held in
+// memory on either side, and whatever is in the spool survives the death of either process.
+//
+// Segments: <dir>/<prefix>-<k>, each a sequence of frames "#tlsrec-spool <byte length>\n" + bytes.
+// When the writer moves on to segment k+1 (after SEGMENT_BYTES) it ends segment k with the line
+// "#tlsrec-spool next\n"; the next segment exists before that line is written. The reader deletes
+// a segment once it has handled all of it, so the spool's disk use is the reader's backlog.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeAll } from './atomic-file.js';
+
+const NEXT_LINE = '#tlsrec-spool next\n';
+const FRAME_HEADER = /^#tlsrec-spool (\d+)$/;
+/** Header lines are short; a longer run without a newline is not a spool. */
+const MAX_HEADER = 40;
+export const SEGMENT_BYTES = 64 * 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+
+export function segmentPath(dir: string, prefix: string, k: number): string {
+  return path.join(dir, `${prefix}-${k}`);
+}
+
+export type SpoolItem = { kind: 'record'; data: Buffer } | { kind: 'next' };
+
+/**
+ * Splits the complete frames off the start of `buf`: the items and the bytes they took. An
+ * incomplete frame at the end is left for later. Throws on bytes that are not a frame.
+ */
+export function parseFrames(buf: Buffer): { items: SpoolItem[]; used: number } {
+  const items: SpoolItem[] = [];
+  let at = 0;
+  while (at < buf.length) {
+    const nl = buf.indexOf(0x0a, at);
+    if (nl < 0 || nl - at > MAX_HEADER) {
+      if (nl >= 0 || buf.length - at > MAX_HEADER) throw new Error(`spool: no frame header at byte ${at}`);
+      break; // the header is still being written
+    }
+    const header = buf.toString('latin1', at, nl + 1);
+    if (header === NEXT_LINE) {
+      items.push({ kind: 'next' });
+      at = nl + 1;
+      continue;
+    }
+    const m = FRAME_HEADER.exec(header.slice(0, -1));
+    if (!m) throw new Error(`spool: bad frame header ${JSON.stringify(header)} at byte ${at}`);
+    const end = nl + 1 + Number(m[1]);
+    if (end > buf.length) break; // the body is still being written
+    items.push({ kind: 'record', data: buf.subarray(nl + 1, end) });
+    at = end;
+  }
+  return { items, used: at };
+}
+
+/** The writing side. Every append is one write(2); a failed one is cut off again. */
+export class SpoolWriter {
+  private seg = 0;
+  private fd: number;
+  private size = 0;
+  private closed = false;
+
+  constructor(private readonly dir: string, readonly prefix: string) {
+    // 0600: a spool holds request and response bodies.
+    this.fd = fs.openSync(segmentPath(dir, prefix, 0), 'wx', 0o600);
+  }
+
+  append(parts: readonly Buffer[]): void {
+    if (this.closed) throw new Error('SpoolWriter.append after close()');
+    let length = 0;
+    for (const p of parts) length += p.length;
+    const frame = Buffer.concat([Buffer.from(`#tlsrec-spool ${length}\n`, 'latin1'), ...parts]);
+    if (this.size > 0 && this.size + frame.length > SEGMENT_BYTES) this.rotate();
+    this.write(frame);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+
+  private write(frame: Buffer): void {
+    try {
+      writeAll(this.fd, frame);
+    } catch (err) {
+      try { fs.ftruncateSync(this.fd, this.size); } catch { /* the disk is failing already */ }
+      throw err;
+    }
+    this.size += frame.length;
+  }
+
+  private rotate(): void {
+    const nextPath = segmentPath(this.dir, this.prefix, this.seg + 1);
+    const next = fs.openSync(nextPath, 'wx', 0o600);
+    try {
+      this.write(Buffer.from(NEXT_LINE, 'latin1'));
+    } catch (err) {
+      fs.closeSync(next);
+      fs.rmSync(nextPath, { force: true });
+      throw err;
+    }
+    fs.closeSync(this.fd);
+    this.fd = next;
+    this.seg++;
+    this.size = 0;
+  }
+}
+
+/** The reading side: hands each record to `onRecord` in order, deletes finished segments. */
+export class SpoolReader {
+  private seg = 0;
+  private fd: number | undefined;
+  private offset = 0;
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly dir: string, private readonly prefix: string, private readonly onRecord: (data: Buffer) => void) {}
+
+  /** Reads what is new and handles the complete records in it. False when there was nothing new. */
+  step(): boolean {
+    if (this.fd === undefined) {
+      try {
+        this.fd = fs.openSync(segmentPath(this.dir, this.prefix, this.seg), 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw err;
+      }
+      this.offset = 0;
+    }
+    const chunk = Buffer.allocUnsafe(READ_CHUNK);
+    const got = fs.readSync(this.fd, chunk, 0, chunk.length, this.offset);
+    if (got === 0) return false;
+    this.offset += got;
+    const buf = this.pending.length === 0 ? chunk.subarray(0, got) : Buffer.concat([this.pending, chunk.subarray(0, got)]);
+    const { items, used } = parseFrames(buf);
+    // Copy a partial frame out, so the chunk it sits in can be freed.
+    this.pending = used === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(used));
+    for (const item of items) {
+      if (item.kind === 'next') {
+        this.removeSegment();
+        this.seg++;
+      } else {
+        this.onRecord(item.data);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The writer has closed: handles the rest and removes the last segment. Returns the size of an
+   * incomplete last frame (0 normally: appends are whole or cut off by the writer).
+   */
+  finish(): number {
+    while (this.step());
+    const leftover = this.pending.length;
+    this.pending = Buffer.alloc(0);
+    this.removeSegment();
+    return leftover;
+  }
+
+  private removeSegment(): void {
+    if (this.fd !== undefined) {
+      fs.closeSync(this.fd);
+      this.fd = undefined;
+    }
+    fs.rmSync(segmentPath(this.dir, this.prefix, this.seg), { force: true });
+  }
+}

@@ -1,0 +1,176 @@
+// `record` writes its files in a second process at the lowest CPU priority, so that rendering
+// YAML and creating files do not take CPU from the app being recorded.
+//
+// Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines and
+// rendering it ~0.07 ms, against ~0.02 ms to reconstruct it; under load every one of those
+// milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only
+// reconstructs exchanges and appends each to a spool (format/spool.ts, one write(2)); the writer
+// process (writer-process.ts, nice 19) turns the spool into test files and mocks.yaml, in order,
+// whenever the CPU has time, and is raised to normal priority and waited for when recording ends.
+//
+// Nothing is lost when one side dies: the spool is on disk before the writer reads it. If tlsrec
+// dies, the writer sees its stdin close, writes everything complete and exits. If the writer
+// dies, tlsrec reports it and leaves the rest of the spool in the test set.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { causeText, OutputError } from '../errors.js';
+import type { Exchange } from './exchange.js';
+import { encodeExchange } from './exchange-codec.js';
+import { SpoolWriter } from '../format/spool.js';
+import { outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/writer.js';
+
+/** Started with this (JSON in argv[2]). */
+export interface WriterProcessConfig {
+  setDir: string;
+  prefix: string;
+  writer: WriterOptions & { testSet: string };
+}
+
+/** What the writer process says on stdout, one JSON object a line. */
+export type WriterReport =
+  | { progress: { tests: number; mocks: number } }
+  | { failure: { message: string; code?: string } }
+  | { end: WriterSummary; leftover: number };
+
+export interface BackgroundWriterSummary extends WriterSummary {
+  /** Test files and mocks written while the recording ran (the rest were written at the end). */
+  writtenBeforeEnd: number;
+  /** Exchanges queued that did not reach the files (each is behind one of lateErrors). */
+  notWritten: number;
+  /** Why: the failures the writer process met after writeExchange had returned. */
+  lateErrors: OutputError[];
+}
+
+const WRITER_SCRIPT = fileURLToPath(new URL('./writer-process.js', import.meta.url));
+
+/**
+ * The writer's CPU priority. With the scheduler's autogroups (sched_autogroup_enabled, the default
+ * on most distributions and on these machines) a nice value only counts against processes of the
+ * same session, and the writer has a session of its own (so a Ctrl-C in the terminal does not
+ * stop it), so its session's group is niced too: without that, a "nice 19" writer still took a
+ * whole core from the app (measured). Best effort: failing that, it runs at normal priority.
+ */
+function setNice(pid: number, nice: number): void {
+  try { os.setPriority(pid, nice); } catch { /* see above */ }
+  try { fs.writeFileSync(`/proc/${pid}/autogroup`, String(nice)); } catch { /* no autogroups */ }
+}
+
+export class BackgroundWriter {
+  readonly dir: string;
+  readonly name: string;
+  private readonly spool: SpoolWriter;
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
+  private readonly encodeOpts: { redact?: boolean; redactHeaders?: readonly string[] };
+  private progress = { tests: 0, mocks: 0 };
+  private end: Extract<WriterReport, { end: unknown }> | undefined;
+  private readonly failures: Array<{ message: string; code?: string }> = [];
+  private appended = 0;
+  private closed: Promise<BackgroundWriterSummary> | undefined;
+
+  private constructor(setWriter: TestSetWriter, opts: WriterOptions) {
+    this.dir = setWriter.dir;
+    this.name = setWriter.name;
+    this.encodeOpts = {
+      ...(opts.redact === false ? { redact: false } : {}),
+      ...(opts.redactHeaders ? { redactHeaders: opts.redactHeaders } : {}),
+    };
+    const prefix = `.tlsrec-spool-${process.pid}`;
+    this.spool = new SpoolWriter(this.dir, prefix);
+    const config: WriterProcessConfig = { setDir: this.dir, prefix, writer: { ...opts, testSet: this.name } };
+    // detached: its own session, so the terminal's Ctrl-C reaches tlsrec and not the writer.
+    this.child = spawn(process.execPath, [WRITER_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (error) => resolve({ code: null, signal: null, error }));
+      this.child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    if (this.child.pid !== undefined) setNice(this.child.pid, 19);
+    this.child.stdin?.on('error', () => undefined); // it died: close() says so
+    let buffered = '';
+    this.child.stdout?.setEncoding('utf8');
+    this.child.stdout?.on('data', (text: string) => {
+      buffered += text;
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        this.onReport(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+  }
+
+  /** Creates (or continues) the test set, as TestSetWriter.create does, and starts the writer process. */
+  static async start(opts: WriterOptions = {}): Promise<BackgroundWriter> {
+    const setWriter = await TestSetWriter.create(opts);
+    await setWriter.close(); // it only claimed the directory and installed the schemas
+    try {
+      return new BackgroundWriter(setWriter, opts);
+    } catch (err) {
+      throw outputError('the spool in', setWriter.dir, err);
+    }
+  }
+
+  /** Queues an exchange. Throws OutputError when the spool cannot be written (disk full). */
+  writeExchange(ex: Exchange): void {
+    try {
+      this.spool.append(encodeExchange(ex, this.encodeOpts));
+    } catch (err) {
+      throw outputError(ex.role === 'incoming' ? 'test (spool) in' : 'mock (spool) in', this.dir, err);
+    }
+    this.appended++;
+  }
+
+  /** Exchanges queued and exchanges written so far. */
+  counts(): { queued: number; written: number } {
+    return { queued: this.appended, written: this.progress.tests + this.progress.mocks };
+  }
+
+  private onReport(line: string): void {
+    let report: WriterReport;
+    try {
+      report = JSON.parse(line) as WriterReport;
+    } catch {
+      return;
+    }
+    if ('progress' in report) this.progress = report.progress;
+    else if ('failure' in report) this.failures.push(report.failure);
+    else this.end = report;
+  }
+
+  /**
+   * No more exchanges: raises the writer to normal priority and waits for it to write the rest.
+   * `onWaiting` hears, once, how many are left if that takes more than a second.
+   */
+  close(onWaiting?: (remaining: number) => void): Promise<BackgroundWriterSummary> {
+    this.closed ??= (async () => {
+      this.spool.close();
+      const writtenBeforeEnd = this.progress.tests + this.progress.mocks;
+      if (this.child.pid !== undefined && this.child.exitCode === null) setNice(this.child.pid, 0);
+      this.child.stdin?.end();
+      const slow = setTimeout(() => onWaiting?.(this.appended - this.progress.tests - this.progress.mocks), 1000);
+      const exit = await this.exited;
+      clearTimeout(slow);
+      const lateErrors = this.failures.map((f) => new OutputError(f.message, {
+        stage: 'write recording',
+        ...(f.code === 'ENOSPC' || f.code === 'EDQUOT' ? { hint: 'free some disk space and record again' } : {}),
+        cause: Object.assign(new Error(f.message), f.code ? { code: f.code } : {}),
+      }));
+      if (this.end) {
+        if (this.end.leftover > 0) {
+          lateErrors.push(new OutputError(`the spool ended in an incomplete record (${this.end.leftover} bytes)`, { stage: 'write recording' }));
+        }
+        return { ...this.end.end, lateErrors, writtenBeforeEnd, notWritten: this.end.end.failedTests + this.end.end.failedMocks };
+      }
+      // The writer died: what it reported is on disk, the rest is still in the spool.
+      const how = exit.error ? causeText(exit.error) : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+      const missing = this.appended - this.progress.tests - this.progress.mocks;
+      lateErrors.push(new OutputError(`the writer process stopped early (${how}); up to ${missing} exchange(s) were not written`, {
+        stage: 'write recording',
+        hint: `they are kept in ${this.dir}/${this.spool.prefix}-* ; please report this as a bug`,
+      }));
+      return { ...this.progress, failedTests: 0, failedMocks: 0, lateErrors, writtenBeforeEnd, notWritten: missing };
+    })();
+    return this.closed;
+  }
+}

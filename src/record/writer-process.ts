@@ -1,0 +1,87 @@
+// The writer process of background-writer.ts: reads exchanges from the spool and writes them with
+// TestSetWriter (tests/test-N.yaml, mocks.yaml), in order.
+//   node writer-process.js '<WriterProcessConfig as JSON>'
+// Runs at nice 19 while the recording goes on; ends when its stdin closes (tlsrec finished, or
+// died) and the spool holds nothing more. Reports on stdout (WriterReport, one JSON a line).
+
+import type { WriterProcessConfig, WriterReport } from './background-writer.js';
+import { decodeExchange } from './exchange-codec.js';
+import { SpoolReader } from '../format/spool.js';
+import { TestSetWriter } from '../format/writer.js';
+
+const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
+
+// The terminal's Ctrl-C and hangup are for tlsrec: the files must still be written.
+process.on('SIGINT', () => undefined);
+process.on('SIGHUP', () => undefined);
+process.stdout.on('error', () => undefined); // tlsrec is gone: write the files anyway
+
+const report = (r: WriterReport): void => {
+  process.stdout.write(JSON.stringify(r) + '\n');
+};
+
+const writer = await TestSetWriter.create(config.writer);
+const counts = { tests: 0, mocks: 0 };
+const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
+  let ex;
+  try {
+    ex = decodeExchange(data);
+  } catch (err) {
+    report({ failure: { message: `a spooled exchange could not be read: ${err instanceof Error ? err.message : String(err)}` } });
+    return;
+  }
+  try {
+    writer.writeExchange(ex);
+    if (ex.role === 'incoming') counts.tests++;
+    else counts.mocks++;
+  } catch (err) {
+    const code = ((err as { cause?: NodeJS.ErrnoException }).cause)?.code;
+    report({ failure: { message: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}) } });
+  }
+});
+
+let recorderDone = false;
+process.stdin.on('end', () => (recorderDone = true));
+process.stdin.on('error', () => (recorderDone = true));
+process.stdin.resume();
+
+const IDLE_MS = 10;
+const REPORT_MS = 250;
+let lastReport = 0;
+let reported = -1;
+
+async function finish(): Promise<void> {
+  // tlsrec closed stdin after its last append: everything is in the spool.
+  const leftover = reader.finish();
+  const summary = await writer.close();
+  report({ end: { tests: summary.tests, mocks: summary.mocks, failedTests: summary.failedTests, failedMocks: summary.failedMocks }, leftover });
+}
+
+function tick(): void {
+  try {
+    // Work in slices so stdin's end and the reports get their turn.
+    const until = Date.now() + 50;
+    let progressed = false;
+    while (Date.now() < until && reader.step()) progressed = true;
+    if (Date.now() - lastReport >= REPORT_MS && counts.tests + counts.mocks !== reported) {
+      report({ progress: { ...counts } });
+      reported = counts.tests + counts.mocks;
+      lastReport = Date.now();
+    }
+    if (!progressed && recorderDone) {
+      finish().catch(fail);
+      return;
+    }
+    setTimeout(tick, progressed ? 0 : IDLE_MS);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+function fail(err: unknown): void {
+  // No end report: tlsrec says the writer stopped early and where the spool is.
+  process.stderr.write(`tlsrec: writer process: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}
+
+tick();
