@@ -61,7 +61,11 @@ export class SpoolWriter {
   private size = 0;
   private closed = false;
 
-  constructor(private readonly dir: string, readonly prefix: string) {
+  constructor(
+    private readonly dir: string,
+    readonly prefix: string,
+    private readonly segmentBytes = SEGMENT_BYTES,
+  ) {
     // 0600: a spool holds request and response bodies.
     this.fd = fs.openSync(segmentPath(dir, prefix, 0), 'wx', 0o600);
   }
@@ -71,7 +75,7 @@ export class SpoolWriter {
     let length = 0;
     for (const p of parts) length += p.length;
     const frame = Buffer.concat([Buffer.from(`#tlsrec-spool ${length}\n`, 'latin1'), ...parts]);
-    if (this.size > 0 && this.size + frame.length > SEGMENT_BYTES) this.rotate();
+    if (this.size > 0 && this.size + frame.length > this.segmentBytes) this.rotate();
     this.write(frame);
   }
 
