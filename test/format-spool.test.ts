@@ -6,7 +6,9 @@
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseFrames, segmentPath, SpoolReader, SpoolWriter, type SpoolItem } from '../src/format/spool.js';
 
 const NEXT = '#tlsrec-spool next\n';
@@ -324,6 +326,29 @@ describe('SpoolWriter and SpoolReader', () => {
     expect(r2.finish()).toBe(12);
     expect(got2).toEqual(['b']);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('a failed append (short write, then ENOSPC) is cut off and later appends follow it without a hole', () => {
+    const w = new SpoolWriter(dir, 'p', 1 << 16);
+    w.append([Buffer.from('first')]);
+    const real = fs.writeSync;
+    let calls = 0;
+    const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, b: Buffer, off: number, len: number, pos: number) => {
+      if (++calls === 1) return real(fd, b, off, Math.min(len, 10), pos);
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    }) as typeof fs.writeSync);
+    syncBuiltinESMExports();
+    try {
+      expect(() => w.append([Buffer.alloc(100, 0x61)])).toThrow(/ENOSPC/);
+    } finally {
+      spy.mockRestore();
+      syncBuiltinESMExports();
+    }
+    w.append([Buffer.from('third')]);
+    w.close();
+    const got: string[] = [];
+    expect(new SpoolReader(dir, 'p', (d) => got.push(d.toString())).finish()).toBe(0);
+    expect(got).toEqual(['first', 'third']);
   });
 
   it('a reader on a file that is not a spool throws instead of delivering garbage', () => {

@@ -10,7 +10,6 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeAll } from './atomic-file.js';
 
 const NEXT_LINE = '#tlsrec-spool next\n';
 const FRAME_HEADER = /^#tlsrec-spool (\d+)$/;
@@ -54,6 +53,14 @@ export function parseFrames(buf: Buffer): { items: SpoolItem[]; used: number } {
   return { items, used: at };
 }
 
+/** Bytes of the frame at the start of `buf` when its header is complete, else 0. */
+function frameLength(buf: Buffer): number {
+  const nl = buf.indexOf(0x0a);
+  if (nl < 0 || nl > MAX_HEADER) return 0;
+  const m = FRAME_HEADER.exec(buf.toString('latin1', 0, nl));
+  return m ? nl + 1 + Number(m[1]) : 0;
+}
+
 /** The writing side. Every append is one write(2); a failed one is cut off again. */
 export class SpoolWriter {
   private seg = 0;
@@ -87,7 +94,9 @@ export class SpoolWriter {
 
   private write(frame: Buffer): void {
     try {
-      writeAll(this.fd, frame);
+      // At explicit positions: after a failed write is cut off, the next one starts where it did
+      // (the file position would be past the cut, leaving a hole of zero bytes).
+      for (let off = 0; off < frame.length; ) off += fs.writeSync(this.fd, frame, off, frame.length - off, this.size + off);
     } catch (err) {
       try { fs.ftruncateSync(this.fd, this.size); } catch { /* the disk is failing already */ }
       throw err;
@@ -118,7 +127,9 @@ export class SpoolReader {
   private fd: number | undefined;
   private offset = 0;
   private pending: Buffer = Buffer.alloc(0);
+  private readonly chunk = Buffer.allocUnsafe(READ_CHUNK);
 
+  /** `onRecord` gets a view of the reader's buffer: valid during the call only (copy what you keep). */
   constructor(private readonly dir: string, private readonly prefix: string, private readonly onRecord: (data: Buffer) => void) {}
 
   /** Reads what is new and handles the complete records in it. False when there was nothing new. */
@@ -132,7 +143,10 @@ export class SpoolReader {
       }
       this.offset = 0;
     }
-    const chunk = Buffer.allocUnsafe(READ_CHUNK);
+    // A frame bigger than the chunk is read in one piece once its header is known (no quadratic
+    // re-joining of a many-MiB body).
+    const missing = frameLength(this.pending) - this.pending.length;
+    const chunk = missing > READ_CHUNK ? Buffer.allocUnsafe(missing) : this.chunk;
     const got = fs.readSync(this.fd, chunk, 0, chunk.length, this.offset);
     if (got === 0) return false;
     this.offset += got;

@@ -5,7 +5,7 @@
 // rendering it ~0.07 ms, against ~0.02 ms to reconstruct it; under load every one of those
 // milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only
 // reconstructs exchanges and appends each to a spool (format/spool.ts, one write(2)); the writer
-// process (writer-process.ts, nice 19) turns the spool into test files and mocks.yaml, in order,
+// process (writer-process.ts, idle CPU class) turns the spool into test files and mocks.yaml, in order,
 // whenever the CPU has time, and is raised to normal priority and waited for when recording ends.
 //
 // Nothing is lost when one side dies: the spool is on disk before the writer reads it. If tlsrec
@@ -20,6 +20,7 @@ import { causeText, OutputError } from '../errors.js';
 import type { Exchange } from './exchange.js';
 import { encodeExchange } from './exchange-codec.js';
 import { SpoolWriter } from '../format/spool.js';
+import { setIdleScheduling } from '../native/ffi.js';
 import { outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/writer.js';
 
 /** Started with this (JSON in argv[2]). */
@@ -44,18 +45,19 @@ export interface BackgroundWriterSummary extends WriterSummary {
   lateErrors: OutputError[];
 }
 
-const WRITER_SCRIPT = fileURLToPath(new URL('./writer-process.js', import.meta.url));
+const WRITER_SCRIPT = fileURLToPath(new URL('./writer-process-main.js', import.meta.url));
 
 /**
- * The writer's CPU priority. With the scheduler's autogroups (sched_autogroup_enabled, the default
- * on most distributions and on these machines) a nice value only counts against processes of the
- * same session, and the writer has a session of its own (so a Ctrl-C in the terminal does not
- * stop it), so its session's group is niced too: without that, a "nice 19" writer still took a
- * whole core from the app (measured). Best effort: failing that, it runs at normal priority.
+ * The writer's CPU priority: idle class while recording (it runs when a CPU has nothing else to
+ * do, and yields at once to the app), normal at the end. Nice 19 was not enough: with the
+ * scheduler's autogroups (sched_autogroup_enabled, the default on most distributions and on these
+ * machines) a nice value only counts within a session, and even in tlsrec's session a nice-19
+ * writer took a fifth to a third of a core from a busy app (measured). Best effort: failing both,
+ * the writer runs at normal priority, which is slower for the app, not wrong.
  */
-function setNice(pid: number, nice: number): void {
-  try { os.setPriority(pid, nice); } catch { /* see above */ }
-  try { fs.writeFileSync(`/proc/${pid}/autogroup`, String(nice)); } catch { /* no autogroups */ }
+function setBackground(pid: number, background: boolean): void {
+  if (setIdleScheduling(pid, background)) return;
+  try { os.setPriority(pid, background ? 19 : 0); } catch { /* see above */ }
 }
 
 export class BackgroundWriter {
@@ -81,13 +83,14 @@ export class BackgroundWriter {
     const prefix = `.tlsrec-spool-${process.pid}`;
     this.spool = new SpoolWriter(this.dir, prefix);
     const config: WriterProcessConfig = { setDir: this.dir, prefix, writer: { ...opts, testSet: this.name } };
-    // detached: its own session, so the terminal's Ctrl-C reaches tlsrec and not the writer.
-    this.child = spawn(process.execPath, [WRITER_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    // Not detached, so it stays in the app's scheduling group (see setBackground): the terminal's
+    // Ctrl-C reaches it too, and it ignores that.
+    this.child = spawn(process.execPath, [WRITER_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.exited = new Promise((resolve) => {
       this.child.once('error', (error) => resolve({ code: null, signal: null, error }));
       this.child.once('exit', (code, signal) => resolve({ code, signal }));
     });
-    if (this.child.pid !== undefined) setNice(this.child.pid, 19);
+    if (this.child.pid !== undefined) setBackground(this.child.pid, true);
     this.child.stdin?.on('error', () => undefined); // it died: close() says so
     let buffered = '';
     this.child.stdout?.setEncoding('utf8');
@@ -146,7 +149,7 @@ export class BackgroundWriter {
     this.closed ??= (async () => {
       this.spool.close();
       const writtenBeforeEnd = this.progress.tests + this.progress.mocks;
-      if (this.child.pid !== undefined && this.child.exitCode === null) setNice(this.child.pid, 0);
+      if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
       this.child.stdin?.end();
       const slow = setTimeout(() => onWaiting?.(this.appended - this.progress.tests - this.progress.mocks), 1000);
       const exit = await this.exited;

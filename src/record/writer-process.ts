@@ -1,7 +1,7 @@
 // The writer process of background-writer.ts: reads exchanges from the spool and writes them with
 // TestSetWriter (tests/test-N.yaml, mocks.yaml), in order.
-//   node writer-process.js '<WriterProcessConfig as JSON>'
-// Runs at nice 19 while the recording goes on; ends when its stdin closes (tlsrec finished, or
+//   node writer-process-main.js '<WriterProcessConfig as JSON>'  (that entry ignores SIGINT/SIGHUP first)
+// Runs in the idle CPU class while the recording goes on; ends when its stdin closes (tlsrec finished, or
 // died) and the spool holds nothing more. Reports on stdout (WriterReport, one JSON a line).
 
 import type { WriterProcessConfig, WriterReport } from './background-writer.js';
@@ -11,9 +11,6 @@ import { TestSetWriter } from '../format/writer.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
 
-// The terminal's Ctrl-C and hangup are for tlsrec: the files must still be written.
-process.on('SIGINT', () => undefined);
-process.on('SIGHUP', () => undefined);
 process.stdout.on('error', () => undefined); // tlsrec is gone: write the files anyway
 
 const report = (r: WriterReport): void => {
