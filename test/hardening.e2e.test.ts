@@ -9,11 +9,14 @@
 //   4. the ring buffer overflows (--ringbuf)  -> exit 3, LOST counted, nothing corrupt written
 //   4b. a small --max-backlog                -> the command is paused, nothing lost, bodies exact
 //   5. non-HTTP streams (SMTP-like, h2 preface) -> exit 0, skipped and counted, HTTPS still a mock
+//   6. tlsrec is SIGKILLed                    -> its writer process still writes every exchange
+//                                                it was handed, and removes the spool
+//   7. the writer process dies                -> exit 3, said so, the unwritten rest kept in the spool
 
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestSets } from '../src/format/reader.js';
@@ -71,6 +74,44 @@ function appProcesses(port: number): number[] {
       if (env.includes(`PORT=${port}`)) found.push(Number(name));
     } catch {
       // exited while we looked
+    }
+  }
+  return found;
+}
+
+/** The writer process a tlsrec process started (see src/record/background-writer.ts). */
+function writerProcessOf(tlsrecPid: number): number | undefined {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (!argv.includes('writer-process-main.js')) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === tlsrecPid) return Number(name);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function spoolFiles(root: string): string[] {
+  const found: string[] = [];
+  for (const set of readdirSync(root)) {
+    try {
+      for (const f of readdirSync(join(root, set))) if (f.startsWith('.tlsrec-spool-')) found.push(join(root, set, f));
+    } catch {
+      // not a directory
     }
   }
   return found;
@@ -298,6 +339,64 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(appProcesses(port)).toEqual([]);
     expect(existsSync(cgroup)).toBe(false);
     expect(recordCgroups(rec.child.pid!)).toEqual([]);
+  });
+
+  it('tlsrec is SIGKILLed: its writer process still writes every exchange it was handed, then removes the spool', async () => {
+    const work = newWorkDir();
+    const { rec, base } = await recordApp(work);
+    const tlsrecPid = rec.child.pid!;
+    const writer = await waitFor('the writer process', () => writerProcessOf(tlsrecPid));
+    // Hold the writer so that the exchanges pile up in the spool, not yet in files.
+    process.kill(writer, 'SIGSTOP');
+    cleanups.push(() => {
+      try { process.kill(writer, 'SIGKILL'); } catch { /* gone */ }
+    });
+    const load = loadApp(base, 4, 'W');
+    await sleep(800);
+    load.state.stop = true;
+    await load.done;
+    const completed = load.state.completed;
+    await sleep(500); // tlsrec polls the ring every few ms: everything completed is spooled by now
+    expect(spoolFiles(join(work, 'tlsrec')).length).toBeGreaterThan(0);
+
+    rec.child.kill('SIGKILL');
+    await rec.exited;
+    process.kill(writer, 'SIGCONT');
+    await waitFor('the writer to finish', () => (isAlive(writer) ? undefined : true), 20_000);
+
+    expect(completed).toBeGreaterThan(10);
+    expect(spoolFiles(join(work, 'tlsrec'))).toEqual([]);
+    const set = loadOnly(join(work, 'tlsrec'));
+    const quoteTests = set.tests.filter((t) => new URL(t.request.url).pathname === '/quote');
+    expect(quoteTests.length).toBeGreaterThanOrEqual(completed);
+    for (const t of quoteTests) expect(JSON.parse(t.expected.body.bytes.toString())).toHaveProperty('price');
+    const urls = quoteTests.map((t) => t.request.url);
+    expect(new Set(urls).size).toBe(urls.length);
+    expect(set.mocks.length).toBeGreaterThanOrEqual(completed);
+  });
+
+  it('the writer process dies: exit 3 saying so, no stack trace, what it had not written is kept in the spool', async () => {
+    const work = newWorkDir();
+    const { rec, base } = await recordApp(work);
+    const writer = await waitFor('the writer process', () => writerProcessOf(rec.child.pid!));
+    process.kill(writer, 'SIGSTOP');
+    const load = loadApp(base, 2, 'D');
+    await sleep(600);
+    load.state.stop = true;
+    await load.done;
+    await sleep(300);
+    process.kill(writer, 'SIGKILL');
+    rec.child.kill('SIGTERM');
+
+    expect(await rec.exited).toBe(3);
+    const out = rec.output();
+    expect(out).toMatch(/writer process stopped early \(killed by SIGKILL\); up to \d+ exchange\(s\) were not written/);
+    expect(out).toContain('TLSREC_E_OUTPUT');
+    expect(out).not.toMatch(STACK_TRACE);
+    const kept = spoolFiles(join(work, 'tlsrec'));
+    expect(kept.length).toBeGreaterThan(0);
+    expect(out).toContain(relative(work, kept[0]!).replace(/-\d+$/, '-*')); // where they are is said
+    expect(readFileSync(kept[0]!).subarray(0, 14).toString()).toBe('#tlsrec-spool ');
   });
 
   it('the disk fills: exit 3 naming ENOSPC, no stack trace, the files parse and hold a gap-free prefix of the calls', async () => {

@@ -10,7 +10,7 @@ import { constants as osConstants } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { AppError, EnvironmentError, OutputError, RecordingLossError, causeText } from '../errors.js';
+import { AppError, EnvironmentError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
 import { CaptureSession, type BackpressureStats } from '../native/capture.js';
 import { BackgroundWriter } from './background-writer.js';
@@ -132,7 +132,9 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     if (firstWriteError !== undefined) {
       throw new OutputError(`could not write ${counts.writeErrors} exchange(s): ${causeText(firstWriteError)}`, {
         stage: 'write recording',
-        hint: 'check free disk space and permissions of the output directory; exchanges already written are complete',
+        hint:
+          (firstWriteError instanceof TlsrecError ? firstWriteError.hint : undefined) ??
+          'check free disk space and permissions of the output directory; exchanges already written are complete',
         cause: firstWriteError,
       });
     }
