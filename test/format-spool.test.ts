@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseFrames, segmentPath, SpoolReader, SpoolWriter, type SpoolItem } from '../src/format/spool.js';
+import { parseFrames, segmentPath, SpoolReader, SpoolWriteError, SpoolWriter, type SpoolItem } from '../src/format/spool.js';
 
 const NEXT = '#tlsrec-spool next\n';
 
@@ -165,6 +165,10 @@ describe('SpoolWriter and SpoolReader', () => {
           writer.append([data.subarray(0, cut1), data.subarray(cut1, cut2), data.subarray(cut2)]);
           expected.push(data);
         }
+        // Appends are queued until flushed: one writev for the burst.
+        expect(writer.pendingBytes()).toBeGreaterThan(0);
+        expect(writer.flush()).toBe(burst);
+        expect(writer.pendingBytes()).toBe(0);
         // What is on disk: a contiguous run of segments from the reader's to the writer's.
         const before = segIndexes();
         expect(before.length).toBeGreaterThan(0);
@@ -223,8 +227,10 @@ describe('SpoolWriter and SpoolReader', () => {
     const body = Buffer.alloc(SEG - '#tlsrec-spool 982\n'.length, 0x61);
     expect(frame(body).length).toBe(SEG);
     writer.append([body]);
+    writer.flush();
     expect(readdirSync(dir)).toEqual([`${PREFIX}-0`]);
     writer.append([]); // an empty record: rotates, since the segment is full
+    writer.flush();
     expect(readFileSync(segmentPath(dir, PREFIX, 0))).toEqual(Buffer.concat([frame(body), Buffer.from(NEXT)]));
     expect(readFileSync(segmentPath(dir, PREFIX, 1), 'latin1')).toBe('#tlsrec-spool 0\n');
     // A record larger than a segment goes, whole, into a segment of its own.
@@ -328,24 +334,40 @@ describe('SpoolWriter and SpoolReader', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('a failed append (short write, then ENOSPC) is cut off and later appends follow it without a hole', () => {
+  it('a failed batch (short write, then ENOSPC) is cut off whole; later frames follow it without a hole', () => {
     const w = new SpoolWriter(dir, 'p', 1 << 16);
     w.append([Buffer.from('first')]);
-    const real = fs.writeSync;
-    let calls = 0;
-    const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, b: Buffer, off: number, len: number, pos: number) => {
-      if (++calls === 1) return real(fd, b, off, Math.min(len, 10), pos);
-      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-    }) as typeof fs.writeSync);
+    expect(w.flush()).toBe(1);
+    const realWritev = fs.writevSync;
+    const spies = [
+      // the batch's writev writes 10 bytes only, then the rest fails with ENOSPC
+      vi.spyOn(fs, 'writevSync').mockImplementation(((fd: number, bufs: Buffer[], pos: number) =>
+        realWritev(fd, [Buffer.concat(bufs).subarray(0, 10)], pos)) as typeof fs.writevSync),
+      vi.spyOn(fs, 'writeSync').mockImplementation((() => {
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      }) as typeof fs.writeSync),
+    ];
     syncBuiltinESMExports();
     try {
-      expect(() => w.append([Buffer.alloc(100, 0x61)])).toThrow(/ENOSPC/);
+      w.append([Buffer.alloc(100, 0x61)]);
+      w.append([Buffer.from('second of the batch')]);
+      let caught: unknown;
+      try {
+        w.flush();
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(SpoolWriteError);
+      expect((caught as SpoolWriteError).frames).toBe(2); // the whole batch, named
+      expect((caught as SpoolWriteError).message).toMatch(/ENOSPC/);
+      expect(w.pendingBytes()).toBe(0);
     } finally {
-      spy.mockRestore();
+      for (const spy of spies) spy.mockRestore();
       syncBuiltinESMExports();
     }
+    expect(readFileSync(segmentPath(dir, 'p', 0), 'latin1')).toBe('#tlsrec-spool 5\nfirst'); // cut back, no hole
     w.append([Buffer.from('third')]);
-    w.close();
+    w.close(); // flushes
     const got: string[] = [];
     expect(new SpoolReader(dir, 'p', (d) => got.push(d.toString())).finish()).toBe(0);
     expect(got).toEqual(['first', 'third']);

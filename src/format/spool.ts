@@ -61,12 +61,25 @@ function frameLength(buf: Buffer): number {
   return m ? nl + 1 + Number(m[1]) : 0;
 }
 
-/** The writing side. Every append is one write(2); a failed one is cut off again. */
+/** A batch that could not be written: its frames are not in the spool (the file was cut back). */
+export class SpoolWriteError extends Error {
+  constructor(override readonly cause: unknown, readonly frames: number) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/**
+ * The writing side. append() only queues a frame (its buffers are not copied); flush() writes the
+ * queue with one writev(2) per segment, at explicit positions. A batch that fails is cut off again
+ * whole, so the spool always ends on a frame boundary.
+ */
 export class SpoolWriter {
   private seg = 0;
   private fd: number;
   private size = 0;
   private closed = false;
+  private queue: Array<{ buffers: Buffer[]; bytes: number }> = [];
+  private queuedBytes = 0;
 
   constructor(
     private readonly dir: string,
@@ -81,34 +94,81 @@ export class SpoolWriter {
     if (this.closed) throw new Error('SpoolWriter.append after close()');
     let length = 0;
     for (const p of parts) length += p.length;
-    const frame = Buffer.concat([Buffer.from(`#tlsrec-spool ${length}\n`, 'latin1'), ...parts]);
-    if (this.size > 0 && this.size + frame.length > this.segmentBytes) this.rotate();
-    this.write(frame);
+    const header = Buffer.from(`#tlsrec-spool ${length}\n`, 'latin1');
+    this.queue.push({ buffers: [header, ...parts], bytes: header.length + length });
+    this.queuedBytes += header.length + length;
   }
 
+  /** Bytes appended but not yet written. */
+  pendingBytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** Drops what was appended and not yet written; returns the number of frames dropped. */
+  discard(): number {
+    const n = this.queue.length;
+    this.queue = [];
+    this.queuedBytes = 0;
+    return n;
+  }
+
+  /** Writes what was appended. Returns the number of frames written; throws SpoolWriteError. */
+  flush(): number {
+    const frames = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    let done = 0;
+    try {
+      while (done < frames.length) {
+        if (this.size > 0 && this.size + frames[done]!.bytes > this.segmentBytes) this.rotate();
+        // As many frames as fit in this segment (at least one), in one writev.
+        let end = done;
+        let bytes = 0;
+        while (end < frames.length && (end === done || this.size + bytes + frames[end]!.bytes <= this.segmentBytes)) bytes += frames[end++]!.bytes;
+        this.write(frames.slice(done, end).flatMap((f) => f.buffers), bytes);
+        done = end;
+      }
+    } catch (err) {
+      throw new SpoolWriteError(err, frames.length - done);
+    }
+    return done;
+  }
+
+  /** Flushes what is queued (throws like flush) and closes the file. */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
-    fs.closeSync(this.fd);
+    try {
+      this.flush();
+    } finally {
+      this.closed = true;
+      fs.closeSync(this.fd);
+    }
   }
 
-  private write(frame: Buffer): void {
+  private write(buffers: Buffer[], bytes: number): void {
     try {
       // At explicit positions: after a failed write is cut off, the next one starts where it did
       // (the file position would be past the cut, leaving a hole of zero bytes).
-      for (let off = 0; off < frame.length; ) off += fs.writeSync(this.fd, frame, off, frame.length - off, this.size + off);
+      let written = fs.writevSync(this.fd, buffers, this.size);
+      if (written < bytes) {
+        // Short write (or more buffers than one writev takes): the rest in one piece.
+        const rest = Buffer.concat(buffers).subarray(written);
+        for (let off = 0; off < rest.length; ) off += fs.writeSync(this.fd, rest, off, rest.length - off, this.size + written + off);
+        written = bytes;
+      }
     } catch (err) {
       try { fs.ftruncateSync(this.fd, this.size); } catch { /* the disk is failing already */ }
       throw err;
     }
-    this.size += frame.length;
+    this.size += bytes;
   }
 
   private rotate(): void {
     const nextPath = segmentPath(this.dir, this.prefix, this.seg + 1);
     const next = fs.openSync(nextPath, 'wx', 0o600);
     try {
-      this.write(Buffer.from(NEXT_LINE, 'latin1'));
+      const line = Buffer.from(NEXT_LINE, 'latin1');
+      this.write([line], line.length);
     } catch (err) {
       fs.closeSync(next);
       fs.rmSync(nextPath, { force: true });

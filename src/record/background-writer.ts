@@ -4,7 +4,7 @@
 // Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines and
 // rendering it ~0.07 ms, against ~0.02 ms to reconstruct it; under load every one of those
 // milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only
-// reconstructs exchanges and appends each to a spool (format/spool.ts, one write(2)); the writer
+// reconstructs exchanges and appends them to a spool (format/spool.ts, one write(2) per batch); the writer
 // process (writer-process.ts, idle CPU class) turns the spool into test files and mocks.yaml, in order,
 // whenever the CPU has time, and is raised to normal priority and waited for when recording ends.
 //
@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { causeText, OutputError } from '../errors.js';
 import type { Exchange } from './exchange.js';
 import { encodeExchange } from './exchange-codec.js';
-import { SpoolWriter } from '../format/spool.js';
+import { SpoolWriteError, SpoolWriter } from '../format/spool.js';
 import { setIdleScheduling } from '../native/ffi.js';
 import { outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/writer.js';
 
@@ -44,6 +44,9 @@ export interface BackgroundWriterSummary extends WriterSummary {
   /** Why: the failures the writer process met after writeExchange had returned. */
   lateErrors: OutputError[];
 }
+
+/** Queued exchanges are written to the spool at least this often (bytes), between flush() calls. */
+const FLUSH_BYTES = 1024 * 1024;
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./writer-process-main.js', import.meta.url));
 
@@ -71,6 +74,9 @@ export class BackgroundWriter {
   private end: Extract<WriterReport, { end: unknown }> | undefined;
   private readonly failures: Array<{ message: string; code?: string }> = [];
   private appended = 0;
+  /** Exchanges that never reached the spool (disk full), and why. */
+  private spoolFailures = 0;
+  private firstSpoolError: OutputError | undefined;
   private closed: Promise<BackgroundWriterSummary> | undefined;
 
   private constructor(setWriter: TestSetWriter, opts: WriterOptions) {
@@ -114,14 +120,31 @@ export class BackgroundWriter {
     }
   }
 
-  /** Queues an exchange. Throws OutputError when the spool cannot be written (disk full). */
+  /**
+   * Queues an exchange; it reaches the spool at the next flush() (or when 1 MiB is queued). Never
+   * throws: an exchange that cannot be spooled is counted and reported by close().
+   */
   writeExchange(ex: Exchange): void {
-    try {
-      this.spool.append(encodeExchange(ex, this.encodeOpts));
-    } catch (err) {
-      throw outputError(ex.role === 'incoming' ? 'test (spool) in' : 'mock (spool) in', this.dir, err);
-    }
+    this.spool.append(encodeExchange(ex, this.encodeOpts));
     this.appended++;
+    if (this.spool.pendingBytes() >= FLUSH_BYTES) this.flush();
+  }
+
+  /** Writes the queued exchanges to the spool (one write). Called after each batch of events. */
+  flush(): void {
+    if (this.firstSpoolError) {
+      // After the first failure (a full disk, mostly) nothing more is spooled: the files then hold
+      // a prefix of the recording without holes, rather than whatever happened to fit later.
+      this.spoolFailures += this.spool.discard();
+      return;
+    }
+    try {
+      this.spool.flush();
+    } catch (err) {
+      const e = err instanceof SpoolWriteError ? err : new SpoolWriteError(err, 0);
+      this.spoolFailures += e.frames;
+      this.firstSpoolError ??= outputError('exchanges to the spool in', this.dir, e.cause);
+    }
   }
 
   /** Exchanges queued and exchanges written so far. */
@@ -147,11 +170,16 @@ export class BackgroundWriter {
    */
   close(onWaiting?: (remaining: number) => void): Promise<BackgroundWriterSummary> {
     this.closed ??= (async () => {
-      this.spool.close();
+      this.flush();
+      try {
+        this.spool.close();
+      } catch {
+        // nothing queued after the flush above: closing the file cannot lose anything
+      }
       const writtenBeforeEnd = this.progress.tests + this.progress.mocks;
       if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
       this.child.stdin?.end();
-      const slow = setTimeout(() => onWaiting?.(this.appended - this.progress.tests - this.progress.mocks), 1000);
+      const slow = setTimeout(() => onWaiting?.(this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks), 1000);
       const exit = await this.exited;
       clearTimeout(slow);
       const lateErrors = this.failures.map((f) => new OutputError(f.message, {
@@ -163,16 +191,22 @@ export class BackgroundWriter {
         if (this.end.leftover > 0) {
           lateErrors.push(new OutputError(`the spool ended in an incomplete record (${this.end.leftover} bytes)`, { stage: 'write recording' }));
         }
-        return { ...this.end.end, lateErrors, writtenBeforeEnd, notWritten: this.end.end.failedTests + this.end.end.failedMocks };
+        return {
+          ...this.end.end,
+          lateErrors: this.firstSpoolError ? [this.firstSpoolError, ...lateErrors] : lateErrors,
+          writtenBeforeEnd,
+          notWritten: this.spoolFailures + this.end.end.failedTests + this.end.end.failedMocks,
+        };
       }
       // The writer died: what it reported is on disk, the rest is still in the spool.
       const how = exit.error ? causeText(exit.error) : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-      const missing = this.appended - this.progress.tests - this.progress.mocks;
+      const missing = this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks;
       lateErrors.push(new OutputError(`the writer process stopped early (${how}); up to ${missing} exchange(s) were not written`, {
         stage: 'write recording',
         hint: `they are kept in ${this.dir}/${this.spool.prefix}-* ; please report this as a bug`,
       }));
-      return { ...this.progress, failedTests: 0, failedMocks: 0, lateErrors, writtenBeforeEnd, notWritten: missing };
+      if (this.firstSpoolError) lateErrors.unshift(this.firstSpoolError);
+      return { ...this.progress, failedTests: 0, failedMocks: 0, lateErrors, writtenBeforeEnd, notWritten: this.spoolFailures + missing };
     })();
     return this.closed;
   }

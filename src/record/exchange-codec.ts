@@ -4,7 +4,7 @@
 // never holds what the finished files would not.
 
 import type { Exchange, HeaderList, HttpRequestMessage, HttpResponseMessage } from './exchange.js';
-import { redactHeaders } from '../format/redact.js';
+import { isSecretHeader, redactHeaders } from '../format/redact.js';
 
 export interface EncodeOptions {
   /** false: keep secret header values (record --no-redact). Default true. */
@@ -36,33 +36,35 @@ interface ExchangeMeta {
   s: MessageMeta & { c: number; sm: string; inf: HttpResponseMessage['informational'] };
 }
 
+/** The headers with secret values redacted; the same array when there is nothing to redact (the common case). */
+function redacted(headers: HeaderList, opts: EncodeOptions): HeaderList {
+  if (opts.redact === false) return headers;
+  for (const [name] of headers) if (isSecretHeader(name, opts.redactHeaders)) return redactHeaders(headers, opts.redactHeaders);
+  return headers;
+}
+
 function messageMeta(msg: HttpRequestMessage | HttpResponseMessage, opts: EncodeOptions): MessageMeta {
-  const redact = (h: HeaderList): HeaderList => (opts.redact === false ? h : redactHeaders(h, opts.redactHeaders));
-  const meta: MessageMeta = { v: msg.httpVersion, h: redact(msg.headers), d: msg.bodyDecoded, t: msg.firstByteNs.toString(), n: msg.body.length };
-  if (msg.trailers) meta.tr = redact(msg.trailers);
+  const meta: MessageMeta = { v: msg.httpVersion, h: redacted(msg.headers, opts), d: msg.bodyDecoded, t: msg.firstByteNs.toString(), n: msg.body.length };
+  if (msg.trailers) meta.tr = redacted(msg.trailers, opts);
   return meta;
 }
 
 export function encodeExchange(ex: Exchange, opts: EncodeOptions = {}): Buffer[] {
-  const meta: ExchangeMeta = {
-    role: ex.role,
-    tls: ex.tls,
-    conn: ex.conn,
-    i: ex.indexOnConn,
-    pid: ex.tgid,
-    q: { ...messageMeta(ex.request, opts), m: ex.request.method, u: ex.request.target },
-    s: {
-      ...messageMeta(ex.response, opts),
-      c: ex.response.statusCode,
-      sm: ex.response.statusMessage,
-      inf: ex.response.informational.map((r) => ({ ...r, headers: opts.redact === false ? r.headers : redactHeaders(r.headers, opts.redactHeaders) })),
-    },
-  };
+  const req = ex.request;
+  const res = ex.response;
+  const q = messageMeta(req, opts) as ExchangeMeta['q'];
+  q.m = req.method;
+  q.u = req.target;
+  const sm = messageMeta(res, opts) as ExchangeMeta['s'];
+  sm.c = res.statusCode;
+  sm.sm = res.statusMessage;
+  sm.inf = res.informational.length === 0 ? res.informational : res.informational.map((r) => ({ ...r, headers: redacted(r.headers, opts) }));
+  const meta: ExchangeMeta = { role: ex.role, tls: ex.tls, conn: ex.conn, i: ex.indexOnConn, pid: ex.tgid, q, s: sm };
   if (ex.remoteAddr !== undefined) meta.ra = ex.remoteAddr;
   if (ex.remotePort !== undefined) meta.rp = ex.remotePort;
   if (ex.localAddr !== undefined) meta.la = ex.localAddr;
   if (ex.localPort !== undefined) meta.lp = ex.localPort;
-  return [Buffer.from(JSON.stringify(meta) + '\n', 'utf8'), ex.request.body, ex.response.body];
+  return [Buffer.from(JSON.stringify(meta) + '\n', 'utf8'), req.body, res.body];
 }
 
 export function decodeExchange(data: Buffer): Exchange {

@@ -1,8 +1,11 @@
 // The engine of `tlsrec record`: run a command in a cgroup of its own, capture its traffic with
 // eBPF, rebuild HTTP exchanges and write them as tests and mocks while the command runs.
 //
-//   preflight ─▶ cgroup ─▶ capture (kernel) ─▶ reconstruct ─▶ writer
+//   preflight ─▶ cgroup ─▶ capture (kernel) ─▶ reconstruct ─▶ spool ─▶ writer process (idle CPU)
 //                    └──▶ spawn command ──▶ exits / Ctrl-C ─▶ stop cgroup ─▶ drain ─▶ summary
+//
+// The files are written by a second process (background-writer.ts) so that rendering YAML and
+// creating files do not take CPU from the recorded app; at the end tlsrec waits for it.
 
 import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, createWriteStream, existsSync, linkSync, openSync, readFileSync, readSync, rmSync, statSync, type WriteStream } from 'node:fs';
@@ -73,16 +76,12 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
 
     const reconstructor = new Reconstructor({
       onExchange: (ex: Exchange) => {
-        try {
-          setWriter.writeExchange(ex);
-          if (ex.role === 'incoming') {
-            counts.tests++;
-            appPort ??= appPortOf(ex);
-          } else counts.mocks++;
-        } catch (err) {
-          counts.writeErrors++;
-          firstWriteError ??= err;
-        }
+        // Queued for the writer process; what could not be written is counted by close().
+        setWriter.writeExchange(ex);
+        if (ex.role === 'incoming') {
+          counts.tests++;
+          appPort ??= appPortOf(ex);
+        } else counts.mocks++;
       },
     });
 
@@ -93,6 +92,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
         if (ev.type === 'data') counts.bytes += ev.data.length;
         reconstructor.push(ev);
       }
+      setWriter.flush(); // one write for the exchanges of this batch
     };
 
     capture = await CaptureSession.start({

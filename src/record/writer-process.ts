@@ -19,6 +19,12 @@ const report = (r: WriterReport): void => {
 
 const writer = await TestSetWriter.create(config.writer);
 const counts = { tests: 0, mocks: 0 };
+/**
+ * After the first write failure (a full disk, mostly) nothing more is written, so the files hold
+ * a prefix of the recording without holes; the rest is counted as not written.
+ */
+let failed = false;
+const notTried = { tests: 0, mocks: 0 };
 const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
   let ex;
   try {
@@ -27,11 +33,17 @@ const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
     report({ failure: { message: `a spooled exchange could not be read: ${err instanceof Error ? err.message : String(err)}` } });
     return;
   }
+  if (failed) {
+    if (ex.role === 'incoming') notTried.tests++;
+    else notTried.mocks++;
+    return;
+  }
   try {
     writer.writeExchange(ex);
     if (ex.role === 'incoming') counts.tests++;
     else counts.mocks++;
   } catch (err) {
+    failed = true;
     const code = ((err as { cause?: NodeJS.ErrnoException }).cause)?.code;
     report({ failure: { message: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}) } });
   }
@@ -51,7 +63,15 @@ async function finish(): Promise<void> {
   // tlsrec closed stdin after its last append: everything is in the spool.
   const leftover = reader.finish();
   const summary = await writer.close();
-  report({ end: { tests: summary.tests, mocks: summary.mocks, failedTests: summary.failedTests, failedMocks: summary.failedMocks }, leftover });
+  report({
+    end: {
+      tests: summary.tests,
+      mocks: summary.mocks,
+      failedTests: summary.failedTests + notTried.tests,
+      failedMocks: summary.failedMocks + notTried.mocks,
+    },
+    leftover,
+  });
 }
 
 function tick(): void {
