@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Memory: peak RSS (VmHWM from /proc/PID/status) of the tlsrec process itself — not the app —
+// Memory: peak RSS (VmHWM from /proc/PID/status) of the tlsrec process and of its writer process
+// (and the peak of the two together) — not the app —
 //  1. recording a server: `tlsrec record -- node blob-server.mjs`, curl (outside) downloads
 //     2 MiB responses over one keep-alive connection: 256 MiB and 1 GiB in total -> tests
 //  2. recording a client: `tlsrec record -- curl ...` downloading the same from a server outside
@@ -11,12 +12,15 @@
 // loses data above roughly 10-20 MB/s here (see completeness.mjs).
 //
 //   node bench/memory.mjs [--rate-mb 8] [--sizes-mb 256,1024] [--replay 1000,10000] [--parts record,client,replay]
+//                         [--ringbuf 64M] [--max-backlog 64M]   (record options to try)
 import { join } from 'node:path';
-import { writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdirSync, rmSync, readdirSync, readFileSync } from 'node:fs';
 import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, listRecorded, countMocks, tlsrecBroken, machine, saveJson, args, lossFrom, procMem } from './lib.mjs';
 import { replayOnce } from './replay.mjs';
 
-const o = args({ rateMb: 8, sizesMb: '256,1024', replay: '1000,10000', parts: 'record,client,replay', mocks: true });
+const o = args({ rateMb: 8, sizesMb: '256,1024', replay: '1000,10000', parts: 'record,client,replay', mocks: true, ringbuf: '', maxBacklog: '' });
+/** record options under test (--ringbuf, --max-backlog), default: tlsrec's defaults. */
+const recordOpts = [...(o.ringbuf ? ['--ringbuf', o.ringbuf] : []), ...(o.maxBacklog ? ['--max-backlog', o.maxBacklog] : [])];
 const base = tmp();
 const { cert, key } = makeCert(base);
 const SIZE = 2 * 1024 * 1024;
@@ -29,9 +33,36 @@ function curlConfig(file, p, n) {
   writeFileSync(file, lines.join('\n') + '\n');
 }
 
+/** The writer process `tlsrec record` starts (src/record/background-writer.ts), if it runs. */
+function writerOf(pid) {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('writer-process-main.js')) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(name);
+    } catch { /* gone */ }
+  }
+  return undefined;
+}
+
+/**
+ * Peak memory of tlsrec: its own VmHWM, its writer process's VmHWM, and the peak of their sum
+ * (sampled every 100 ms) — the figure that counts for the machine.
+ */
 function sample(pid) {
-  const s = { hwm: 0, rss: 0 };
-  s.timer = setInterval(() => { const m = procMem(pid); if (m) { s.hwm = Math.max(s.hwm, m.hwm); s.rss = m.rss; } }, 100);
+  const s = { hwm: 0, rss: 0, writerHwm: 0, totalPeak: 0 };
+  let writer;
+  s.timer = setInterval(() => {
+    const m = procMem(pid);
+    if (!m) return;
+    s.hwm = Math.max(s.hwm, m.hwm);
+    s.rss = m.rss;
+    writer ??= writerOf(pid);
+    const w = writer === undefined ? undefined : procMem(writer);
+    if (w) s.writerHwm = Math.max(s.writerHwm, w.hwm);
+    s.totalPeak = Math.max(s.totalPeak, m.rss + (w?.rss ?? 0));
+  }, 100);
   return s;
 }
 
@@ -40,7 +71,7 @@ async function recordServer(mb) {
   const dir = join(base, `srv-${mb}`);
   mkdirSync(dir, { recursive: true });
   const p = port();
-  const rec = run(NODE, [TLSREC, 'record', '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--', process.execPath, SERVER, '--https-port', String(p), '--cert', cert, '--key', key], { cwd: dir });
+  const rec = run(NODE, [TLSREC, 'record', ...recordOpts, '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--', process.execPath, SERVER, '--https-port', String(p), '--cert', cert, '--key', key], { cwd: dir });
   const s = sample(rec.pid);
   await waitPort(p, { child: rec, timeoutMs: 60000 });
   const cfg = join(dir, 'curl.cfg');
@@ -53,7 +84,7 @@ async function recordServer(mb) {
   await stop(rec, 'SIGINT', 600000);
   clearInterval(s.timer);
   const { tests } = listRecorded(join(dir, 'tlsrec'));
-  const r = { part: 'record server (tests)', amountMb: mb, exchanges: n, written: tests.length, hwm: s.hwm, sendS, drainS: (Date.now() - s0) / 1000, loss: lossFrom(rec.err) };
+  const r = { part: 'record server (tests)', amountMb: mb, exchanges: n, written: tests.length, hwm: s.hwm, writerHwm: s.writerHwm, totalPeak: s.totalPeak, sendS, drainS: (Date.now() - s0) / 1000, loss: lossFrom(rec.err) };
   rmSync(dir, { recursive: true, force: true });
   return r;
 }
@@ -68,13 +99,13 @@ async function recordClient(mb) {
   const cfg = join(dir, 'curl.cfg');
   curlConfig(cfg, p, n);
   const t0 = Date.now();
-  const rec = run(NODE, [TLSREC, 'record', '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--', 'curl', '-sk', '-K', cfg], { cwd: dir });
+  const rec = run(NODE, [TLSREC, 'record', ...recordOpts, '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--', 'curl', '-sk', '-K', cfg], { cwd: dir });
   const s = sample(rec.pid);
   await rec.exited;
   clearInterval(s.timer);
   await stop(srv);
   const { mocks } = listRecorded(join(dir, 'tlsrec'));
-  const r = { part: 'record client (mocks)', amountMb: mb, exchanges: n, written: mocks.reduce((k, f) => k + countMocks(f), 0), hwm: s.hwm, sendS: (Date.now() - t0) / 1000, loss: lossFrom(rec.err) };
+  const r = { part: 'record client (mocks)', amountMb: mb, exchanges: n, written: mocks.reduce((k, f) => k + countMocks(f), 0), hwm: s.hwm, writerHwm: s.writerHwm, totalPeak: s.totalPeak, sendS: (Date.now() - t0) / 1000, loss: lossFrom(rec.err) };
   rmSync(dir, { recursive: true, force: true });
   return r;
 }
@@ -92,7 +123,7 @@ for (const mb of o.sizesMb.split(',').map(Number)) {
       else if (part === 'client') r = await recordClient(mb);
       else continue;
       results.push(r);
-      process.stderr.write(`  ${r.part} ${mb} MiB: VmHWM ${fmt(r.hwm, 0)} MB, written ${r.written}/${r.exchanges}, lost ${r.loss.lostBytes ?? '?'} ${r.loss.warning ?? ''}\n`);
+      process.stderr.write(`  ${r.part} ${mb} MiB: VmHWM ${fmt(r.hwm, 0)} MB, writer ${fmt(r.writerHwm, 0)} MB, together ${fmt(r.totalPeak, 0)} MB, written ${r.written}/${r.exchanges}, lost ${r.loss.lostBytes ?? '?'} ${r.loss.warning ?? ''}\n`);
     } catch (e) {
       process.stderr.write(`  ${part} ${mb} MiB FAILED: ${e.message.slice(0, 600)}\n`);
       results.push({ part, amountMb: mb, error: e.message.slice(0, 600) });
@@ -107,8 +138,8 @@ if (parts.includes('replay')) {
   }
 }
 table([
-  ['part', 'traffic MiB', 'exchanges', 'written / app saw', 'tlsrec VmHWM MB', 'lost'],
-  ...results.map((r) => [r.part, fmt(r.amountMb, 0), r.exchanges, r.written ?? r.error?.slice(0, 40), fmt(r.hwm, 0), r.loss ? (r.loss.lostBytes === undefined ? (r.loss.warning ? 'LOST' : '?') : fmt(r.loss.lostBytes / 1048576, 1) + ' MiB') : '']),
+  ['part', 'traffic MiB', 'exchanges', 'written / app saw', 'tlsrec VmHWM MB', 'writer VmHWM MB', 'together peak MB', 'lost'],
+  ...results.map((r) => [r.part, fmt(r.amountMb, 0), r.exchanges, r.written ?? r.error?.slice(0, 40), fmt(r.hwm, 0), r.writerHwm ? fmt(r.writerHwm, 0) : '', r.totalPeak ? fmt(r.totalPeak, 0) : '', r.loss ? (r.loss.lostBytes === undefined ? (r.loss.warning ? 'LOST' : '?') : fmt(r.loss.lostBytes / 1048576, 1) + ' MiB') : '']),
 ]);
 console.log(`target: < 300 MB, independent of the amount recorded. curl --limit-rate ${o.rateMb}M per transfer`);
 console.log(`raw results: ${saveJson('memory', { machine: machine(), options: o, results })}`);

@@ -17,6 +17,7 @@ import { AppError, EnvironmentError, OutputError, RecordingLossError, TlsrecErro
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
 import { CaptureSession, type BackpressureStats } from '../native/capture.js';
 import { BackgroundWriter } from './background-writer.js';
+import { BodyGarbageCollector } from './body-gc.js';
 import { Reconstructor, type ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { CaptureEvent, LossCounters } from './events.js';
@@ -74,10 +75,12 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     let firstWriteError: unknown;
     let appPort: number | undefined;
 
+    const collector = new BodyGarbageCollector(8 * 1024 * 1024);
     const reconstructor = new Reconstructor({
       onExchange: (ex: Exchange) => {
         // Queued for the writer process; what could not be written is counted by close().
         setWriter.writeExchange(ex);
+        collector.note(ex.request.body.length + ex.response.body.length);
         if (ex.role === 'incoming') {
           counts.tests++;
           appPort ??= appPortOf(ex);

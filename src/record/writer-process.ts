@@ -8,6 +8,7 @@ import type { WriterProcessConfig, WriterReport } from './background-writer.js';
 import { decodeExchange } from './exchange-codec.js';
 import { SpoolReader } from '../format/spool.js';
 import { TestSetWriter } from '../format/writer.js';
+import { BodyGarbageCollector } from './body-gc.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
 
@@ -25,7 +26,10 @@ const counts = { tests: 0, mocks: 0 };
  */
 let failed = false;
 const notTried = { tests: 0, mocks: 0 };
+const collector = new BodyGarbageCollector(1024 * 1024);
+
 const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
+  collector.note(data.length);
   let ex;
   try {
     ex = decodeExchange(data);
