@@ -373,6 +373,40 @@ describe('SpoolWriter and SpoolReader', () => {
     expect(got).toEqual(['first', 'third']);
   });
 
+  it('a batch that fails part way keeps the frames written whole (the reader may have them) and counts only the rest', () => {
+    const w = new SpoolWriter(dir, 'p', 1 << 16);
+    const realWritev = fs.writevSync;
+    const spies = [
+      // the first frame and 3 bytes of the second get written, then the disk is full
+      vi.spyOn(fs, 'writevSync').mockImplementation(((fd: number, bufs: Buffer[], pos: number) =>
+        realWritev(fd, [Buffer.concat(bufs).subarray(0, '#tlsrec-spool 3\none'.length + 3)], pos)) as typeof fs.writevSync),
+      vi.spyOn(fs, 'writeSync').mockImplementation((() => {
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      }) as typeof fs.writeSync),
+    ];
+    syncBuiltinESMExports();
+    let caught: unknown;
+    try {
+      w.append([Buffer.from('one')]);
+      w.append([Buffer.from('two')]);
+      w.append([Buffer.from('three')]);
+      w.flush();
+    } catch (err) {
+      caught = err;
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+      syncBuiltinESMExports();
+    }
+    expect(caught).toBeInstanceOf(SpoolWriteError);
+    expect((caught as SpoolWriteError).frames).toBe(2); // "two" and "three"
+    expect(readFileSync(segmentPath(dir, 'p', 0), 'latin1')).toBe('#tlsrec-spool 3\none');
+    w.append([Buffer.from('four')]);
+    w.close();
+    const got: string[] = [];
+    expect(new SpoolReader(dir, 'p', (d) => got.push(d.toString())).finish()).toBe(0);
+    expect(got).toEqual(['one', 'four']);
+  });
+
   it('a reader on a file that is not a spool throws instead of delivering garbage', () => {
     writeFileSync(segmentPath(dir, PREFIX, 0), 'this is not a spool\n');
     const reader = new SpoolReader(dir, PREFIX, () => expect.fail('no record expected'));

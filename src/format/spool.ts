@@ -68,6 +68,13 @@ export class SpoolWriteError extends Error {
   }
 }
 
+/** Inside SpoolWriter: a write failed after `frames` whole frames of its batch were on disk. */
+class PartialWrite extends Error {
+  constructor(override readonly cause: unknown, readonly frames: number) {
+    super('partial write');
+  }
+}
+
 /**
  * The writing side. append() only queues a frame (its buffers are not copied); flush() writes the
  * queue with one writev(2) per segment, at explicit positions. A batch that fails is cut off again
@@ -125,11 +132,10 @@ export class SpoolWriter {
         let end = done;
         let bytes = 0;
         while (end < frames.length && (end === done || this.size + bytes + frames[end]!.bytes <= this.segmentBytes)) bytes += frames[end++]!.bytes;
-        this.write(frames.slice(done, end).flatMap((f) => f.buffers), bytes);
-        done = end;
+        done += this.writeFrames(frames.slice(done, end));
       }
     } catch (err) {
-      throw new SpoolWriteError(err, frames.length - done);
+      throw new SpoolWriteError(err instanceof PartialWrite ? err.cause : err, frames.length - done - (err instanceof PartialWrite ? err.frames : 0));
     }
     return done;
   }
@@ -145,22 +151,39 @@ export class SpoolWriter {
     }
   }
 
-  private write(buffers: Buffer[], bytes: number): void {
+  /**
+   * Writes whole frames at the end of the segment; returns how many. On failure the file is cut
+   * back to the last frame written whole (the reader may have seen those: they count as written)
+   * and PartialWrite says how many that was.
+   */
+  private writeFrames(frames: ReadonlyArray<{ buffers: Buffer[]; bytes: number }>): number {
+    const buffers = frames.flatMap((f) => f.buffers);
+    let total = 0;
+    for (const f of frames) total += f.bytes;
+    let written = 0;
     try {
       // At explicit positions: after a failed write is cut off, the next one starts where it did
       // (the file position would be past the cut, leaving a hole of zero bytes).
-      let written = fs.writevSync(this.fd, buffers, this.size);
-      if (written < bytes) {
+      written = fs.writevSync(this.fd, buffers, this.size);
+      if (written < total) {
         // Short write (or more buffers than one writev takes): the rest in one piece.
         const rest = Buffer.concat(buffers).subarray(written);
-        for (let off = 0; off < rest.length; ) off += fs.writeSync(this.fd, rest, off, rest.length - off, this.size + written + off);
-        written = bytes;
+        for (let off = 0; off < rest.length; ) {
+          const n = fs.writeSync(this.fd, rest, off, rest.length - off, this.size + written);
+          off += n;
+          written += n;
+        }
       }
     } catch (err) {
-      try { fs.ftruncateSync(this.fd, this.size); } catch { /* the disk is failing already */ }
-      throw err;
+      let whole = 0;
+      let keep = 0;
+      while (whole < frames.length && keep + frames[whole]!.bytes <= written) keep += frames[whole++]!.bytes;
+      try { fs.ftruncateSync(this.fd, this.size + keep); } catch { /* the disk is failing already */ }
+      this.size += keep;
+      throw new PartialWrite(err, whole);
     }
-    this.size += bytes;
+    this.size += total;
+    return frames.length;
   }
 
   private rotate(): void {
@@ -168,7 +191,7 @@ export class SpoolWriter {
     const next = fs.openSync(nextPath, 'wx', 0o600);
     try {
       const line = Buffer.from(NEXT_LINE, 'latin1');
-      this.write([line], line.length);
+      this.writeFrames([{ buffers: [line], bytes: line.length }]);
     } catch (err) {
       fs.closeSync(next);
       fs.rmSync(nextPath, { force: true });
@@ -208,7 +231,15 @@ export class SpoolReader {
     const missing = frameLength(this.pending) - this.pending.length;
     const chunk = missing > READ_CHUNK ? Buffer.allocUnsafe(missing) : this.chunk;
     const got = fs.readSync(this.fd, chunk, 0, chunk.length, this.offset);
-    if (got === 0) return false;
+    if (got === 0) {
+      // The writer cut a failed write back after we had read part of it: forget that part.
+      const size = fs.fstatSync(this.fd).size;
+      if (size < this.offset && this.offset - this.pending.length <= size) {
+        this.pending = this.pending.subarray(0, size - (this.offset - this.pending.length));
+        this.offset = size;
+      }
+      return false;
+    }
     this.offset += got;
     const buf = this.pending.length === 0 ? chunk.subarray(0, got) : Buffer.concat([this.pending, chunk.subarray(0, got)]);
     const { items, used } = parseFrames(buf);
