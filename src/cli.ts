@@ -53,6 +53,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '(OpenSSL SSL_read/SSL_write uprobes: no proxy, no certificate) or plaintext sockets. ' +
         'Requests the command RECEIVES become tests (<dir>/<test-set>/tests/test-N.yaml); requests it SENDS ' +
         'become mocks (<dir>/<test-set>/mocks.yaml). Stop with Ctrl-C, or let COMMAND exit. ' +
+        'The files are written by a helper process that only uses otherwise idle CPU, so under load ' +
+        'they appear later; record waits for the last ones before it exits. ' +
         'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN).',
     )
     .addHelpText(
@@ -62,7 +64,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec record --test-set login-flow -- node server.js\n' +
         '  tlsrec record -- curl https://example.com/\n\n' +
         'Exit code: the command\'s own when it exits by itself; 0 when stopped with Ctrl-C or SIGTERM;\n' +
-        '2 bad usage; 3 environment (privileges, kernel features) or the command could not start.',
+        '2 bad usage; 3 environment (privileges, kernel features), the command could not start,\n' +
+        'the kernel lost data (see --ringbuf) or files could not be written (disk full).',
     )
     .argument('<command...>', 'the command to run and record (put it after --)')
     .option('--dir <path>', 'where test sets are written', 'tlsrec')

@@ -9,18 +9,8 @@ import { emitYaml } from '../src/format/emit.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, renderYamlWithLibrary } from '../src/format/render.js';
 import type { MockDoc, TestCaseDoc } from '../src/format/types.js';
 import { makeExchange, MONO_TO_WALL } from './fixtures-format/make-exchange.js';
+import { seededRandom } from './helpers/random.js';
 
-/** mulberry32: small, seeded, good enough to pick cases reproducibly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const int = (r: Rand, n: number): number => Math.floor(r() * n);
@@ -168,7 +158,7 @@ function expectReadsBack(text: string, value: unknown): void {
 
 describe('emitter: every document reads back exactly', () => {
   it('3,000 seeded adversarial test and mock documents', () => {
-    const r = rng(20240801);
+    const r = seededRandom(20240801);
     for (let i = 0; i < 3000; i++) {
       const doc = randomDoc(r);
       const text = renderYaml(doc, '../../.schema/test.schema.json');
@@ -182,7 +172,7 @@ describe('emitter: every document reads back exactly', () => {
   });
 
   it('documents appended to one mocks.yaml, separated by ---, stay apart and exact', () => {
-    const r = rng(7);
+    const r = seededRandom(7);
     const docs = Array.from({ length: 200 }, () => randomDoc(r));
     const text = docs.map((d) => renderYaml(d)).join('---\n');
     const parsed = parseAllDocuments(text);
@@ -193,7 +183,7 @@ describe('emitter: every document reads back exactly', () => {
   });
 
   it('arbitrary nested values (lists of lists, maps in lists, empties, long keys) read back', () => {
-    const r = rng(99);
+    const r = seededRandom(99);
     for (let i = 0; i < 3000; i++) {
       const value = r() < 0.8 ? randomMap(r, 4, 6) : randomValue(r, 4);
       const text = emitYaml(value);
@@ -206,7 +196,7 @@ describe('emitter: every document reads back exactly', () => {
   });
 
   it('a plain scalar is plain only where the yaml library also wrote it plain, and YAML 1.1 reads it as a string', () => {
-    const r = rng(3);
+    const r = seededRandom(3);
     const strings = [...SPECIAL, ...Array.from({ length: 20000 }, () => randomString(r))];
     let plain = 0;
     for (const s of strings) {

@@ -10,20 +10,10 @@ import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseFrames, segmentPath, SpoolReader, SpoolWriteError, SpoolWriter, type SpoolItem } from '../src/format/spool.js';
+import { seededRandom } from './helpers/random.js';
 
 const NEXT = '#tlsrec-spool next\n';
 
-/** mulberry32: small, fast, good enough for test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rand: () => number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
@@ -143,7 +133,7 @@ describe('SpoolWriter and SpoolReader', () => {
 
   for (const seed of [1, 42, 20240611]) {
     it(`round trip with rotations, the reader interleaved with the writer (seed ${seed})`, () => {
-      const rand = prng(seed);
+      const rand = seededRandom(seed);
       const SEG = 64 * 1024;
       const expected: Buffer[] = [];
       const { reader, got } = checkingReader(expected, seed);
@@ -201,7 +191,7 @@ describe('SpoolWriter and SpoolReader', () => {
   }
 
   it('a reader that only starts after the writer has finished gets everything; finish() returns 0 and removes all', () => {
-    const rand = prng(7);
+    const rand = seededRandom(7);
     const writer = new SpoolWriter(dir, PREFIX, 64 * 1024);
     const expected: Buffer[] = [];
     for (let i = 0; i < 60; i++) {
@@ -291,7 +281,7 @@ describe('SpoolWriter and SpoolReader', () => {
   });
 
   it('finish() reports the size of a cut-off last frame, after delivering the complete ones', () => {
-    const rand = prng(99);
+    const rand = seededRandom(99);
     const writer = new SpoolWriter(dir, PREFIX, 64 * 1024);
     const expected: Buffer[] = [];
     for (let i = 0; i < 20; i++) {
