@@ -35,6 +35,11 @@ export const DEFAULT_TEST_NOISE: readonly string[] = ['Date'];
 
 const DEFAULT_MONO_TO_WALL = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 
+/** The offset used when DocOptions.monoToWallNs is not given (measured when this module loaded). */
+export function defaultMonoToWallNs(): bigint {
+  return DEFAULT_MONO_TO_WALL;
+}
+
 /** Nanoseconds since the epoch -> RFC 3339 with nanoseconds, UTC ("2024-08-02T06:52:03.451148235Z"). */
 export function rfc3339(epochNs: bigint): string {
   const ns = epochNs < 0n ? 0n : epochNs;

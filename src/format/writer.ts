@@ -12,7 +12,7 @@ import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } fro
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
 import { fsyncDir, writeAll, writeFileAtomic } from './atomic-file.js';
 
-export { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
+export { defaultMonoToWallNs, exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 
 export interface WriterOptions extends DocOptions {
   /** Directory holding the test sets. Default "tlsrec". */

@@ -21,13 +21,23 @@ import type { Exchange } from './exchange.js';
 import { encodeExchange } from './exchange-codec.js';
 import { SpoolWriteError, SpoolWriter } from '../format/spool.js';
 import { setIdleScheduling } from '../native/ffi.js';
-import { outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/writer.js';
+import { defaultMonoToWallNs, outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/writer.js';
 
 /** Started with this (JSON in argv[2]). */
 export interface WriterProcessConfig {
   setDir: string;
   prefix: string;
-  writer: WriterOptions & { testSet: string };
+  writer: Omit<WriterOptions, 'monoToWallNs'> & { testSet: string };
+  /**
+   * Kernel time → epoch offset (ns, decimal), measured once by tlsrec so that the timestamps in the
+   * files are what tlsrec saw, whatever the writer process would measure itself.
+   */
+  monoToWallNs: string;
+}
+
+export interface BackgroundWriterOptions extends WriterOptions {
+  /** The writer process's script. Default: writer-process-main.js next to this module. */
+  writerScript?: string;
 }
 
 /** What the writer process says on stdout, one JSON object a line. */
@@ -37,8 +47,6 @@ export type WriterReport =
   | { end: WriterSummary; leftover: number };
 
 export interface BackgroundWriterSummary extends WriterSummary {
-  /** Test files and mocks written while the recording ran (the rest were written at the end). */
-  writtenBeforeEnd: number;
   /** Exchanges queued that did not reach the files (each is behind one of lateErrors). */
   notWritten: number;
   /** Why: the failures the writer process met after writeExchange had returned. */
@@ -79,7 +87,7 @@ export class BackgroundWriter {
   private firstSpoolError: OutputError | undefined;
   private closed: Promise<BackgroundWriterSummary> | undefined;
 
-  private constructor(setWriter: TestSetWriter, opts: WriterOptions) {
+  private constructor(setWriter: TestSetWriter, opts: BackgroundWriterOptions) {
     this.dir = setWriter.dir;
     this.name = setWriter.name;
     this.encodeOpts = {
@@ -88,10 +96,16 @@ export class BackgroundWriter {
     };
     const prefix = `.tlsrec-spool-${process.pid}`;
     this.spool = new SpoolWriter(this.dir, prefix);
-    const config: WriterProcessConfig = { setDir: this.dir, prefix, writer: { ...opts, testSet: this.name } };
+    const { monoToWallNs, writerScript, ...writerOpts } = opts;
+    const config: WriterProcessConfig = {
+      setDir: this.dir,
+      prefix,
+      writer: { ...writerOpts, testSet: this.name },
+      monoToWallNs: (monoToWallNs ?? defaultMonoToWallNs()).toString(),
+    };
     // Not detached, so it stays in the app's scheduling group (see setBackground): the terminal's
     // Ctrl-C reaches it too, and it ignores that.
-    this.child = spawn(process.execPath, [WRITER_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = spawn(process.execPath, [writerScript ?? WRITER_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.exited = new Promise((resolve) => {
       this.child.once('error', (error) => resolve({ code: null, signal: null, error }));
       this.child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -110,7 +124,7 @@ export class BackgroundWriter {
   }
 
   /** Creates (or continues) the test set, as TestSetWriter.create does, and starts the writer process. */
-  static async start(opts: WriterOptions = {}): Promise<BackgroundWriter> {
+  static async start(opts: BackgroundWriterOptions = {}): Promise<BackgroundWriter> {
     const setWriter = await TestSetWriter.create(opts);
     await setWriter.close(); // it only claimed the directory and installed the schemas
     try {
@@ -147,11 +161,6 @@ export class BackgroundWriter {
     }
   }
 
-  /** Exchanges queued and exchanges written so far. */
-  counts(): { queued: number; written: number } {
-    return { queued: this.appended, written: this.progress.tests + this.progress.mocks };
-  }
-
   private onReport(line: string): void {
     let report: WriterReport;
     try {
@@ -176,7 +185,6 @@ export class BackgroundWriter {
       } catch {
         // nothing queued after the flush above: closing the file cannot lose anything
       }
-      const writtenBeforeEnd = this.progress.tests + this.progress.mocks;
       if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
       this.child.stdin?.end();
       const slow = setTimeout(() => onWaiting?.(this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks), 1000);
@@ -194,7 +202,6 @@ export class BackgroundWriter {
         return {
           ...this.end.end,
           lateErrors: this.firstSpoolError ? [this.firstSpoolError, ...lateErrors] : lateErrors,
-          writtenBeforeEnd,
           notWritten: this.spoolFailures + this.end.end.failedTests + this.end.end.failedMocks,
         };
       }
@@ -206,7 +213,7 @@ export class BackgroundWriter {
         hint: `they are kept in ${this.dir}/${this.spool.prefix}-* ; please report this as a bug`,
       }));
       if (this.firstSpoolError) lateErrors.unshift(this.firstSpoolError);
-      return { ...this.progress, failedTests: 0, failedMocks: 0, lateErrors, writtenBeforeEnd, notWritten: this.spoolFailures + missing };
+      return { ...this.progress, failedTests: 0, failedMocks: 0, lateErrors, notWritten: this.spoolFailures + missing };
     })();
     return this.closed;
   }

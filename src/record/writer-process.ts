@@ -18,7 +18,7 @@ const report = (r: WriterReport): void => {
   process.stdout.write(JSON.stringify(r) + '\n');
 };
 
-const writer = await TestSetWriter.create(config.writer);
+const writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
 const counts = { tests: 0, mocks: 0 };
 /**
  * After the first write failure (a full disk, mostly) nothing more is written, so the files hold
