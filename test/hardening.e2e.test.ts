@@ -12,6 +12,7 @@
 //   6. tlsrec is SIGKILLed                    -> its writer process still writes every exchange
 //                                                it was handed, and removes the spool
 //   7. the writer process dies                -> exit 3, said so, the unwritten rest kept in the spool
+//   8. Ctrl-C while tlsrec waits for its writer -> exit 130 at once; the writer still finishes
 
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -372,6 +373,41 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     for (const t of quoteTests) expect(JSON.parse(t.expected.body.bytes.toString())).toHaveProperty('price');
     const urls = quoteTests.map((t) => t.request.url);
     expect(new Set(urls).size).toBe(urls.length);
+    expect(set.mocks.length).toBeGreaterThanOrEqual(completed);
+  });
+
+  it('a second Ctrl-C while tlsrec waits for its writer: exit 130 at once, and the writer still finishes every file', async () => {
+    const work = newWorkDir();
+    const { rec, base } = await recordApp(work);
+    const writer = await waitFor('the writer process', () => writerProcessOf(rec.child.pid!));
+    process.kill(writer, 'SIGSTOP'); // a writer far behind
+    cleanups.push(() => {
+      try { process.kill(writer, 'SIGKILL'); } catch { /* gone */ }
+    });
+    const load = loadApp(base, 4, 'C');
+    await sleep(800);
+    load.state.stop = true;
+    await load.done;
+    const completed = load.state.completed;
+
+    rec.child.kill('SIGINT'); // stop recording: the app stops, tlsrec waits for the writer
+    await waitFor('the "writing the last" message', () => (rec.output().includes('writing the last') ? true : undefined), 15_000);
+    const t = Date.now();
+    rec.child.kill('SIGINT');
+    expect(await rec.exited).toBe(130);
+    expect(Date.now() - t).toBeLessThan(3_000);
+    const out = rec.output();
+    expect(out).toContain(`not waiting: the writer process (pid ${writer}) goes on writing the last`);
+    expect(out).not.toMatch(STACK_TRACE);
+    expect(isAlive(writer)).toBe(true);
+
+    process.kill(writer, 'SIGCONT');
+    await waitFor('the writer to finish', () => (isAlive(writer) ? undefined : true), 20_000);
+    expect(completed).toBeGreaterThan(10);
+    expect(spoolFiles(join(work, 'tlsrec'))).toEqual([]);
+    const set = loadOnly(join(work, 'tlsrec'));
+    const quoteTests = set.tests.filter((t) => new URL(t.request.url).pathname === '/quote');
+    expect(quoteTests.length).toBeGreaterThanOrEqual(completed);
     expect(set.mocks.length).toBeGreaterThanOrEqual(completed);
   });
 

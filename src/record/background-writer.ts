@@ -161,6 +161,28 @@ export class BackgroundWriter {
     }
   }
 
+  /** The writer process's pid (for messages), undefined if it could not be started. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /**
+   * Stop waiting for the writer: what is queued goes to the spool, and the writer process, at
+   * normal priority, finishes writing it on its own (it also ignores the terminal's Ctrl-C).
+   * For a user who does not want to wait; returns how many exchanges it still had to write.
+   */
+  leaveRunning(): number {
+    this.flush();
+    try { this.spool.close(); } catch { /* flushed above */ }
+    if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
+    this.child.stdin?.end();
+    this.child.stdout?.destroy(); // no reports needed any more
+    this.child.unref(); // tlsrec may exit before it
+    this.closed ??= Promise.reject(new Error('BackgroundWriter: left running'));
+    this.closed.catch(() => undefined);
+    return this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks;
+  }
+
   private onReport(line: string): void {
     let report: WriterReport;
     try {

@@ -13,10 +13,10 @@ import { constants as osConstants, setPriority } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { AppError, EnvironmentError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
+import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
 import { CaptureSession, type BackpressureStats } from '../native/capture.js';
-import { BackgroundWriter } from './background-writer.js';
+import { BackgroundWriter, type BackgroundWriterSummary } from './background-writer.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { Reconstructor, type ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
@@ -117,8 +117,13 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const loss = await capture.stop();
     capture = undefined;
     const stats = reconstructor.finish();
-    const written = await setWriter.close((remaining) => {
-      if (!opts.quiet) out.write(`tlsrec: writing the last ${remaining} exchange(s) to files...\n`);
+    const written = await waitForWriter(setWriter, (remaining) => {
+      if (!opts.quiet) out.write(`tlsrec: writing the last ${remaining} exchange(s) to files... (Ctrl-C: leave it to finish in the background)\n`);
+    }, (signal) => {
+      writer = undefined; // left running: nothing to wait for in `finally`
+      const remaining = setWriter.leaveRunning();
+      out.write(`tlsrec: not waiting: the writer process (pid ${setWriter.pid}) goes on writing the last ${remaining} exchange(s) to ${setWriter.dir}\n`);
+      return new InterruptedError(signal, 'write recording', 'the files are being finished in the background');
     });
     dump?.end();
     counts.writeErrors += written.notWritten;
@@ -244,6 +249,29 @@ function interpreterOf(file: string): string[] {
     }
   }
   return parts[0] && isAbsolute(parts[0]) ? [parts[0]] : [];
+}
+
+/**
+ * Waits for the writer process to finish; a Ctrl-C (or SIGTERM) meanwhile stops the waiting, not
+ * the writing: `onSignal` leaves the writer running and gives the error to exit with.
+ */
+async function waitForWriter(
+  writer: BackgroundWriter,
+  onWaiting: (remaining: number) => void,
+  onSignal: (signal: NodeJS.Signals) => InterruptedError,
+): Promise<BackgroundWriterSummary> {
+  let rejectWait: (err: InterruptedError) => void = () => undefined;
+  const interrupted = new Promise<never>((_, reject) => (rejectWait = reject));
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => {
+    const h = (): void => rejectWait(onSignal(sig));
+    process.once(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    return await Promise.race([writer.close(onWaiting), interrupted]);
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
 }
 
 /** nice value of the recorder's main thread while the command runs. */
