@@ -13,7 +13,7 @@ import https from 'node:https';
 import { join } from 'node:path';
 import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, listRecorded, tlsrecBroken, machine, saveJson, args, lossFrom, procMem, sleep } from './lib.mjs';
+import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, listRecorded, tlsrecBroken, machine, saveJson, args, lossFrom, sampleRecordMemory, sleep } from './lib.mjs';
 import { body, sha } from './servers/blob.mjs';
 
 const o = args({ rate: 0, count: 20000, conns: 64, sweep: '250,500,1000,2000,0', sweepCount: 4000, smallRingbufMb: 1, ringbufMb: 64, skipMain: false });
@@ -47,8 +47,7 @@ async function runOnce({ count, rate, ringbufMb, label }) {
     process.execPath, join(BENCH, 'servers', 'blob-server.mjs'), '--https-port', String(hp), '--cert', cert, '--key', key, '--http-port', String(pp)], { cwd: dir });
   await waitPort(hp, { child: rec, timeoutMs: 60000 });
   await waitPort(pp, { child: rec, timeoutMs: 60000 });
-  let hwm = 0;
-  const sampler = setInterval(() => { const m = procMem(rec.pid); if (m) hwm = Math.max(hwm, m.hwm); }, 200);
+  const mem = sampleRecordMemory(rec.pid, 200);
 
   const agents = {
     tls: new https.Agent({ keepAlive: true, maxSockets: o.conns / 2, rejectUnauthorized: false }),
@@ -93,7 +92,7 @@ async function runOnce({ count, rate, ringbufMb, label }) {
   const s0 = performance.now();
   await stop(rec, 'SIGINT', 600000);
   const drainS = (performance.now() - s0) / 1000;
-  clearInterval(sampler);
+  clearInterval(mem.timer);
 
   // read back
   const { tests } = listRecorded(join(dir, 'tlsrec'));
@@ -121,7 +120,7 @@ async function runOnce({ count, rate, ringbufMb, label }) {
   const r = {
     label, count, rate, ringbufMb, sent: expected.size, errors, clientMismatch, recorded: seen.size, ok: seen.size - bad, reqBad, respBad, missing: missing.length,
     missingSample: missing.slice(0, 10).map((i) => ({ id: i, ...plan(i) })), dups, unknown, parseErr, mb: bytes / 1048576, sendS, achievedRate: count / sendS,
-    drainS, tlsrecHwmMb: hwm, lostBytes: loss.lostBytes, lostWarning: loss.warning, exit: await rec.exited, summary,
+    drainS, tlsrecHwmMb: mem.hwm, writerHwmMb: mem.writerHwm, togetherPeakMb: mem.totalPeak, lostBytes: loss.lostBytes, lostWarning: loss.warning, exit: await rec.exited, summary,
   };
   process.stderr.write(`  ${label}: ${r.ok}/${r.sent} exact, ${r.missing} missing, ${bad} body mismatches (req ${reqBad}, resp ${respBad}), ${fmt(r.mb, 0)} MB in ${fmt(sendS, 1)} s (${fmt(r.achievedRate, 0)}/s), drain ${fmt(drainS, 1)} s, lost ${loss.lostBytes ?? '?'} B ${loss.warning ?? ''}\n    ${summary}\n`);
   return r;
@@ -139,9 +138,9 @@ if (o.smallRingbufMb > 0) results.push(await runOnce({ count: o.sweepCount, rate
 
 console.log(`\nexchanges: half TLS / half plain over ${o.conns} connections; response bodies 100 B-2 MB, POST bodies on every 4th\n`);
 table([
-  ['run', 'target/s', 'achieved/s', 'MB', 'sent', 'recorded', 'exact', 'recorded/sent', 'missing', 'body mismatch', 'lost (summary)', 'drain s', 'tlsrec VmHWM MB'],
+  ['run', 'target/s', 'achieved/s', 'MB', 'sent', 'recorded', 'exact', 'recorded/sent', 'missing', 'body mismatch', 'lost (summary)', 'drain s', 'tlsrec VmHWM MB', 'writer VmHWM MB', 'together peak MB'],
   ...results.map((r) => [r.label, r.rate || 'max', fmt(r.achievedRate, 0), fmt(r.mb, 0), r.sent, r.recorded, r.ok, fmt(r.ok / r.sent, 4), r.missing, r.reqBad + r.respBad,
-    r.lostBytes === undefined ? (r.lostWarning ? 'LOST' : '?') : fmt(r.lostBytes / 1048576, 1) + ' MiB', fmt(r.drainS, 1), fmt(r.tlsrecHwmMb, 0)]),
+    r.lostBytes === undefined ? (r.lostWarning ? 'LOST' : '?') : fmt(r.lostBytes / 1048576, 1) + ' MiB', fmt(r.drainS, 1), fmt(r.tlsrecHwmMb, 0), fmt(r.writerHwmMb, 0), fmt(r.togetherPeakMb, 0)]),
 ]);
 const full = results.filter((r) => r.ringbufMb === o.ringbufMb && r.ok === r.sent && !r.lostBytes);
 const lossy = results.filter((r) => r.ringbufMb === o.ringbufMb && (r.ok !== r.sent || r.lostBytes));

@@ -207,6 +207,39 @@ export function procMem(pid) {
   }
 }
 
+/** The writer process `tlsrec record` starts (src/record/background-writer.ts), if it runs. */
+export function writerOf(pid) {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('writer-process-main.js')) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(name);
+    } catch { /* gone */ }
+  }
+  return undefined;
+}
+
+/**
+ * Samples the memory of a `tlsrec record` process every `ms`: its VmHWM, its writer process's
+ * VmHWM, and the peak of their RSS together (the figure that counts for the machine).
+ */
+export function sampleRecordMemory(pid, ms = 100) {
+  const s = { hwm: 0, rss: 0, writerHwm: 0, totalPeak: 0 };
+  let writer;
+  s.timer = setInterval(() => {
+    const m = procMem(pid);
+    if (!m) return;
+    s.hwm = Math.max(s.hwm, m.hwm);
+    s.rss = m.rss;
+    writer ??= writerOf(pid);
+    const w = writer === undefined ? undefined : procMem(writer);
+    if (w) s.writerHwm = Math.max(s.writerHwm, w.hwm);
+    s.totalPeak = Math.max(s.totalPeak, m.rss + (w?.rss ?? 0));
+  }, ms);
+  return s;
+}
+
 export function machine() {
   const c = cpus();
   return `${hostname()} ${c.length} cores ${c[0]?.model ?? ''}; node ${process.version}; ${new Date().toISOString()}`;

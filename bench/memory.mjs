@@ -14,8 +14,8 @@
 //   node bench/memory.mjs [--rate-mb 8] [--sizes-mb 256,1024] [--replay 1000,10000] [--parts record,client,replay]
 //                         [--ringbuf 64M] [--max-backlog 64M]   (record options to try)
 import { join } from 'node:path';
-import { writeFileSync, mkdirSync, rmSync, readdirSync, readFileSync } from 'node:fs';
-import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, listRecorded, countMocks, tlsrecBroken, machine, saveJson, args, lossFrom, procMem } from './lib.mjs';
+import { writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, listRecorded, countMocks, tlsrecBroken, machine, saveJson, args, lossFrom, sampleRecordMemory } from './lib.mjs';
 import { replayOnce } from './replay.mjs';
 
 const o = args({ rateMb: 8, sizesMb: '256,1024', replay: '1000,10000', parts: 'record,client,replay', mocks: true, ringbuf: '', maxBacklog: '' });
@@ -33,46 +33,13 @@ function curlConfig(file, p, n) {
   writeFileSync(file, lines.join('\n') + '\n');
 }
 
-/** The writer process `tlsrec record` starts (src/record/background-writer.ts), if it runs. */
-function writerOf(pid) {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('writer-process-main.js')) continue;
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(name);
-    } catch { /* gone */ }
-  }
-  return undefined;
-}
-
-/**
- * Peak memory of tlsrec: its own VmHWM, its writer process's VmHWM, and the peak of their sum
- * (sampled every 100 ms) — the figure that counts for the machine.
- */
-function sample(pid) {
-  const s = { hwm: 0, rss: 0, writerHwm: 0, totalPeak: 0 };
-  let writer;
-  s.timer = setInterval(() => {
-    const m = procMem(pid);
-    if (!m) return;
-    s.hwm = Math.max(s.hwm, m.hwm);
-    s.rss = m.rss;
-    writer ??= writerOf(pid);
-    const w = writer === undefined ? undefined : procMem(writer);
-    if (w) s.writerHwm = Math.max(s.writerHwm, w.hwm);
-    s.totalPeak = Math.max(s.totalPeak, m.rss + (w?.rss ?? 0));
-  }, 100);
-  return s;
-}
-
 async function recordServer(mb) {
   const n = Math.round((mb * 1048576) / SIZE);
   const dir = join(base, `srv-${mb}`);
   mkdirSync(dir, { recursive: true });
   const p = port();
   const rec = run(NODE, [TLSREC, 'record', ...recordOpts, '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--', process.execPath, SERVER, '--https-port', String(p), '--cert', cert, '--key', key], { cwd: dir });
-  const s = sample(rec.pid);
+  const s = sampleRecordMemory(rec.pid);
   await waitPort(p, { child: rec, timeoutMs: 60000 });
   const cfg = join(dir, 'curl.cfg');
   curlConfig(cfg, p, n);
@@ -100,7 +67,7 @@ async function recordClient(mb) {
   curlConfig(cfg, p, n);
   const t0 = Date.now();
   const rec = run(NODE, [TLSREC, 'record', ...recordOpts, '--dir', join(dir, 'tlsrec'), '--config', join(dir, 'tlsrec.yaml'), '--', 'curl', '-sk', '-K', cfg], { cwd: dir });
-  const s = sample(rec.pid);
+  const s = sampleRecordMemory(rec.pid);
   await rec.exited;
   clearInterval(s.timer);
   await stop(srv);
