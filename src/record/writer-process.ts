@@ -18,7 +18,14 @@ const report = (r: WriterReport): void => {
   process.stdout.write(JSON.stringify(r) + '\n');
 };
 
-const writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
+let writer: TestSetWriter;
+try {
+  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
+} catch (err) {
+  // One line, no stack: tlsrec then says the writer stopped early and where the spool is.
+  process.stderr.write(`tlsrec: writer process: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
 const counts = { tests: 0, mocks: 0 };
 /**
  * After the first write failure (a full disk, mostly) nothing more is written, so the files hold
