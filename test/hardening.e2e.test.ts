@@ -260,6 +260,43 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     return { total: Number(m[1]), byReason };
   }
 
+  /**
+   * Record the fixture app with its writer process held (SIGSTOP), so that exchanges pile up in
+   * the spool; then `load` for 0.8 s. The writer is killed at cleanup if it is still there.
+   */
+  async function recordWithWriterHeld(work: string, workers: number, tag: string) {
+    const { rec, base } = await recordApp(work);
+    const writer = await waitFor('the writer process', () => writerProcessOf(rec.child.pid!));
+    process.kill(writer, 'SIGSTOP');
+    cleanups.push(() => {
+      try { process.kill(writer, 'SIGKILL'); } catch { /* gone */ }
+    });
+    const load = loadApp(base, workers, tag);
+    await sleep(800);
+    load.state.stop = true;
+    await load.done;
+    return { rec, writer, completed: load.state.completed };
+  }
+
+  /**
+   * Let a held writer go on, wait until it has finished, and check its work: every completed /quote
+   * call is a test (once, with its real body) and a mock, and no spool is left. Returns the set.
+   */
+  async function releaseWriterAndCheck(work: string, writer: number, completed: number): Promise<TestSet> {
+    process.kill(writer, 'SIGCONT');
+    await waitFor('the writer to finish', () => (isAlive(writer) ? undefined : true), 20_000);
+    expect(completed).toBeGreaterThan(10);
+    expect(spoolFiles(join(work, 'tlsrec'))).toEqual([]);
+    const set = loadOnly(join(work, 'tlsrec'));
+    const quoteTests = set.tests.filter((t) => new URL(t.request.url).pathname === '/quote');
+    expect(quoteTests.length).toBeGreaterThanOrEqual(completed);
+    for (const t of quoteTests) expect(JSON.parse(t.expected.body.bytes.toString())).toHaveProperty('price');
+    const urls = quoteTests.map((t) => t.request.url);
+    expect(new Set(urls).size).toBe(urls.length);
+    expect(set.mocks.length).toBeGreaterThanOrEqual(completed);
+    return set;
+  }
+
   function loadOnly(dir: string): TestSet {
     const sets = loadTestSets(dir); // throws on any file that does not parse
     expect(sets).toHaveLength(1);
@@ -344,51 +381,18 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
 
   it('tlsrec is SIGKILLed: its writer process still writes every exchange it was handed, then removes the spool', async () => {
     const work = newWorkDir();
-    const { rec, base } = await recordApp(work);
-    const tlsrecPid = rec.child.pid!;
-    const writer = await waitFor('the writer process', () => writerProcessOf(tlsrecPid));
-    // Hold the writer so that the exchanges pile up in the spool, not yet in files.
-    process.kill(writer, 'SIGSTOP');
-    cleanups.push(() => {
-      try { process.kill(writer, 'SIGKILL'); } catch { /* gone */ }
-    });
-    const load = loadApp(base, 4, 'W');
-    await sleep(800);
-    load.state.stop = true;
-    await load.done;
-    const completed = load.state.completed;
+    const { rec, writer, completed } = await recordWithWriterHeld(work, 4, 'W');
     await sleep(500); // tlsrec polls the ring every few ms: everything completed is spooled by now
     expect(spoolFiles(join(work, 'tlsrec')).length).toBeGreaterThan(0);
 
     rec.child.kill('SIGKILL');
     await rec.exited;
-    process.kill(writer, 'SIGCONT');
-    await waitFor('the writer to finish', () => (isAlive(writer) ? undefined : true), 20_000);
-
-    expect(completed).toBeGreaterThan(10);
-    expect(spoolFiles(join(work, 'tlsrec'))).toEqual([]);
-    const set = loadOnly(join(work, 'tlsrec'));
-    const quoteTests = set.tests.filter((t) => new URL(t.request.url).pathname === '/quote');
-    expect(quoteTests.length).toBeGreaterThanOrEqual(completed);
-    for (const t of quoteTests) expect(JSON.parse(t.expected.body.bytes.toString())).toHaveProperty('price');
-    const urls = quoteTests.map((t) => t.request.url);
-    expect(new Set(urls).size).toBe(urls.length);
-    expect(set.mocks.length).toBeGreaterThanOrEqual(completed);
+    await releaseWriterAndCheck(work, writer, completed);
   });
 
   it('a second Ctrl-C while tlsrec waits for its writer: exit 130 at once, and the writer still finishes every file', async () => {
     const work = newWorkDir();
-    const { rec, base } = await recordApp(work);
-    const writer = await waitFor('the writer process', () => writerProcessOf(rec.child.pid!));
-    process.kill(writer, 'SIGSTOP'); // a writer far behind
-    cleanups.push(() => {
-      try { process.kill(writer, 'SIGKILL'); } catch { /* gone */ }
-    });
-    const load = loadApp(base, 4, 'C');
-    await sleep(800);
-    load.state.stop = true;
-    await load.done;
-    const completed = load.state.completed;
+    const { rec, writer, completed } = await recordWithWriterHeld(work, 4, 'C'); // a writer far behind
 
     rec.child.kill('SIGINT'); // stop recording: the app stops, tlsrec waits for the writer
     await waitFor('the "writing the last" message', () => (rec.output().includes('writing the last') ? true : undefined), 15_000);
@@ -400,26 +404,12 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(out).toContain(`not waiting: the writer process (pid ${writer}) goes on writing the last`);
     expect(out).not.toMatch(STACK_TRACE);
     expect(isAlive(writer)).toBe(true);
-
-    process.kill(writer, 'SIGCONT');
-    await waitFor('the writer to finish', () => (isAlive(writer) ? undefined : true), 20_000);
-    expect(completed).toBeGreaterThan(10);
-    expect(spoolFiles(join(work, 'tlsrec'))).toEqual([]);
-    const set = loadOnly(join(work, 'tlsrec'));
-    const quoteTests = set.tests.filter((t) => new URL(t.request.url).pathname === '/quote');
-    expect(quoteTests.length).toBeGreaterThanOrEqual(completed);
-    expect(set.mocks.length).toBeGreaterThanOrEqual(completed);
+    await releaseWriterAndCheck(work, writer, completed);
   });
 
   it('the writer process dies: exit 3 saying so, no stack trace, what it had not written is kept in the spool', async () => {
     const work = newWorkDir();
-    const { rec, base } = await recordApp(work);
-    const writer = await waitFor('the writer process', () => writerProcessOf(rec.child.pid!));
-    process.kill(writer, 'SIGSTOP');
-    const load = loadApp(base, 2, 'D');
-    await sleep(600);
-    load.state.stop = true;
-    await load.done;
+    const { rec, writer } = await recordWithWriterHeld(work, 2, 'D');
     await sleep(300);
     process.kill(writer, 'SIGKILL');
     rec.child.kill('SIGTERM');
