@@ -10,7 +10,6 @@ import { causeText, OutputError } from '../errors.js';
 import type { Exchange } from '../record/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
-import { fsyncDir, writeAll, writeFileAtomic } from './atomic-file.js';
 
 export { defaultMonoToWallNs, exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 
@@ -33,6 +32,39 @@ export interface WriterSummary {
 export const SCHEMA_DIR = '.schema';
 
 const naturalCompare = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
+function writeAll(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+
+/** Writes a whole file under a temporary name and renames it into place. */
+function writeFileAtomic(file: string, data: string): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(tmp, 'w', 0o644);
+    writeAll(fd, Buffer.from(data, 'utf8'));
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    if (fd !== undefined) {
+      try { fs.closeSync(fd); } catch { /* already failing */ }
+    }
+    try { fs.unlinkSync(tmp); } catch { /* may not exist */ }
+    throw err;
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  } catch {
+    // best effort: some file systems refuse fsync on directories
+  }
+}
 
 export function outputError(what: string, file: string, err: unknown): OutputError {
   const code = (err as NodeJS.ErrnoException | null)?.code;

@@ -40,10 +40,17 @@ export interface BackgroundWriterOptions extends WriterOptions {
   writerScript?: string;
 }
 
+/** A file the writer process could not write: its OutputError's message and hint, the errno code. */
+export interface WriterFailure {
+  message: string;
+  code?: string;
+  hint?: string;
+}
+
 /** What the writer process says on stdout, one JSON object a line. */
 export type WriterReport =
   | { progress: { tests: number; mocks: number } }
-  | { failure: { message: string; code?: string } }
+  | { failure: WriterFailure }
   | { end: WriterSummary; leftover: number };
 
 export interface BackgroundWriterSummary extends WriterSummary {
@@ -80,7 +87,7 @@ export class BackgroundWriter {
   private readonly encodeOpts: { redact?: boolean; redactHeaders?: readonly string[] };
   private progress = { tests: 0, mocks: 0 };
   private end: Extract<WriterReport, { end: unknown }> | undefined;
-  private readonly failures: Array<{ message: string; code?: string }> = [];
+  private readonly failures: WriterFailure[] = [];
   private appended = 0;
   /** Exchanges that never reached the spool (disk full), and why. */
   private spoolFailures = 0;
@@ -161,6 +168,23 @@ export class BackgroundWriter {
     }
   }
 
+  /** Exchanges spooled that the writer has not reported written yet. */
+  private remaining(): number {
+    return this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks;
+  }
+
+  /** No more appends: the rest goes to the spool, and the writer, at normal priority, sees the end. */
+  private endSpool(): void {
+    this.flush();
+    try {
+      this.spool.close();
+    } catch {
+      // nothing queued after the flush above: closing the file cannot lose anything
+    }
+    if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
+    this.child.stdin?.end();
+  }
+
   /** The writer process's pid (for messages), undefined if it could not be started. */
   get pid(): number | undefined {
     return this.child.pid;
@@ -172,15 +196,12 @@ export class BackgroundWriter {
    * For a user who does not want to wait; returns how many exchanges it still had to write.
    */
   leaveRunning(): number {
-    this.flush();
-    try { this.spool.close(); } catch { /* flushed above */ }
-    if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
-    this.child.stdin?.end();
+    this.endSpool();
     this.child.stdout?.destroy(); // no reports needed any more
     this.child.unref(); // tlsrec may exit before it
     this.closed ??= Promise.reject(new Error('BackgroundWriter: left running'));
     this.closed.catch(() => undefined);
-    return this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks;
+    return this.remaining();
   }
 
   private onReport(line: string): void {
@@ -201,20 +222,13 @@ export class BackgroundWriter {
    */
   close(onWaiting?: (remaining: number) => void): Promise<BackgroundWriterSummary> {
     this.closed ??= (async () => {
-      this.flush();
-      try {
-        this.spool.close();
-      } catch {
-        // nothing queued after the flush above: closing the file cannot lose anything
-      }
-      if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
-      this.child.stdin?.end();
-      const slow = setTimeout(() => onWaiting?.(this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks), 1000);
+      this.endSpool();
+      const slow = setTimeout(() => onWaiting?.(this.remaining()), 1000);
       const exit = await this.exited;
       clearTimeout(slow);
       const lateErrors = this.failures.map((f) => new OutputError(f.message, {
         stage: 'write recording',
-        ...(f.code === 'ENOSPC' || f.code === 'EDQUOT' ? { hint: 'free some disk space and record again' } : {}),
+        ...(f.hint ? { hint: f.hint } : {}),
         cause: Object.assign(new Error(f.message), f.code ? { code: f.code } : {}),
       }));
       if (this.end) {
@@ -229,7 +243,7 @@ export class BackgroundWriter {
       }
       // The writer died: what it reported is on disk, the rest is still in the spool.
       const how = exit.error ? causeText(exit.error) : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-      const missing = this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks;
+      const missing = this.remaining();
       lateErrors.push(new OutputError(`the writer process stopped early (${how}); up to ${missing} exchange(s) were not written`, {
         stage: 'write recording',
         hint: `they are kept in ${this.dir}/${this.spool.prefix}-* ; please report this as a bug`,

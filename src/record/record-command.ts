@@ -71,8 +71,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       redact: opts.redact,
     });
     writer = setWriter;
-    const counts = { tests: 0, mocks: 0, bytes: 0, writeErrors: 0 };
-    let firstWriteError: unknown;
+    const counts = { tests: 0, mocks: 0, bytes: 0 };
     let appPort: number | undefined;
 
     const collector = new BodyGarbageCollector(8 * 1024 * 1024);
@@ -126,10 +125,9 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       return new InterruptedError(signal, 'write recording', 'the files are being finished in the background');
     });
     dump?.end();
-    counts.writeErrors += written.notWritten;
-    firstWriteError ??= written.lateErrors[0];
+    let firstWriteError: unknown = written.lateErrors[0];
 
-    if (!opts.quiet) printSummary(out, setWriter.dir, written, stats, loss, counts.writeErrors, pressure);
+    if (!opts.quiet) printSummary(out, setWriter.dir, written, stats, loss, written.notWritten, pressure);
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
     } catch (err) {
@@ -138,7 +136,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       firstWriteError ??= err;
     }
     if (firstWriteError !== undefined) {
-      throw new OutputError(`could not write ${counts.writeErrors} exchange(s): ${causeText(firstWriteError)}`, {
+      throw new OutputError(`could not write ${written.notWritten} exchange(s): ${causeText(firstWriteError)}`, {
         stage: 'write recording',
         hint:
           (firstWriteError instanceof TlsrecError ? firstWriteError.hint : undefined) ??

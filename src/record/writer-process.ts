@@ -9,6 +9,7 @@ import { decodeExchange } from './exchange-codec.js';
 import { SpoolReader } from '../format/spool.js';
 import { TestSetWriter } from '../format/writer.js';
 import { BodyGarbageCollector } from './body-gc.js';
+import { TlsrecError } from '../errors.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
 
@@ -56,7 +57,8 @@ const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
   } catch (err) {
     failed = true;
     const code = ((err as { cause?: NodeJS.ErrnoException }).cause)?.code;
-    report({ failure: { message: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}) } });
+    const hint = err instanceof TlsrecError ? err.hint : undefined;
+    report({ failure: { message: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
 });
 
