@@ -243,7 +243,7 @@ export class SpoolReader {
     this.offset += got;
     const buf = this.pending.length === 0 ? chunk.subarray(0, got) : Buffer.concat([this.pending, chunk.subarray(0, got)]);
     const { items, used } = parseFrames(buf);
-    // Copy a partial frame out, so the chunk it sits in can be freed.
+    // Copy a partial frame out: the chunk is reused by the next read (or, if it was a big one, freed).
     this.pending = used === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(used));
     for (const item of items) {
       if (item.kind === 'next') {
