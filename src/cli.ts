@@ -80,9 +80,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
         .default(64 * 1024 * 1024, '64M'),
     )
     .addOption(
-      new Option('--max-backlog <size>', 'pause the command while this much captured data waits to be written (0: never pause)')
+      new Option('--max-backlog <size>', 'pause the command while this much captured data waits in tlsrec\'s memory (0: never pause)')
         .argParser(byteSize)
-        .default(64 * 1024 * 1024, '64M'),
+        .default(16 * 1024 * 1024, '16M'),
     )
     .option('-q, --quiet', 'no status line and no summary')
     .option('--verbose', 'show details (verifier logs, attach points)')

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { causeText } from '../errors.js';
 import type { CaptureEvent, LossCounters } from '../record/events.js';
+import { EventQueue } from './event-queue.js';
 import type { Cgroup } from './cgroup.js';
 import { decodeRecord, type DecodeSideInfo } from './decode.js';
 import { opensslOffsets, type SslFunction } from './elf.js';
@@ -35,7 +36,8 @@ export interface CaptureOptions {
   /**
    * Backpressure: when more than this many payload bytes wait for the consumer, the cgroup is
    * frozen (the command pauses) until the backlog is under a quarter of it. 0 disables: the
-   * backlog is then unbounded and a long overload can overflow the ring. Default 64 MiB.
+   * backlog is then unbounded and a long overload can overflow the ring. Default 16 MiB: 64 cost
+   * ~60 MB more at peak and no throughput (bench/README.md, session 3).
    */
   maxBacklogBytes?: number;
 }
@@ -47,7 +49,7 @@ export interface BackpressureStats {
   peakBacklogBytes: number;
 }
 
-export const DEFAULT_MAX_BACKLOG_BYTES = 64 << 20;
+export const DEFAULT_MAX_BACKLOG_BYTES = 16 << 20;
 
 export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
@@ -86,11 +88,8 @@ export class CaptureSession {
   private reader: RingBufferReader | undefined;
   private stopped = false;
   private final: LossCounters | undefined;
-  /** Decoded events waiting for the consumer; `queueHead` is the next one to hand over. */
-  private queue: CaptureEvent[] = [];
-  private queueHead = 0;
-  private queuedBytes = 0;
-  private peakQueuedBytes = 0;
+  /** Decoded events waiting for the consumer. */
+  private readonly queue = new EventQueue();
   private pumping = false;
   private pumpScheduled = false;
   private frozenSince: number | undefined;
@@ -202,7 +201,6 @@ export class CaptureSession {
       const ev = decodeRecord(rec, side);
       if (!ev) return;
       this.queue.push(ev);
-      if (ev.type === 'data') this.queuedBytes += ev.data.length;
       if (ev.type === 'exec' && !this.stopped) {
         // At exec only the executable and ld.so are mapped; shared libraries follow within ms.
         const pid = ev.tgid;
@@ -211,7 +209,6 @@ export class CaptureSession {
         this.later(300, () => this.scanProcess(pid));
       }
     });
-    if (this.queuedBytes > this.peakQueuedBytes) this.peakQueuedBytes = this.queuedBytes;
     this.applyBackpressure();
   }
 
@@ -219,12 +216,12 @@ export class CaptureSession {
   private applyBackpressure(): void {
     const max = this.opts.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
     if (max <= 0) return;
-    if (this.frozenSince === undefined && this.queuedBytes > max && !this.stopped) {
+    if (this.frozenSince === undefined && this.queue.payloadBytes > max && !this.stopped) {
       if (this.opts.cgroup.setFrozen(true)) {
         this.frozenSince = performance.now();
         this.pauses++;
       }
-    } else if (this.frozenSince !== undefined && (this.queuedBytes < max / 4 || this.stopped)) {
+    } else if (this.frozenSince !== undefined && (this.queue.payloadBytes < max / 4 || this.stopped)) {
       this.thaw();
     }
   }
@@ -238,7 +235,7 @@ export class CaptureSession {
 
   backpressure(): BackpressureStats {
     const now = this.frozenSince === undefined ? 0 : performance.now() - this.frozenSince;
-    return { pauses: this.pauses, pausedMs: Math.round(this.pausedMs + now), peakBacklogBytes: this.peakQueuedBytes };
+    return { pauses: this.pauses, pausedMs: Math.round(this.pausedMs + now), peakBacklogBytes: this.queue.peakPayloadBytes };
   }
 
   /** Hand queued events to the consumer in batches for up to `budgetMs`, draining the ring between batches. */
@@ -247,10 +244,8 @@ export class CaptureSession {
     this.pumping = true;
     try {
       const deadline = performance.now() + budgetMs;
-      while (this.queueHead < this.queue.length) {
-        const batch = this.queue.slice(this.queueHead, this.queueHead + PUMP_BATCH);
-        this.queueHead += batch.length;
-        for (const ev of batch) if (ev.type === 'data') this.queuedBytes -= ev.data.length;
+      while (this.queue.length > 0) {
+        const batch = this.queue.take(PUMP_BATCH);
         try {
           this.opts.onEvents(batch);
         } catch (err) {
@@ -260,17 +255,10 @@ export class CaptureSession {
         if (performance.now() > deadline) break;
       }
       this.applyBackpressure();
-      if (this.queueHead >= this.queue.length) {
-        this.queue = [];
-        this.queueHead = 0;
-      } else if (this.queueHead > 4096) {
-        this.queue = this.queue.slice(this.queueHead);
-        this.queueHead = 0;
-      }
     } finally {
       this.pumping = false;
     }
-    if (this.queueHead < this.queue.length && !this.pumpScheduled) {
+    if (this.queue.length > 0 && !this.pumpScheduled) {
       this.pumpScheduled = true;
       setImmediate(() => {
         this.pumpScheduled = false;
@@ -282,12 +270,12 @@ export class CaptureSession {
   /** Hand every queued event to the consumer now (used when stopping). */
   private flushQueue(): void {
     this.drainIntoQueue();
-    while (this.queueHead < this.queue.length) this.pump(Number.POSITIVE_INFINITY);
+    while (this.queue.length > 0) this.pump(Number.POSITIVE_INFINITY);
   }
 
   /** Largest amount of payload that waited in user memory for the consumer (bytes). */
   peakQueuedPayloadBytes(): number {
-    return this.peakQueuedBytes;
+    return this.queue.peakPayloadBytes;
   }
 
   /** Loss counters summed over CPUs. */

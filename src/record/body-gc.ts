@@ -32,13 +32,23 @@ export class BodyGarbageCollector {
   private bytes = 0;
   private scheduled = false;
 
-  constructor(private readonly everyBytes: number) {}
+  /**
+   * `timing`: 'now' collects inside note() (the writer process, whose caller has just let go of
+   * the exchange and works in 50 ms slices that would otherwise pile up tens of MiB of garbage);
+   * 'after-task' waits for the current task (the recorder, mid-reconstruction).
+   */
+  constructor(private readonly everyBytes: number, private readonly timing: 'now' | 'after-task' = 'after-task') {}
 
-  /** Body bytes just handled; once `everyBytes` of big bodies have passed, one collection when the current work is done. */
+  /** Body bytes just handled; once `everyBytes` of big bodies have passed, one collection. */
   note(bodyBytes: number): void {
     if (bodyBytes < BIG_BODY) return;
     this.bytes += bodyBytes;
     if (this.bytes < this.everyBytes || this.scheduled) return;
+    if (this.timing === 'now') {
+      this.bytes = 0;
+      gc()?.();
+      return;
+    }
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;

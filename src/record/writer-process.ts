@@ -34,10 +34,14 @@ const counts = { tests: 0, mocks: 0 };
  */
 let failed = false;
 const notTried = { tests: 0, mocks: 0 };
-const collector = new BodyGarbageCollector(1024 * 1024);
+const collector = new BodyGarbageCollector(1024 * 1024, 'now');
 
 const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
-  collector.note(data.length);
+  handle(data);
+  collector.note(data.length); // the exchange and its renderings are garbage now
+});
+
+function handle(data: Buffer): void {
   let ex;
   try {
     ex = decodeExchange(data);
@@ -60,7 +64,7 @@ const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
     const hint = err instanceof TlsrecError ? err.hint : undefined;
     report({ failure: { message: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
-});
+}
 
 let recorderDone = false;
 process.stdin.on('end', () => (recorderDone = true));
