@@ -234,17 +234,22 @@ export class HttpStreamParser {
     p[P.kOnMessageComplete] = () => {
       try {
         const cur = this.cur ?? { httpVersion: '1.1', upgrade: false, keepAlive: false };
-        this.out.push({
-          type: 'message',
-          message: {
-            kind,
-            ...cur,
-            headers: this.rawHeaders,
-            trailers: this.trailers,
-            body: this.bodyParts.length === 1 ? this.bodyParts[0]! : Buffer.concat(this.bodyParts),
-            startTag: this.startTag,
-          },
-        });
+        // Fields written out rather than `...cur`: V8's object spread cost microseconds a message.
+        const message: ParsedMessage = {
+          kind,
+          httpVersion: cur.httpVersion,
+          upgrade: cur.upgrade,
+          keepAlive: cur.keepAlive,
+          headers: this.rawHeaders,
+          trailers: this.trailers,
+          body: this.bodyParts.length === 1 ? this.bodyParts[0]! : Buffer.concat(this.bodyParts),
+          startTag: this.startTag,
+        };
+        if (cur.method !== undefined) message.method = cur.method;
+        if (cur.target !== undefined) message.target = cur.target;
+        if (cur.statusCode !== undefined) message.statusCode = cur.statusCode;
+        if (cur.statusMessage !== undefined) message.statusMessage = cur.statusMessage;
+        this.out.push({ type: 'message', message });
       } finally {
         this.inMessage = false;
         this.bodyParts = [];

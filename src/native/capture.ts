@@ -35,11 +35,17 @@ export interface CaptureOptions {
   pollMs?: number;
   /**
    * Backpressure: when more than this many payload bytes wait for the consumer, the cgroup is
-   * frozen (the command pauses) until the backlog is under a quarter of it. 0 disables: the
-   * backlog is then unbounded and a long overload can overflow the ring. Default 16 MiB: 64 cost
-   * ~60 MB more at peak and no throughput (bench/README.md, session 3).
+   * frozen (the command pauses) until the backlog is under half of it. 0 disables: the backlog is
+   * then unbounded and a long overload can overflow the ring. Default 16 MiB: 64 cost ~60 MB more
+   * at peak and no throughput (bench/README.md, session 3).
    */
   maxBacklogBytes?: number;
+  /**
+   * The consumer fell behind (backlog over a quarter of maxBacklogBytes) or caught up again (under
+   * a sixteenth). The recorder yields the CPU to the app while it keeps up and competes as an
+   * equal while behind, so that the app slows a little before it has to be paused.
+   */
+  onBehind?(behind: boolean): void;
 }
 
 /** How often and how long the command was paused so that tlsrec could keep up. */
@@ -50,6 +56,13 @@ export interface BackpressureStats {
 }
 
 export const DEFAULT_MAX_BACKLOG_BYTES = 16 << 20;
+
+/**
+ * Longest single pause (backpressure). Waiting for the backlog to halve took ~300 ms under
+ * small-request load (16 MiB of 1 KB exchanges is seconds of work): p99 latency 270 ms. Pauses of
+ * at most 20 ms (a few more of them) gave p99 10-25 ms at the same throughput (bench/README.md).
+ */
+const MAX_PAUSE_MS = 20;
 
 export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
@@ -93,6 +106,7 @@ export class CaptureSession {
   private pumping = false;
   private pumpScheduled = false;
   private frozenSince: number | undefined;
+  private behind = false;
   private pauses = 0;
   private pausedMs = 0;
 
@@ -212,17 +226,33 @@ export class CaptureSession {
     this.applyBackpressure();
   }
 
-  /** Pause the command while the consumer is far behind; resume it once it has mostly caught up. */
+  /**
+   * Pause the command while the consumer is far behind; resume it once it has caught up half way,
+   * or after MAX_PAUSE_MS (then pause again if still needed). While paused the requests in flight
+   * wait, so a pause's length is the latency tail.
+   */
   private applyBackpressure(): void {
     const max = this.opts.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
     if (max <= 0) return;
-    if (this.frozenSince === undefined && this.queue.payloadBytes > max && !this.stopped) {
+    const backlog = this.queue.payloadBytes;
+    if (!this.behind && backlog > max / 4 && !this.stopped) this.setBehind(true);
+    else if (this.behind && (backlog < max / 16 || this.stopped)) this.setBehind(false);
+    if (this.frozenSince === undefined && backlog > max && !this.stopped) {
       if (this.opts.cgroup.setFrozen(true)) {
         this.frozenSince = performance.now();
         this.pauses++;
       }
-    } else if (this.frozenSince !== undefined && (this.queue.payloadBytes < max / 4 || this.stopped)) {
+    } else if (this.frozenSince !== undefined && (backlog < max / 2 || this.stopped || performance.now() - this.frozenSince > MAX_PAUSE_MS)) {
       this.thaw();
+    }
+  }
+
+  private setBehind(behind: boolean): void {
+    this.behind = behind;
+    try {
+      this.opts.onBehind?.(behind);
+    } catch (err) {
+      this.warn(`priority change failed: ${causeText(err)}`);
     }
   }
 

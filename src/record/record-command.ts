@@ -97,19 +97,22 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       setWriter.flush(); // one write for the exchanges of this batch
     };
 
+    const priority = new RecorderPriority();
     capture = await CaptureSession.start({
       cgroup,
       ringbufBytes: opts.ringbufBytes,
       maxBacklogBytes: opts.maxBacklogBytes,
       extraBinaries: resolved.binaries,
       onEvents,
+      onBehind: (behind) => priority.setBehind(behind),
       onWarning: (msg: string) => {
         if (opts.verbose) out.write(`tlsrec: ${msg}\n`);
       },
     });
 
     const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, counts, setWriter.dir);
-    const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path);
+    const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path, priority);
+    priority.stopYielding();
     status?.stop();
 
     const pressure = capture.backpressure();
@@ -272,26 +275,61 @@ async function waitForWriter(
   }
 }
 
-/** nice value of the recorder's main thread while the command runs. */
+/** nice value of the recorder's main thread while the command runs and tlsrec keeps up. */
 const RECORDER_NICE = 10;
+
+/**
+ * The recorder's own thread yields to the app: under contention the app's requests come first and
+ * the ring buffer and backlog absorb the delay. Measured with a 200 µs handler under wrk:
+ * throughput 0.88 -> 0.96 of no capture, p99 1.75x -> 1.36x (HTTPS server); 0.80 -> 0.97, p99
+ * 3.5x -> 1.03x (app calling an HTTPS upstream). When the backlog grows (CaptureSession's
+ * onBehind) it competes as an equal again, so the app slows a little instead of being paused for
+ * long. TLSREC_RECORDER_NICE (0-19) overrides the nice value, for measuring.
+ */
+class RecorderPriority {
+  private readonly nice: number;
+  private yielding = false;
+  private behind = false;
+
+  constructor() {
+    const wanted = Number(process.env.TLSREC_RECORDER_NICE ?? RECORDER_NICE);
+    this.nice = Number.isInteger(wanted) ? Math.min(19, Math.max(0, wanted)) : RECORDER_NICE;
+  }
+
+  startYielding(): void {
+    this.yielding = true;
+    this.apply();
+  }
+
+  /** The command has ended: the rest (draining, stopping) is best done quickly. */
+  stopYielding(): void {
+    this.yielding = false;
+    this.apply();
+  }
+
+  setBehind(behind: boolean): void {
+    this.behind = behind;
+    this.apply();
+  }
+
+  private apply(): void {
+    const nice = this.yielding && !this.behind ? this.nice : 0;
+    try {
+      setPriority(nice); // this thread only (Linux); lowering it again needs CAP_SYS_NICE, which root has
+    } catch {
+      // stays where it was
+    }
+  }
+}
 
 /**
  * Run the command in the cgroup with the terminal passed through. Resolves when the command has
  * exited (by itself, or because the user pressed Ctrl-C / sent SIGTERM) and the cgroup is empty.
  */
-async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: string): Promise<{ code: number; stoppedByUser: boolean }> {
+async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: string, priority: RecorderPriority): Promise<{ code: number; stoppedByUser: boolean }> {
   const argv = argvInCgroup(cgroup, [resolvedPath, ...command.slice(1)]);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
-  // The recorder's own thread yields to the app (which was started at normal priority just above):
-  // under contention the app's requests come first and the ring buffer and backlog absorb the
-  // delay. Measured with a 200 µs handler under wrk: throughput 0.88 -> 0.96 of no capture, p99
-  // 1.75x -> 1.36x (HTTPS server); 0.80 -> 0.97, p99 3.5x -> 1.03x (app calling an HTTPS upstream).
-  // TLSREC_RECORDER_NICE (0-19) overrides it, for measuring.
-  const wanted = Number(process.env.TLSREC_RECORDER_NICE ?? RECORDER_NICE);
-  const nice = Number.isInteger(wanted) ? Math.min(19, Math.max(0, wanted)) : RECORDER_NICE;
-  if (nice !== 0) {
-    try { setPriority(nice); } catch { /* stays at normal priority */ }
-  }
+  priority.startYielding(); // the app was started at normal priority just above
   let stoppedByUser = false;
   let killTimer: NodeJS.Timeout | undefined;
   const stop = (signal: NodeJS.Signals) => {
