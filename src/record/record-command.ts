@@ -113,6 +113,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, counts, setWriter.dir);
     const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path, priority);
     priority.stopYielding();
+    setWriter.hurry();
     status?.stop();
 
     const pressure = capture.backpressure();
