@@ -66,18 +66,27 @@ function skipOrFail(ctx: TestContext, reason: string): void {
   ctx.skip(reason);
 }
 
+/** A cgroup and a private temp dir for one test, both removed afterwards; undefined when skipped. */
+function cgroupAndTmp(ctx: TestContext): { cgroup: Cgroup; tmp: string } | undefined {
+  let cgroup: Cgroup;
+  try {
+    cgroup = Cgroup.create('mocks-e2e');
+  } catch (err) {
+    skipOrFail(ctx, `no cgroup: ${(err as Error).message}`);
+    return undefined;
+  }
+  cleanups.push(async () => void (await cgroup.destroy()));
+  const tmp = mkdtempSync(join(tmpdir(), 'mocks-e2e-'));
+  cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+  return { cgroup, tmp };
+}
+
 describe('mock session end to end (root, eBPF)', () => {
   it('answers a cgroup process calling unreachable upstreams from mocks, and detaches at close', async (ctx) => {
     if (process.getuid?.() !== 0) return skipOrFail(ctx, 'not root');
-    let cgroup: Cgroup;
-    try {
-      cgroup = Cgroup.create('mocks-e2e');
-    } catch (err) {
-      return skipOrFail(ctx, `no cgroup: ${(err as Error).message}`);
-    }
-    cleanups.push(async () => void (await cgroup.destroy()));
-    const tmp = mkdtempSync(join(tmpdir(), 'mocks-e2e-'));
-    cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+    const setup = cgroupAndTmp(ctx);
+    if (!setup) return;
+    const { cgroup, tmp } = setup;
 
     const t0 = performance.now();
     let session: MockSession;
@@ -173,15 +182,9 @@ describe('mock session exceptions (root, eBPF)', () => {
     cleanups.push(() => new Promise<void>((r) => db.close(() => r())));
     cleanups.push(() => new Promise<void>((r) => other.close(() => r())));
 
-    let cgroup: Cgroup;
-    try {
-      cgroup = Cgroup.create('mocks-e2e');
-    } catch (err) {
-      return skipOrFail(ctx, `no cgroup: ${(err as Error).message}`);
-    }
-    cleanups.push(async () => void (await cgroup.destroy()));
-    const tmp = mkdtempSync(join(tmpdir(), 'mocks-e2e-'));
-    cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+    const setup = cgroupAndTmp(ctx);
+    if (!setup) return;
+    const { cgroup, tmp } = setup;
     let session: MockSession;
     try {
       session = await startMockSession({ mocks: [], cgroup, appPort: app.port, passthrough: [`127.0.0.1:${db.port}`, 'localhost:1'], tmpDir: tmp });

@@ -25,6 +25,24 @@ export function segmentPath(dir: string, prefix: string, k: number): string {
 export type SpoolItem = { kind: 'record'; data: Buffer } | { kind: 'next' };
 
 /**
+ * The frame header at `at`: where the frame's body starts and where the frame ends (a rotation
+ * marker has no body). Undefined while the header is still being written; throws on bytes that
+ * are not a header.
+ */
+function headerAt(buf: Buffer, at: number): { next: boolean; bodyStart: number; end: number } | undefined {
+  const nl = buf.indexOf(0x0a, at);
+  if (nl < 0 || nl - at > MAX_HEADER) {
+    if (nl >= 0 || buf.length - at > MAX_HEADER) throw new Error(`spool: no frame header at byte ${at}`);
+    return undefined;
+  }
+  const header = buf.toString('latin1', at, nl + 1);
+  if (header === NEXT_LINE) return { next: true, bodyStart: nl + 1, end: nl + 1 };
+  const m = FRAME_HEADER.exec(header.slice(0, -1));
+  if (!m) throw new Error(`spool: bad frame header ${JSON.stringify(header)} at byte ${at}`);
+  return { next: false, bodyStart: nl + 1, end: nl + 1 + Number(m[1]) };
+}
+
+/**
  * Splits the complete frames off the start of `buf`: the items and the bytes they took. An
  * incomplete frame at the end is left for later. Throws on bytes that are not a frame.
  */
@@ -32,33 +50,17 @@ export function parseFrames(buf: Buffer): { items: SpoolItem[]; used: number } {
   const items: SpoolItem[] = [];
   let at = 0;
   while (at < buf.length) {
-    const nl = buf.indexOf(0x0a, at);
-    if (nl < 0 || nl - at > MAX_HEADER) {
-      if (nl >= 0 || buf.length - at > MAX_HEADER) throw new Error(`spool: no frame header at byte ${at}`);
-      break; // the header is still being written
-    }
-    const header = buf.toString('latin1', at, nl + 1);
-    if (header === NEXT_LINE) {
-      items.push({ kind: 'next' });
-      at = nl + 1;
-      continue;
-    }
-    const m = FRAME_HEADER.exec(header.slice(0, -1));
-    if (!m) throw new Error(`spool: bad frame header ${JSON.stringify(header)} at byte ${at}`);
-    const end = nl + 1 + Number(m[1]);
-    if (end > buf.length) break; // the body is still being written
-    items.push({ kind: 'record', data: buf.subarray(nl + 1, end) });
-    at = end;
+    const frame = headerAt(buf, at);
+    if (!frame || frame.end > buf.length) break; // still being written
+    items.push(frame.next ? { kind: 'next' } : { kind: 'record', data: buf.subarray(frame.bodyStart, frame.end) });
+    at = frame.end;
   }
   return { items, used: at };
 }
 
 /** Bytes of the frame at the start of `buf` when its header is complete, else 0. */
 function frameLength(buf: Buffer): number {
-  const nl = buf.indexOf(0x0a);
-  if (nl < 0 || nl > MAX_HEADER) return 0;
-  const m = FRAME_HEADER.exec(buf.toString('latin1', 0, nl));
-  return m ? nl + 1 + Number(m[1]) : 0;
+  return headerAt(buf, 0)?.end ?? 0;
 }
 
 /** A batch that could not be written: its frames are not in the spool (the file was cut back). */
