@@ -9,7 +9,7 @@
 
 import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, createWriteStream, existsSync, linkSync, openSync, readFileSync, readSync, rmSync, statSync, type WriteStream } from 'node:fs';
-import { constants as osConstants, setPriority } from 'node:os';
+import { constants as osConstants, getPriority, setPriority } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -289,12 +289,14 @@ const RECORDER_NICE = 10;
  */
 class RecorderPriority {
   private readonly nice: number;
+  /** The nice value tlsrec was started with (`nice -n 5 tlsrec …`): never raised above that. */
+  private readonly base = getPriority();
   private yielding = false;
   private behind = false;
 
   constructor() {
     const wanted = Number(process.env.TLSREC_RECORDER_NICE ?? RECORDER_NICE);
-    this.nice = Number.isInteger(wanted) ? Math.min(19, Math.max(0, wanted)) : RECORDER_NICE;
+    this.nice = Math.max(this.base, Number.isInteger(wanted) ? Math.min(19, Math.max(0, wanted)) : RECORDER_NICE);
   }
 
   startYielding(): void {
@@ -314,7 +316,7 @@ class RecorderPriority {
   }
 
   private apply(): void {
-    const nice = this.yielding && !this.behind ? this.nice : 0;
+    const nice = this.yielding && !this.behind ? this.nice : this.base;
     try {
       setPriority(nice); // this thread only (Linux); lowering it again needs CAP_SYS_NICE, which root has
     } catch {
