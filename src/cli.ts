@@ -80,7 +80,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         .default(64 * 1024 * 1024, '64M'),
     )
     .addOption(
-      new Option('--max-backlog <size>', 'pause the command while this much captured data waits in tlsrec\'s memory (0: never pause)')
+      new Option('--max-backlog <size>', 'pause the command (up to 20 ms at a time) while more than this much captured data waits in tlsrec\'s memory, rather than lose data (0: never pause)')
         .argParser(byteSize)
         .default(16 * 1024 * 1024, '16M'),
     )
