@@ -109,6 +109,20 @@ describe('SpoolWriter and SpoolReader', () => {
   });
 
   const PREFIX = '.tlsrec-spool-test';
+
+  /** Writes `count` seeded random records to a spool of 64 KiB segments and closes it; returns them. */
+  function closedSpoolOfRandomRecords(seed: number, count: number): Buffer[] {
+    const rand = seededRandom(seed);
+    const writer = new SpoolWriter(dir, PREFIX, 64 * 1024);
+    const records: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const data = randomBytes(rand, randomSize(rand));
+      writer.append([data]);
+      records.push(data);
+    }
+    writer.close();
+    return records;
+  }
   const segIndexes = (): number[] =>
     readdirSync(dir)
       .map((n) => {
@@ -191,15 +205,7 @@ describe('SpoolWriter and SpoolReader', () => {
   }
 
   it('a reader that only starts after the writer has finished gets everything; finish() returns 0 and removes all', () => {
-    const rand = seededRandom(7);
-    const writer = new SpoolWriter(dir, PREFIX, 64 * 1024);
-    const expected: Buffer[] = [];
-    for (let i = 0; i < 60; i++) {
-      const data = randomBytes(rand, randomSize(rand));
-      writer.append([data]);
-      expected.push(data);
-    }
-    writer.close();
+    const expected = closedSpoolOfRandomRecords(7, 60);
     const segments = segIndexes();
     expect(segments.length).toBeGreaterThan(5);
     for (const k of segments) expect(statSync(segmentPath(dir, PREFIX, k)).mode & 0o777).toBe(0o600);
@@ -281,19 +287,11 @@ describe('SpoolWriter and SpoolReader', () => {
   });
 
   it('finish() reports the size of a cut-off last frame, after delivering the complete ones', () => {
-    const rand = seededRandom(99);
-    const writer = new SpoolWriter(dir, PREFIX, 64 * 1024);
-    const expected: Buffer[] = [];
-    for (let i = 0; i < 20; i++) {
-      const data = randomBytes(rand, randomSize(rand));
-      writer.append([data]);
-      expected.push(data);
-    }
-    writer.close();
+    const expected = closedSpoolOfRandomRecords(99, 20);
     const last = segIndexes().pop()!;
     expect(last).toBeGreaterThan(0);
     // A frame whose header says 5000 bytes, of which only 1234 made it to disk.
-    const cut = frame(randomBytes(rand, 5000)).subarray(0, '#tlsrec-spool 5000\n'.length + 1234);
+    const cut = frame(randomBytes(seededRandom(100), 5000)).subarray(0, '#tlsrec-spool 5000\n'.length + 1234);
     appendFileSync(segmentPath(dir, PREFIX, last), cut);
     const { reader, got } = checkingReader(expected, 99);
     expect(reader.finish()).toBe(cut.length);

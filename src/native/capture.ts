@@ -35,7 +35,7 @@ export interface CaptureOptions {
   pollMs?: number;
   /**
    * Backpressure: when more than this many payload bytes wait for the consumer, the cgroup is
-   * frozen (the command pauses) until the backlog is under half of it. 0 disables: the backlog is
+   * frozen (the command pauses) until the backlog is under half of it, MAX_PAUSE_MS at a time. 0 disables: the backlog is
    * then unbounded and a long overload can overflow the ring. Default 16 MiB: 64 cost ~60 MB more
    * at peak and no throughput (bench/README.md, session 3).
    */
@@ -301,11 +301,6 @@ export class CaptureSession {
   private flushQueue(): void {
     this.drainIntoQueue();
     while (this.queue.length > 0) this.pump(Number.POSITIVE_INFINITY);
-  }
-
-  /** Largest amount of payload that waited in user memory for the consumer (bytes). */
-  peakQueuedPayloadBytes(): number {
-    return this.queue.peakPayloadBytes;
   }
 
   /** Loss counters summed over CPUs. */
