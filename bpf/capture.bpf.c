@@ -66,6 +66,12 @@ struct {
 	__type(value, struct cap_counters);
 } counters SEC(".maps");
 
+/* User space never sleeps on the ring: it drains it from a timer (src/native/capture.ts). Without
+ * this flag the kernel queues an irq_work to wake waiters whenever a record lands in a ring the
+ * consumer had emptied, which, with a consumer that keeps up, is most records: an interrupt (a
+ * VM exit on a virtual machine) per request for nobody to wake. */
+#define RB_SUBMIT BPF_RB_NO_WAKEUP
+
 /* One record being assembled: header + up to one chunk. Per-CPU because it is far larger than the
  * 512-byte BPF stack; sent with bpf_ringbuf_output so that a record takes only the ring space its
  * payload needs (reserve would need a constant size, wasting 16 KiB for a 100-byte write). */
@@ -193,7 +199,7 @@ static __always_inline void emit_loss(__u8 source, __u64 conn, __u8 dir, __u64 p
 	e->source = source;
 	e->dir = dir;
 	e->aux = reason;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, RB_SUBMIT);
 }
 
 /* ---- chunked data emission ---- */
@@ -272,7 +278,7 @@ static int walk_step(__u32 i, void *arg)
 		rec->hdr.source = w->source;
 		rec->hdr.dir = w->dir;
 		rec->hdr.aux = 0;
-		if (bpf_ringbuf_output(&events, rec, sizeof(rec->hdr) + n, 0))
+		if (bpf_ringbuf_output(&events, rec, sizeof(rec->hdr) + n, RB_SUBMIT))
 			emit_loss(w->source, w->conn, w->dir, w->pos + w->done, n, CAP_LOSS_RINGBUF_FULL);
 	}
 	w->buf += n;
@@ -444,7 +450,7 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 	e->tid = (__u32)id;
 	e->type = CAP_CLOSE;
 	e->source = CAP_SRC_TLS;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, RB_SUBMIT);
 	return 0;
 }
 
@@ -533,7 +539,7 @@ static __always_inline void track_socket(__u32 fd, __u8 role)
 		BPF_CORE_READ_INTO(&r->addr.laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&r->addr.raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, RB_SUBMIT);
 }
 
 SEC("tp_btf/sys_enter")
@@ -566,7 +572,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 			e->tid = (__u32)id;
 			e->type = CAP_CLOSE;
 			e->source = CAP_SRC_SOCKET;
-			bpf_ringbuf_submit(e, 0);
+			bpf_ringbuf_submit(e, RB_SUBMIT);
 		} else {
 			struct cap_counters *c = get_counters();
 			if (c)
@@ -751,6 +757,6 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	r->hdr.type = CAP_EXEC;
 	n = bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), BPF_CORE_READ(bprm, filename));
 	r->hdr.len = n > 0 ? n - 1 : 0;
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, RB_SUBMIT);
 	return 0;
 }
