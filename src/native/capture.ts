@@ -35,9 +35,9 @@ export interface CaptureOptions {
   pollMs?: number;
   /**
    * Backpressure: when more than this many payload bytes wait for the consumer, the cgroup is
-   * frozen (the command pauses) until the backlog is under half of it, MAX_PAUSE_MS at a time. 0 disables: the backlog is
-   * then unbounded and a long overload can overflow the ring. Default 16 MiB: 64 cost ~60 MB more
-   * at peak and no throughput (bench/README.md, session 3).
+   * frozen (the command pauses) until the backlog is under half of it, MAX_PAUSE_MS at a time.
+   * 0 disables: the backlog is then unbounded and a long overload can overflow the ring. Default
+   * 16 MiB: 64 cost ~60 MB more at peak and no throughput (bench/README.md, session 3).
    */
   maxBacklogBytes?: number;
   /**
