@@ -4,6 +4,7 @@ import { looksLikeJson, minifyJson, prettyJson } from '../src/format/json.js';
 import { mergeNoise, parseNoise, parseNoiseKey } from '../src/format/noise.js';
 import { isSecretHeader, redactHeaders, REDACTED } from '../src/format/redact.js';
 import { headersToMap, rfc3339 } from '../src/format/render.js';
+import { seededRandom } from './helpers/random.js';
 
 describe('redaction', () => {
   it('redacts credentials and any name containing key, token or secret, case-insensitively', () => {
@@ -54,6 +55,44 @@ describe('JSON whitespace', () => {
     );
     expect(minifyJson(prettyJson(src))).toBe(src);
     expect(minifyJson(' { "a b" : [ 1 , 2 ] } ')).toBe('{"a b":[1,2]}');
+  });
+
+  it('2,000 seeded values in any layout pretty-print exactly as JSON.stringify(v, null, 2)', () => {
+    const r = seededRandom(1126);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+    const strings = ['', 'a', '"', '\\', '\\"', 'a\\', '{[,:]}', ' , ', 'line\nbreak', '\u0001', 'é✓😀', '\u2028'];
+    const value = (depth: number): unknown => {
+      const roll = r();
+      if (depth > 4 || roll < 0.4) return pick<unknown>([0, -1.5, 1e21, true, false, null, ...strings, pick(strings) + pick(strings)]);
+      const n = Math.floor(r() * 4);
+      if (roll < 0.7) return Array.from({ length: n }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: n }, () => [pick(strings) + String(Math.floor(r() * 9)), value(depth + 1)]));
+    };
+    // whitespace JSON allows between tokens, inserted outside strings
+    const respace = (compact: string): string => {
+      let out = '';
+      let inString = false;
+      for (let i = 0; i < compact.length; i++) {
+        const ch = compact[i]!;
+        if (inString) {
+          out += ch;
+          if (ch === '\\') out += compact[++i];
+          else if (ch === '"') inString = false;
+          continue;
+        }
+        if (ch === '"') inString = true;
+        out += (r() < 0.3 ? pick([' ', '\n', '\r\n', '\t', '  ']) : '') + ch;
+      }
+      return out + (r() < 0.3 ? ' \n' : '');
+    };
+    for (let i = 0; i < 2000; i++) {
+      const v = value(0);
+      const expected = JSON.stringify(v, null, 2);
+      for (const layout of [JSON.stringify(v), JSON.stringify(v, null, 4), JSON.stringify(v, null, '\t'), respace(JSON.stringify(v))]) {
+        expect(prettyJson(layout.trim()), `case ${i}: ${layout}`).toBe(expected);
+        expect(minifyJson(prettyJson(layout))).toBe(JSON.stringify(v));
+      }
+    }
   });
 
   it('detects JSON by content type, or by parse when there is none', () => {

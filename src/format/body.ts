@@ -2,7 +2,7 @@
 // Writer and reader share these rules, so every byte written comes back, except insignificant
 // whitespace in JSON bodies (stored pretty, read back minified; see json.ts).
 
-import { looksLikeJson, minifyJson, parseJsonBody, prettyJson } from './json.js';
+import { looksLikeJson, minifyJson, prettyJson } from './json.js';
 import type { BodyValue } from './types.js';
 
 export interface StoredBody {
@@ -21,8 +21,6 @@ export function isBinaryContentType(contentType: string | undefined): boolean {
   if (mt === 'image/svg+xml') return false;
   return BINARY_TYPES.some((re) => re.test(mt));
 }
-
-/** First value of a header, case-insensitive. */
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -49,8 +47,7 @@ export function encodeBody(bytes: Buffer, contentType: string | undefined): Stor
   const text = isBinaryContentType(contentType) ? undefined : asText(bytes);
   if (text === undefined) return { body: wrappedBase64(bytes), body_encoding: 'base64' };
   // A final newline (Go's json.Encoder writes one) is kept: `body: |` rather than `body: |-`.
-  const json = parseJsonBody(text, contentType);
-  if (json) return { body: prettyJson(text, json) + (text.endsWith('\n') ? '\n' : '') };
+  if (looksLikeJson(text, contentType)) return { body: prettyJson(text) + (text.endsWith('\n') ? '\n' : '') };
   return { body: text };
 }
 

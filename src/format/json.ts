@@ -10,32 +10,24 @@ export function isJsonContentType(contentType: string | undefined): boolean {
   return mt === 'application/json' || mt === 'text/json' || mt.endsWith('+json');
 }
 
-function parseOrUndefined(text: string): { value: unknown } | undefined {
-  try {
-    return { value: JSON.parse(text) as unknown };
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * A body treated as JSON, parsed: it parses, and either the content type says JSON or, without a
- * content type, it is an object or array. Writer and reader share this rule so that what the writer
- * pretty-prints is exactly what the reader minifies. Undefined for anything else.
+ * Whether a body is treated as JSON: it parses, and either the content type says JSON or, without
+ * a content type, it is an object or array. Writer and reader share this rule so that what the
+ * writer pretty-prints is exactly what the reader minifies.
  */
-export function parseJsonBody(text: string, contentType: string | undefined): { value: unknown } | undefined {
-  if (text.trim() === '') return undefined;
-  if (!isJsonContentType(contentType)) {
-    if (contentType !== undefined && contentType.trim() !== '') return undefined;
-    const first = text.trimStart()[0];
-    if (first !== '{' && first !== '[') return undefined;
-  }
-  return parseOrUndefined(text);
-}
-
-/** Whether a body should be treated as JSON (see parseJsonBody). */
 export function looksLikeJson(text: string, contentType: string | undefined): boolean {
-  return parseJsonBody(text, contentType) !== undefined;
+  if (text.trim() === '') return false;
+  if (!isJsonContentType(contentType)) {
+    if (contentType !== undefined && contentType.trim() !== '') return false;
+    const first = text.trimStart()[0];
+    if (first !== '{' && first !== '[') return false;
+  }
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Removes whitespace outside strings. The input must be valid JSON. */
@@ -59,46 +51,83 @@ export function minifyJson(text: string): string {
   return out + text.slice(start);
 }
 
-/** Indents valid JSON with 2 spaces, in the layout of JSON.stringify(v, null, 2), tokens untouched. */
-export function prettyJson(text: string, parsed: { value: unknown } | undefined = parseOrUndefined(text)): string {
-  const s = minifyJson(text);
-  // Fast path: when the engine writes the value back as the very same text (no big or oddly
-  // written numbers, no unusual escapes), its own indenter gives the identical layout.
-  // (`parsed` is the value of `text`, passed in by callers that parsed it already.)
-  if (parsed !== undefined && JSON.stringify(parsed.value) === s) return JSON.stringify(parsed.value, null, 2);
-  const parts: string[] = [];
+/** "\n" and the indentation of each depth, built as deeper levels are met. */
+const NEWLINE_AT_DEPTH: string[] = ['\n'];
+
+function newlineAt(depth: number): string {
+  while (NEWLINE_AT_DEPTH.length <= depth) NEWLINE_AT_DEPTH.push(NEWLINE_AT_DEPTH[NEWLINE_AT_DEPTH.length - 1]! + '  ');
+  return NEWLINE_AT_DEPTH[depth]!;
+}
+
+function isJsonSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+/**
+ * Indents valid JSON (in any layout) with 2 spaces, in the layout of JSON.stringify(v, null, 2),
+ * tokens untouched. One pass over the text, copying runs between structural characters: about
+ * half the time of minifying, parsing and stringifying again, and it keeps big integers as written
+ * without a second path. The input must be valid JSON (see parseJsonBody).
+ */
+export function prettyJson(text: string): string {
+  let out = '';
   let depth = 0;
-  const nl = (): string => '\n' + '  '.repeat(depth);
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i]!;
-    if (ch === '"') {
-      let j = i + 1;
-      while (j < s.length && s[j] !== '"') j += s[j] === '\\' ? 2 : 1;
-      parts.push(s.slice(i, j + 1));
-      i = j;
-    } else if (ch === '{' || ch === '[') {
-      const close = ch === '{' ? '}' : ']';
-      if (s[i + 1] === close) {
-        parts.push(ch + close);
-        i++;
-      } else {
-        depth++;
-        parts.push(ch + nl());
+  let runStart = 0; // start of the text not yet copied to `out`
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    switch (c) {
+      case 0x22: {
+        // a string: jump to the quote that closes it (one preceded by an even number of backslashes)
+        let j = i;
+        for (;;) {
+          j = text.indexOf('"', j + 1);
+          if (j < 0) return out + text.slice(runStart); // unterminated: not valid JSON, left as is
+          let backslashes = 0;
+          while (text.charCodeAt(j - 1 - backslashes) === 0x5c) backslashes++;
+          if ((backslashes & 1) === 0) break;
+        }
+        i = j;
+        break;
       }
-    } else if (ch === '}' || ch === ']') {
-      depth--;
-      parts.push(nl() + ch);
-    } else if (ch === ',') {
-      parts.push(',' + nl());
-    } else if (ch === ':') {
-      parts.push(': ');
-    } else {
-      // number, true, false, null: copy the run as is
-      let j = i;
-      while (j < s.length && !'{}[],:"'.includes(s[j]!)) j++;
-      parts.push(s.slice(i, j));
-      i = j - 1;
+      case 0x7b: // {
+      case 0x5b: {
+        // [
+        let j = i + 1;
+        while (j < n && isJsonSpace(text.charCodeAt(j))) j++;
+        if (text.charCodeAt(j) === (c === 0x7b ? 0x7d : 0x5d)) {
+          out += text.slice(runStart, i) + (c === 0x7b ? '{}' : '[]');
+          i = j;
+          runStart = j + 1;
+        } else {
+          depth++;
+          out += text.slice(runStart, i + 1) + newlineAt(depth);
+          runStart = i + 1;
+        }
+        break;
+      }
+      case 0x7d: // }
+      case 0x5d: // ]
+        depth--;
+        out += text.slice(runStart, i) + newlineAt(depth);
+        runStart = i;
+        break;
+      case 0x2c: // ,
+        out += text.slice(runStart, i + 1) + newlineAt(depth);
+        runStart = i + 1;
+        break;
+      case 0x3a: // :
+        out += text.slice(runStart, i) + ': ';
+        runStart = i + 1;
+        break;
+      case 0x20:
+      case 0x0a:
+      case 0x0d:
+      case 0x09:
+        out += text.slice(runStart, i);
+        runStart = i + 1;
+        break;
     }
   }
-  return parts.join('');
+  return out + text.slice(runStart);
 }

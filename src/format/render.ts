@@ -43,9 +43,9 @@ export function defaultMonoToWallNs(): bigint {
 /** Nanoseconds since the epoch -> RFC 3339 with nanoseconds, UTC ("2024-08-02T06:52:03.451148235Z"). */
 export function rfc3339(epochNs: bigint): string {
   const ns = epochNs < 0n ? 0n : epochNs;
-  const ms = Number(ns / 1_000_000n);
-  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0');
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, `.${frac}Z`);
+  const frac = String(ns % 1_000_000_000n).padStart(9, '0');
+  // toISOString ends in ".sssZ"; the milliseconds are replaced by all nine digits
+  return new Date(Number(ns / 1_000_000n)).toISOString().slice(0, -5) + '.' + frac + 'Z';
 }
 
 function wallNs(kernelNs: bigint, opts: DocOptions): bigint {
@@ -254,26 +254,33 @@ function hasRawUnsafe(text: string): boolean {
   return NOT_IN_BLOCK.test(text) || hasLoneSurrogate(text);
 }
 
-/**
- * Text that a block literal certainly holds exactly: no special characters, no blank-only lines,
- * no blanks at the start of the first line or at the end of any line. Pretty-printed JSON always
- * is. Checked line by line in linear time (bodies can be megabytes).
- */
-function isPlainBlockText(text: string): boolean {
-  return plainBlockLines(text) !== undefined;
+/** The characters of the regular expression class \s (and of String.prototype.trim). */
+function isSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return (
+    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 ||
+    c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
+  );
 }
 
-/** The lines of a text for which isPlainBlockText holds (without the final empty one), else undefined. */
-function plainBlockLines(text: string): string[] | undefined {
-  if (hasRawUnsafe(text)) return undefined;
-  const lines = text.split('\n');
-  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop(); // one final newline is fine
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.trim() === '') return text === '' ? lines : undefined;
-    if (/\s$/.test(line) || (i === 0 && /^\s/.test(line))) return undefined;
+/**
+ * Text that a block literal certainly holds exactly: no special characters, no empty lines (but
+ * one final newline), no blanks at the start of the text or at the end of any line. Pretty-printed
+ * JSON always is. One pass over line ends, no copies (bodies can be megabytes).
+ */
+function isPlainBlockText(text: string): boolean {
+  if (text === '' || hasRawUnsafe(text) || isSpace(text.charCodeAt(0))) return false;
+  const end = text.endsWith('\n') ? text.length - 1 : text.length;
+  let lineStart = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', lineStart);
+    const lineEnd = nl < 0 || nl > end ? end : nl;
+    // an empty line, or one ending in a blank (a line of blanks is both)
+    if (lineEnd === lineStart || isSpace(text.charCodeAt(lineEnd - 1))) return false;
+    if (lineEnd >= end) return true;
+    lineStart = lineEnd + 1;
   }
-  return lines;
 }
 
 /** A block literal when it reads back identically, otherwise a double-quoted string (always exact). */
@@ -316,11 +323,12 @@ export function renderYaml(doc: TestCaseDoc | MockDoc, schemaRef?: string): stri
  */
 function writeBodyScalar(value: string, indent: string): string | undefined {
   if (value === '') return undefined;
-  const lines = plainBlockLines(value);
-  if (lines) {
+  if (isPlainBlockText(value)) {
     const inner = indent + '  ';
-    // `|` keeps one final newline, `|-` none; the lines are those already checked (no second pass)
-    return (value.endsWith('\n') ? ' |\n' : ' |-\n') + inner + lines.join('\n' + inner) + '\n';
+    // `|` keeps one final newline, `|-` none
+    const finalNewline = value.endsWith('\n');
+    const body = finalNewline ? value.slice(0, -1) : value;
+    return (finalNewline ? ' |\n' : ' |-\n') + inner + body.replaceAll('\n', '\n' + inner) + '\n';
   }
   // Rare (blank-only lines, trailing blanks, CR, controls): the library knows the indentation
   // indicators and escapes; its text for a top-level key is shifted to this depth and re-read.
