@@ -11,13 +11,14 @@
 //   5. non-HTTP streams (SMTP-like, h2 preface) -> exit 0, skipped and counted, HTTPS still a mock
 //   6. tlsrec is SIGKILLed                    -> its writer process still writes every exchange
 //                                                it was handed, and removes the spool
-//   7. the writer process dies                -> exit 3, said so, the unwritten rest kept in the spool
+//   7. the writer process dies                -> exit 3, said so with the amount not written; the
+//                                                spool (unreadable without the key) removed
 //   8. Ctrl-C while tlsrec waits for its writer -> exit 130 at once; the writer still finishes
 
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestSets } from '../src/format/reader.js';
@@ -395,19 +396,19 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     const { rec, writer, completed } = await recordWithWriterHeld(work, 4, 'C'); // a writer far behind
 
     rec.child.kill('SIGINT'); // stop recording: the app stops, tlsrec waits for the writer
-    await waitFor('the "writing the last" message', () => (rec.output().includes('writing the last') ? true : undefined), 15_000);
+    await waitFor('the "writing the rest" message', () => (rec.output().includes('writing the rest of the recording') ? true : undefined), 15_000);
     const t = Date.now();
     rec.child.kill('SIGINT');
     expect(await rec.exited).toBe(130);
     expect(Date.now() - t).toBeLessThan(3_000);
     const out = rec.output();
-    expect(out).toContain(`not waiting: the writer process (pid ${writer}) goes on writing the last`);
+    expect(out).toMatch(new RegExp(`not waiting: the writer process \\(pid ${writer}\\) goes on writing the rest \\([\\d.]+ (B|KiB|MiB) of captured traffic\\)`));
     expect(out).not.toMatch(STACK_TRACE);
     expect(isAlive(writer)).toBe(true);
     await releaseWriterAndCheck(work, writer, completed);
   });
 
-  it('the writer process dies: exit 3 saying so, no stack trace, what it had not written is kept in the spool', async () => {
+  it('the writer process dies: exit 3 saying how much was not written, no stack trace, no spool left', async () => {
     const work = newWorkDir();
     const { rec, writer } = await recordWithWriterHeld(work, 2, 'D');
     await sleep(300);
@@ -416,13 +417,13 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
 
     expect(await rec.exited).toBe(3);
     const out = rec.output();
-    expect(out).toMatch(/writer process stopped early \(killed by SIGKILL\); up to \d+ exchange\(s\) were not written/);
+    const m = /writer process stopped early \(killed by SIGKILL\); ([\d.]+) (B|KiB|MiB) of captured traffic was not written/.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(0); // the writer was held while the load ran: all of it
     expect(out).toContain('TLSREC_E_OUTPUT');
     expect(out).not.toMatch(STACK_TRACE);
-    const kept = spoolFiles(join(work, 'tlsrec'));
-    expect(kept.length).toBeGreaterThan(0);
-    expect(out).toContain(relative(work, kept[0]!).replace(/-\d+$/, '-*')); // where they are is said
-    expect(readFileSync(kept[0]!).subarray(0, 14).toString()).toBe('#tlsrec-spool ');
+    // Encrypted with a key that died with the two processes: removed, not left as litter.
+    expect(spoolFiles(join(work, 'tlsrec'))).toEqual([]);
   });
 
   it('the disk fills: exit 3 naming ENOSPC, no stack trace, the files parse and hold a gap-free prefix of the calls', async () => {
@@ -446,10 +447,13 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     const out = rec.output();
     expect(out).toContain(`done ${count}`); // the recorded command itself was not disturbed
     expect(code, out).toBe(3);
-    const m = /could not write (\d+) exchange\(s\)/.exec(out);
+    // Exchanges the writer could not write, and captured traffic that never reached the spool
+    // (it shares the full disk): how many exchanges that held cannot be known.
+    const m = /could not write (?:(\d+) exchange\(s\))?(?: and )?(?:([\d.]+ (?:B|KiB|MiB)) of captured traffic)?: /.exec(out);
     expect(m, out).not.toBeNull();
-    const failed = Number(m![1]);
-    expect(failed).toBeGreaterThan(0);
+    const failed = Number(m![1] ?? 0);
+    const trafficNotSpooled = m![2] !== undefined;
+    expect(failed > 0 || trafficNotSpooled, out).toBe(true);
     expect(out).toMatch(/ENOSPC|no space left/i);
     expect(out).toContain('TLSREC_E_OUTPUT');
     expect(out).not.toMatch(STACK_TRACE);
@@ -464,8 +468,10 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
       expect(queryParam(mk, 'sym')).toBe('FULL');
       expect(JSON.parse(mk.response.body.bytes.toString())).toMatchObject({ symbol: 'FULL', source: 'upstream' });
     }
-    // What was written plus what could not be adds up to every call.
-    expect(set.mocks.length + failed).toBe(count);
+    // What was written plus what could not be adds up to every call, or falls short of it by
+    // the calls in the traffic that could not be spooled.
+    if (trafficNotSpooled) expect(set.mocks.length + failed).toBeLessThan(count);
+    else expect(set.mocks.length + failed).toBe(count);
     const reported = /recorded (\d+) test\(s\) and (\d+) mock\(s\)/.exec(out);
     expect(Number(reported?.[2])).toBe(set.mocks.length);
     // tlsrec.yaml is whole or absent, never a truncated file later runs would take as the user's.

@@ -1,7 +1,8 @@
 // The writer process (src/record/background-writer.ts + writer-process.ts) must write exactly the
-// files the in-process TestSetWriter writes: same tests, same mocks.yaml, byte for byte, for the
-// exchanges of every real eBPF event recording in fixtures/events/. Also: secrets never reach the
-// spool, and nothing of the spool is left behind.
+// files that reconstructing in-process and writing with TestSetWriter give: same tests, same
+// mocks.yaml, byte for byte, and the same reconstruction summary, for every real eBPF event
+// recording in fixtures/events/. Also: nothing of the plaintext reaches the spool, secrets are
+// redacted in the files, and nothing of the spool is left behind.
 //
 // The writer process runs the compiled script (dist/, built by `npm test` before vitest runs).
 
@@ -10,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readEventFile } from '../src/record/event-file.js';
+import type { CaptureEvent } from '../src/record/events.js';
 import type { Exchange } from '../src/record/exchange.js';
-import { Reconstructor } from '../src/record/reconstruct.js';
+import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { BackgroundWriter } from '../src/record/background-writer.js';
 import { TestSetWriter } from '../src/format/writer.js';
 import { repoRoot } from './helpers/procs.js';
@@ -34,16 +36,26 @@ function tree(dir: string): Map<string, Buffer> {
   return out;
 }
 
-describe('the writer process writes what TestSetWriter writes', () => {
-  const exchanges: Exchange[] = [];
+interface Recording {
+  name: string;
+  events: CaptureEvent[];
+  exchanges: Exchange[];
+  stats: ReconstructStats;
+}
+
+describe('the writer process writes what reconstruction and TestSetWriter write in-process', () => {
+  const recordings: Recording[] = [];
   let dirs: string[] = [];
 
   beforeAll(async () => {
     expect(existsSync(writerScript), `${writerScript} (run npm run build)`).toBe(true);
     for (const name of readdirSync(eventsDir).filter((n) => n.endsWith('.jsonl')).sort()) {
+      const events: CaptureEvent[] = [];
+      const exchanges: Exchange[] = [];
+      for await (const ev of readEventFile(join(eventsDir, name))) events.push(ev);
       const r = new Reconstructor({ onExchange: (ex) => exchanges.push(ex) });
-      for await (const ev of readEventFile(join(eventsDir, name))) r.push(ev);
-      r.finish();
+      for (const ev of events) r.push(ev);
+      recordings.push({ name, events, exchanges, stats: r.finish() });
     }
   });
 
@@ -58,49 +70,61 @@ describe('the writer process writes what TestSetWriter writes', () => {
     return d;
   };
 
-  it('same files, byte for byte, for every exchange of the real recordings; no spool left', async () => {
-    expect(exchanges.length).toBeGreaterThan(20);
-    expect(exchanges.some((e) => e.role === 'incoming') && exchanges.some((e) => e.role === 'outgoing')).toBe(true);
+  it('same files, byte for byte, and the same summary, for every real recording; no spool left', async () => {
+    const all = recordings.flatMap((r) => r.exchanges);
+    expect(all.length).toBeGreaterThan(20);
+    expect(all.some((e) => e.role === 'incoming') && all.some((e) => e.role === 'outgoing')).toBe(true);
 
     const direct = newDir();
-    const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL });
-    for (const ex of exchanges) sync.writeExchange(ex);
-    const syncSummary = await sync.close();
-
     const viaProcess = newDir();
-    const bg = await BackgroundWriter.start({ rootDir: viaProcess, monoToWallNs: MONO_TO_WALL, writerScript });
-    exchanges.forEach((ex, i) => {
-      bg.writeExchange(ex);
-      if (i % 3 === 0) bg.flush(); // batches of different sizes
-    });
-    const bgSummary = await bg.close();
+    for (const rec of recordings) {
+      // One test set per recording, in the same order in both roots (test-set-0, -1, ...).
+      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL });
+      for (const ex of rec.exchanges) sync.writeExchange(ex);
+      const syncSummary = await sync.close();
 
-    expect(bgSummary.lateErrors).toEqual([]);
-    expect(bgSummary.notWritten).toBe(0);
-    expect({ tests: bgSummary.tests, mocks: bgSummary.mocks }).toEqual({ tests: syncSummary.tests, mocks: syncSummary.mocks });
+      const bg = await BackgroundWriter.start({ rootDir: viaProcess, monoToWallNs: MONO_TO_WALL, writerScript });
+      for (let i = 0; i < rec.events.length; i += 7) {
+        bg.writeEvents(rec.events.slice(i, i + 7));
+        if (i % 21 === 0) bg.flush(); // frames of different sizes
+      }
+      const bgSummary = await bg.close();
+
+      expect(bgSummary.lateErrors, rec.name).toEqual([]);
+      expect(bgSummary.notWritten + bgSummary.notWrittenBytes).toBe(0);
+      expect({ tests: bgSummary.tests, mocks: bgSummary.mocks }, rec.name).toEqual({ tests: syncSummary.tests, mocks: syncSummary.mocks });
+      expect(bgSummary.stats, rec.name).toEqual(rec.stats);
+      if (rec.exchanges.some((e) => e.role === 'incoming')) expect(bgSummary.appPort, rec.name).toBeGreaterThan(0);
+    }
     const a = tree(direct);
     const b = tree(viaProcess);
     expect([...b.keys()].sort()).toEqual([...a.keys()].sort()); // so no .tlsrec-spool-* either
     for (const [file, bytes] of a) expect(b.get(file)!.equals(bytes), file).toBe(true);
   });
 
-  it('secret header values never reach the spool on disk (redacted before it), and are redacted in the files', async () => {
-    const withSecret = exchanges.find((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization'));
-    expect(withSecret, 'a fixture exchange with an Authorization header').toBeDefined();
-    const secret = withSecret!.request.headers.find(([n]) => n.toLowerCase() === 'authorization')![1];
+  it('the spool on disk holds no plaintext (it is encrypted); secrets are redacted in the files', async () => {
+    const rec = recordings.find((r) => r.exchanges.some((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization')));
+    expect(rec, 'a fixture recording with an Authorization header').toBeDefined();
+    const withSecret = rec!.exchanges.find((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization'))!;
+    const secret = withSecret.request.headers.find(([n]) => n.toLowerCase() === 'authorization')![1];
     expect(secret).not.toBe('[REDACTED]');
 
     const root = newDir();
     const bg = await BackgroundWriter.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, writerScript });
-    bg.writeExchange(withSecret!);
+    process.kill(bg.pid!, 'SIGSTOP'); // so that the spool is still there to be read
+    bg.writeEvents(rec!.events);
     bg.flush();
-    // The spool as the writer process reads it (it may not have run yet, or may have finished).
     const spools = readdirSync(bg.dir).filter((f) => f.startsWith('.tlsrec-spool-'));
-    for (const f of spools) expect(readFileSync(join(bg.dir, f), 'latin1')).not.toContain(secret);
+    const onDisk = spools.map((f) => readFileSync(join(bg.dir, f), 'latin1')).join('');
+    process.kill(bg.pid!, 'SIGCONT');
+    const captured = rec!.events.reduce((n, ev) => n + (ev.type === 'data' ? ev.data.length : 0), 0);
+    expect(onDisk.length).toBeGreaterThan(captured); // all of it is there, encrypted
+    expect(onDisk).not.toContain(secret);
+    expect(onDisk).not.toContain('HTTP/1.1');
     await bg.close();
     const files = tree(root);
-    const all = [...files.values()].map((b) => b.toString('latin1')).join('\n');
-    expect(all).not.toContain(secret);
-    expect(all).toContain('[REDACTED]');
+    const text = [...files.values()].map((b) => b.toString('latin1')).join('\n');
+    expect(text).not.toContain(secret);
+    expect(text).toContain('[REDACTED]');
   });
 });

@@ -153,6 +153,17 @@ export class SpoolWriter {
     }
   }
 
+  /** Closes the file and deletes every segment (for a spool nobody will read). */
+  remove(): void {
+    if (!this.closed) {
+      this.closed = true;
+      this.queue = [];
+      this.queuedBytes = 0;
+      try { fs.closeSync(this.fd); } catch { /* already closed */ }
+    }
+    for (let k = 0; k <= this.seg; k++) fs.rmSync(segmentPath(this.dir, this.prefix, k), { force: true });
+  }
+
   /**
    * Writes whole frames at the end of the segment; returns how many. On failure the file is cut
    * back to the last frame written whole (the reader may have seen those: they count as written)

@@ -1,24 +1,29 @@
-// `record` writes its files in a second process at the lowest CPU priority, so that rendering
-// YAML and creating files do not take CPU from the app being recorded.
+// `record` writes its files in a second process at the lowest CPU priority, so that
+// reconstructing HTTP, rendering YAML and creating files do not take CPU from the app being
+// recorded.
 //
-// Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines and
-// rendering it ~0.07 ms, against ~0.02 ms to reconstruct it; under load every one of those
-// milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only
-// reconstructs exchanges and appends them to a spool (format/spool.ts, one write(2) per batch); the writer
-// process (writer-process.ts, idle CPU class) turns the spool into test files and mocks.yaml, in order,
-// whenever the CPU has time, and is raised to normal priority and waited for when recording ends.
+// Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines,
+// rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one of those
+// milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only copies
+// the captured events to a spool (event-codec.ts, encrypted by spool-cipher.ts; one write(2) per
+// batch); the writer process (writer-process.ts, idle CPU class) reconstructs the exchanges and
+// writes test files and mocks.yaml, in order, whenever the CPU has time, and is raised to normal
+// priority and waited for when recording ends.
 //
-// Nothing is lost when one side dies: the spool is on disk before the writer reads it. If tlsrec
-// dies, the writer sees its stdin close, writes everything complete and exits. If the writer
-// dies, tlsrec reports it and leaves the rest of the spool in the test set.
+// Nothing is lost when tlsrec dies: the spool is on disk before the writer reads it, and the
+// writer, seeing its stdin close, writes everything complete and exits. If the writer dies,
+// tlsrec reports how much captured traffic it had not written yet.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { causeText, OutputError } from '../errors.js';
-import type { Exchange } from './exchange.js';
-import { encodeExchange } from './exchange-codec.js';
+import { formatBytes } from '../format-bytes.js';
+import type { CaptureEvent } from './events.js';
+import { encodeEvents } from './event-codec.js';
+import type { ReconstructStats } from './reconstruct.js';
+import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolWriteError, SpoolWriter } from '../format/spool.js';
 import { setIdleScheduling } from '../native/ffi.js';
 import { defaultMonoToWallNs, outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/writer.js';
@@ -47,20 +52,38 @@ export interface WriterFailure {
   hint?: string;
 }
 
-/** What the writer process says on stdout, one JSON object a line. */
-export type WriterReport =
-  | { progress: { tests: number; mocks: number } }
-  | { failure: WriterFailure }
-  | { end: WriterSummary; leftover: number };
-
-export interface BackgroundWriterSummary extends WriterSummary {
-  /** Exchanges queued that did not reach the files (each is behind one of lateErrors). */
-  notWritten: number;
-  /** Why: the failures the writer process met after writeExchange had returned. */
-  lateErrors: OutputError[];
+/** Files written so far, and how many bytes of event batches (unencrypted) were read from the spool. */
+export interface WriterProgress {
+  tests: number;
+  mocks: number;
+  bytes: number;
 }
 
-/** Queued exchanges are written to the spool at least this often (bytes), between flush() calls. */
+/** What the writer process says on stdout, one JSON object a line. */
+export type WriterReport =
+  | { progress: WriterProgress }
+  | { failure: WriterFailure }
+  | { end: WriterSummary; leftover: number; stats: ReconstructStats; appPort?: number };
+
+export interface BackgroundWriterSummary extends WriterSummary {
+  /** Exchanges reconstructed that did not reach the files (each is behind one of lateErrors). */
+  notWritten: number;
+  /** Captured bytes (event batches) that never reached the writer: the spool failed, or the writer died. */
+  notWrittenBytes: number;
+  /** Why: the failures met after writeEvents had returned. */
+  lateErrors: OutputError[];
+  /** What reconstruction made of the traffic; undefined when the writer process died. */
+  stats?: ReconstructStats;
+  /** The port the app served on, from the first request it received. */
+  appPort?: number;
+}
+
+/**
+ * Queued batches are written to the spool after this long, or once this much is queued: one
+ * write(2) for many batches (a write cost ~90 µs of the recorder's time on these machines,
+ * whatever its size), and the spool is never more than a moment behind the capture.
+ */
+const FLUSH_MS = 20;
 const FLUSH_BYTES = 1024 * 1024;
 
 const WRITER_SCRIPT = fileURLToPath(new URL('./writer-process-main.js', import.meta.url));
@@ -89,25 +112,25 @@ export class BackgroundWriter {
   readonly dir: string;
   readonly name: string;
   private readonly spool: SpoolWriter;
+  private readonly cipher = SpoolCipher.generate();
   private readonly child: ChildProcess;
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
-  private readonly encodeOpts: { redact?: boolean; redactHeaders?: readonly string[] };
-  private progress = { tests: 0, mocks: 0 };
+  private progress: WriterProgress = { tests: 0, mocks: 0, bytes: 0 };
   private end: Extract<WriterReport, { end: unknown }> | undefined;
   private readonly failures: WriterFailure[] = [];
-  private appended = 0;
-  /** Exchanges that never reached the spool (disk full), and why. */
-  private spoolFailures = 0;
+  /** Event batches not yet in the spool: sealed into one frame and written by flush(). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private spooledBytes = 0;
+  /** Captured bytes that never reached the spool (disk full), and why. */
+  private notSpooledBytes = 0;
   private firstSpoolError: OutputError | undefined;
   private closed: Promise<BackgroundWriterSummary> | undefined;
 
   private constructor(setWriter: TestSetWriter, opts: BackgroundWriterOptions) {
     this.dir = setWriter.dir;
     this.name = setWriter.name;
-    this.encodeOpts = {
-      ...(opts.redact === false ? { redact: false } : {}),
-      ...(opts.redactHeaders ? { redactHeaders: opts.redactHeaders } : {}),
-    };
     const prefix = `.tlsrec-spool-${process.pid}`;
     this.spool = new SpoolWriter(this.dir, prefix);
     const { monoToWallNs, writerScript, ...writerOpts } = opts;
@@ -118,8 +141,12 @@ export class BackgroundWriter {
       monoToWallNs: (monoToWallNs ?? defaultMonoToWallNs()).toString(),
     };
     // Not detached, so it stays in the app's scheduling group (see setBackground): the terminal's
-    // Ctrl-C reaches it too, and it ignores that.
-    this.child = spawn(process.execPath, [...WRITER_NODE_FLAGS, writerScript ?? WRITER_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // Ctrl-C reaches it too, and it ignores that. The key goes in the environment, which only
+    // root can read (/proc/<pid>/environ), never on the command line.
+    this.child = spawn(process.execPath, [...WRITER_NODE_FLAGS, writerScript ?? WRITER_SCRIPT, JSON.stringify(config)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, [SPOOL_KEY_ENV]: this.cipher.keyHex() },
+    });
     this.exited = new Promise((resolve) => {
       this.child.once('error', (error) => resolve({ code: null, signal: null, error }));
       this.child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -149,35 +176,55 @@ export class BackgroundWriter {
   }
 
   /**
-   * Queues an exchange; it reaches the spool at the next flush() (or when 1 MiB is queued). Never
-   * throws: an exchange that cannot be spooled is counted and reported by close().
+   * Queues a batch of captured events; it reaches the spool within FLUSH_MS, when 1 MiB is
+   * queued, or at flush(). Never throws: a batch that cannot be spooled is counted and reported
+   * by close().
    */
-  writeExchange(ex: Exchange): void {
-    this.spool.append(encodeExchange(ex, this.encodeOpts));
-    this.appended++;
-    if (this.spool.pendingBytes() >= FLUSH_BYTES) this.flush();
+  writeEvents(events: readonly CaptureEvent[]): void {
+    if (events.length === 0) return;
+    const batch = encodeEvents(events);
+    this.pending.push(batch);
+    this.pendingBytes += batch.length;
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
   }
 
-  /** Writes the queued exchanges to the spool (one write). Called after each batch of events. */
+  /** Writes the queued batches to the spool, as one encrypted frame in one write. */
   flush(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    if (this.pending.length === 0) return;
+    const batches = this.pending;
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
     if (this.firstSpoolError) {
       // After the first failure (a full disk, mostly) nothing more is spooled: the files then hold
       // a prefix of the recording without holes, rather than whatever happened to fit later.
-      this.spoolFailures += this.spool.discard();
+      this.notSpooledBytes += bytes;
       return;
     }
     try {
+      this.spool.append(this.cipher.seal(batches));
       this.spool.flush();
+      this.spooledBytes += bytes;
     } catch (err) {
-      const e = err instanceof SpoolWriteError ? err : new SpoolWriteError(err, 0);
-      this.spoolFailures += e.frames;
-      this.firstSpoolError ??= outputError('exchanges to the spool in', this.dir, e.cause);
+      this.spool.discard();
+      this.notSpooledBytes += bytes;
+      this.firstSpoolError ??= outputError('captured traffic to the spool in', this.dir, err instanceof SpoolWriteError ? err.cause : err);
     }
   }
 
-  /** Exchanges spooled that the writer has not reported written yet. */
-  private remaining(): number {
-    return this.appended - this.spoolFailures - this.progress.tests - this.progress.mocks;
+  /** What the writer has written so far. */
+  written(): { tests: number; mocks: number } {
+    return { tests: this.progress.tests, mocks: this.progress.mocks };
+  }
+
+  /** Captured bytes in the spool that the writer has not reported handled yet. */
+  private remainingBytes(): number {
+    return Math.max(0, this.spooledBytes - this.progress.bytes);
   }
 
   /** No more appends: the rest goes to the spool, and the writer, at normal priority, sees the end. */
@@ -208,7 +255,7 @@ export class BackgroundWriter {
   /**
    * Stop waiting for the writer: what is queued goes to the spool, and the writer process, at
    * normal priority, finishes writing it on its own (it also ignores the terminal's Ctrl-C).
-   * For a user who does not want to wait; returns how many exchanges it still had to write.
+   * For a user who does not want to wait; returns how many captured bytes it still had to handle.
    */
   leaveRunning(): number {
     this.endSpool();
@@ -216,7 +263,7 @@ export class BackgroundWriter {
     this.child.unref(); // tlsrec may exit before it
     this.closed ??= Promise.reject(new Error('BackgroundWriter: left running'));
     this.closed.catch(() => undefined);
-    return this.remaining();
+    return this.remainingBytes();
   }
 
   private onReport(line: string): void {
@@ -232,13 +279,13 @@ export class BackgroundWriter {
   }
 
   /**
-   * No more exchanges: raises the writer to normal priority and waits for it to write the rest.
-   * `onWaiting` hears, once, how many are left if that takes more than a second.
+   * No more events: raises the writer to normal priority and waits for it to write the rest.
+   * `onWaiting` hears, once, how many captured bytes are left if that takes more than a second.
    */
-  close(onWaiting?: (remaining: number) => void): Promise<BackgroundWriterSummary> {
+  close(onWaiting?: (remainingBytes: number) => void): Promise<BackgroundWriterSummary> {
     this.closed ??= (async () => {
       this.endSpool();
-      const slow = setTimeout(() => onWaiting?.(this.remaining()), 1000);
+      const slow = setTimeout(() => onWaiting?.(this.remainingBytes()), 1000);
       const exit = await this.exited;
       clearTimeout(slow);
       const lateErrors = this.failures.map((f) => new OutputError(f.message, {
@@ -246,26 +293,40 @@ export class BackgroundWriter {
         ...(f.hint ? { hint: f.hint } : {}),
         cause: Object.assign(new Error(f.message), f.code ? { code: f.code } : {}),
       }));
+      if (this.firstSpoolError) lateErrors.unshift(this.firstSpoolError);
       if (this.end) {
         if (this.end.leftover > 0) {
           lateErrors.push(new OutputError(`the spool ended in an incomplete record (${this.end.leftover} bytes)`, { stage: 'write recording' }));
         }
         return {
           ...this.end.end,
-          lateErrors: this.firstSpoolError ? [this.firstSpoolError, ...lateErrors] : lateErrors,
-          notWritten: this.spoolFailures + this.end.end.failedTests + this.end.end.failedMocks,
+          lateErrors,
+          notWritten: this.end.end.failedTests + this.end.end.failedMocks,
+          notWrittenBytes: this.notSpooledBytes,
+          stats: this.end.stats,
+          ...(this.end.appPort === undefined ? {} : { appPort: this.end.appPort }),
         };
       }
-      // The writer died: what it reported is on disk, the rest is still in the spool.
+      // The writer died. What it wrote is on disk; the rest of the spool cannot be read without
+      // the key, which ends with this process: it is removed rather than left as litter.
       const how = exit.error ? causeText(exit.error) : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-      const missing = this.remaining();
-      lateErrors.push(new OutputError(`the writer process stopped early (${how}); up to ${missing} exchange(s) were not written`, {
+      const missing = this.remainingBytes();
+      this.spool.remove();
+      lateErrors.push(new OutputError(`the writer process stopped early (${how}); ${formatBytes(missing)} of captured traffic was not written`, {
         stage: 'write recording',
-        hint: `they are kept in ${this.dir}/${this.spool.prefix}-* ; please report this as a bug`,
+        hint: 'the exchanges written before are complete; please report this as a bug',
       }));
-      if (this.firstSpoolError) lateErrors.unshift(this.firstSpoolError);
-      return { ...this.progress, failedTests: 0, failedMocks: 0, lateErrors, notWritten: this.spoolFailures + missing };
+      return {
+        tests: this.progress.tests,
+        mocks: this.progress.mocks,
+        failedTests: 0,
+        failedMocks: 0,
+        lateErrors,
+        notWritten: 0,
+        notWrittenBytes: this.notSpooledBytes + missing,
+      };
     })();
     return this.closed;
   }
 }
+

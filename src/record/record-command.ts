@@ -1,11 +1,12 @@
 // The engine of `tlsrec record`: run a command in a cgroup of its own, capture its traffic with
-// eBPF, rebuild HTTP exchanges and write them as tests and mocks while the command runs.
+// eBPF, and have it rebuilt into HTTP exchanges and written as tests and mocks.
 //
-//   preflight ─▶ cgroup ─▶ capture (kernel) ─▶ reconstruct ─▶ spool ─▶ writer process (idle CPU)
+//   preflight ─▶ cgroup ─▶ capture (kernel) ─▶ spool ─▶ writer process (idle CPU): reconstruct, files
 //                    └──▶ spawn command ──▶ exits / Ctrl-C ─▶ stop cgroup ─▶ drain ─▶ summary
 //
-// The files are written by a second process (background-writer.ts) so that rendering YAML and
-// creating files do not take CPU from the recorded app; at the end tlsrec waits for it.
+// The recorder itself only copies captured events to the spool; reconstructing, rendering YAML
+// and creating files happen in a second process (background-writer.ts) so that they do not take
+// CPU from the recorded app. At the end tlsrec waits for it.
 
 import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, createWriteStream, existsSync, linkSync, openSync, readFileSync, readSync, rmSync, statSync, type WriteStream } from 'node:fs';
@@ -16,13 +17,11 @@ import { stringify } from 'yaml';
 import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
 import { CaptureSession, type BackpressureStats } from '../native/capture.js';
+import { formatBytes } from '../format-bytes.js';
 import { BackgroundWriter, type BackgroundWriterSummary } from './background-writer.js';
-import { BodyGarbageCollector } from './body-gc.js';
-import { Reconstructor, type ReconstructStats } from './reconstruct.js';
+import type { ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { CaptureEvent, LossCounters } from './events.js';
-import type { Exchange } from './exchange.js';
-import { firstHeader } from '../http/headers.js';
 
 export interface RecordOptions {
   command: string[];
@@ -47,7 +46,8 @@ export interface RecordResult {
   testSetDir: string;
   tests: number;
   mocks: number;
-  stats: ReconstructStats;
+  /** Undefined when the writer process died before it could say. */
+  stats: ReconstructStats | undefined;
   loss: LossCounters;
 }
 
@@ -71,30 +71,16 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       redact: opts.redact,
     });
     writer = setWriter;
-    const counts = { tests: 0, mocks: 0, bytes: 0 };
-    let appPort: number | undefined;
-
-    const collector = new BodyGarbageCollector(8 * 1024 * 1024);
-    const reconstructor = new Reconstructor({
-      onExchange: (ex: Exchange) => {
-        // Queued for the writer process; what could not be written is counted by close().
-        setWriter.writeExchange(ex);
-        collector.note(ex.request.body.length + ex.response.body.length);
-        if (ex.role === 'incoming') {
-          counts.tests++;
-          appPort ??= appPortOf(ex);
-        } else counts.mocks++;
-      },
-    });
+    let capturedBytes = 0;
 
     if (opts.dumpEvents) dump = createWriteStream(opts.dumpEvents);
     const onEvents = (events: CaptureEvent[]): void => {
       for (const ev of events) {
         if (dump) dump.write(writeEventLine(ev) + '\n');
-        if (ev.type === 'data') counts.bytes += ev.data.length;
-        reconstructor.push(ev);
+        if (ev.type === 'data') capturedBytes += ev.data.length;
       }
-      setWriter.flush(); // one write for the exchanges of this batch
+      // Spooled as captured (in a moment, many batches a write); the writer process makes exchanges of them.
+      setWriter.writeEvents(events);
     };
 
     const priority = new RecorderPriority();
@@ -110,7 +96,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       },
     });
 
-    const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, counts, setWriter.dir);
+    const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, () => ({ ...setWriter.written(), bytes: capturedBytes }), setWriter.dir);
     const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path, priority);
     priority.stopYielding();
     setWriter.hurry();
@@ -119,28 +105,27 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const pressure = capture.backpressure();
     const loss = await capture.stop();
     capture = undefined;
-    const stats = reconstructor.finish();
     const written = await waitForWriter(setWriter, (remaining) => {
-      if (!opts.quiet) out.write(`tlsrec: writing the last ${remaining} exchange(s) to files... (Ctrl-C: leave it to finish in the background)\n`);
+      if (!opts.quiet) out.write(`tlsrec: writing the rest of the recording (${formatBytes(remaining)} of captured traffic) to files... (Ctrl-C: leave it to finish in the background)\n`);
     }, (signal) => {
       writer = undefined; // left running: nothing to wait for in `finally`
       const remaining = setWriter.leaveRunning();
-      out.write(`tlsrec: not waiting: the writer process (pid ${setWriter.pid}) goes on writing the last ${remaining} exchange(s) to ${setWriter.dir}\n`);
+      out.write(`tlsrec: not waiting: the writer process (pid ${setWriter.pid}) goes on writing the rest (${formatBytes(remaining)} of captured traffic) to ${setWriter.dir}\n`);
       return new InterruptedError(signal, 'write recording', 'the files are being finished in the background');
     });
     dump?.end();
     let firstWriteError: unknown = written.lateErrors[0];
 
-    if (!opts.quiet) printSummary(out, setWriter.dir, written, stats, loss, written.notWritten, pressure);
+    if (!opts.quiet) printSummary(out, setWriter.dir, written, loss, pressure);
     try {
-      await writeConfigIfAbsent(opts.configPath, opts.command, appPort);
+      await writeConfigIfAbsent(opts.configPath, opts.command, written.appPort);
     } catch (err) {
       // Said on its own line: the exchanges' error below may hide it otherwise.
       out.write(`tlsrec: warning: ${causeText(err)}\n`);
       firstWriteError ??= err;
     }
     if (firstWriteError !== undefined) {
-      throw new OutputError(`could not write ${written.notWritten} exchange(s): ${causeText(firstWriteError)}`, {
+      throw new OutputError(`could not write ${notWrittenText(written) ?? 'the recording'}: ${causeText(firstWriteError)}`, {
         stage: 'write recording',
         hint:
           (firstWriteError instanceof TlsrecError ? firstWriteError.hint : undefined) ??
@@ -162,7 +147,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       testSetDir: setWriter.dir,
       tests: written.tests,
       mocks: written.mocks,
-      stats,
+      stats: written.stats,
       loss,
     };
   } finally {
@@ -374,15 +359,6 @@ async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: stri
 }
 
 
-/** The port the app served on, from the Host header of a request it received. */
-function appPortOf(ex: Exchange): number | undefined {
-  if (ex.localPort) return ex.localPort;
-  const host = firstHeader(ex.request.headers, 'host');
-  const m = host ? /:(\d+)$/.exec(host) : null;
-  if (m) return Number(m[1]);
-  return host ? (ex.tls ? 443 : 80) : undefined;
-}
-
 async function writeConfigIfAbsent(path: string, command: string[], appPort: number | undefined): Promise<void> {
   if (existsSync(path)) return;
   const doc: Record<string, unknown> = { command };
@@ -415,16 +391,20 @@ async function writeConfigIfAbsent(path: string, command: string[], appPort: num
   }
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+/** What could not be written ("3 exchange(s) and 1.2 MiB of captured traffic"), undefined for nothing. */
+function notWrittenText(written: BackgroundWriterSummary): string | undefined {
+  const parts: string[] = [];
+  if (written.notWritten > 0) parts.push(`${written.notWritten} exchange(s)`);
+  if (written.notWrittenBytes > 0) parts.push(`${formatBytes(written.notWrittenBytes)} of captured traffic`);
+  return parts.length > 0 ? parts.join(' and ') : undefined;
 }
 
-function startStatusLine(out: NodeJS.WriteStream, counts: { tests: number; mocks: number; bytes: number }, dir: string) {
+/** The live line on a terminal: files written so far (they lag under load: the writer waits for idle CPU), bytes captured. */
+function startStatusLine(out: NodeJS.WriteStream, progress: () => { tests: number; mocks: number; bytes: number }, dir: string) {
   let last = '';
   const draw = () => {
-    const line = `● tlsrec recording to ${dir}: ${counts.tests} tests, ${counts.mocks} mocks, ${formatBytes(counts.bytes)}`;
+    const now = progress();
+    const line = `● tlsrec recording to ${dir}: ${formatBytes(now.bytes)} captured, ${now.tests} tests and ${now.mocks} mocks written`;
     if (line === last) return;
     last = line;
     out.write(`\x1b[2K\r${line}\r`);
@@ -443,25 +423,26 @@ function startStatusLine(out: NodeJS.WriteStream, counts: { tests: number; mocks
 function printSummary(
   out: NodeJS.WritableStream,
   dir: string,
-  written: { tests: number; mocks: number },
-  stats: ReconstructStats,
+  written: BackgroundWriterSummary,
   loss: LossCounters,
-  writeErrors: number,
   pressure: BackpressureStats,
 ): void {
   const lines: string[] = [];
+  const stats = written.stats;
   lines.push(`tlsrec: recorded ${written.tests} test(s) and ${written.mocks} mock(s) in ${dir}`);
-  lines.push(
-    `  traffic: ${formatBytes(stats.bytesIn)} in, ${formatBytes(stats.bytesOut)} out on ${stats.connections} connection(s)`,
-  );
-  if (stats.skipped.length > 0) {
+  if (stats === undefined) {
+    lines.push('  traffic: unknown (the writer process stopped before it could say)');
+  } else {
+    lines.push(`  traffic: ${formatBytes(stats.bytesIn)} in, ${formatBytes(stats.bytesOut)} out on ${stats.connections} connection(s)`);
+  }
+  if (stats !== undefined && stats.skipped.length > 0) {
     const byReason = new Map<string, number>();
     for (const s of stats.skipped) byReason.set(s.reason, (byReason.get(s.reason) ?? 0) + 1);
     const parts = [...byReason].map(([r, n]) => `${n} ${r}`).join(', ');
     lines.push(`  skipped: ${stats.skipped.length} stream(s) or message(s) (${parts})`);
     for (const s of stats.skipped.slice(0, 5)) lines.push(`    - ${s.reason}: ${s.detail} (${formatBytes(s.bytes)})`);
     if (stats.skipped.length > 5) lines.push(`    … and ${stats.skipped.length - 5} more`);
-  } else {
+  } else if (stats !== undefined) {
     lines.push('  skipped: 0 streams');
   }
   const lost = loss.ringbufFull + loss.readFault;
@@ -480,6 +461,7 @@ function printSummary(
         `(backlog peaked at ${formatBytes(pressure.peakBacklogBytes)}; --max-backlog sets the limit)`,
     );
   }
-  if (writeErrors > 0) lines.push(`  WARNING: ${writeErrors} exchange(s) could not be written`);
+  const notWritten = notWrittenText(written);
+  if (notWritten !== undefined) lines.push(`  WARNING: ${notWritten} could not be written`);
   out.write(lines.join('\n') + '\n');
 }

@@ -1,17 +1,30 @@
-// The writer process of background-writer.ts: reads exchanges from the spool and writes them with
-// TestSetWriter (tests/test-N.yaml, mocks.yaml), in order.
+// The writer process of background-writer.ts: reads the captured events from the spool,
+// reconstructs the exchanges and writes them with TestSetWriter (tests/test-N.yaml, mocks.yaml),
+// in order.
 //   node writer-process-main.js '<WriterProcessConfig as JSON>'  (that entry ignores SIGINT/SIGHUP first)
 // Runs in the idle CPU class while the recording goes on; ends when its stdin closes (tlsrec finished, or
 // died) and the spool holds nothing more. Reports on stdout (WriterReport, one JSON a line).
 
 import type { WriterProcessConfig, WriterReport } from './background-writer.js';
-import { decodeExchange } from './exchange-codec.js';
+import { decodeEvents } from './event-codec.js';
+import type { Exchange } from './exchange.js';
+import { Reconstructor } from './reconstruct.js';
+import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolReader } from '../format/spool.js';
 import { TestSetWriter } from '../format/writer.js';
+import { firstHeader } from '../http/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { TlsrecError } from '../errors.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
+let cipher: SpoolCipher;
+try {
+  cipher = SpoolCipher.fromHex(process.env[SPOOL_KEY_ENV] ?? '');
+} catch (err) {
+  process.stderr.write(`tlsrec: writer process: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+delete process.env[SPOOL_KEY_ENV];
 
 process.stdout.on('error', () => undefined); // tlsrec is gone: write the files anyway
 
@@ -27,28 +40,31 @@ try {
   process.stderr.write(`tlsrec: writer process: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 }
-const counts = { tests: 0, mocks: 0 };
+const progress = { tests: 0, mocks: 0, bytes: 0 };
 /**
  * After the first write failure (a full disk, mostly) nothing more is written, so the files hold
  * a prefix of the recording without holes; the rest is counted as not written.
  */
 let failed = false;
 const notTried = { tests: 0, mocks: 0 };
+let appPort: number | undefined;
 const collector = new BodyGarbageCollector(1024 * 1024, 'now');
+const reconstructor = new Reconstructor({ onExchange: write });
 
-const reader = new SpoolReader(config.setDir, config.prefix, (data) => {
-  handle(data);
-  collector.note(data.length); // the exchange and its renderings are garbage now
-});
-
-function handle(data: Buffer): void {
-  let ex;
+const reader = new SpoolReader(config.setDir, config.prefix, (frame) => {
+  let events;
   try {
-    ex = decodeExchange(data);
+    events = decodeEvents(cipher.open(frame));
   } catch (err) {
-    report({ failure: { message: `a spooled exchange could not be read: ${err instanceof Error ? err.message : String(err)}` } });
+    report({ failure: { message: `a spooled batch of events could not be read: ${err instanceof Error ? err.message : String(err)}` } });
     return;
   }
+  for (const ev of events) reconstructor.push(ev);
+  progress.bytes += frame.length - SpoolCipher.IV_BYTES;
+});
+
+function write(ex: Exchange): void {
+  if (ex.role === 'incoming') appPort ??= appPortOf(ex);
   if (failed) {
     if (ex.role === 'incoming') notTried.tests++;
     else notTried.mocks++;
@@ -56,14 +72,24 @@ function handle(data: Buffer): void {
   }
   try {
     writer.writeExchange(ex);
-    if (ex.role === 'incoming') counts.tests++;
-    else counts.mocks++;
+    if (ex.role === 'incoming') progress.tests++;
+    else progress.mocks++;
   } catch (err) {
     failed = true;
     const code = ((err as { cause?: NodeJS.ErrnoException }).cause)?.code;
     const hint = err instanceof TlsrecError ? err.hint : undefined;
     report({ failure: { message: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
+  collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
+}
+
+/** The port the app served on, from a request it received. */
+function appPortOf(ex: Exchange): number | undefined {
+  if (ex.localPort) return ex.localPort;
+  const host = firstHeader(ex.request.headers, 'host');
+  const m = host ? /:(\d+)$/.exec(host) : null;
+  if (m) return Number(m[1]);
+  return host ? (ex.tls ? 443 : 80) : undefined;
 }
 
 let recorderDone = false;
@@ -79,6 +105,7 @@ let reported = -1;
 async function finish(): Promise<void> {
   // tlsrec closed stdin after its last append: everything is in the spool.
   const leftover = reader.finish();
+  const stats = reconstructor.finish(); // completes what ends with the stream (close-delimited bodies)
   const summary = await writer.close();
   report({
     end: {
@@ -88,6 +115,8 @@ async function finish(): Promise<void> {
       failedMocks: summary.failedMocks + notTried.mocks,
     },
     leftover,
+    stats,
+    ...(appPort === undefined ? {} : { appPort }),
   });
 }
 
@@ -97,9 +126,9 @@ function tick(): void {
     const until = Date.now() + 50;
     let progressed = false;
     while (Date.now() < until && reader.step()) progressed = true;
-    if (Date.now() - lastReport >= REPORT_MS && counts.tests + counts.mocks !== reported) {
-      report({ progress: { ...counts } });
-      reported = counts.tests + counts.mocks;
+    if (Date.now() - lastReport >= REPORT_MS && progress.bytes !== reported) {
+      report({ progress: { ...progress } });
+      reported = progress.bytes;
       lastReport = Date.now();
     }
     if (!progressed && recorderDone) {
