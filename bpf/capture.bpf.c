@@ -31,6 +31,7 @@ const volatile struct cap_config cfg = {};
 #define SC_ARG0(r) ((r)->regs[0])
 #define SC_ARG1(r) ((r)->regs[1])
 #define SC_ARG2(r) ((r)->regs[2])
+#define SC_NR(r) ((r)->syscallno)
 #else
 #define NR_read 0
 #define NR_write 1
@@ -47,6 +48,7 @@ const volatile struct cap_config cfg = {};
 #define SC_ARG0(r) ((r)->di)
 #define SC_ARG1(r) ((r)->si)
 #define SC_ARG2(r) ((r)->dx)
+#define SC_NR(r) ((r)->orig_ax)
 #endif
 
 #define EINPROGRESS 115
@@ -130,17 +132,19 @@ struct {
 	__type(value, struct tls_val);
 } tls_conns SEC(".maps");
 
-/* Arguments saved at syscall entry, used at exit (keyed by pid_tgid: one syscall per thread). */
+/* The call in flight on a thread (one at a time), saved at entry for its exit. Task storage: a
+ * slot hanging off the thread itself, cheaper than a hash keyed by thread id (no hashing, no
+ * bucket lock, nothing to delete) and freed with the thread. */
 struct sc_args {
 	__u64 a0, a1, a2;
 	__u32 nr;
-	__u32 pad;
+	__u32 active; /* set at entry, cleared at exit */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct sc_args);
 } sc_active SEC(".maps");
 
@@ -149,13 +153,14 @@ struct tls_args {
 	__u64 buf;
 	__u64 lenp; /* size_t* of the _ex functions, 0 otherwise */
 	__u8 dir;
-	__u8 pad[7];
+	__u8 active; /* set at entry, cleared at exit */
+	__u8 pad[6];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct tls_args);
 } tls_active SEC(".maps");
 
@@ -312,17 +317,18 @@ static __always_inline void emit_data(__u8 source, __u64 conn, __u8 dir, __u64 p
 
 static __always_inline int tls_enter(void *ssl, void *buf, void *lenp, __u8 dir)
 {
-	__u64 id;
-	struct tls_args a = {};
+	struct tls_args *a;
 
 	if (!in_scope())
 		return 0;
-	id = bpf_get_current_pid_tgid();
-	a.ssl = (__u64)ssl;
-	a.buf = (__u64)buf;
-	a.lenp = (__u64)lenp;
-	a.dir = dir;
-	bpf_map_update_elem(&tls_active, &id, &a, BPF_ANY);
+	a = bpf_task_storage_get(&tls_active, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return 0;
+	a->ssl = (__u64)ssl;
+	a->buf = (__u64)buf;
+	a->lenp = (__u64)lenp;
+	a->dir = dir;
+	a->active = 1;
 	return 0;
 }
 
@@ -335,20 +341,19 @@ static __always_inline int tls_exit(long rc, bool ex)
 	__u64 len = 0;
 	__u64 pos;
 
-	a = bpf_map_lookup_elem(&tls_active, &id);
-	if (!a)
+	a = bpf_task_storage_get(&tls_active, bpf_get_current_task_btf(), 0, 0);
+	if (!a || !a->active)
 		return 0;
-	/* The common Node case (SSL_read returning -1: would block) ends here: one lookup, one delete. */
+	a->active = 0;
+	/* The common Node case (SSL_read returning -1: would block) ends here. */
 	if (ex) {
 		if ((int)rc != 1 || !a->lenp || bpf_probe_read_user(&len, sizeof(len), (void *)a->lenp))
 			len = 0;
 	} else if ((int)rc > 0) {
 		len = (__u32)(int)rc;
 	}
-	if (len == 0 || len > 0xffffffffULL) {
-		bpf_map_delete_elem(&tls_active, &id);
+	if (len == 0 || len > 0xffffffffULL)
 		return 0;
-	}
 
 	k.ssl = a->ssl;
 	k.tgid = id >> 32;
@@ -358,10 +363,8 @@ static __always_inline int tls_exit(long rc, bool ex)
 
 		bpf_map_update_elem(&tls_conns, &k, &zero, BPF_NOEXIST);
 		v = bpf_map_lookup_elem(&tls_conns, &k);
-		if (!v) {
-			bpf_map_delete_elem(&tls_active, &id);
+		if (!v)
 			return 0;
-		}
 	}
 	/* Advance by the full length first, so a lost chunk leaves a visible gap. */
 	if (a->dir == CAP_DIR_OUT)
@@ -369,7 +372,6 @@ static __always_inline int tls_exit(long rc, bool ex)
 	else
 		pos = __sync_fetch_and_add(&v->pos[0], len);
 	emit_data(CAP_SRC_TLS, a->ssl, a->dir, pos, a->buf, 0, 0, (__u32)len);
-	bpf_map_delete_elem(&tls_active, &id);
 	return 0;
 }
 
@@ -543,13 +545,35 @@ static __always_inline void track_socket(__u32 fd, __u8 role)
 	bpf_ringbuf_submit(r, RB_SUBMIT);
 }
 
+/* The syscalls whose arguments sys_enter may save (close aside): all others return at once. */
+static __always_inline bool is_tracked_syscall(long nr)
+{
+	switch (nr) {
+	case NR_connect:
+	case NR_accept:
+	case NR_accept4:
+	case NR_read:
+	case NR_write:
+	case NR_readv:
+	case NR_writev:
+	case NR_sendto:
+	case NR_recvfrom:
+	case NR_sendmsg:
+	case NR_recvmsg:
+		return true;
+	default:
+		return false;
+	}
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 {
 	__u64 id;
-	struct sc_args a = {};
+	struct sc_args *a;
 
-	if (!in_scope())
+	/* Most syscalls (epoll_wait, futex, ...) are none of ours: decided from the number alone. */
+	if ((!is_tracked_syscall(nr) && nr != NR_close) || !in_scope())
 		return 0;
 	id = bpf_get_current_pid_tgid();
 	switch (nr) {
@@ -601,13 +625,17 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	default:
 		return 0;
 	}
-	a.nr = nr;
-	a.a0 = SC_ARG0(regs);
-	a.a1 = SC_ARG1(regs);
-	a.a2 = SC_ARG2(regs);
-	bpf_map_update_elem(&sc_active, &id, &a, BPF_ANY);
+	a = bpf_task_storage_get(&sc_active, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return 0;
+	a->nr = nr;
+	a->a0 = SC_ARG0(regs);
+	a->a1 = SC_ARG1(regs);
+	a->a2 = SC_ARG2(regs);
+	a->active = 1;
 	return 0;
 }
+
 
 struct user_msghdr_min {
 	__u64 name;
@@ -629,12 +657,13 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u8 dir;
 	__u32 nr;
 
-	if (!in_scope())
+	if (!is_tracked_syscall(SC_NR(regs)) || !in_scope())
 		return 0;
 	id = bpf_get_current_pid_tgid();
-	a = bpf_map_lookup_elem(&sc_active, &id);
-	if (!a)
+	a = bpf_task_storage_get(&sc_active, bpf_get_current_task_btf(), 0, 0);
+	if (!a || !a->active)
 		return 0;
+	a->active = 0;
 	nr = a->nr;
 	k.tgid = id >> 32;
 	k.fd = (__u32)a->a0;
@@ -643,18 +672,18 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		/* Node connects non-blocking: -EINPROGRESS is a connection on its way. */
 		if (ret == 0 || ret == -EINPROGRESS)
 			track_socket(k.fd, CAP_ROLE_CONNECT);
-		goto out;
+		return 0;
 	}
 	if (nr == NR_accept || nr == NR_accept4) {
 		if (ret >= 0)
 			track_socket((__u32)ret, CAP_ROLE_ACCEPT);
-		goto out;
+		return 0;
 	}
 	if (ret <= 0)
-		goto out;
+		return 0;
 	v = bpf_map_lookup_elem(&socks, &k);
 	if (!v)
-		goto out;
+		return 0;
 
 	switch (nr) {
 	case NR_read:
@@ -684,14 +713,14 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		dir = nr == NR_recvmsg ? CAP_DIR_IN : CAP_DIR_OUT;
 		if (bpf_probe_read_user(&m, sizeof(m), (void *)a->a1)) {
 			emit_loss(CAP_SRC_SOCKET, ((__u64)k.fd << 32) | v->stamp, dir, 0, ret, CAP_LOSS_READ_FAULT);
-			goto out;
+			return 0;
 		}
 		iov = m.iov;
 		iov_cnt = m.iovlen;
 		break;
 	}
 	default:
-		goto out;
+		return 0;
 	}
 
 	if (v->state == SOCK_UNKNOWN) {
@@ -708,11 +737,11 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		bpf_probe_read_user(head, sizeof(head), (void *)first);
 		if (ret >= 2 && head[0] == 0x16 && head[1] == 0x03) {
 			v->state = SOCK_TLS;
-			goto out;
+			return 0;
 		}
 		v->state = SOCK_PLAIN;
 	} else if (v->state == SOCK_TLS) {
-		goto out;
+		return 0;
 	}
 
 	if (dir == CAP_DIR_OUT)
@@ -720,8 +749,6 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	else
 		pos = __sync_fetch_and_add(&v->pos[0], (__u64)ret);
 	emit_data(CAP_SRC_SOCKET, ((__u64)k.fd << 32) | v->stamp, dir, pos, buf, iov, iov_cnt, (__u32)ret);
-out:
-	bpf_map_delete_elem(&sc_active, &id);
 	return 0;
 }
 
