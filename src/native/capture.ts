@@ -1,8 +1,9 @@
 // The capture engine used by `tlsrec record`: loads bpf/capture.bpf.o with the target cgroup as a
 // load-time constant, attaches the syscall/exec tracepoints and OpenSSL uprobes, and delivers decoded
 // events in batches from a timer that drains the ring buffer. Draining (copying records out) is
-// kept apart from consuming them (reconstruction, writing): the consumer works in time slices and
-// the ring is drained between slices, so a slow consumer queues in memory instead of losing data.
+// kept apart from consuming them (spooling them for the writer process): the consumer works in time
+// slices and the ring is drained between slices, so a slow consumer queues in memory instead of
+// losing data.
 //
 // Polling choice: a 4 ms timer draining everything committed. A blocking epoll_wait in
 // runInNewThread would wake a libuv worker per call and still hand results back through the event
@@ -199,8 +200,8 @@ export class CaptureSession {
 
   /**
    * Copy everything committed out of the ring (cheap: decode + memcpy) into the queue, then let
-   * the consumer work through the queue in time slices. The consumer (reconstruction, YAML
-   * writing) can be much slower than the ring fills under load; draining between its slices keeps
+   * the consumer work through the queue in time slices. The consumer (spooling, which may stall on
+   * a slow disk) can be slower than the ring fills under load; draining between its slices keeps
    * the kernel's ring empty so a burst waits in user memory instead of being lost.
    */
   private poll(): void {

@@ -1,8 +1,10 @@
 // Collecting garbage after big bodies. A body of MiBs leaves several copies behind (ring chunks,
 // the joined body, its encodings) that V8 would only collect once its heap had grown far past
 // what is live: recording 1 GiB of 2 MiB bodies peaked at ~330 MB (recorder) + ~200 MB (writer).
-// A full collection every few MiB of bodies keeps both near what they really hold (figures in
-// bench/README.md), at a cost of a few ms per collection; small-body traffic rarely triggers one.
+// A full collection every MiB of big bodies keeps the writer process, which reconstructs and
+// renders them, near what it really holds (figures in bench/README.md), at a cost of a few ms per
+// collection; small-body traffic rarely triggers one. (The recorder only handles ring chunks of
+// at most 16 KiB, which V8's scavenger takes cheaply.)
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -30,30 +32,19 @@ const BIG_BODY = 64 * 1024;
 
 export class BodyGarbageCollector {
   private bytes = 0;
-  private scheduled = false;
 
   /**
-   * `timing`: 'now' collects inside note() (the writer process, whose caller has just let go of
-   * the exchange and works in 50 ms slices that would otherwise pile up tens of MiB of garbage);
-   * 'after-task' waits for the current task (the recorder, mid-reconstruction).
+   * Collects inside note(): its caller (the writer process) has just let go of the exchange, and
+   * works in 50 ms slices that would otherwise pile up tens of MiB of garbage.
    */
-  constructor(private readonly everyBytes: number, private readonly timing: 'now' | 'after-task' = 'after-task') {}
+  constructor(private readonly everyBytes: number) {}
 
   /** Body bytes just handled; once `everyBytes` of big bodies have passed, one collection. */
   note(bodyBytes: number): void {
     if (bodyBytes < BIG_BODY) return;
     this.bytes += bodyBytes;
-    if (this.bytes < this.everyBytes || this.scheduled) return;
-    if (this.timing === 'now') {
-      this.bytes = 0;
-      gc()?.();
-      return;
-    }
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.bytes = 0;
-      gc()?.();
-    });
+    if (this.bytes < this.everyBytes) return;
+    this.bytes = 0;
+    gc()?.();
   }
 }

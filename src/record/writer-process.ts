@@ -48,7 +48,7 @@ const progress = { tests: 0, mocks: 0, bytes: 0 };
 let failed = false;
 const notTried = { tests: 0, mocks: 0 };
 let appPort: number | undefined;
-const collector = new BodyGarbageCollector(1024 * 1024, 'now');
+const collector = new BodyGarbageCollector(1024 * 1024);
 const reconstructor = new Reconstructor({ onExchange: write });
 
 const reader = new SpoolReader(config.setDir, config.prefix, (frame) => {
