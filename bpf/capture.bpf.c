@@ -566,6 +566,33 @@ static __always_inline bool is_tracked_syscall(long nr)
 	}
 }
 
+/* close() of a socket we track: its close event, and it is forgotten. */
+static __always_inline void close_socket(__u64 id, __u32 fd)
+{
+	struct sock_key k = { .tgid = id >> 32, .fd = fd };
+	struct sock_val *v = bpf_map_lookup_elem(&socks, &k);
+	struct cap_event *e;
+
+	if (!v)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->ts_ns = bpf_ktime_get_ns();
+		e->conn = ((__u64)k.fd << 32) | v->stamp;
+		e->tgid = id >> 32;
+		e->tid = (__u32)id;
+		e->type = CAP_CLOSE;
+		e->source = CAP_SRC_SOCKET;
+		bpf_ringbuf_submit(e, RB_SUBMIT);
+	} else {
+		struct cap_counters *c = get_counters();
+		if (c)
+			__sync_fetch_and_add(&c->ringbuf_full, 1);
+	}
+	bpf_map_delete_elem(&socks, &k);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 {
@@ -573,57 +600,21 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	struct sc_args *a;
 
 	/* Most syscalls (epoll_wait, futex, ...) are none of ours: decided from the number alone. */
-	if ((!is_tracked_syscall(nr) && nr != NR_close) || !in_scope())
+	if ((nr != NR_close && !is_tracked_syscall(nr)) || !in_scope())
 		return 0;
 	id = bpf_get_current_pid_tgid();
-	switch (nr) {
-	case NR_connect:
-	case NR_accept:
-	case NR_accept4:
-		break;
-	case NR_close: {
-		struct sock_key k = { .tgid = id >> 32, .fd = (__u32)SC_ARG0(regs) };
-		struct sock_val *v = bpf_map_lookup_elem(&socks, &k);
-		struct cap_event *e;
-
-		if (!v)
-			return 0;
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (e) {
-			__builtin_memset(e, 0, sizeof(*e));
-			e->ts_ns = bpf_ktime_get_ns();
-			e->conn = ((__u64)k.fd << 32) | v->stamp;
-			e->tgid = id >> 32;
-			e->tid = (__u32)id;
-			e->type = CAP_CLOSE;
-			e->source = CAP_SRC_SOCKET;
-			bpf_ringbuf_submit(e, RB_SUBMIT);
-		} else {
-			struct cap_counters *c = get_counters();
-			if (c)
-				__sync_fetch_and_add(&c->ringbuf_full, 1);
-		}
-		bpf_map_delete_elem(&socks, &k);
+	if (nr == NR_close) {
+		close_socket(id, (__u32)SC_ARG0(regs));
 		return 0;
 	}
-	case NR_read:
-	case NR_write:
-	case NR_readv:
-	case NR_writev:
-	case NR_sendto:
-	case NR_recvfrom:
-	case NR_sendmsg:
-	case NR_recvmsg: {
-		/* Only fds we saw connected or accepted: files, pipes and ttys are never looked at. */
+	if (nr != NR_connect && nr != NR_accept && nr != NR_accept4) {
+		/* The read/write family: only fds we saw connected or accepted, and not TLS ones (the
+		 * uprobes see their plaintext). Files, pipes and ttys are never looked at. */
 		struct sock_key k = { .tgid = id >> 32, .fd = (__u32)SC_ARG0(regs) };
 		struct sock_val *v = bpf_map_lookup_elem(&socks, &k);
 
 		if (!v || v->state == SOCK_TLS)
 			return 0;
-		break;
-	}
-	default:
-		return 0;
 	}
 	a = bpf_task_storage_get(&sc_active, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!a)
@@ -635,7 +626,6 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	a->active = 1;
 	return 0;
 }
-
 
 struct user_msghdr_min {
 	__u64 name;
