@@ -142,7 +142,7 @@ export class BackgroundWriter {
     };
     // Not detached, so it stays in the app's scheduling group (see setBackground): the terminal's
     // Ctrl-C reaches it too, and it ignores that. The key goes in the environment, which only
-    // root can read (/proc/<pid>/environ), never on the command line.
+    // the process's owner can read (/proc/<pid>/environ), never on the world-readable command line.
     this.child = spawn(process.execPath, [...WRITER_NODE_FLAGS, writerScript ?? WRITER_SCRIPT, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, [SPOOL_KEY_ENV]: this.cipher.keyHex() },

@@ -1,6 +1,6 @@
 // The spool between the recorder and its writer process holds captured plaintext: request and
-// response bytes before anything is redacted. It is encrypted with a key that exists only in
-// the memory of those two processes (the writer gets it in its environment, readable by root
+// response bytes before anything is redacted. It is encrypted with a key that exists only in the
+// memory of those two processes (the writer gets it in its environment, readable by its owner
 // only), so that what reaches the disk before the test files, or is left behind by a crash, never
 // holds a secret header or body in the clear. AES-256-CTR from node:crypto; each frame's IV is a
 // random prefix and the frame's number, so no two frames share counter blocks.
