@@ -127,4 +127,28 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     expect(text).not.toContain(secret);
     expect(text).toContain('[REDACTED]');
   });
+
+  it('the redaction options reach the writer process: extra header names, and redaction off', async () => {
+    const rec = recordings.find((r) => r.exchanges.some((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization')))!;
+    const secret = rec.exchanges
+      .flatMap((e) => e.request.headers)
+      .find(([n]) => n.toLowerCase() === 'authorization')![1];
+    const written = async (opts: { redact?: boolean; redactHeaders?: string[] }): Promise<string> => {
+      const root = newDir();
+      const bg = await BackgroundWriter.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, writerScript, ...opts });
+      bg.writeEvents(rec.events);
+      expect((await bg.close()).lateErrors).toEqual([]);
+      return [...tree(root).values()].map((b) => b.toString('latin1')).join('\n');
+    };
+    const byDefault = await written({});
+    expect(byDefault).toMatch(/Connection: keep-alive/);
+    expect(byDefault).not.toContain(secret);
+    const extra = await written({ redactHeaders: ['CONNECTION'] });
+    expect(extra).not.toMatch(/Connection: keep-alive/);
+    expect(extra).toMatch(/Connection: "\[REDACTED\]"/);
+    expect(extra).not.toContain(secret);
+    const off = await written({ redact: false });
+    expect(off).toContain(secret);
+  });
+
 });
