@@ -5,10 +5,12 @@
 // Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines,
 // rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one of those
 // milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only copies
-// the captured events to a spool (event-codec.ts, encrypted by spool-cipher.ts; one write(2) per
-// batch); the writer process (writer-process.ts, idle CPU class) reconstructs the exchanges and
-// writes test files and mocks.yaml, in order, whenever the CPU has time, and is raised to normal
-// priority and waited for when recording ends.
+// the captured events to a spool, as ring records (native/decode.ts) encrypted by
+// spool-cipher.ts, many batches a write(2); the writer process (writer-process.ts, idle CPU class)
+// reconstructs the exchanges and writes test files and mocks.yaml, in order, whenever the CPU has
+// time, and is raised to normal priority and waited for when recording ends. Measured: the
+// recorder's CPU under a bare HTTPS load went from 34 % to 10 % of a core when it stopped
+// reconstructing (bench/README.md, session 5).
 //
 // Nothing is lost when tlsrec dies: the spool is on disk before the writer reads it, and the
 // writer, seeing its stdin close, writes everything complete and exits. If the writer dies,
@@ -21,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { causeText, OutputError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
 import type { CaptureEvent } from './events.js';
-import { encodeEvents } from './event-codec.js';
+import { encodeRecords } from '../native/decode.js';
 import type { ReconstructStats } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolWriteError, SpoolWriter } from '../format/spool.js';
@@ -182,7 +184,7 @@ export class BackgroundWriter {
    */
   writeEvents(events: readonly CaptureEvent[]): void {
     if (events.length === 0) return;
-    const batch = encodeEvents(events);
+    const batch = encodeRecords(events);
     this.pending.push(batch);
     this.pendingBytes += batch.length;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();

@@ -6,7 +6,7 @@
 // died) and the spool holds nothing more. Reports on stdout (WriterReport, one JSON a line).
 
 import type { WriterProcessConfig, WriterReport } from './background-writer.js';
-import { decodeEvents } from './event-codec.js';
+import { decodeRecords } from '../native/decode.js';
 import type { Exchange } from './exchange.js';
 import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
@@ -52,15 +52,17 @@ const collector = new BodyGarbageCollector(1024 * 1024);
 const reconstructor = new Reconstructor({ onExchange: write });
 
 const reader = new SpoolReader(config.setDir, config.prefix, (frame) => {
+  let plain: Buffer;
   let events;
   try {
-    events = decodeEvents(cipher.open(frame));
+    plain = cipher.open(frame);
+    events = decodeRecords(plain);
   } catch (err) {
     report({ failure: { message: `a spooled batch of events could not be read: ${err instanceof Error ? err.message : String(err)}` } });
     return;
   }
   for (const ev of events) reconstructor.push(ev);
-  progress.bytes += frame.length - SpoolCipher.IV_BYTES;
+  progress.bytes += plain.length; // as the recorder counts what it spooled
 });
 
 function write(ex: Exchange): void {

@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { EnvironmentError, causeText } from '../../errors.js';
+import { ipv6Bytes } from '../../ip-bytes.js';
 
 export interface RunCa {
   /** The run directory (mode 0700). */
@@ -264,23 +265,6 @@ const dnsSan = (n: string): Buffer => tag(0x82, Buffer.from(n, 'ascii'));
 function ipSan(ip: string): Buffer {
   if (isIP(ip) === 4) return tag(0x87, Buffer.from(ip.split('.').map(Number)));
   return tag(0x87, ipv6Bytes(ip));
-}
-
-function ipv6Bytes(ip: string): Buffer {
-  let s = ip;
-  const out = Buffer.alloc(16);
-  // An embedded IPv4 tail ("::ffff:1.2.3.4") becomes two hex groups.
-  const v4 = s.match(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    s = s.slice(0, v4.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16);
-  }
-  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g || '0', 16), i * 2));
-  return out;
 }
 
 /** RFC 5280 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */

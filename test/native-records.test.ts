@@ -1,4 +1,5 @@
-// Capture events as spool frames (src/record/event-codec.ts, sealed by spool-cipher.ts): what the
+// Capture events as spool frames: ring records (encodeRecords / decodeRecords of
+// src/native/decode.ts, the format the kernel writes), sealed by spool-cipher.ts. What the
 // recorder encodes and seals, the writer process must open and decode to the same events, bytes
 // for bytes, through a real spool on disk; and nothing of the plaintext may be on disk.
 
@@ -8,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SpoolReader, SpoolWriter } from '../src/format/spool.js';
-import { decodeEvents, encodeEvents } from '../src/record/event-codec.js';
+import { decodeRecords, encodeRecords } from '../src/native/decode.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/record/events.js';
 import { SpoolCipher } from '../src/record/spool-cipher.js';
@@ -52,7 +53,7 @@ function handBuilt(): CaptureEvent[] {
   ];
 }
 
-describe('encodeEvents / decodeEvents', () => {
+describe('encodeRecords / decodeRecords', () => {
   it('every event of every real recording comes back equal, in batches of any size', () => {
     const r = seededRandom(26);
     let total = 0;
@@ -60,7 +61,7 @@ describe('encodeEvents / decodeEvents', () => {
       const back: CaptureEvent[] = [];
       for (let i = 0; i < events.length; ) {
         const n = 1 + Math.floor(r() * 40);
-        back.push(...decodeEvents(encodeEvents(events.slice(i, i + n))));
+        back.push(...decodeRecords(encodeRecords(events.slice(i, i + n))));
         i += n;
       }
       expect(back, name).toStrictEqual(events);
@@ -70,24 +71,24 @@ describe('encodeEvents / decodeEvents', () => {
   });
 
   it('every kind of event and the extremes of each field', () => {
-    expect(decodeEvents(encodeEvents(handBuilt()))).toStrictEqual(handBuilt());
-    expect(decodeEvents(encodeEvents([]))).toEqual([]);
+    expect(decodeRecords(encodeRecords(handBuilt()))).toStrictEqual(handBuilt());
+    expect(decodeRecords(encodeRecords([]))).toEqual([]);
   });
 
   it('decoded data are copies: reusing the batch buffer does not change them', () => {
-    const batch = encodeEvents(handBuilt());
-    const back = decodeEvents(batch);
+    const batch = encodeRecords(handBuilt());
+    const back = decodeRecords(batch);
     batch.fill(0x2a);
     expect(back).toStrictEqual(handBuilt());
   });
 
   it('bytes that are not a whole batch throw, naming the offset', () => {
-    const batch = encodeEvents(handBuilt().slice(0, 4)); // ends with the data event "hello"
-    expect(() => decodeEvents(batch.subarray(0, batch.length - 1))).toThrow(/offset \d+ says 5 payload bytes, 4 are left/);
-    expect(() => decodeEvents(batch.subarray(0, 47))).toThrow(/47 bytes at offset 0 are not a whole event header/);
+    const batch = encodeRecords(handBuilt().slice(0, 4)); // ends with the data event "hello"
+    expect(() => decodeRecords(batch.subarray(0, batch.length - 1))).toThrow(/offset \d+ says 5 payload bytes, 4 are left/);
+    expect(() => decodeRecords(batch.subarray(0, 47))).toThrow(/47 bytes at offset 0 are not a whole event header/);
     const badType = Buffer.from(batch);
     badType[44] = 99;
-    expect(() => decodeEvents(badType)).toThrow(/unknown event type 99 at offset 0/);
+    expect(() => decodeRecords(badType)).toThrow(/unknown event type 99 at offset 0/);
   });
 });
 
@@ -99,7 +100,7 @@ describe('SpoolCipher', () => {
       const cipher = SpoolCipher.generate();
       const writer = new SpoolWriter(dir, 'spool', 256 * 1024);
       for (let i = 0; i < all.length; i += 50) {
-        writer.append(cipher.seal([encodeEvents(all.slice(i, i + 25)), encodeEvents(all.slice(i + 25, i + 50))]));
+        writer.append(cipher.seal([encodeRecords(all.slice(i, i + 25)), encodeRecords(all.slice(i + 25, i + 50))]));
         writer.flush();
       }
       writer.close();
@@ -108,7 +109,7 @@ describe('SpoolCipher', () => {
       const onDisk = Buffer.concat(files.map((f) => readFileSync(path.join(dir, f))));
       for (const plain of ['HTTP/1.1', 'Host:', 'hello', '10.0.0.1']) expect(onDisk.includes(plain), plain).toBe(false);
 
-      const reader = new SpoolReader(dir, 'spool', (frame) => back.push(...decodeEvents(opener.open(frame))));
+      const reader = new SpoolReader(dir, 'spool', (frame) => back.push(...decodeRecords(opener.open(frame))));
       const back: CaptureEvent[] = [];
       const opener = SpoolCipher.fromHex(cipher.keyHex());
       expect(reader.finish()).toBe(0);
@@ -121,7 +122,7 @@ describe('SpoolCipher', () => {
 
   it('each frame has its own IV; another key does not open it', () => {
     const cipher = SpoolCipher.generate();
-    const plain = encodeEvents(handBuilt());
+    const plain = encodeRecords(handBuilt());
     const a = Buffer.concat(cipher.seal([plain]));
     const b = Buffer.concat(cipher.seal([plain]));
     expect(a.length).toBe(plain.length + SpoolCipher.IV_BYTES);
