@@ -177,6 +177,15 @@ static __always_inline struct cap_counters *get_counters(void)
 	return bpf_map_lookup_elem(&counters, &zero);
 }
 
+/* A small record (open, close, exec) that found the ring full: counted, as emit_loss counts data. */
+static __always_inline void count_ringbuf_full(void)
+{
+	struct cap_counters *c = get_counters();
+
+	if (c)
+		__sync_fetch_and_add(&c->ringbuf_full, 1);
+}
+
 /* Best effort: a small record telling user space which bytes are missing (it would see the gap
  * from `pos` anyway; this adds the reason). The counters are the authoritative tally. */
 static __always_inline void emit_loss(__u8 source, __u64 conn, __u8 dir, __u64 pos, __u32 len, __u8 reason)
@@ -441,9 +450,7 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 	bpf_map_delete_elem(&tls_conns, &k);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		struct cap_counters *c = get_counters();
-		if (c)
-			__sync_fetch_and_add(&c->ringbuf_full, 1);
+		count_ringbuf_full();
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -516,9 +523,7 @@ static __always_inline void track_socket(__u32 fd, __u8 role)
 
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
-		struct cap_counters *c = get_counters();
-		if (c)
-			__sync_fetch_and_add(&c->ringbuf_full, 1);
+		count_ringbuf_full();
 		return;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
@@ -586,9 +591,7 @@ static __always_inline void close_socket(__u64 id, __u32 fd)
 		e->source = CAP_SRC_SOCKET;
 		bpf_ringbuf_submit(e, RB_SUBMIT);
 	} else {
-		struct cap_counters *c = get_counters();
-		if (c)
-			__sync_fetch_and_add(&c->ringbuf_full, 1);
+		count_ringbuf_full();
 	}
 	bpf_map_delete_elem(&socks, &k);
 }
@@ -762,9 +765,7 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		return 0;
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
-		struct cap_counters *c = get_counters();
-		if (c)
-			__sync_fetch_and_add(&c->ringbuf_full, 1);
+		count_ringbuf_full();
 		return 0;
 	}
 	id = bpf_get_current_pid_tgid();

@@ -43,7 +43,7 @@ export function minifyJson(text: string): string {
       continue;
     }
     if (c === 0x22) inString = true;
-    else if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+    else if (isJsonSpace(c)) {
       out += text.slice(start, i);
       start = i + 1;
     }
@@ -67,7 +67,7 @@ function isJsonSpace(c: number): boolean {
  * Indents valid JSON (in any layout) with 2 spaces, in the layout of JSON.stringify(v, null, 2),
  * tokens untouched. One pass over the text, copying runs between structural characters: about
  * half the time of minifying, parsing and stringifying again, and it keeps big integers as written
- * without a second path. The input must be valid JSON (see parseJsonBody).
+ * without a second path. The input must be valid JSON (see looksLikeJson).
  */
 export function prettyJson(text: string): string {
   let out = '';

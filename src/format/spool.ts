@@ -157,8 +157,7 @@ export class SpoolWriter {
   remove(): void {
     if (!this.closed) {
       this.closed = true;
-      this.queue = [];
-      this.queuedBytes = 0;
+      this.discard();
       try { fs.closeSync(this.fd); } catch { /* already closed */ }
     }
     for (let k = 0; k <= this.seg; k++) fs.rmSync(segmentPath(this.dir, this.prefix, k), { force: true });
