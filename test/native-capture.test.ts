@@ -9,6 +9,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
 import { Cgroup, argvInCgroup } from '../src/native/cgroup.js';
 import { CaptureSession, captureUnsupportedReason } from '../src/native/capture.js';
+import { decodeRecords } from '../src/native/decode.js';
 import type { CaptureEvent, DataEvent, OpenEvent } from '../src/record/events.js';
 
 const certs = join(import.meta.dirname, '..', 'fixtures', 'certs');
@@ -117,7 +118,7 @@ describeEbpf('eBPF capture (root, BTF)', () => {
     tlsPort = await listen(tlsServer, '127.0.0.2');
     plainPort = await listen(plainServer, '127.0.0.3');
     cgroup = Cgroup.create('native-test');
-    session = await CaptureSession.start({ cgroup, onEvents: (e) => events.push(...e), onWarning: (m) => warnings.push(m) });
+    session = await CaptureSession.start({ cgroup, onRecords: (r) => events.push(...decodeRecords(r)), onWarning: (m) => warnings.push(m) });
   });
 
   afterAll(async () => {
@@ -268,7 +269,7 @@ describeEbpf('eBPF capture loss accounting', () => {
     const port = await listen(server, '127.0.0.2');
     const events: CaptureEvent[] = [];
     // 64 KiB ring polled every 2 s: a 5 MB download cannot fit.
-    const session = await CaptureSession.start({ cgroup, ringbufBytes: 64 * 1024, pollMs: 2000, onEvents: (e) => events.push(...e) });
+    const session = await CaptureSession.start({ cgroup, ringbufBytes: 64 * 1024, pollMs: 2000, onRecords: (r) => events.push(...decodeRecords(r)) });
     try {
       const r = await run(argvInCgroup(cgroup, ['curl', '-sS', '-o', '/dev/null', '--cacert', join(certs, 'ca.pem'), `https://127.0.0.2:${port}/big`]));
       expect(r.code, r.stderr).toBe(0);

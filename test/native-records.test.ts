@@ -1,7 +1,7 @@
-// Capture events as spool frames: ring records (encodeRecords / decodeRecords of
-// src/native/decode.ts, the format the kernel writes), sealed by spool-cipher.ts. What the
-// recorder encodes and seals, the writer process must open and decode to the same events, bytes
-// for bytes, through a real spool on disk; and nothing of the plaintext may be on disk.
+// Ring records as spool frames: the format the kernel writes (decodeRecords of src/native/decode.ts;
+// encodeRecords of test/helpers/ring-records.ts makes them from recorded events), sealed by
+// spool-cipher.ts. What the recorder seals, the writer process must open and decode to the same
+// events, bytes for bytes, through a real spool on disk; and nothing of the plaintext may be on disk.
 
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -9,23 +9,17 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SpoolReader, SpoolWriter } from '../src/format/spool.js';
-import { decodeRecords, encodeRecords } from '../src/native/decode.js';
+import { CAP_HDR_SIZE, dataLength, decodeRecords, execTgid, recordLength } from '../src/native/decode.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/record/events.js';
 import { SpoolCipher } from '../src/record/spool-cipher.js';
 import { seededRandom } from './helpers/random.js';
+import { compareBuffersFast } from './helpers/buffer-equality.js';
+import { encodeRecords } from './helpers/ring-records.js';
 
 const EVENTS_DIR = fileURLToPath(new URL('../fixtures/events/', import.meta.url));
 
-// Data is compared with Buffer.equals (deep equality of a 1 MiB buffer element by element is slow).
-expect.addEqualityTesters([
-  (a: unknown, b: unknown): boolean | undefined => {
-    const ba = Buffer.isBuffer(a);
-    const bb = Buffer.isBuffer(b);
-    if (!ba && !bb) return undefined;
-    return ba && bb && a.equals(b);
-  },
-]);
+compareBuffersFast();
 
 /** Every event of every recorded fixture, file by file. */
 const recorded = new Map<string, CaptureEvent[]>();
@@ -89,6 +83,53 @@ describe('encodeRecords / decodeRecords', () => {
     const badType = Buffer.from(batch);
     badType[44] = 99;
     expect(() => decodeRecords(badType)).toThrow(/unknown event type 99 at offset 0/);
+  });
+});
+
+describe('recordLength / dataLength / execTgid (what the recorder reads of a ring record)', () => {
+  /** Each hand-built event as its own record, followed by bytes that are not its own (a ring view). */
+  const views = (): Array<{ ev: CaptureEvent; view: Buffer; own: number }> =>
+    handBuilt().map((ev) => {
+      const own = encodeRecords([ev]);
+      const view = Buffer.alloc(own.length + 37, 0x77);
+      own.copy(view);
+      return { ev, view, own: own.length };
+    });
+
+  it('the spool keeps the header and the payload it announces, not the rest of a reserved record', () => {
+    for (const { ev, view, own } of views()) {
+      expect(recordLength(view), ev.type).toBe(own);
+      expect(decodeRecords(view.subarray(0, recordLength(view)))).toStrictEqual([ev]);
+    }
+    // An exec record is reserved with room for a long file name; its header says how much is used.
+    const exec = Buffer.alloc(CAP_HDR_SIZE + 256);
+    encodeRecords([handBuilt()[0]!]).copy(exec);
+    exec.writeUInt32LE(9, 40);
+    exec.write('/bin/curl', CAP_HDR_SIZE);
+    expect(recordLength(exec)).toBe(CAP_HDR_SIZE + 9);
+  });
+
+  it('skips what it cannot read: shorter than a header, or a type it does not know (a newer BPF object)', () => {
+    const { view } = views()[3]!; // the data record "hello"
+    expect(recordLength(view.subarray(0, CAP_HDR_SIZE - 1))).toBe(0);
+    const unknown = Buffer.from(view);
+    unknown[44] = 99;
+    expect(recordLength(unknown)).toBe(0);
+    unknown[44] = 0;
+    expect(recordLength(unknown)).toBe(0);
+  });
+
+  it('a record shorter than the payload its header announces is not a whole record: skipped', () => {
+    const { view } = views()[3]!; // announces 5 bytes
+    expect(recordLength(view.subarray(0, CAP_HDR_SIZE + 5))).toBe(CAP_HDR_SIZE + 5);
+    expect(recordLength(view.subarray(0, CAP_HDR_SIZE + 4))).toBe(0);
+  });
+
+  it('data bytes for the status line, the process of an exec', () => {
+    const got = views().map(({ view }) => [dataLength(view), execTgid(view)]);
+    expect(got).toEqual(handBuilt().map((ev) => [ev.type === 'data' ? ev.data.length : 0, ev.type === 'exec' ? ev.tgid : undefined]));
+    expect(got[0]![1]).toBe(2 ** 32 - 1);
+    expect(got[3]![0]).toBe(5);
   });
 });
 

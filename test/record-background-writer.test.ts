@@ -17,6 +17,7 @@ import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.
 import { BackgroundWriter } from '../src/record/background-writer.js';
 import { TestSetWriter } from '../src/format/writer.js';
 import { repoRoot } from './helpers/procs.js';
+import { encodeRecords } from './helpers/ring-records.js';
 
 const writerScript = join(repoRoot, 'dist', 'record', 'writer-process-main.js');
 const eventsDir = join(repoRoot, 'fixtures', 'events');
@@ -85,7 +86,7 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
 
       const bg = await BackgroundWriter.start({ rootDir: viaProcess, monoToWallNs: MONO_TO_WALL, writerScript });
       for (let i = 0; i < rec.events.length; i += 7) {
-        bg.writeEvents(rec.events.slice(i, i + 7));
+        bg.writeRecords(encodeRecords(rec.events.slice(i, i + 7)));
         if (i % 21 === 0) bg.flush(); // frames of different sizes
       }
       const bgSummary = await bg.close();
@@ -112,7 +113,7 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     const root = newDir();
     const bg = await BackgroundWriter.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, writerScript });
     process.kill(bg.pid!, 'SIGSTOP'); // so that the spool is still there to be read
-    bg.writeEvents(rec!.events);
+    bg.writeRecords(encodeRecords(rec!.events));
     bg.flush();
     const spools = readdirSync(bg.dir).filter((f) => f.startsWith('.tlsrec-spool-'));
     const onDisk = spools.map((f) => readFileSync(join(bg.dir, f), 'latin1')).join('');
@@ -136,7 +137,7 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     const written = async (opts: { redact?: boolean; redactHeaders?: string[] }): Promise<string> => {
       const root = newDir();
       const bg = await BackgroundWriter.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, writerScript, ...opts });
-      bg.writeEvents(rec.events);
+      bg.writeRecords(encodeRecords(rec.events));
       expect((await bg.close()).lateErrors).toEqual([]);
       return [...tree(root).values()].map((b) => b.toString('latin1')).join('\n');
     };

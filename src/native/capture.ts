@@ -1,9 +1,9 @@
 // The capture engine used by `tlsrec record`: loads bpf/capture.bpf.o with the target cgroup as a
-// load-time constant, attaches the syscall/exec tracepoints and OpenSSL uprobes, and delivers decoded
-// events in batches from a timer that drains the ring buffer. Draining (copying records out) is
-// kept apart from consuming them (spooling them for the writer process): the consumer works in time
-// slices and the ring is drained between slices, so a slow consumer queues in memory instead of
-// losing data.
+// load-time constant, attaches the syscall/exec tracepoints and OpenSSL uprobes, and delivers the
+// captured records, undecoded, in runs from a timer that drains the ring buffer. Draining (copying
+// records out) is kept apart from consuming them (spooling them for the writer process): the
+// consumer works in time slices and the ring is drained between slices, so a slow consumer queues
+// in memory instead of losing data.
 //
 // Polling choice: a 4 ms timer draining everything committed. A blocking epoll_wait in
 // runInNewThread would wake a libuv worker per call and still hand results back through the event
@@ -13,10 +13,10 @@ import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { causeText } from '../errors.js';
-import type { CaptureEvent, LossCounters } from '../record/events.js';
-import { EventQueue } from './event-queue.js';
+import type { LossCounters } from '../record/events.js';
+import { RecordQueue } from './record-queue.js';
 import type { Cgroup } from './cgroup.js';
-import { decodeRecord, type DecodeSideInfo } from './decode.js';
+import { dataLength, execTgid, recordLength } from './decode.js';
 import { opensslOffsets, type SslFunction } from './elf.js';
 import { BpfObject, type BpfLink, numPossibleCpus } from './libbpf.js';
 import { fileId, processExe, processMappedFiles, systemLibssl } from './proc.js';
@@ -28,14 +28,18 @@ export interface CaptureOptions {
   ringbufBytes?: number;
   /** Files to attach to up front besides the system libssl and this node binary (e.g. the resolved command). */
   extraBinaries?: string[];
-  onEvents(events: CaptureEvent[]): void;
+  /**
+   * Captured records, in order, as the kernel wrote them (header + payload each; decodeRecords
+   * reads them). The buffer is the consumer's to keep.
+   */
+  onRecords(records: Buffer): void;
   onWarning?(msg: string): void;
   /** Path of the compiled BPF object (default: bpf/capture.bpf.o of this package). */
   bpfObjectPath?: string;
   /** Ring buffer polling period in ms (default 4). */
   pollMs?: number;
   /**
-   * Backpressure: when more than this many payload bytes wait for the consumer, the cgroup is
+   * Backpressure: when more than this many bytes of records wait for the consumer, the cgroup is
    * frozen (the command pauses) until the backlog is under half of it, MAX_PAUSE_MS at a time.
    * 0 disables: the backlog is then unbounded and a long overload can overflow the ring. Default
    * 16 MiB: 64 cost ~60 MB more at peak and no throughput (bench/README.md, session 3).
@@ -67,8 +71,6 @@ const MAX_PAUSE_MS = 20;
 
 export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
-/** Events handed to the consumer at once; small enough that the ring is drained often. */
-const PUMP_BATCH = 32;
 
 /** bpf/capture.bpf.o of this package; the same relative path works from src/native and dist/native. */
 export function defaultBpfObjectPath(): string {
@@ -102,8 +104,10 @@ export class CaptureSession {
   private reader: RingBufferReader | undefined;
   private stopped = false;
   private final: LossCounters | undefined;
-  /** Decoded events waiting for the consumer. */
-  private readonly queue = new EventQueue();
+  /** Records waiting for the consumer. */
+  private readonly queue = new RecordQueue();
+  /** Payload bytes of the data records drained so far. */
+  private dataBytes = 0;
   private pumping = false;
   private pumpScheduled = false;
   private frozenSince: number | undefined;
@@ -199,7 +203,7 @@ export class CaptureSession {
   }
 
   /**
-   * Copy everything committed out of the ring (cheap: decode + memcpy) into the queue, then let
+   * Copy everything committed out of the ring (cheap: a memcpy a record) into the queue, then let
    * the consumer work through the queue in time slices. The consumer (spooling, which may stall on
    * a slow disk) can be slower than the ring fills under load; draining between its slices keeps
    * the kernel's ring empty so a burst waits in user memory instead of being lost.
@@ -211,14 +215,14 @@ export class CaptureSession {
 
   private drainIntoQueue(): void {
     if (!this.reader) return;
-    const side: DecodeSideInfo = {};
     this.reader.drain((rec) => {
-      const ev = decodeRecord(rec, side);
-      if (!ev) return;
-      this.queue.push(ev);
-      if (ev.type === 'exec' && !this.stopped) {
+      const length = recordLength(rec);
+      if (length === 0) return;
+      this.queue.push(rec, length);
+      this.dataBytes += dataLength(rec);
+      const pid = execTgid(rec);
+      if (pid !== undefined && !this.stopped) {
         // At exec only the executable and ld.so are mapped; shared libraries follow within ms.
-        const pid = ev.tgid;
         this.scanProcess(pid);
         this.later(30, () => this.scanProcess(pid));
         this.later(300, () => this.scanProcess(pid));
@@ -235,7 +239,7 @@ export class CaptureSession {
   private applyBackpressure(): void {
     const max = this.opts.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
     if (max <= 0) return;
-    const backlog = this.queue.payloadBytes;
+    const backlog = this.queue.byteLength;
     if (!this.behind && backlog > max / 4 && !this.stopped) this.setBehind(true);
     else if (this.behind && (backlog < max / 16 || this.stopped)) this.setBehind(false);
     if (this.frozenSince === undefined && backlog > max && !this.stopped) {
@@ -266,19 +270,23 @@ export class CaptureSession {
 
   backpressure(): BackpressureStats {
     const now = this.frozenSince === undefined ? 0 : performance.now() - this.frozenSince;
-    return { pauses: this.pauses, pausedMs: Math.round(this.pausedMs + now), peakBacklogBytes: this.queue.peakPayloadBytes };
+    return { pauses: this.pauses, pausedMs: Math.round(this.pausedMs + now), peakBacklogBytes: this.queue.peakBytes };
   }
 
-  /** Hand queued events to the consumer in batches for up to `budgetMs`, draining the ring between batches. */
+  /** Payload bytes of the data records captured so far (TLS plaintext and socket data). */
+  capturedBytes(): number {
+    return this.dataBytes;
+  }
+
+  /** Hand queued records to the consumer, a chunk at a time, for up to `budgetMs`, draining the ring in between. */
   private pump(budgetMs = 8): void {
     if (this.pumping) return;
     this.pumping = true;
     try {
       const deadline = performance.now() + budgetMs;
-      while (this.queue.length > 0) {
-        const batch = this.queue.take(PUMP_BATCH);
+      for (let records = this.queue.take(); records; records = this.queue.take()) {
         try {
-          this.opts.onEvents(batch);
+          this.opts.onRecords(records);
         } catch (err) {
           this.warn(`event consumer failed: ${causeText(err)}`);
         }
@@ -289,7 +297,7 @@ export class CaptureSession {
     } finally {
       this.pumping = false;
     }
-    if (this.queue.length > 0 && !this.pumpScheduled) {
+    if (this.queue.byteLength > 0 && !this.pumpScheduled) {
       this.pumpScheduled = true;
       setImmediate(() => {
         this.pumpScheduled = false;
@@ -298,10 +306,10 @@ export class CaptureSession {
     }
   }
 
-  /** Hand every queued event to the consumer now (used when stopping). */
+  /** Hand every queued record to the consumer now (used when stopping). */
   private flushQueue(): void {
     this.drainIntoQueue();
-    while (this.queue.length > 0) this.pump(Number.POSITIVE_INFINITY);
+    while (this.queue.byteLength > 0) this.pump(Number.POSITIVE_INFINITY);
   }
 
   /** Loss counters summed over CPUs. */

@@ -1,19 +1,18 @@
-// Decodes ring buffer records (struct cap_event of bpf/capture.h + payload) into CaptureEvents,
-// and encodes CaptureEvents back into records of the same format: the spool between the recorder
-// and its writer process carries batches of them (src/record/background-writer.ts), so that the
-// recorder only copies what the kernel delivered and one decoder serves both.
+// Decodes ring buffer records (struct cap_event of bpf/capture.h + payload) into CaptureEvents.
+// The spool between the recorder and its writer process carries the records as the kernel wrote
+// them (src/record/background-writer.ts): the recorder only looks at a few header fields
+// (recordLength and the helpers after it) and the writer process decodes (decodeRecords).
 // Keep the offsets in sync with bpf/capture.h.
 
-import { isIP } from 'node:net';
-import { ipv6Bytes } from '../ip-bytes.js';
-import type { CaptureEvent, CaptureSource, Direction, OpenEvent } from '../record/events.js';
+import type { CaptureEvent, CaptureSource, Direction } from '../record/events.js';
 
 export const CAP_HDR_SIZE = 48;
-const CAP_DATA = 1;
-const CAP_OPEN = 2;
-const CAP_CLOSE = 3;
-const CAP_LOSS = 4;
-const CAP_EXEC = 5;
+/** enum cap_type of bpf/capture.h */
+export const CAP_DATA = 1;
+export const CAP_OPEN = 2;
+export const CAP_CLOSE = 3;
+export const CAP_LOSS = 4;
+export const CAP_EXEC = 5;
 
 function ipText(family: number, b: Buffer): string {
   if (family === 2) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
@@ -77,89 +76,32 @@ export function decodeRecord(rec: Buffer, side?: DecodeSideInfo): CaptureEvent |
   }
 }
 
-// ---- encoding: CaptureEvents -> records, for the spool ------------------------------------------
+// ---- records as they are, for the spool ----------------------------------------------------------
 
-const TYPE_CODE = { data: CAP_DATA, open: CAP_OPEN, close: CAP_CLOSE, loss: CAP_LOSS, exec: CAP_EXEC } as const;
-const AF_INET = 2;
-const AF_INET6 = 10;
-/** struct cap_addr of bpf/capture.bpf.c: family u16, lport u16, rport u16, pad u16, laddr[16], raddr[16]. */
-const CAP_ADDR_SIZE = 40;
-
-function addrBytes(ip: string, asV4: boolean): Buffer {
-  const kind = isIP(ip);
-  if (kind === 0) throw new Error(`encodeRecords: "${ip}" is not an IP address`);
-  if (asV4) return Buffer.from(ip.split('.').map(Number));
-  return ipv6Bytes(kind === 4 ? `::ffff:${ip}` : ip); // decodeRecord shows a mapped address as IPv4 again
+/**
+ * How many bytes of ring record `rec` the spool keeps: the header and the payload it announces (an
+ * exec record is reserved with room for a long file name). 0 for what is not a whole record of a
+ * type this version knows (a newer BPF object adding one): skipped, as decodeRecord skips it.
+ */
+export function recordLength(rec: Buffer): number {
+  if (rec.length < CAP_HDR_SIZE) return 0;
+  const type = rec[44]!;
+  const length = CAP_HDR_SIZE + rec.readUInt32LE(40);
+  return type < CAP_DATA || type > CAP_EXEC || length > rec.length ? 0 : length;
 }
 
-/** The payload of an open record: the kernel's cap_addr, when the event has its addresses (it has all four or none). */
-function addrPayload(ev: OpenEvent): Buffer | undefined {
-  if (ev.localAddr === undefined || ev.remoteAddr === undefined) return undefined;
-  const v4 = isIP(ev.localAddr) === 4 && isIP(ev.remoteAddr) === 4;
-  const p = Buffer.alloc(CAP_ADDR_SIZE);
-  p.writeUInt16LE(v4 ? AF_INET : AF_INET6, 0);
-  p.writeUInt16LE(ev.localPort ?? 0, 2);
-  p.writeUInt16LE(ev.remotePort ?? 0, 4);
-  addrBytes(ev.localAddr, v4).copy(p, 8);
-  addrBytes(ev.remoteAddr, v4).copy(p, 24);
-  return p;
+/** The payload bytes of a data record (what the status line counts as captured); 0 for other records. */
+export function dataLength(rec: Buffer): number {
+  return rec[44] === CAP_DATA ? rec.readUInt32LE(40) : 0;
 }
 
-/** One buffer holding `events` in order, as records that decodeRecords (and decodeRecord) read back. */
-export function encodeRecords(events: readonly CaptureEvent[]): Buffer {
-  const payloads: Array<Buffer | undefined> = new Array(events.length);
-  let total = 0;
-  for (let i = 0; i < events.length; i++) {
-    const ev = events[i]!;
-    const payload = ev.type === 'data' ? ev.data : ev.type === 'open' ? addrPayload(ev) : undefined;
-    payloads[i] = payload;
-    total += CAP_HDR_SIZE + (payload?.length ?? 0);
-  }
-  const out = Buffer.allocUnsafe(total);
-  // DataView's BigInt stores are ~5x faster than Buffer's (no range checks in JS).
-  const view = new DataView(out.buffer, out.byteOffset, out.length);
-  let at = 0;
-  for (let i = 0; i < events.length; i++) {
-    const ev = events[i]!;
-    const payload = payloads[i];
-    let pos = 0n;
-    let callLen = 0;
-    let chunkOff = 0;
-    let dir: Direction = 'in';
-    let aux = 0;
-    if (ev.type === 'data') {
-      pos = ev.pos;
-      callLen = ev.callLen;
-      chunkOff = ev.chunkOff;
-      dir = ev.dir;
-    } else if (ev.type === 'loss') {
-      pos = ev.pos;
-      callLen = ev.len; // the kernel puts a loss's length there too
-      dir = ev.dir;
-      aux = ev.reason === 'read_fault' ? 2 : 1;
-    } else if (ev.type === 'open') {
-      aux = ev.role === 'accept' ? 2 : 1;
-    }
-    view.setBigUint64(at, ev.tsNs, true);
-    view.setBigUint64(at + 8, ev.connId, true);
-    view.setBigUint64(at + 16, pos, true);
-    view.setUint32(at + 24, ev.tgid, true);
-    view.setUint32(at + 28, ev.tid, true);
-    view.setUint32(at + 32, callLen, true);
-    view.setUint32(at + 36, chunkOff, true);
-    view.setUint32(at + 40, payload?.length ?? 0, true);
-    out[at + 44] = TYPE_CODE[ev.type];
-    out[at + 45] = ev.source === 'tls' ? 1 : 0;
-    out[at + 46] = dir === 'out' ? 1 : 0;
-    out[at + 47] = aux;
-    at += CAP_HDR_SIZE;
-    if (payload) at += payload.copy(out, at);
-  }
-  return out;
+/** The process of an exec record (a new program to look for OpenSSL in), else undefined. */
+export function execTgid(rec: Buffer): number | undefined {
+  return rec[44] === CAP_EXEC ? rec.readUInt32LE(24) : undefined;
 }
 
 /**
- * The events of a batch written by encodeRecords, each decoded by decodeRecord (data copied: the
+ * The events of a run of records (header + announced payload each, as the recorder spools them), each decoded by decodeRecord (data copied: the
  * input may be a reused read buffer). Throws on bytes that are not a whole batch, naming the offset.
  */
 export function decodeRecords(batch: Buffer): CaptureEvent[] {

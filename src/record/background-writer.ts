@@ -5,8 +5,8 @@
 // Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines,
 // rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one of those
 // milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only copies
-// the captured events to a spool, as ring records (native/decode.ts) encrypted by
-// spool-cipher.ts, many batches a write(2); the writer process (writer-process.ts, idle CPU class)
+// the captured records, as the kernel wrote them (native/decode.ts), to a spool, encrypted by
+// spool-cipher.ts, many runs a write(2); the writer process (writer-process.ts, idle CPU class)
 // reconstructs the exchanges and writes test files and mocks.yaml, in order, whenever the CPU has
 // time, and is raised to normal priority and waited for when recording ends. Measured: the
 // recorder's CPU under a bare HTTPS load went from 34 % to 10 % of a core when it stopped
@@ -22,8 +22,6 @@ import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { causeText, OutputError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
-import type { CaptureEvent } from './events.js';
-import { encodeRecords } from '../native/decode.js';
 import type { ReconstructStats } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolWriteError, SpoolWriter } from '../format/spool.js';
@@ -54,7 +52,7 @@ export interface WriterFailure {
   hint?: string;
 }
 
-/** Files written so far, and how many bytes of event batches (unencrypted) were read from the spool. */
+/** Files written so far, and how many bytes of records (unencrypted) were read from the spool. */
 export interface WriterProgress {
   tests: number;
   mocks: number;
@@ -70,9 +68,9 @@ export type WriterReport =
 export interface BackgroundWriterSummary extends WriterSummary {
   /** Exchanges reconstructed that did not reach the files (each is behind one of lateErrors). */
   notWritten: number;
-  /** Captured bytes (event batches) that never reached the writer: the spool failed, or the writer died. */
+  /** Captured bytes (records) that never reached the writer: the spool failed, or the writer died. */
   notWrittenBytes: number;
-  /** Why: the failures met after writeEvents had returned. */
+  /** Why: the failures met after writeRecords had returned. */
   lateErrors: OutputError[];
   /** What reconstruction made of the traffic; undefined when the writer process died. */
   stats?: ReconstructStats;
@@ -120,7 +118,7 @@ export class BackgroundWriter {
   private progress: WriterProgress = { tests: 0, mocks: 0, bytes: 0 };
   private end: Extract<WriterReport, { end: unknown }> | undefined;
   private readonly failures: WriterFailure[] = [];
-  /** Event batches not yet in the spool: sealed into one frame and written by flush(). */
+  /** Records not yet in the spool: sealed into one frame and written by flush(). */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -178,20 +176,20 @@ export class BackgroundWriter {
   }
 
   /**
-   * Queues a batch of captured events; it reaches the spool within FLUSH_MS, when 1 MiB is
-   * queued, or at flush(). Never throws: a batch that cannot be spooled is counted and reported
+   * Queues captured records (whole ones, in the ring's format: CaptureOptions.onRecords), kept
+   * as they are until they are written; they reach the spool within FLUSH_MS, when 1 MiB is
+   * queued, or at flush(). Never throws: records that cannot be spooled are counted and reported
    * by close().
    */
-  writeEvents(events: readonly CaptureEvent[]): void {
-    if (events.length === 0) return;
-    const batch = encodeRecords(events);
-    this.pending.push(batch);
-    this.pendingBytes += batch.length;
+  writeRecords(records: Buffer): void {
+    if (records.length === 0) return;
+    this.pending.push(records);
+    this.pendingBytes += records.length;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
     else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
   }
 
-  /** Writes the queued batches to the spool, as one encrypted frame in one write. */
+  /** Writes the queued records to the spool, as one encrypted frame in one write. */
   flush(): void {
     if (this.flushTimer) {
       clearTimeout(this.flushTimer);
@@ -281,7 +279,7 @@ export class BackgroundWriter {
   }
 
   /**
-   * No more events: raises the writer to normal priority and waits for it to write the rest.
+   * No more records: raises the writer to normal priority and waits for it to write the rest.
    * `onWaiting` hears, once, how many captured bytes are left if that takes more than a second.
    */
   close(onWaiting?: (remainingBytes: number) => void): Promise<BackgroundWriterSummary> {

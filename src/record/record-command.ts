@@ -21,7 +21,8 @@ import { formatBytes } from '../format-bytes.js';
 import { BackgroundWriter, type BackgroundWriterSummary } from './background-writer.js';
 import type { ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
-import type { CaptureEvent, LossCounters } from './events.js';
+import type { LossCounters } from './events.js';
+import { decodeRecords } from '../native/decode.js';
 
 export interface RecordOptions {
   command: string[];
@@ -71,16 +72,13 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       redact: opts.redact,
     });
     writer = setWriter;
-    let capturedBytes = 0;
 
     if (opts.dumpEvents) dump = createWriteStream(opts.dumpEvents);
-    const onEvents = (events: CaptureEvent[]): void => {
-      for (const ev of events) {
-        if (dump) dump.write(writeEventLine(ev) + '\n');
-        if (ev.type === 'data') capturedBytes += ev.data.length;
-      }
-      // Spooled as captured (in a moment, many batches a write); the writer process makes exchanges of them.
-      setWriter.writeEvents(events);
+    const onRecords = (records: Buffer): void => {
+      // Decoded here only for --dump-events (a debugging aid): the writer process decodes them.
+      if (dump) for (const ev of decodeRecords(records)) dump.write(writeEventLine(ev) + '\n');
+      // Spooled as captured (in a moment, many runs a write); the writer process makes exchanges of them.
+      setWriter.writeRecords(records);
     };
 
     const priority = new RecorderPriority();
@@ -89,14 +87,14 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       ringbufBytes: opts.ringbufBytes,
       maxBacklogBytes: opts.maxBacklogBytes,
       extraBinaries: resolved.binaries,
-      onEvents,
+      onRecords,
       onBehind: (behind) => priority.setBehind(behind),
       onWarning: (msg: string) => {
         if (opts.verbose) out.write(`tlsrec: ${msg}\n`);
       },
     });
 
-    const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, () => ({ ...setWriter.written(), bytes: capturedBytes }), setWriter.dir);
+    const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, () => ({ ...setWriter.written(), bytes: capture?.capturedBytes() ?? 0 }), setWriter.dir);
     const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path, priority);
     priority.stopYielding();
     setWriter.hurry();
