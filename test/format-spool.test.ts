@@ -215,6 +215,25 @@ describe('SpoolWriter and SpoolReader', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('backlogBytes: what is on disk and not handled yet, across segments, down to 0 as the reader goes', () => {
+    const onDisk = (): number => segIndexes().reduce((n, k) => n + statSync(segmentPath(dir, PREFIX, k)).size, 0);
+    expect(new SpoolReader(dir, PREFIX, () => undefined).backlogBytes()).toBe(0); // no segment yet
+    const expected = closedSpoolOfRandomRecords(3, 40);
+    expect(segIndexes().length).toBeGreaterThan(3);
+    const { reader, got } = checkingReader(expected, 3);
+    let last = reader.backlogBytes();
+    expect(last).toBe(onDisk());
+    while (reader.step()) {
+      const now = reader.backlogBytes();
+      expect(now).toBeLessThan(last);
+      // Everything from the reader's segment on is still on disk; the part of it already read is not backlog.
+      expect(now).toBeLessThanOrEqual(onDisk());
+      last = now;
+    }
+    expect(last).toBe(0);
+    expect(got()).toBe(40);
+  });
+
   it('segment layout: frames back to back, a frame that exactly fills a segment stays, the next one rotates', () => {
     const SEG = 1000;
     const writer = new SpoolWriter(dir, PREFIX, SEG);

@@ -268,6 +268,17 @@ export class SpoolReader {
     return true;
   }
 
+  /** Bytes in the spool not handled yet: what is left of this segment and the segments after it. */
+  backlogBytes(): number {
+    let bytes = this.pending.length;
+    if (this.fd !== undefined) bytes += Math.max(0, fs.fstatSync(this.fd).size - this.offset);
+    for (let k = this.fd === undefined ? this.seg : this.seg + 1; ; k++) {
+      const size = fs.statSync(segmentPath(this.dir, this.prefix, k), { throwIfNoEntry: false })?.size;
+      if (size === undefined) return bytes;
+      bytes += size;
+    }
+  }
+
   /**
    * The writer has closed: handles the rest and removes the last segment. Returns the size of an
    * incomplete last frame (0 normally: appends are whole or cut off by the writer).

@@ -6,9 +6,10 @@
 // rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one of those
 // milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only copies
 // the captured records, as the kernel wrote them (native/decode.ts), to a spool, encrypted by
-// spool-cipher.ts, many runs a write(2); the writer process (writer-process.ts, idle CPU class)
-// reconstructs the exchanges and writes test files and mocks.yaml, in order, whenever the CPU has
-// time, and is raised to normal priority and waited for when recording ends. Measured: the
+// spool-cipher.ts, many runs a write(2); the writer process (writer-process.ts, idle CPU class,
+// and pacing itself while it is not far behind) reconstructs the exchanges and writes test files
+// and mocks.yaml, in order, whenever the CPU has time, and is raised to normal priority, unpaced,
+// and waited for when recording ends. Measured: the
 // recorder's CPU under a bare HTTPS load went from 34 % to 10 % of a core when it stopped
 // reconstructing (bench/README.md, session 5).
 //
@@ -127,6 +128,7 @@ export class BackgroundWriter {
   private notSpooledBytes = 0;
   private firstSpoolError: OutputError | undefined;
   private closed: Promise<BackgroundWriterSummary> | undefined;
+  private hurried = false;
 
   private constructor(setWriter: TestSetWriter, opts: BackgroundWriterOptions) {
     this.dir = setWriter.dir;
@@ -240,11 +242,15 @@ export class BackgroundWriter {
   }
 
   /**
-   * The recorded command has ended: the writer runs at normal priority from now on, so that it
-   * catches up while tlsrec drains the ring and detaches its probes (~2 s) rather than after.
+   * The recorded command has ended: the writer runs at normal priority and without pauses from
+   * now on, so that it catches up while tlsrec drains the ring and detaches its probes (~2 s)
+   * rather than after.
    */
   hurry(): void {
+    if (this.hurried) return;
+    this.hurried = true;
     if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
+    this.child.stdin?.write('\n'); // and it stops pacing itself (writer-process.ts)
   }
 
   /** The writer process's pid (for messages), undefined if it could not be started. */
