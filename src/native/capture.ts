@@ -288,7 +288,7 @@ export class CaptureSession {
         try {
           this.opts.onRecords(records);
         } catch (err) {
-          this.warn(`event consumer failed: ${causeText(err)}`);
+          this.warn(`record consumer failed: ${causeText(err)}`);
         }
         this.drainIntoQueue();
         if (performance.now() > deadline) break;

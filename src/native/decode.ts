@@ -101,8 +101,9 @@ export function execTgid(rec: Buffer): number | undefined {
 }
 
 /**
- * The events of a run of records (header + announced payload each, as the recorder spools them), each decoded by decodeRecord (data copied: the
- * input may be a reused read buffer). Throws on bytes that are not a whole batch, naming the offset.
+ * The events of a run of records (header + announced payload each, as the recorder spools them),
+ * each decoded by decodeRecord (data copied: the input may be a reused read buffer). Throws on
+ * bytes that are not whole records, naming the offset.
  */
 export function decodeRecords(batch: Buffer): CaptureEvent[] {
   const events: CaptureEvent[] = [];

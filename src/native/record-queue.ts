@@ -1,6 +1,6 @@
 // The captured records that wait for the consumer (capture.ts): copied out of the ring as they
 // are (one copy a record, into large chunks) and handed over as runs of whole records, in the
-// spool's format. Nothing is decoded here: until session 5 every record became an event object
+// spool's format. Nothing is decoded here: before session 6 every record became an event object
 // and was encoded again for the spool, and that with its garbage was over half of the recorder's
 // CPU under load (bench/README.md, session 6). The bytes it holds are the backlog that
 // backpressure watches.

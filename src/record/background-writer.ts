@@ -9,9 +9,9 @@
 // spool-cipher.ts, many runs a write(2); the writer process (writer-process.ts, idle CPU class,
 // and pacing itself while it is not far behind) reconstructs the exchanges and writes test files
 // and mocks.yaml, in order, whenever the CPU has time, and is raised to normal priority, unpaced,
-// and waited for when recording ends. Measured: the
-// recorder's CPU under a bare HTTPS load went from 34 % to 10 % of a core when it stopped
-// reconstructing (bench/README.md, session 5).
+// and waited for when recording ends. Measured: the recorder's CPU under a bare HTTPS load went
+// from 34 % to 10 % of a core when it stopped reconstructing (bench/README.md, session 5), and to
+// 6-7 % when it stopped decoding and re-encoding the records (session 6).
 //
 // Nothing is lost when tlsrec dies: the spool is on disk before the writer reads it, and the
 // writer, seeing its stdin close, writes everything complete and exits. If the writer dies,
