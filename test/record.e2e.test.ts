@@ -23,6 +23,10 @@ import {
   type Started,
 } from './helpers/procs.js';
 import { patternBytes, sha256 } from './helpers/bodies.js';
+import { readEventFile } from '../src/record/event-file.js';
+import type { CaptureEvent } from '../src/record/events.js';
+import type { Exchange } from '../src/record/exchange.js';
+import { Reconstructor } from '../src/record/reconstruct.js';
 
 const ebpf = needsEbpf();
 
@@ -156,6 +160,28 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     const body = set.mocks[0]!.response.body.bytes;
     expect(body.length).toBe(size);
     expect(sha256(body)).toBe(sha256(patternBytes(size)));
+  });
+
+  it('--dump-events writes the raw capture events, and they reconstruct to what was recorded', async () => {
+    newWorkDir();
+    const size = 1024 * 1024;
+    const dumpFile = join(work, 'events.jsonl');
+    const rec = record(['--dump-events', dumpFile, '--', 'curl', '-sS', '--cacert', fixtureCa, '-o', '/dev/null', `${upstream.url}/big?size=${size}`]);
+    expect(await rec.exited).toBe(0);
+    const events: CaptureEvent[] = [];
+    for await (const ev of readEventFile(dumpFile)) events.push(ev);
+    expect(events.some((ev) => ev.type === 'exec')).toBe(true);
+    expect(events.some((ev) => ev.type === 'open' && ev.role === 'connect')).toBe(true);
+    const tlsIn = events.reduce((n, ev) => n + (ev.type === 'data' && ev.source === 'tls' && ev.dir === 'in' ? ev.data.length : 0), 0);
+    expect(tlsIn).toBeGreaterThan(size); // the body and the response head
+    const exchanges: Exchange[] = [];
+    const reconstructor = new Reconstructor({ onExchange: (ex) => exchanges.push(ex) });
+    for (const ev of events) reconstructor.push(ev);
+    reconstructor.finish();
+    expect(exchanges).toHaveLength(1);
+    const mock = loadOnly(work).mocks[0]!;
+    expect(sha256(exchanges[0]!.response.body)).toBe(sha256(mock.response.body.bytes));
+    expect(sha256(mock.response.body.bytes)).toBe(sha256(patternBytes(size)));
   });
 
   it('a small ring buffer wraps without corrupting records (10 MiB through a 4 MiB ring)', async () => {
