@@ -6,7 +6,8 @@
 //   b  tlsrec record -q -- node server.mjs          (the server is the recorded command)
 //   c  mitmproxy (mitmdump, reverse-proxy mode) on the TLS hop   (the proxy approach)
 //   d  bpftrace uprobe+uretprobe on node's SSL_read/SSL_write doing nothing but count (the floor)
-// Prints medians and b/a, c/a, d/a for throughput and p50/p99, plus completeness of b
+// Prints medians and b/a, c/a, d/a for throughput and p50/p99, the same ratios taken within each
+// round (median of the per-round ratios), plus completeness of b
 // (tests/mocks written vs requests the server answered).
 //
 //   node bench/overhead.mjs [--rounds 3] [--duration 5] [--conns 32] [--configs a,b,c,d]
@@ -161,6 +162,21 @@ for (const scenario of o.scenarios.split(',')) {
       ...configs.map((c) => [name[c], fmt(med[c].rps, 0), fmt(med[c].p50), fmt(med[c].p99),
         fmt(med[c].rps / a?.rps, 3), fmt(med[c].p50 / a?.p50), fmt(med[c].p99 / a?.p99), rows[c].filter((x) => Number.isFinite(x.rps)).length]),
     ]);
+    // The same ratios taken within each round (a and x ran minutes apart at most), then the median:
+    // slow drift of this shared machine cancels out, which the ratio of medians above does not.
+    const paired = {};
+    if (rows.a) {
+      for (const c of configs.filter((x) => x !== 'a')) {
+        const within = (k) => rows[c].map((x, r) => x[k] / rows.a[r]?.[k]).filter(Number.isFinite);
+        const rps = within('rps');
+        const p99 = within('p99');
+        paired[c] = { rps: median(rps), p99: median(p99), rounds: rps.length };
+        if (rps.length) {
+          console.log(`${c}/a within each round: req/s ${fmt(median(rps), 3)} (${fmt(Math.min(...rps), 3)}–${fmt(Math.max(...rps), 3)}), ` +
+            `p99 ${fmt(median(p99))}× (${fmt(Math.min(...p99))}–${fmt(Math.max(...p99))}), ${rps.length} rounds`);
+        }
+      }
+    }
     if (rows.b?.length) {
       const done = rows.b.filter((x) => Number.isFinite(x.served));
       console.log(`b completeness per run (tests written / responses wrk completed / requests the server answered${scenario === 'proxy' ? '; mocks written' : ''}): ` +
@@ -169,7 +185,7 @@ for (const scenario of o.scenarios.split(',')) {
       const lw = done.map((x) => x.loss?.warning).filter(Boolean);
       if (lw.length) console.log(`b loss warnings: ${lw.join(' | ')}`);
     }
-    results.push({ scenario, workUs, medians: med, runs: rows });
+    results.push({ scenario, workUs, medians: med, paired, runs: rows });
   }
   if (upstream) await stop(upstream);
 }
