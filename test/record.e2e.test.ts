@@ -52,12 +52,16 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
   afterAll(async () => {
     await stopAll();
   });
+  /** Every directory newWorkDir made in the test (some tests record twice). */
+  let workDirs: string[] = [];
   afterEach(() => {
-    if (work) rmSync(work, { recursive: true, force: true });
+    for (const d of workDirs) rmSync(d, { recursive: true, force: true });
+    workDirs = [];
   });
 
   function newWorkDir(): string {
     work = mkdtempSync(join(tmpdir(), 'tlsrec-e2e-'));
+    workDirs.push(work);
     return work;
   }
 
