@@ -6,7 +6,8 @@
 //   b  tlsrec record -q -- node server.mjs          (the server is the recorded command)
 //   c  mitmproxy (mitmdump, reverse-proxy mode) on the TLS hop   (the proxy approach)
 //   d  bpftrace uprobe+uretprobe on node's SSL_read/SSL_write doing nothing but count (the floor)
-// Prints medians and b/a, c/a, d/a for throughput and p50/p99, the same ratios taken within each
+// Prints medians and b/a, c/a, d/a for throughput and p50/p99, the app's own CPU time per request
+// (uprobe and BPF time run in the app, so they show there), the same ratios taken within each
 // round (median of the per-round ratios), plus completeness of b
 // (tests/mocks written vs requests the server answered).
 //
@@ -110,7 +111,10 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
         await stop(bt, 'SIGINT');
         info.uprobeCalls = Number(/@calls: (\d+)/.exec(bt.out)?.[1] ?? NaN);
       }
-      info.served = existsSync(countFile) ? Number(readFileSync(countFile, 'utf8')) : NaN;
+      // "<requests answered> <app CPU µs from the first request on>" (bench/servers/*.mjs)
+      const [served, appCpuUs] = existsSync(countFile) ? readFileSync(countFile, 'utf8').split(' ').map(Number) : [NaN, NaN];
+      info.served = served;
+      info.appCpuUsPerReq = appCpuUs / served;
       rmSync(recDir, { recursive: true, force: true });
       return info;
     },
@@ -153,14 +157,16 @@ for (const scenario of o.scenarios.split(',')) {
     }
     const med = Object.fromEntries(configs.map((c) => [c, {
       rps: median(rows[c].map((x) => x.rps)), p50: median(rows[c].map((x) => x.p50)), p99: median(rows[c].map((x) => x.p99)),
+      appCpuUsPerReq: median(rows[c].map((x) => x.appCpuUsPerReq)),
     }]));
     const a = med.a;
     const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes' };
     console.log(`\n## ${scenario === 'https' ? 'Node HTTPS server' : 'plain-HTTP app -> HTTPS upstream'}, handler ${workUs ? workUs + ' µs busy work' : 'bare'}`);
     table([
-      ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99', 'runs'],
+      ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99', 'app CPU µs/req', 'runs'],
       ...configs.map((c) => [name[c], fmt(med[c].rps, 0), fmt(med[c].p50), fmt(med[c].p99),
-        fmt(med[c].rps / a?.rps, 3), fmt(med[c].p50 / a?.p50), fmt(med[c].p99 / a?.p99), rows[c].filter((x) => Number.isFinite(x.rps)).length]),
+        fmt(med[c].rps / a?.rps, 3), fmt(med[c].p50 / a?.p50), fmt(med[c].p99 / a?.p99), fmt(med[c].appCpuUsPerReq, 1),
+        rows[c].filter((x) => Number.isFinite(x.rps)).length]),
     ]);
     // The same ratios taken within each round (a and x ran minutes apart at most), then the median:
     // slow drift of this shared machine cancels out, which the ratio of medians above does not.

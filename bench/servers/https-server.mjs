@@ -1,7 +1,8 @@
 // Benchmark server: keep-alive HTTP(S), ~1 KB JSON per response, optional busy work per request.
 //   node https-server.mjs --port P [--work-us 200] [--cert C --key K] [--count-file F]
-// With --cert/--key it serves HTTPS, else plain HTTP. On SIGTERM/SIGINT it writes the number of
-// requests it answered to --count-file (if given) and exits.
+// With --cert/--key it serves HTTPS, else plain HTTP. On SIGTERM/SIGINT it writes to --count-file
+// (if given) the number of requests it answered and the CPU time (µs, user + system, all threads —
+// uprobe and BPF time included) it used from the first request on, and exits.
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,12 +16,15 @@ const items = [];
 for (let i = 0; items.length < 12; i++) items.push({ id: i, name: `item-${i}`, price: 10 + i * 1.25, tags: ['a', 'b'], ok: i % 2 === 0 });
 const body = JSON.stringify({ status: 'ok', items });
 let count = 0;
+/** The process's CPU time when the first request arrived: start-up is not counted. */
+let cpuAtFirst;
 
 function handler(req, res) {
   if (workNs > 0n) {
     const end = process.hrtime.bigint() + workNs;
     while (process.hrtime.bigint() < end);
   }
+  cpuAtFirst ??= process.cpuUsage();
   count++;
   req.resume();
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -34,7 +38,10 @@ server.keepAliveTimeout = 60000;
 server.listen(port, '127.0.0.1');
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {
-    if (opt['count-file']) writeFileSync(opt['count-file'], String(count));
+    if (opt['count-file']) {
+      const cpu = cpuAtFirst ? process.cpuUsage(cpuAtFirst) : { user: 0, system: 0 };
+      writeFileSync(opt['count-file'], `${count} ${cpu.user + cpu.system}`);
+    }
     process.exit(0);
   });
 }
