@@ -215,17 +215,20 @@ describe('SpoolWriter and SpoolReader', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('backlogBytes: what is on disk and not handled yet, across segments, down to 0 as the reader goes', () => {
+  it('backlogBytes and handledBytes: what is not handled yet, across segments, and what is; together all that was spooled', () => {
     const onDisk = (): number => segIndexes().reduce((n, k) => n + statSync(segmentPath(dir, PREFIX, k)).size, 0);
     expect(new SpoolReader(dir, PREFIX, () => undefined).backlogBytes()).toBe(0); // no segment yet
     const expected = closedSpoolOfRandomRecords(3, 40);
     expect(segIndexes().length).toBeGreaterThan(3);
     const { reader, got } = checkingReader(expected, 3);
     let last = reader.backlogBytes();
-    expect(last).toBe(onDisk());
+    const total = onDisk();
+    expect(last).toBe(total);
+    expect(reader.handledBytes()).toBe(0);
     while (reader.step()) {
       const now = reader.backlogBytes();
       expect(now).toBeLessThan(last);
+      expect(reader.handledBytes() + now).toBe(total); // together: everything the writer spooled
       // Everything from the reader's segment on is still on disk; the part of it already read is not backlog.
       expect(now).toBeLessThanOrEqual(onDisk());
       last = now;

@@ -223,6 +223,8 @@ export class SpoolReader {
   private offset = 0;
   private pending: Buffer = Buffer.alloc(0);
   private readonly chunk = Buffer.allocUnsafe(READ_CHUNK);
+  /** Bytes of the frames handled so far (headers included). */
+  private handled = 0;
 
   /** `onRecord` gets a view of the reader's buffer: valid during the call only (copy what you keep). */
   constructor(private readonly dir: string, private readonly prefix: string, private readonly onRecord: (data: Buffer) => void) {}
@@ -255,6 +257,7 @@ export class SpoolReader {
     this.offset += got;
     const buf = this.pending.length === 0 ? chunk.subarray(0, got) : Buffer.concat([this.pending, chunk.subarray(0, got)]);
     const { items, used } = parseFrames(buf);
+    this.handled += used;
     // Copy a partial frame out: the chunk is reused by the next read (or, if it was a big one, freed).
     this.pending = used === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(used));
     for (const item of items) {
@@ -266,6 +269,11 @@ export class SpoolReader {
       }
     }
     return true;
+  }
+
+  /** Bytes of frames handled so far; with backlogBytes(), everything the writer has spooled. */
+  handledBytes(): number {
+    return this.handled;
   }
 
   /** Bytes in the spool not handled yet: what is left of this segment and the segments after it. */

@@ -2,7 +2,8 @@
 // reconstructs the exchanges and writes them with TestSetWriter (tests/test-N.yaml, mocks.yaml),
 // in order.
 //   node writer-process-main.js '<WriterProcessConfig as JSON>'  (that entry ignores SIGINT/SIGHUP first)
-// Runs in the idle CPU class, paced (see PACED_SLICE_MS), while the recording goes on; a line on
+// Runs in the idle CPU class, paced (see PACED_SLICE_MS) or, under load, waiting
+// (UNDER_LOAD_BYTES_PER_S), while the recording goes on; a line on
 // stdin means the recorded command has ended (full speed from then on); ends when its stdin closes
 // (tlsrec finished, or died) and the spool holds nothing more. Reports on stdout (WriterReport, one
 // JSON a line).
@@ -117,6 +118,29 @@ const IDLE_MS = 10;
 const PACED_SLICE_MS = 5;
 const PACED_GAP_MS = 20;
 const BEHIND_BYTES = 64 * 1024 * 1024;
+/**
+ * While captured traffic arrives faster than this (a load test, not someone clicking through an
+ * app), the writer does nothing until the command ends or BEHIND_BYTES wait: on the 2-vCPU
+ * machines measured, any work on the other CPU slows the app, whatever its priority (an idle-class
+ * busy loop cost the bare server 16-35 % of its throughput), and waiting lifted the bare HTTPS
+ * server under tlsrec from 0.68-0.73 to 0.70-1.00 of no capture in three pairs (bench/README.md,
+ * session 6). Below the rate, files appear as the recording goes on.
+ */
+const UNDER_LOAD_BYTES_PER_S = 1024 * 1024;
+const LOAD_WINDOW_MS = 1000;
+let loadMark = { at: Date.now(), arrived: 0 };
+let underLoad = false;
+
+/** Is the spool growing faster than UNDER_LOAD_BYTES_PER_S (measured over LOAD_WINDOW_MS)? */
+function updateUnderLoad(backlog: number): boolean {
+  const now = Date.now();
+  if (now - loadMark.at >= LOAD_WINDOW_MS) {
+    const arrived = reader.handledBytes() + backlog;
+    underLoad = ((arrived - loadMark.arrived) * 1000) / (now - loadMark.at) > UNDER_LOAD_BYTES_PER_S;
+    loadMark = { at: now, arrived };
+  }
+  return underLoad;
+}
 const REPORT_MS = 250;
 let lastReport = 0;
 let reported = -1;
@@ -142,7 +166,12 @@ async function finish(): Promise<void> {
 function tick(): void {
   try {
     // Work in slices so stdin's end and the reports get their turn.
-    const paced = !commandEnded && !recorderDone && reader.backlogBytes() < BEHIND_BYTES;
+    const backlog = reader.backlogBytes();
+    const paced = !commandEnded && !recorderDone && backlog < BEHIND_BYTES;
+    if (updateUnderLoad(backlog) && paced) {
+      setTimeout(tick, PACED_GAP_MS);
+      return;
+    }
     const until = Date.now() + (paced ? PACED_SLICE_MS : 50);
     let progressed = false;
     while (Date.now() < until && reader.step()) progressed = true;
