@@ -122,7 +122,7 @@ const BEHIND_BYTES = 64 * 1024 * 1024;
  * While captured traffic arrives faster than this (a load test, not someone clicking through an
  * app), the writer does nothing until the command ends or BEHIND_BYTES wait: on the 2-vCPU
  * machines measured, any work on the other CPU slows the app, whatever its priority (an idle-class
- * busy loop cost the bare server 16-35 % of its throughput), and waiting lifted the bare HTTPS
+ * busy loop cost the bare server 16-34 % of its throughput), and waiting lifted the bare HTTPS
  * server under tlsrec from 0.68-0.73 to 0.70-1.00 of no capture in three pairs (bench/README.md,
  * session 6). Below the rate, files appear as the recording goes on.
  */
