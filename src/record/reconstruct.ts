@@ -3,6 +3,7 @@
 // responses pair in order. Exchanges are emitted as soon as their response completes. Anything that
 // cannot be turned into a whole exchange is reported as a SkippedStream — bad traffic never throws.
 
+import { causeText } from '../errors.js';
 import { decodeBody } from '../http/body.js';
 import { joinedHeader } from '../http/headers.js';
 import { HttpStreamParser, type ParseOutput, type ParsedMessage } from '../http/llhttp.js';
@@ -119,7 +120,7 @@ export class Reconstructor {
       const key = 'connId' in ev ? connKey(ev) : '?';
       const c = this.conns.get(key);
       if (c) {
-        c.problems.push({ reason: 'parse-error', detail: `internal error: ${err instanceof Error ? err.message : String(err)}` });
+        c.problems.push({ reason: 'parse-error', detail: `internal error: ${causeText(err)}` });
         this.stopSide(c, c.in);
         this.stopSide(c, c.out);
       }

@@ -17,14 +17,14 @@ import { SpoolReader } from '../format/spool.js';
 import { TestSetWriter } from '../format/writer.js';
 import { firstHeader } from '../http/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
-import { TlsrecError } from '../errors.js';
+import { causeText, TlsrecError } from '../errors.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
 let cipher: SpoolCipher;
 try {
   cipher = SpoolCipher.fromHex(process.env[SPOOL_KEY_ENV] ?? '');
 } catch (err) {
-  process.stderr.write(`tlsrec: writer process: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
   process.exit(1);
 }
 delete process.env[SPOOL_KEY_ENV];
@@ -40,7 +40,7 @@ try {
   writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
 } catch (err) {
   // One line, no stack: tlsrec then says the writer stopped early and where the spool is.
-  process.stderr.write(`tlsrec: writer process: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
   process.exit(1);
 }
 const progress = { tests: 0, mocks: 0, bytes: 0 };
@@ -61,7 +61,7 @@ const reader = new SpoolReader(config.setDir, config.prefix, (frame) => {
     plain = cipher.open(frame);
     events = decodeRecords(plain);
   } catch (err) {
-    report({ failure: { message: `a spooled batch of events could not be read: ${err instanceof Error ? err.message : String(err)}` } });
+    report({ failure: { message: `a spooled batch of events could not be read: ${causeText(err)}` } });
     return;
   }
   for (const ev of events) reconstructor.push(ev);
@@ -83,7 +83,7 @@ function write(ex: Exchange): void {
     failed = true;
     const code = ((err as { cause?: NodeJS.ErrnoException }).cause)?.code;
     const hint = err instanceof TlsrecError ? err.hint : undefined;
-    report({ failure: { message: err instanceof Error ? err.message : String(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
+    report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
   collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
 }
@@ -192,7 +192,7 @@ function tick(): void {
 
 function fail(err: unknown): void {
   // No end report: tlsrec says the writer stopped early and where the spool is.
-  process.stderr.write(`tlsrec: writer process: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
   process.exitCode = 1;
 }
 
