@@ -3,7 +3,7 @@
 // in order.
 //   node writer-process-main.js '<WriterProcessConfig as JSON>'  (that entry ignores SIGINT/SIGHUP first)
 // Runs in the idle CPU class, paced (see PACED_SLICE_MS) or, under load, waiting
-// (UNDER_LOAD_BYTES_PER_S), while the recording goes on; a line on
+// (writer-pacing.ts), while the recording goes on; a line on
 // stdin means the recorded command has ended (full speed from then on); ends when its stdin closes
 // (tlsrec finished, or died) and the spool holds nothing more. Reports on stdout (WriterReport, one
 // JSON a line).
@@ -18,6 +18,8 @@ import { TestSetWriter } from '../format/writer.js';
 import { firstHeader } from '../http/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
+import type { CaptureEvent } from './events.js';
+import { WriterPacing } from './writer-pacing.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
 let cipher: SpoolCipher;
@@ -54,6 +56,14 @@ let appPort: number | undefined;
 const collector = new BodyGarbageCollector(1024 * 1024);
 const reconstructor = new Reconstructor({ onExchange: write });
 
+/**
+ * Events decoded from the spool, not yet reconstructed. The spool is read a megabyte at a time, but
+ * the events are handed on one by one between clock checks: a whole read at once (hundreds of
+ * exchanges, each a file) kept the writer busy for seconds after a load test had begun.
+ */
+let queued: CaptureEvent[] = [];
+let next = 0;
+
 const reader = new SpoolReader(config.setDir, config.prefix, (frame) => {
   let plain: Buffer;
   let events;
@@ -64,9 +74,21 @@ const reader = new SpoolReader(config.setDir, config.prefix, (frame) => {
     report({ failure: { message: `a spooled batch of events could not be read: ${causeText(err)}` } });
     return;
   }
-  for (const ev of events) reconstructor.push(ev);
+  if (next === queued.length) {
+    queued = events;
+    next = 0;
+  } else {
+    for (const ev of events) queued.push(ev);
+  }
   progress.bytes += plain.length; // as the recorder counts what it spooled
 });
+
+/** Hands the next queued event on, reading the spool when none are queued. False when nothing was there. */
+function stepOne(): boolean {
+  if (next === queued.length && !reader.step()) return false;
+  if (next < queued.length) reconstructor.push(queued[next++]!);
+  return true;
+}
 
 function write(ex: Exchange): void {
   if (ex.role === 'incoming') appPort ??= appPortOf(ex);
@@ -107,40 +129,16 @@ process.stdin.resume();
 
 const IDLE_MS = 10;
 /**
- * While the command runs, the writer works PACED_SLICE_MS at a time with PACED_GAP_MS between
- * slices (at most a fifth of a CPU), unless more than BEHIND_BYTES wait in the spool; then, and
- * once the command has ended, it works without pause. The idle CPU class alone did not keep it out
- * of the app's way: a writer that is always runnable, even at idle class, left the app sharing a
- * CPU with the load generator more often. Measured with a 200 µs handler under wrk, 10 paired
- * rounds: p99 lower in 8, median 21.3 -> 20.1 ms, throughput higher in 5 of 6 (bench/README.md,
- * session 6). The backlog waits on disk (the spool), so pacing costs time at the end, not memory.
+ * When paced (light traffic while the command runs), the writer works PACED_SLICE_MS at a time
+ * with PACED_GAP_MS between slices (at most a fifth of a CPU). The idle CPU class alone did not
+ * keep it out of the app's way: a writer that is always runnable, even at idle class, left the app
+ * sharing a CPU with the load generator more often. Measured with a 200 µs handler under wrk, 10
+ * paired rounds: p99 lower in 8, median 21.3 -> 20.1 ms, throughput higher in 5 of 6
+ * (bench/README.md, session 6). Under load it waits altogether (writer-pacing.ts).
  */
 const PACED_SLICE_MS = 5;
 const PACED_GAP_MS = 20;
-const BEHIND_BYTES = 64 * 1024 * 1024;
-/**
- * While captured traffic arrives faster than this (a load test, not someone clicking through an
- * app), the writer does nothing until the command ends or BEHIND_BYTES wait: on the 2-vCPU
- * machines measured, any work on the other CPU slows the app, whatever its priority (an idle-class
- * busy loop cost the bare server 16-34 % of its throughput), and waiting lifted the bare HTTPS
- * server under tlsrec from 0.68-0.73 to 0.70-1.00 of no capture in three pairs (bench/README.md,
- * session 6). Below the rate, files appear as the recording goes on.
- */
-const UNDER_LOAD_BYTES_PER_S = 1024 * 1024;
-const LOAD_WINDOW_MS = 1000;
-let loadMark = { at: Date.now(), arrived: 0 };
-let underLoad = false;
-
-/** Is the spool growing faster than UNDER_LOAD_BYTES_PER_S (measured over LOAD_WINDOW_MS)? */
-function updateUnderLoad(backlog: number): boolean {
-  const now = Date.now();
-  if (now - loadMark.at >= LOAD_WINDOW_MS) {
-    const arrived = reader.handledBytes() + backlog;
-    underLoad = ((arrived - loadMark.arrived) * 1000) / (now - loadMark.at) > UNDER_LOAD_BYTES_PER_S;
-    loadMark = { at: now, arrived };
-  }
-  return underLoad;
-}
+const pacing = new WriterPacing();
 const REPORT_MS = 250;
 let lastReport = 0;
 let reported = -1;
@@ -148,6 +146,7 @@ let reported = -1;
 async function finish(): Promise<void> {
   // tlsrec closed stdin after its last append: everything is in the spool.
   const leftover = reader.finish();
+  while (next < queued.length) reconstructor.push(queued[next++]!);
   const stats = reconstructor.finish(); // completes what ends with the stream (close-delimited bodies)
   const summary = await writer.close();
   report({
@@ -167,14 +166,15 @@ function tick(): void {
   try {
     // Work in slices so stdin's end and the reports get their turn.
     const backlog = reader.backlogBytes();
-    const paced = !commandEnded && !recorderDone && backlog < BEHIND_BYTES;
-    if (updateUnderLoad(backlog) && paced) {
+    const mode = pacing.mode(Date.now(), reader.handledBytes() + backlog, backlog, !commandEnded && !recorderDone);
+    if (mode === 'wait') {
       setTimeout(tick, PACED_GAP_MS);
       return;
     }
+    const paced = mode === 'paced';
     const until = Date.now() + (paced ? PACED_SLICE_MS : 50);
     let progressed = false;
-    while (Date.now() < until && reader.step()) progressed = true;
+    while (Date.now() < until && stepOne()) progressed = true;
     if (Date.now() - lastReport >= REPORT_MS && progress.bytes !== reported) {
       report({ progress: { ...progress } });
       reported = progress.bytes;
