@@ -6,12 +6,15 @@
 //   b  tlsrec record -q -- node server.mjs          (the server is the recorded command)
 //   c  mitmproxy (mitmdump, reverse-proxy mode) on the TLS hop   (the proxy approach)
 //   d  bpftrace uprobe+uretprobe on node's SSL_read/SSL_write doing nothing but count (the floor)
+//   e  the same count-only probes on every file tlsrec attaches to up front: node and the system
+//      libssl. wrk uses the system libssl, so these probes tax the load generator too, as tlsrec's
+//      do (its SSL_read begins with `sub rsp`, which the kernel single-steps: two exceptions a hit)
 // Prints medians and b/a, c/a, d/a for throughput and p50/p99, the app's own CPU time per request
-// (uprobe and BPF time run in the app, so they show there), the same ratios taken within each
+// (uprobe and BPF time run in the app, so they show there), wrk's CPU time per request, the same ratios taken within each
 // round (median of the per-round ratios), plus completeness of b
 // (tests/mocks written vs requests the server answered).
 //
-//   node bench/overhead.mjs [--rounds 3] [--duration 5] [--conns 32] [--configs a,b,c,d]
+//   node bench/overhead.mjs [--rounds 3] [--duration 5] [--conns 32] [--configs a,b,c,d,e]
 //                           [--scenarios https,proxy] [--work 0,200]
 import { join } from 'node:path';
 import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -19,6 +22,7 @@ import {
   BENCH, NODE, TLSREC, run, stop, waitPort, waitOutput, wrk, median, shuffle, table, fmt, tmp, port,
   makeCert, listRecorded, countMocks, tlsrecBroken, machine, saveJson, args, sleep, lossFrom,
 } from './lib.mjs';
+import { systemLibssl } from '../dist/native/proc.js';
 
 const o = args({ rounds: 3, duration: 5, warmup: 1, conns: 32, configs: 'a,b,c,d', scenarios: 'https,proxy', work: '0,200' });
 const base = tmp();
@@ -36,6 +40,9 @@ if (broken && configs.includes('b')) {
 
 const BPF = ['SSL_read', 'SSL_write']
   .map((f) => `uprobe:${nodeBin}:${f} { @calls = count(); } uretprobe:${nodeBin}:${f} { @rets = count(); }`)
+  .join(' ');
+const BPF_ALL = [nodeBin, ...systemLibssl()]
+  .flatMap((file) => ['SSL_read', 'SSL_write'].map((f) => `uprobe:${file}:${f} { @calls = count(); } uretprobe:${file}:${f} { @rets = count(); }`))
   .join(' ');
 
 /** Start the system under test in one config. Returns { url, stop(): info }. */
@@ -69,8 +76,8 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
     }
     appArgs = [APP, '--port', String(p), '--upstream', up, '--work-us', String(workUs), '--count-file', countFile];
   }
-  if (cfg === 'd') {
-    bt = run('bpftrace', ['-e', BPF]);
+  if (cfg === 'd' || cfg === 'e') {
+    bt = run('bpftrace', ['-e', cfg === 'd' ? BPF : BPF_ALL]);
     await waitOutput(bt, /Attaching \d+ probes/);
     await sleep(300);
   }
@@ -147,7 +154,7 @@ for (const scenario of o.scenarios.split(',')) {
           rows[cfg].push({ ...w, raw: undefined, ...info });
           process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: ${fmt(w.rps, 0)} req/s p50 ${fmt(w.p50)} ms p99 ${fmt(w.p99)} ms` +
             (cfg === 'b' ? ` tests ${info.tests} (wrk completed ${info.wrkReqs}, server answered ${info.served})${scenario === 'proxy' ? `, mocks ${info.mocks}` : ''}, stop ${info.stopMs} ms${info.loss.warning ? ' ' + info.loss.warning : ''}` : '') +
-            (cfg === 'd' ? ` uprobe calls ${info.uprobeCalls}` : '') + (w.sockErr ? ` sockerr ${w.sockErr}` : '') + (w.non2xx ? ` non2xx ${w.non2xx}` : '') + '\n');
+            ` wrk ${fmt(w.cpuUsPerReq, 1)} µs/req` + (cfg === 'd' || cfg === 'e' ? ` uprobe calls ${info.uprobeCalls}` : '') + (w.sockErr ? ` sockerr ${w.sockErr}` : '') + (w.non2xx ? ` non2xx ${w.non2xx}` : '') + '\n');
         } catch (e) {
           process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: FAILED ${e.message.slice(0, 800)}\n`);
           if (sut) await sut.stop().catch(() => {});
@@ -157,15 +164,15 @@ for (const scenario of o.scenarios.split(',')) {
     }
     const med = Object.fromEntries(configs.map((c) => [c, {
       rps: median(rows[c].map((x) => x.rps)), p50: median(rows[c].map((x) => x.p50)), p99: median(rows[c].map((x) => x.p99)),
-      appCpuUsPerReq: median(rows[c].map((x) => x.appCpuUsPerReq)),
+      appCpuUsPerReq: median(rows[c].map((x) => x.appCpuUsPerReq)), wrkCpuUsPerReq: median(rows[c].map((x) => x.cpuUsPerReq)),
     }]));
     const a = med.a;
-    const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes' };
+    const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes', e: 'e count-only, node+libssl' };
     console.log(`\n## ${scenario === 'https' ? 'Node HTTPS server' : 'plain-HTTP app -> HTTPS upstream'}, handler ${workUs ? workUs + ' µs busy work' : 'bare'}`);
     table([
-      ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99', 'app CPU µs/req', 'runs'],
+      ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99', 'app CPU µs/req', 'wrk CPU µs/req', 'runs'],
       ...configs.map((c) => [name[c], fmt(med[c].rps, 0), fmt(med[c].p50), fmt(med[c].p99),
-        fmt(med[c].rps / a?.rps, 3), fmt(med[c].p50 / a?.p50), fmt(med[c].p99 / a?.p99), fmt(med[c].appCpuUsPerReq, 1),
+        fmt(med[c].rps / a?.rps, 3), fmt(med[c].p50 / a?.p50), fmt(med[c].p99 / a?.p99), fmt(med[c].appCpuUsPerReq, 1), fmt(med[c].wrkCpuUsPerReq, 1),
         rows[c].filter((x) => Number.isFinite(x.rps)).length]),
     ]);
     // The same ratios taken within each round (a and x ran minutes apart at most), then the median:
