@@ -7,7 +7,7 @@ import { EnvironmentError } from '../src/errors.js';
 import { Cgroup } from '../src/native/cgroup.js';
 import { captureUnsupportedReason, defaultBpfObjectPath } from '../src/native/capture.js';
 import { decodeRecord } from '../src/native/decode.js';
-import { BpfObject, summariseVerifierLog } from '../src/native/libbpf.js';
+import { BpfObject, summariseVerifierLog, uprobeMultiSupported } from '../src/native/libbpf.js';
 
 const unsupported = captureUnsupportedReason();
 if (unsupported && process.env.TLSREC_REQUIRE_EBPF === '1') throw new Error(`eBPF required (TLSREC_REQUIRE_EBPF=1) but unavailable: ${unsupported}`);
@@ -28,6 +28,28 @@ describe('libbpf wrapper', () => {
     const log = 'libbpf: prog x: -- BEGIN PROG LOAD LOG --\n0: R1=ctx()\n1: (79) r0 = *(u64 *)(r1 +999)\ninvalid bpf_context access off=999 size=8\nprocessed 2 insns\n-- END PROG LOAD LOG --\n';
     expect(summariseVerifierLog(log)).toContain('invalid bpf_context access off=999');
     expect(summariseVerifierLog(log)).not.toContain('processed');
+  });
+
+  it('tells uprobe_multi support from the kernel BTF string table, and TLSREC_UPROBE_MULTI=0 turns it off', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tlsrec-btf-'));
+    const saved = process.env.TLSREC_UPROBE_MULTI;
+    try {
+      // Only the exact name counts, not a longer one that starts with it.
+      const withLink = join(dir, 'with');
+      writeFileSync(withLink, Buffer.from('\0bpf_link\0bpf_uprobe_multi_link\0bpf_uprobe_multi_link_lops\0', 'latin1'));
+      const without = join(dir, 'without');
+      writeFileSync(without, Buffer.from('\0bpf_link\0bpf_uprobe_multi_link_lops\0bpf_kprobe_multi_link\0', 'latin1'));
+      delete process.env.TLSREC_UPROBE_MULTI;
+      expect(uprobeMultiSupported(withLink)).toBe(process.arch === 'x64' || process.arch === 'arm64');
+      expect(uprobeMultiSupported(without)).toBe(false);
+      expect(uprobeMultiSupported(join(dir, 'missing'))).toBe(false);
+      process.env.TLSREC_UPROBE_MULTI = '0';
+      expect(uprobeMultiSupported(withLink)).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.TLSREC_UPROBE_MULTI;
+      else process.env.TLSREC_UPROBE_MULTI = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says what to do when the object file is missing', () => {

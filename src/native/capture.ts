@@ -18,7 +18,7 @@ import { RecordQueue } from './record-queue.js';
 import type { Cgroup } from './cgroup.js';
 import { dataLength, execTgid, recordLength } from './decode.js';
 import { opensslOffsets, type SslFunction } from './elf.js';
-import { BpfObject, type BpfLink, numPossibleCpus } from './libbpf.js';
+import { BPF_TRACE_UPROBE_MULTI, BpfObject, type BpfLink, destroyLinks, numPossibleCpus, uprobeMultiSupported } from './libbpf.js';
 import { fileId, processExe, processMappedFiles, systemLibssl } from './proc.js';
 import { RingBufferReader } from './ringbuf.js';
 
@@ -36,6 +36,11 @@ export interface CaptureOptions {
   onWarning?(msg: string): void;
   /** Path of the compiled BPF object (default: bpf/capture.bpf.o of this package). */
   bpfObjectPath?: string;
+  /**
+   * Attach uprobes as uprobe_multi links (Linux 6.6+) rather than perf-event links. Default: when
+   * the kernel has them (libbpf.ts, uprobeMultiSupported).
+   */
+  uprobeMulti?: boolean;
   /** Ring buffer polling period in ms (default 4). */
   pollMs?: number;
   /**
@@ -118,18 +123,26 @@ export class CaptureSession {
   private constructor(
     private readonly obj: BpfObject,
     private readonly opts: CaptureOptions,
+    /** Uprobes are attached as uprobe_multi links (else as perf-event links). */
+    readonly multi: boolean,
   ) {}
 
   static async start(opts: CaptureOptions): Promise<CaptureSession> {
     const path = opts.bpfObjectPath ?? defaultBpfObjectPath();
     const ringBytes = opts.ringbufBytes ?? DEFAULT_RINGBUF_BYTES;
+    // uprobe_multi links attach and detach without the kernel-wide mutex of perf-event uprobes:
+    // stopping a recording no longer waits ~0.1 s a probe (libbpf.ts, destroyLinks).
+    const multi = opts.uprobeMulti ?? uprobeMultiSupported();
     const obj = BpfObject.openAndLoad(path, (o) => {
+      if (multi) {
+        for (const p of PROBES) for (const name of p.exit ? [p.enter, p.exit] : [p.enter]) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
+      }
       o.setRingbufSize('events', ringBytes);
       const cfg = Buffer.alloc(8); // struct cap_config
       cfg.writeBigUInt64LE(opts.cgroup.id, 0);
       o.setRodata(cfg);
     });
-    const session = new CaptureSession(obj, opts);
+    const session = new CaptureSession(obj, opts, multi);
     try {
       session.reader = new RingBufferReader(obj.map('events').fd, ringBytes);
       // tp_btf programs: attached by section name, need no tracefs (not mounted on these hosts) and,
@@ -169,8 +182,12 @@ export class CaptureSession {
       const offset = offsets.get(p.fn);
       if (offset === undefined) continue;
       try {
-        this.links.push(this.obj.program(p.enter).attachUprobe({ binaryPath: file, offset, retprobe: false }));
-        if (p.exit) this.links.push(this.obj.program(p.exit).attachUprobe({ binaryPath: file, offset, retprobe: true }));
+        const attach = (name: string, retprobe: boolean): BpfLink =>
+          this.multi
+            ? this.obj.program(name).attachUprobeMulti({ binaryPath: file, offset, retprobe })
+            : this.obj.program(name).attachUprobe({ binaryPath: file, offset, retprobe });
+        this.links.push(attach(p.enter, false));
+        if (p.exit) this.links.push(attach(p.exit, true));
       } catch (err) {
         this.warn(`cannot attach to ${p.fn} in ${file}: ${causeText(err)}`);
       }
@@ -337,7 +354,7 @@ export class CaptureSession {
     this.timers.clear();
     this.thaw();
     this.flushQueue();
-    for (const l of this.links.splice(0)) l.destroy();
+    await destroyLinks(this.links.splice(0));
     // A program that was running on another CPU when its link went away may still commit a record.
     await new Promise((r) => setTimeout(r, 10));
     this.flushQueue();
@@ -357,7 +374,7 @@ export class CaptureSession {
     this.thaw();
     if (this.poller) clearInterval(this.poller);
     if (this.rescanner) clearInterval(this.rescanner);
-    for (const l of this.links.splice(0)) l.destroy();
+    await destroyLinks(this.links.splice(0));
     this.reader?.close();
     this.reader = undefined;
     this.obj.close();

@@ -56,6 +56,14 @@ export function call(library: string, funcName: string, retType: DataType, param
   return load({ library, funcName, retType, paramsType, paramsValue });
 }
 
+/**
+ * Call a C function on a thread of its own (libuv's pool), for calls that block in the kernel: a
+ * uprobe link's close waits for RCU grace periods, and several closes wait side by side.
+ */
+export async function callInThread(library: string, funcName: string, retType: DataType, paramsType: FieldType[], paramsValue: unknown[]): Promise<unknown> {
+  return load({ library, funcName, retType, paramsType, paramsValue, runInNewThread: true });
+}
+
 export interface ErrnoResult<V> {
   value: V;
   errnoCode: number;
