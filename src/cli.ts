@@ -65,7 +65,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec record -- curl https://example.com/\n\n' +
         'Exit code: the command\'s own when it exits by itself; 0 when stopped with Ctrl-C or SIGTERM;\n' +
         '2 bad usage; 3 environment (privileges, kernel features), the command could not start,\n' +
-        'the kernel lost data (see --ringbuf) or files could not be written (disk full).',
+        'the kernel lost data (see --ringbuf) or files could not be written (disk full).\n\n' +
+        'Environment: TLSREC_UPROBE_MULTI=0 attaches the OpenSSL probes as perf-event uprobes even where\n' +
+        'the kernel has uprobe_multi links (Linux 6.6+; those attach and detach much faster).',
     )
     .argument('<command...>', 'the command to run and record (put it after --)')
     .option('--dir <path>', 'where test sets are written', 'tlsrec')

@@ -109,6 +109,7 @@ export class CaptureSession {
   private reader: RingBufferReader | undefined;
   private stopped = false;
   private final: LossCounters | undefined;
+  private stopping: Promise<LossCounters> | undefined;
   /** Records waiting for the consumer. */
   private readonly queue = new RecordQueue();
   /** Payload bytes of the data records drained so far. */
@@ -130,8 +131,8 @@ export class CaptureSession {
   static async start(opts: CaptureOptions): Promise<CaptureSession> {
     const path = opts.bpfObjectPath ?? defaultBpfObjectPath();
     const ringBytes = opts.ringbufBytes ?? DEFAULT_RINGBUF_BYTES;
-    // uprobe_multi links attach and detach without the kernel-wide mutex of perf-event uprobes:
-    // stopping a recording no longer waits ~0.1 s a probe (libbpf.ts, destroyLinks).
+    // uprobe_multi links detach side by side, where perf-event uprobes detach one at a time
+    // (~0.1 s each): stopping a recording no longer waits that long a probe (libbpf.ts, destroyLinks).
     const multi = opts.uprobeMulti ?? uprobeMultiSupported();
     const obj = BpfObject.openAndLoad(path, (o) => {
       if (multi) {
@@ -344,9 +345,15 @@ export class CaptureSession {
     return out;
   }
 
-  /** Drains what is left, detaches everything, closes the object. Safe to call twice. */
+  /** Drains what is left, detaches everything, closes the object. Safe to call twice, even at once. */
   async stop(): Promise<LossCounters> {
     if (this.final) return { ...this.final };
+    // Detaching awaits (destroyLinks): a second call meanwhile waits for the first.
+    this.stopping ??= this.stopOnce();
+    return { ...(await this.stopping) };
+  }
+
+  private async stopOnce(): Promise<LossCounters> {
     this.stopped = true;
     if (this.poller) clearInterval(this.poller);
     if (this.rescanner) clearInterval(this.rescanner);

@@ -92,10 +92,10 @@ class FdLink implements BpfLink {
 }
 
 /**
- * Detach links side by side. Closing a uprobe link waits for RCU grace periods: a perf-event
- * uprobe link ~0.1 s under a kernel-wide mutex (18 links were ~1.9 s of every recording's stop), a
- * uprobe_multi link ~0.05 s without one, so that 18 closed at once took 0.08 s (bench/README.md,
- * session 7).
+ * Detach links side by side. Closing a uprobe link waits for RCU grace periods. Perf-event uprobe
+ * links took ~0.1 s each and one at a time even when closed from several threads (the kernel
+ * serialises them: 18 links were ~1.9 s of every recording's stop); uprobe_multi links took
+ * ~0.05 s each one after another and 0.08 s for 18 closed at once (bench/README.md, session 7).
  */
 export async function destroyLinks(links: BpfLink[]): Promise<void> {
   await Promise.all(links.map((l) => l.destroyInThread()));
@@ -155,7 +155,7 @@ export class BpfProgram {
   /**
    * A uprobe as a uprobe_multi link (Linux 6.6+; the program must have been loaded with expected
    * attach type BPF_TRACE_UPROBE_MULTI). libbpf 1.1 predates it, so the link is made with bpf()
-   * directly. Unlike a perf-event uprobe it takes no kernel-wide mutex to attach or detach.
+   * directly. Unlike perf-event uprobes, such links detach side by side (see destroyLinks).
    */
   attachUprobeMulti(opts: { binaryPath: string; offset: number; retprobe: boolean }): BpfLink {
     ensureLibc();
