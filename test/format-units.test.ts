@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeBody, encodeBody } from '../src/format/body.js';
+import { decodeBody, encodeBody, storedAsBase64 } from '../src/format/body.js';
 import { looksLikeJson, minifyJson, prettyJson } from '../src/format/json.js';
 import { mergeNoise, parseNoise, parseNoiseKey } from '../src/format/noise.js';
 import { isSecretHeader, redactHeaders, REDACTED } from '../src/format/redact.js';
@@ -108,6 +108,25 @@ describe('JSON whitespace', () => {
     expect(decodeBody('{\n  "a": 1\n}\n', undefined, 'application/json').bytes.toString()).toBe('{"a":1}\n');
     expect(encodeBody(Buffer.from('{oops'), 'application/json')).toEqual({ body: '{oops' });
     expect(decodeBody('{oops', undefined, 'application/json')).toEqual({ bytes: Buffer.from('{oops'), kind: 'text' });
+  });
+
+  it('storedAsBase64 says what encodeBody does, without formatting the body', () => {
+    const cases: Array<[Buffer, string | undefined]> = [
+      [Buffer.alloc(0), 'image/png'],
+      [Buffer.from('plain text'), 'text/plain'],
+      [Buffer.from('{"a":1}'), 'application/json'],
+      [Buffer.from('{"a":1}'), 'application/octet-stream'],
+      [Buffer.from('<svg/>'), 'image/svg+xml'],
+      [Buffer.from([0xff, 0xfe, 0x41]), undefined],
+      [Buffer.from('nul\0inside'), 'text/plain'],
+    ];
+    const seen = new Set<boolean>();
+    for (const [bytes, type] of cases) {
+      const base64 = encodeBody(bytes, type).body_encoding === 'base64';
+      seen.add(base64);
+      expect(storedAsBase64(bytes, type), `${bytes.toString('hex')} ${type}`).toBe(base64);
+    }
+    expect(seen).toEqual(new Set([true, false])); // both answers were checked
   });
 });
 

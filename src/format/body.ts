@@ -42,6 +42,11 @@ function wrappedBase64(bytes: Buffer): string {
   return lines.join('\n') + '\n';
 }
 
+/** Would encodeBody store these bytes as base64? (Without formatting the text.) */
+export function storedAsBase64(bytes: Buffer, contentType: string | undefined): boolean {
+  return bytes.length > 0 && (isBinaryContentType(contentType) || asText(bytes) === undefined);
+}
+
 export function encodeBody(bytes: Buffer, contentType: string | undefined): StoredBody {
   if (bytes.length === 0) return { body: '' };
   const text = isBinaryContentType(contentType) ? undefined : asText(bytes);

@@ -3,7 +3,7 @@
 import { Document, parse, Scalar } from 'yaml';
 import type { Exchange, HeaderList, HttpRequestMessage } from '../record/exchange.js';
 import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
-import { encodeBody, type StoredBody } from './body.js';
+import { encodeBody, storedAsBase64, type StoredBody } from './body.js';
 import { firstHeader } from '../http/headers.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
 import {
@@ -193,8 +193,9 @@ export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptio
     lines.push(`--header ${shellQuote(`${name}: ${value}`)}`);
   }
   if (req.body.length > 0) {
-    const stored = encodeBody(req.body, firstHeader(req.headers, 'content-type'));
-    if (stored.body_encoding === 'base64' || !req.bodyDecoded) lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
+    // Only whether it is stored as base64: formatting it (JSON checked and pretty-printed) again here
+    // would repeat the work of spec.req.body.
+    if (storedAsBase64(req.body, firstHeader(req.headers, 'content-type')) || !req.bodyDecoded) lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
     else if (req.body.length > CURL_BODY_LIMIT) lines.push('--data-binary @body.txt  # large body: see spec.req.body');
     else lines.push(`--data-raw ${shellQuote(req.body.toString('utf8'))}`);
   }
