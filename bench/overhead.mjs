@@ -38,12 +38,13 @@ if (broken && configs.includes('b')) {
   configs = configs.filter((c) => c !== 'b');
 }
 
-const BPF = ['SSL_read', 'SSL_write']
-  .map((f) => `uprobe:${nodeBin}:${f} { @calls = count(); } uretprobe:${nodeBin}:${f} { @rets = count(); }`)
-  .join(' ');
-const BPF_ALL = [nodeBin, ...systemLibssl()]
-  .flatMap((file) => ['SSL_read', 'SSL_write'].map((f) => `uprobe:${file}:${f} { @calls = count(); } uretprobe:${file}:${f} { @rets = count(); }`))
-  .join(' ');
+/** bpftrace program: count-only uprobe + uretprobe on SSL_read and SSL_write in each file. */
+const countOnly = (files) =>
+  files
+    .flatMap((file) => ['SSL_read', 'SSL_write'].map((f) => `uprobe:${file}:${f} { @calls = count(); } uretprobe:${file}:${f} { @rets = count(); }`))
+    .join(' ');
+const BPF = countOnly([nodeBin]);
+const BPF_ALL = countOnly([nodeBin, ...systemLibssl()]);
 
 /** Start the system under test in one config. Returns { url, stop(): info }. */
 async function startConfig(scenario, cfg, workUs, upstreamPort) {

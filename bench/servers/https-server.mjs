@@ -5,27 +5,22 @@
 // uprobe and BPF time included) it used from the first request on, and exits.
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { busyWork, options, requestCounter } from './common.mjs';
 
-const opt = {};
-for (let i = 2; i < process.argv.length; i += 2) opt[process.argv[i].slice(2)] = process.argv[i + 1];
+const opt = options();
 const port = Number(opt.port);
 const workNs = BigInt(Math.round(Number(opt['work-us'] ?? 0) * 1000));
 
 const items = [];
 for (let i = 0; items.length < 12; i++) items.push({ id: i, name: `item-${i}`, price: 10 + i * 1.25, tags: ['a', 'b'], ok: i % 2 === 0 });
 const body = JSON.stringify({ status: 'ok', items });
-let count = 0;
-/** The process's CPU time when the first request arrived: start-up is not counted. */
-let cpuAtFirst;
+const counter = requestCounter(opt['count-file']);
 
 function handler(req, res) {
-  if (workNs > 0n) {
-    const end = process.hrtime.bigint() + workNs;
-    while (process.hrtime.bigint() < end);
-  }
-  cpuAtFirst ??= process.cpuUsage();
-  count++;
+  busyWork(workNs);
+  counter.arrived();
+  counter.answered();
   req.resume();
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
@@ -36,12 +31,3 @@ const server = opt.cert
   : http.createServer(handler);
 server.keepAliveTimeout = 60000;
 server.listen(port, '127.0.0.1');
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => {
-    if (opt['count-file']) {
-      const cpu = cpuAtFirst ? process.cpuUsage(cpuAtFirst) : { user: 0, system: 0 };
-      writeFileSync(opt['count-file'], `${count} ${cpu.user + cpu.system}`);
-    }
-    process.exit(0);
-  });
-}

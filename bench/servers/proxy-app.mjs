@@ -5,31 +5,25 @@
 // (µs) from the first request on, as https-server.mjs does.
 import http from 'node:http';
 import https from 'node:https';
-import { writeFileSync } from 'node:fs';
+import { busyWork, options, requestCounter } from './common.mjs';
 
-const opt = {};
-for (let i = 2; i < process.argv.length; i += 2) opt[process.argv[i].slice(2)] = process.argv[i + 1];
+const opt = options();
 const port = Number(opt.port);
 const upstream = new URL(opt.upstream);
 const workNs = BigInt(Math.round(Number(opt['work-us'] ?? 0) * 1000));
 const agent = new https.Agent({ keepAlive: true, maxSockets: 64, rejectUnauthorized: false });
-let count = 0;
-/** The process's CPU time when the first request arrived: start-up is not counted. */
-let cpuAtFirst;
+const counter = requestCounter(opt['count-file']);
 
 http
   .createServer((req, res) => {
-    if (workNs > 0n) {
-      const end = process.hrtime.bigint() + workNs;
-      while (process.hrtime.bigint() < end);
-    }
-    cpuAtFirst ??= process.cpuUsage();
+    busyWork(workNs);
+    counter.arrived();
     req.resume();
     const up = https.get(upstream, { agent }, (ur) => {
       const chunks = [];
       ur.on('data', (c) => chunks.push(c));
       ur.on('end', () => {
-        count++;
+        counter.answered();
         const b = Buffer.concat(chunks);
         res.writeHead(ur.statusCode, { 'content-type': 'application/json', 'content-length': b.length });
         res.end(b);
@@ -38,13 +32,3 @@ http
     up.on('error', (e) => { res.writeHead(502); res.end(String(e)); });
   })
   .listen(port, '127.0.0.1').keepAliveTimeout = 60000;
-
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => {
-    if (opt['count-file']) {
-      const cpu = cpuAtFirst ? process.cpuUsage(cpuAtFirst) : { user: 0, system: 0 };
-      writeFileSync(opt['count-file'], `${count} ${cpu.user + cpu.system}`);
-    }
-    process.exit(0);
-  });
-}
