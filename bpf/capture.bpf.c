@@ -28,9 +28,11 @@ const volatile struct cap_config cfg = {};
 #define NR_recvfrom 207
 #define NR_sendmsg 211
 #define NR_recvmsg 212
+#define NR_mmap 222
 #define SC_ARG0(r) ((r)->regs[0])
 #define SC_ARG1(r) ((r)->regs[1])
 #define SC_ARG2(r) ((r)->regs[2])
+#define SC_ARG3(r) ((r)->regs[3])
 #define SC_NR(r) ((r)->syscallno)
 #else
 #define NR_read 0
@@ -45,9 +47,11 @@ const volatile struct cap_config cfg = {};
 #define NR_recvfrom 45
 #define NR_sendmsg 46
 #define NR_recvmsg 47
+#define NR_mmap 9
 #define SC_ARG0(r) ((r)->di)
 #define SC_ARG1(r) ((r)->si)
 #define SC_ARG2(r) ((r)->dx)
+#define SC_ARG3(r) ((r)->r10) /* the syscall ABI passes the fourth argument in r10, not rcx */
 #define SC_NR(r) ((r)->orig_ax)
 #endif
 
@@ -596,6 +600,89 @@ static __always_inline void close_socket(__u64 id, __u32 fd)
 	bpf_map_delete_elem(&socks, &k);
 }
 
+/* ---- attach on first map: stop a process that maps an unknown executable file ---- */
+
+/* Files user space has looked at (attached the OpenSSL probes to, or found without OpenSSL). A
+ * process in scope that maps any other file executable is stopped until user space has looked at
+ * it: the probes are then in place before the process can call into the file. This is what lets
+ * tlsrec attach only to files its command really maps (an up-front probe in the system libssl
+ * would trap every libssl user on the machine, in and out of scope: bench/README.md, session 7). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct file_key);
+	__type(value, __u8);
+} known_files SEC(".maps");
+
+/* CAP_MAP records, apart from `events`: a full data ring must not cost a stopped process its
+ * wake-up, and user space polls this one on its own short timer whatever the data ring's period. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 10);
+} mapped SEC(".maps");
+
+#define PROT_EXEC 0x4
+#define MAP_ANONYMOUS 0x20
+#define SIGSTOP 19
+
+static __always_inline void file_key_of(struct file *f, struct file_key *k)
+{
+	k->ino = BPF_CORE_READ(f, f_inode, i_ino);
+	k->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+}
+
+/* Stop the current process (all its threads) if `k` is a file user space has not looked at, and
+ * tell user space. The stop takes effect when the process returns to user mode: after the mmap or
+ * execve that called this, before any instruction of the new mapping runs. */
+static __always_inline void stop_if_unknown(struct file_key *k)
+{
+	struct cap_event *e;
+	__u64 id;
+
+	if (bpf_map_lookup_elem(&known_files, k))
+		return;
+	/* No record, no stop: a process nobody would wake must never be stopped. User space's
+	 * periodic rescan then finds the file late (its first calls unrecorded). */
+	e = bpf_ringbuf_reserve(&mapped, sizeof(*e), 0);
+	if (!e)
+		return;
+	if (bpf_send_signal(SIGSTOP)) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	id = bpf_get_current_pid_tgid();
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->conn = k->ino;
+	e->pos = k->dev;
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->type = CAP_MAP;
+	bpf_ringbuf_submit(e, RB_SUBMIT);
+}
+
+static long vma_file_key(struct task_struct *task, struct vm_area_struct *vma, void *ctx)
+{
+	struct file *f = BPF_CORE_READ(vma, vm_file);
+
+	if (f)
+		file_key_of(f, ctx);
+	return 0;
+}
+
+/* At the exit of an mmap() in scope: a file mapped executable (ld.so loading a library, dlopen). */
+static __always_inline void mmap_exit(struct pt_regs *regs, long ret)
+{
+	struct file_key k = {};
+
+	if (!cfg.attach_on_map || ret < 0 || !(SC_ARG2(regs) & PROT_EXEC) || (SC_ARG3(regs) & MAP_ANONYMOUS))
+		return;
+	/* The new mapping's file, as /proc/PID/maps names it. bpf_find_vma only try-locks the mm: if
+	 * another thread holds it, ino stays 0 and user space looks at every file the process maps. */
+	bpf_find_vma(bpf_get_current_task_btf(), (__u64)ret, vma_file_key, &k, 0);
+	stop_if_unknown(&k);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 {
@@ -650,6 +737,11 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u8 dir;
 	__u32 nr;
 
+	if (SC_NR(regs) == NR_mmap) {
+		if (in_scope())
+			mmap_exit(regs, ret);
+		return 0;
+	}
 	if (!is_tracked_syscall(SC_NR(regs)) || !in_scope())
 		return 0;
 	id = bpf_get_current_pid_tgid();
@@ -777,5 +869,15 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	n = bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), BPF_CORE_READ(bprm, filename));
 	r->hdr.len = n > 0 ? n - 1 : 0;
 	bpf_ringbuf_submit(r, RB_SUBMIT);
+	/* The program execve() mapped (ld.so maps the libraries later, through mmap). */
+	if (cfg.attach_on_map) {
+		struct file_key k = {};
+		struct file *exe = BPF_CORE_READ(p, mm, exe_file);
+
+		if (exe) {
+			file_key_of(exe, &k);
+			stop_if_unknown(&k);
+		}
+	}
 	return 0;
 }

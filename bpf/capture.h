@@ -16,6 +16,7 @@ enum cap_type {
 	CAP_CLOSE = 3,
 	CAP_LOSS = 4,
 	CAP_EXEC = 5,
+	CAP_MAP = 6,  /* on the `mapped` ring only: a process in scope was stopped mapping an unknown file */
 };
 
 enum cap_source {
@@ -57,6 +58,15 @@ struct cap_event {
 
 #define CAP_HDR_SIZE 48
 
+/* A file a process maps executable, as the kernel names it: inode number and super_block->s_dev
+ * (MAJOR << 20 | MINOR, not stat()'s encoding). Key of the `known_files` map; in a CAP_MAP record,
+ * conn = ino and pos = dev. */
+struct file_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+
 /* Per-CPU loss counters (one array entry), summed by user space. */
 struct cap_counters {
 	__u64 ringbuf_full; /* records that did not fit */
@@ -66,7 +76,9 @@ struct cap_counters {
 
 /* The const volatile settings written into .rodata by user space before load. */
 struct cap_config {
-	__u64 target_cgid; /* bpf_get_current_cgroup_id() of the recorded command's cgroup */
+	__u64 target_cgid;  /* bpf_get_current_cgroup_id() of the recorded command's cgroup */
+	__u8 attach_on_map; /* stop processes that map unknown executable files (stop_if_unknown) */
+	__u8 pad[7];
 };
 
 #endif

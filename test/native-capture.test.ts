@@ -100,12 +100,18 @@ function streams(events: CaptureEvent[], tgids: Set<number>): Map<string, { conn
 }
 
 // Both ways of attaching uprobes: uprobe_multi links (Linux 6.6+, the default where the kernel has
-// them) and perf-event links (older kernels, or TLSREC_UPROBE_MULTI=0).
+// them) and perf-event links (older kernels, or TLSREC_UPROBE_MULTI=0); both when a process of the
+// command maps a file (the default) and up front (TLSREC_ATTACH_ON_MAP=0).
 const multiUnsupported = !unsupported && !uprobeMultiSupported();
 if (multiUnsupported) console.warn('skipping the uprobe_multi capture tests: the kernel has no uprobe_multi links (Linux 6.6+)');
-for (const uprobeMulti of [true, false]) {
+const modes = [
+  { uprobeMulti: true, attachOnMap: true },
+  { uprobeMulti: false, attachOnMap: true },
+  { uprobeMulti: true, attachOnMap: false },
+];
+for (const { uprobeMulti, attachOnMap } of modes) {
   const describeMode = uprobeMulti && multiUnsupported ? describe.skip : describeEbpf;
-  describeMode(`eBPF capture (root, BTF), uprobes as ${uprobeMulti ? 'uprobe_multi' : 'perf-event'} links`, () => {
+  describeMode(`eBPF capture (root, BTF), uprobes as ${uprobeMulti ? 'uprobe_multi' : 'perf-event'} links, attached ${attachOnMap ? 'on first map' : 'up front'}`, () => {
     let tlsServer: Server;
     let plainServer: Server;
     let tlsPort = 0;
@@ -125,8 +131,9 @@ for (const uprobeMulti of [true, false]) {
       tlsPort = await listen(tlsServer, '127.0.0.2');
       plainPort = await listen(plainServer, '127.0.0.3');
       cgroup = Cgroup.create('native-test');
-      session = await CaptureSession.start({ cgroup, uprobeMulti, onRecords: (r) => events.push(...decodeRecords(r)), onWarning: (m) => warnings.push(m) });
+      session = await CaptureSession.start({ cgroup, uprobeMulti, attachOnMap, onRecords: (r) => events.push(...decodeRecords(r)), onWarning: (m) => warnings.push(m) });
       expect(session.multi).toBe(uprobeMulti);
+      expect(session.onMap).toBe(attachOnMap);
     });
 
     afterAll(async () => {
@@ -271,6 +278,9 @@ for (const uprobeMulti of [true, false]) {
 
     it('attached without a warning', () => {
       expect(warnings).toEqual([]);
+      // On first map, every process was stopped at least once (its program) and let go again.
+      if (attachOnMap) expect(session!.attachStats().stops).toBeGreaterThan(0);
+      else expect(session!.attachStats().stops).toBe(0);
     });
   });
 }
@@ -298,6 +308,47 @@ describeEbpf('eBPF capture loss accounting', () => {
       const got = data.reduce((n, e) => n + e.data.length, 0);
       expect(got).toBeLessThan(BIG.length);
       expect(session.counters()).toEqual(counters); // stop() is idempotent and keeps the final tally
+    }
+  });
+});
+
+/** Bytes of the text mapping of `file` in `pid` that are private copies: a uprobe's breakpoint writes one (smaps "Anonymous"). */
+function probedBytes(pid: number, file: RegExp): number {
+  const smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const at = smaps.split('\n').findIndex((l) => / r-xp /.test(l) && file.test(l));
+  expect(at, `a text mapping of ${file} in process ${pid}`).toBeGreaterThanOrEqual(0);
+  const anon = smaps.split('\n').slice(at + 1).find((l) => l.startsWith('Anonymous:'));
+  return Number(/(\d+) kB/.exec(anon!)![1]) * 1024;
+}
+
+describeEbpf('eBPF capture: probes only in files the command maps', () => {
+  it('leaves a libssl user outside the cgroup untouched until a process of the command maps libssl', async () => {
+    // A process outside the cgroup with the system libssl mapped (Debian's python3 links it).
+    const outside = spawn('/usr/bin/python3', ['-c', 'import ssl, sys; print(flush=True); sys.stdin.read()'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise((r) => outside.stdout.once('data', r));
+    const libssl = /libssl\.so/;
+    const cgroup = Cgroup.create('native-onmap');
+    const session = await CaptureSession.start({ cgroup, attachOnMap: true, onRecords: () => undefined });
+    try {
+      expect(probedBytes(outside.pid!, libssl)).toBe(0);
+      // A node command: its own OpenSSL is probed, the system libssl still is not.
+      const node = await run(argvInCgroup(cgroup, [process.execPath, '-e', 'require("node:https")']));
+      expect(node.code, node.stderr).toBe(0);
+      expect(session.attachStats()).toMatchObject({ filesAttached: 1 });
+      expect(probedBytes(outside.pid!, libssl)).toBe(0);
+      // curl maps the system libssl: the probes go in, in every process that maps it.
+      const curl = await run(argvInCgroup(cgroup, ['curl', '-sS', '-o', '/dev/null', 'file:///etc/hostname']));
+      expect(curl.code, curl.stderr).toBe(0);
+      expect(session.attachStats()).toMatchObject({ filesAttached: 2 });
+      expect(probedBytes(outside.pid!, libssl)).toBeGreaterThan(0);
+      // Files looked at once stop nobody again.
+      const { stops } = session.attachStats();
+      await run(argvInCgroup(cgroup, ['curl', '-sS', '-o', '/dev/null', 'file:///etc/hostname']));
+      expect(session.attachStats().stops).toBe(stops);
+    } finally {
+      await session.stop();
+      await cgroup.destroy();
+      outside.kill();
     }
   });
 });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { realpathSync, statSync } from 'node:fs';
 import { opensslOffsets, symbolOffsetsSync } from '../src/native/elf.js';
-import { fileId, parseExecutableMappings, parseLdconfig, systemLibssl } from '../src/native/proc.js';
+import { fileId, parseExecutableMappings, parseLdconfig, processMappings, processState, systemLibssl } from '../src/native/proc.js';
 
 describe('elf symbol lookup', () => {
   it('finds SSL_* in the node binary (OpenSSL linked statically, exported in .dynsym)', () => {
@@ -28,16 +29,44 @@ describe('elf symbol lookup', () => {
 });
 
 describe('proc parsing', () => {
-  it('lists executable file mappings once', () => {
+  it('lists executable file mappings once, with the device as the kernel encodes it', () => {
     const text = [
       '55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 123 /usr/bin/python3.11',
       '55d0c0a01000-55d0c0a02000 r-xp 00001000 08:01 123 /usr/bin/python3.11',
-      '7f00-7f01 r-xp 00000000 08:01 456 /usr/lib/x86_64-linux-gnu/libssl.so.3',
-      '7f01-7f02 r-xp 00002000 08:01 456 /usr/lib/x86_64-linux-gnu/libssl.so.3',
+      '7f00-7f01 r-xp 00000000 103:1a 18446744073709551 /usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)',
+      '7f01-7f02 r-xp 00002000 103:1a 18446744073709551 /usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)',
       '7f02-7f03 rw-p 00000000 00:00 0 ',
       '7ffd-7ffe r-xp 00000000 00:00 0                          [vdso]',
     ].join('\n');
-    expect(parseExecutableMappings(text)).toEqual(['/usr/bin/python3.11', '/usr/lib/x86_64-linux-gnu/libssl.so.3']);
+    expect(parseExecutableMappings(text)).toEqual([
+      { path: '/usr/bin/python3.11', dev: (8 << 20) | 1, ino: 123n },
+      // MAJOR << 20 | MINOR (struct super_block's s_dev), not stat()'s st_dev; inodes beyond 2^53 kept exact.
+      { path: '/usr/lib/x86_64-linux-gnu/libssl.so.3', dev: (0x103 << 20) | 0x1a, ino: 18446744073709551n },
+    ]);
+  });
+
+  it('reads the state of a process: stopped, running, gone', async () => {
+    const child = spawn('sleep', ['30']);
+    try {
+      await new Promise((r) => child.once('spawn', r));
+      child.kill('SIGSTOP');
+      for (let i = 0; i < 100 && processState(child.pid!) !== 'T'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(processState(child.pid!)).toBe('T');
+      child.kill('SIGCONT');
+      for (let i = 0; i < 100 && processState(child.pid!) === 'T'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(processState(child.pid!)).toMatch(/^[RS]$/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await new Promise((r) => child.once('exit', r));
+    expect(processState(child.pid!)).toBeUndefined();
+  });
+
+  it('matches its own mappings in /proc/self/maps to stat()', () => {
+    // The kernel encoding differs from st_dev's, but both name the node binary the same file.
+    const self = processMappings('self').find((m) => m.path === realpathSync(process.execPath));
+    expect(self).toBeDefined();
+    expect(self!.ino).toBe(statSync(process.execPath, { bigint: true }).ino);
   });
 
   it('parses ldconfig -p', () => {

@@ -76,7 +76,7 @@ describe('libbpf wrapper', () => {
     const cg = Cgroup.create('native-libbpf');
     const obj = BpfObject.open(defaultBpfObjectPath());
     try {
-      const cfg = Buffer.alloc(8);
+      const cfg = Buffer.alloc(16); // struct cap_config
       cfg.writeBigUInt64LE(cg.id);
       obj.setRodata(cfg);
       obj.setRingbufSize('events', 1 << 16);

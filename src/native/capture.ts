@@ -1,6 +1,14 @@
 // The capture engine used by `tlsrec record`: loads bpf/capture.bpf.o with the target cgroup as a
 // load-time constant, attaches the syscall/exec tracepoints and OpenSSL uprobes, and delivers the
-// captured records, undecoded, in runs from a timer that drains the ring buffer. Draining (copying
+// captured records, undecoded, in runs from a timer that drains the ring buffer.
+//
+// Attach on first map: the uprobes go on a file (the system libssl, node, any binary with OpenSSL)
+// only once a process of the command maps it. The BPF programs stop (SIGSTOP) a process of the
+// command that execs or mmaps an executable file not yet looked at and report it on the `mapped`
+// ring; this file looks at the file, attaches if it has OpenSSL, marks it known, and sends SIGCONT.
+// The process never runs an instruction of the file before its probes are in, and a file is looked
+// at once per recording. Up front, the probes in the system libssl trapped every libssl user on the
+// machine (wrk 36 -> 75 µs of CPU a request: bench/README.md, session 7). Draining (copying
 // records out) is kept apart from consuming them (spooling them for the writer process): the
 // consumer works in time slices and the ring is drained between slices, so a slow consumer queues
 // in memory instead of losing data.
@@ -16,18 +24,28 @@ import { causeText } from '../errors.js';
 import type { LossCounters } from '../record/events.js';
 import { RecordQueue } from './record-queue.js';
 import type { Cgroup } from './cgroup.js';
-import { dataLength, execTgid, recordLength } from './decode.js';
+import { CAP_HDR_SIZE, CAP_MAP, dataLength, execTgid, recordLength } from './decode.js';
 import { opensslOffsets, type SslFunction } from './elf.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, type BpfLink, destroyLinks, numPossibleCpus, uprobeMultiSupported } from './libbpf.js';
-import { fileId, processExe, processMappedFiles, systemLibssl } from './proc.js';
+import { fileId, processExe, processMappings, processState, systemLibssl } from './proc.js';
 import { RingBufferReader } from './ringbuf.js';
 
 export interface CaptureOptions {
   cgroup: Cgroup;
   /** Ring buffer size in bytes (power of two, ≥ 4096). Default 64 MiB. */
   ringbufBytes?: number;
-  /** Files to attach to up front besides the system libssl and this node binary (e.g. the resolved command). */
+  /**
+   * Files the command is likely to run (e.g. the resolved command): looked at for OpenSSL before it
+   * starts, so that its first stop is short (attachOnMap), or attached to up front (otherwise).
+   */
   extraBinaries?: string[];
+  /**
+   * Attach the OpenSSL probes to a file only once a process of the command maps it, stopping that
+   * process (SIGSTOP) until they are in place. Otherwise the system libssl and this node binary are
+   * attached up front, which traps every libssl user on the machine, in scope or not. Default: on,
+   * unless TLSREC_ATTACH_ON_MAP=0.
+   */
+  attachOnMap?: boolean;
   /**
    * Captured records, in order, as the kernel wrote them (header + payload each; decodeRecords
    * reads them). The buffer is the consumer's to keep.
@@ -56,6 +74,16 @@ export interface CaptureOptions {
    * equal while behind, so that the app slows a little before it has to be paused.
    */
   onBehind?(behind: boolean): void;
+}
+
+/** What attaching on first map cost the command: how often a process waited, and for how long in all. */
+export interface AttachStats {
+  /** Files the OpenSSL probes are attached to. */
+  filesAttached: number;
+  /** Processes stopped until a file they mapped had been looked at. */
+  stops: number;
+  /** Time from those stops' records to the processes' resumption, summed. */
+  stoppedMs: number;
 }
 
 /** How often and how long the command was paused so that tlsrec could keep up. */
@@ -91,6 +119,18 @@ const PROBES: Array<{ fn: SslFunction; enter: string; exit?: string }> = [
   { fn: 'SSL_free', enter: 'ssl_free_enter' },
 ];
 
+/** Period of the `mapped` ring's poll: a stopped process waits about this long for its files to be looked at. */
+const MAPPED_POLL_MS = 2;
+/** A process whose stop has not taken effect (frozen cgroup, a tracer) is looked at anyway after this long. */
+const STOP_WAIT_MS = 1000;
+const FILE_KEY_SIZE = 16; // struct file_key
+const MAPPED_RING_BYTES = 64 << 10; // max_entries of the `mapped` ring in bpf/capture.bpf.c
+
+/** The default of CaptureOptions.attachOnMap. */
+export function attachOnMapDefault(): boolean {
+  return process.env.TLSREC_ATTACH_ON_MAP !== '0';
+}
+
 /** Is the real eBPF capture possible here? A reason when it is not (for tests and preflight). */
 export function captureUnsupportedReason(): string | undefined {
   if (process.platform !== 'linux') return 'eBPF capture needs Linux';
@@ -101,8 +141,16 @@ export function captureUnsupportedReason(): string | undefined {
 
 export class CaptureSession {
   private readonly links: BpfLink[] = [];
-  /** dev:ino of files already looked at (attached, or without OpenSSL). */
-  private readonly seenFiles = new Map<string, boolean>();
+  /** stat() dev:ino of files looked at: their OpenSSL functions, or undefined when they have none. */
+  private readonly inspected = new Map<string, Map<SslFunction, number> | undefined>();
+  /** stat() dev:ino of the files the probes are attached to. */
+  private readonly attached = new Set<string>();
+  /** Processes the mmap_file program stopped, by pid: the files (kernel dev:ino) they wait for, since when. */
+  private readonly waiting = new Map<number, { keys: Map<string, { dev: number; ino: bigint }>; since: number }>();
+  private mappedReader: RingBufferReader | undefined;
+  private mappedPoller: NodeJS.Timeout | undefined;
+  private stops = 0;
+  private stoppedMs = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   private poller: NodeJS.Timeout | undefined;
   private rescanner: NodeJS.Timeout | undefined;
@@ -126,6 +174,8 @@ export class CaptureSession {
     private readonly opts: CaptureOptions,
     /** Uprobes are attached as uprobe_multi links (else as perf-event links). */
     readonly multi: boolean,
+    /** Probes go on files as processes of the command map them (else up front). */
+    readonly onMap: boolean,
   ) {}
 
   static async start(opts: CaptureOptions): Promise<CaptureSession> {
@@ -134,27 +184,37 @@ export class CaptureSession {
     // uprobe_multi links detach side by side, where perf-event uprobes detach one at a time
     // (~0.1 s each): stopping a recording no longer waits that long a probe (libbpf.ts, destroyLinks).
     const multi = opts.uprobeMulti ?? uprobeMultiSupported();
+    const onMap = opts.attachOnMap ?? attachOnMapDefault();
     const obj = BpfObject.openAndLoad(path, (o) => {
       if (multi) {
         for (const p of PROBES) for (const name of p.exit ? [p.enter, p.exit] : [p.enter]) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
       }
       o.setRingbufSize('events', ringBytes);
-      const cfg = Buffer.alloc(8); // struct cap_config
+      const cfg = Buffer.alloc(16); // struct cap_config
       cfg.writeBigUInt64LE(opts.cgroup.id, 0);
+      cfg.writeUInt8(onMap ? 1 : 0, 8);
       o.setRodata(cfg);
     });
-    const session = new CaptureSession(obj, opts, multi);
+    const session = new CaptureSession(obj, opts, multi, onMap);
     try {
       session.reader = new RingBufferReader(obj.map('events').fd, ringBytes);
       // tp_btf programs: attached by section name, need no tracefs (not mounted on these hosts) and,
       // unlike classic tracepoints, get typed pt_regs instead of copying arguments through tracefs.
       for (const name of ['sys_enter', 'sys_exit', 'sched_exec']) session.links.push(obj.program(name).attach());
-      const upFront = [...systemLibssl(), process.execPath, ...(opts.extraBinaries ?? [])];
-      let attachedAny = false;
-      for (const file of upFront) attachedAny = session.attachFile(file) || attachedAny;
-      if (!attachedAny) session.warn('no OpenSSL library found to attach to: HTTPS traffic will not be recorded until a process maps one');
+      const candidates = [...systemLibssl(), process.execPath, ...(opts.extraBinaries ?? [])];
+      if (onMap) {
+        // Looked at now so that a process stopped on one of them waits no longer than the attach.
+        for (const file of candidates) session.inspect(file);
+        session.markKnown(processMappings('self').filter((m) => !session.inspect(m.path)));
+        session.mappedReader = new RingBufferReader(obj.map('mapped').fd, MAPPED_RING_BYTES);
+        session.mappedPoller = setInterval(() => session.pollMapped(), MAPPED_POLL_MS);
+      } else {
+        let attachedAny = false;
+        for (const file of candidates) attachedAny = session.attachFile(file) || attachedAny;
+        if (!attachedAny) session.warn('no OpenSSL library found to attach to: HTTPS traffic will not be recorded until a process maps one');
+      }
       session.poller = setInterval(() => session.poll(), opts.pollMs ?? 4);
-      // Libraries can be mapped late (dlopen); exec events trigger scans, this catches the rest.
+      // Libraries can be mapped late (dlopen); exec events trigger scans (up front), this catches the rest.
       session.rescanner = setInterval(() => session.scanCgroup(), 1000);
       return session;
     } catch (err) {
@@ -167,18 +227,21 @@ export class CaptureSession {
     this.opts.onWarning?.(msg);
   }
 
-  /** Attach the OpenSSL probes to `file` if it defines them and was not seen before. True if attached now or before. */
+  /** The OpenSSL functions `file` defines (looked up once per file), or undefined. */
+  private inspect(file: string, id = fileId(file)): Map<SslFunction, number> | undefined {
+    if (!id) return undefined;
+    if (!this.inspected.has(id)) this.inspected.set(id, opensslOffsets(file));
+    return this.inspected.get(id);
+  }
+
+  /** Attach the OpenSSL probes to `file` if it defines them and was not attached before. True if attached now or before. */
   private attachFile(file: string): boolean {
     const id = fileId(file);
     if (!id) return false;
-    const known = this.seenFiles.get(id);
-    if (known !== undefined) return known;
-    const offsets = opensslOffsets(file);
-    if (!offsets) {
-      this.seenFiles.set(id, false);
-      return false;
-    }
-    this.seenFiles.set(id, true);
+    if (this.attached.has(id)) return true;
+    const offsets = this.inspect(file, id);
+    if (!offsets) return false;
+    this.attached.add(id);
     for (const p of PROBES) {
       const offset = offsets.get(p.fn);
       if (offset === undefined) continue;
@@ -196,16 +259,105 @@ export class CaptureSession {
     return true;
   }
 
+  /** Tell the mmap_file program that these files have been looked at: mapping them stops nobody. */
+  private markKnown(files: Iterable<{ dev: number; ino: bigint }>): void {
+    const known = this.obj.map('known_files');
+    for (const f of files) {
+      const key = Buffer.alloc(FILE_KEY_SIZE);
+      key.writeBigUInt64LE(f.ino, 0);
+      key.writeUInt32LE(f.dev, 8);
+      try {
+        known.update(key, Buffer.from([1]));
+      } catch (err) {
+        // The map is full (16,384 files): such files stop their mappers each time, nothing is lost.
+        this.warn(`cannot remember a looked-at file: ${causeText(err)}`);
+        return;
+      }
+    }
+  }
+
+  /** Collect the processes the mmap_file program stopped, then look at their files and resume them. */
+  private pollMapped(): void {
+    this.drainMapped();
+    if (this.waiting.size > 0) this.serviceWaiting();
+  }
+
+  private drainMapped(): void {
+    this.mappedReader?.drain((rec) => {
+      if (rec.length < CAP_HDR_SIZE || rec[44] !== CAP_MAP) return;
+      const pid = rec.readUInt32LE(24);
+      const ino = rec.readBigUInt64LE(8);
+      const dev = Number(rec.readBigUInt64LE(16));
+      let w = this.waiting.get(pid);
+      if (!w) {
+        this.waiting.set(pid, (w = { keys: new Map(), since: performance.now() }));
+        this.stops++;
+      }
+      w.keys.set(`${dev}:${ino}`, { dev, ino });
+    });
+  }
+
+  /**
+   * A stopped process has finished the mmap that stopped it, so its maps list the file: attach to
+   * it (found by the kernel's dev:ino; a file the maps name differently, as on overlayfs, is found
+   * by attaching to everything the process maps), remember it as known, and let the process go on.
+   */
+  private serviceWaiting(): void {
+    for (const [pid, w] of this.waiting) {
+      const state = processState(pid);
+      if (state === undefined || state === 'Z') {
+        this.waiting.delete(pid);
+        continue;
+      }
+      if (state !== 'T' && state !== 't' && performance.now() - w.since < STOP_WAIT_MS) continue;
+      const mappings = processMappings(pid);
+      for (const key of w.keys.values()) {
+        const m = mappings.find((x) => x.dev === key.dev && x.ino === key.ino);
+        if (m) this.attachFile(this.viaRoot(pid, m.path));
+        else this.scanProcess(pid);
+      }
+      this.markKnown(w.keys.values());
+      this.waiting.delete(pid);
+      // Another thread of the process may have been stopped mapping another file meanwhile: its
+      // SIGSTOP is already pending, and SIGCONT would cancel it; look at that file first.
+      this.drainMapped();
+      if (this.waiting.has(pid)) continue;
+      this.resume(pid);
+      this.stoppedMs += performance.now() - w.since;
+    }
+  }
+
+  attachStats(): AttachStats {
+    return { filesAttached: this.attached.size, stops: this.stops, stoppedMs: Math.round(this.stoppedMs) };
+  }
+
+  private resume(pid: number): void {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // gone meanwhile
+    }
+  }
+
+  /** Let every process still waiting go on (when stopping): no process of the command is left stopped. */
+  private resumeAll(): void {
+    this.drainMapped();
+    for (const pid of this.waiting.keys()) this.resume(pid);
+    this.waiting.clear();
+  }
+
+  /** Through /proc/PID/root so that files of processes in another mount namespace resolve too. */
+  private viaRoot(pid: number, file: string): string {
+    const viaRoot = `/proc/${pid}/root${file}`;
+    return existsSync(viaRoot) ? viaRoot : file;
+  }
+
   private scanProcess(pid: number): void {
     if (this.stopped) return;
     const exe = processExe(pid);
-    const files = new Set(processMappedFiles(pid));
+    const files = new Set(processMappings(pid).map((m) => m.path));
     if (exe) files.add(exe);
-    for (const f of files) {
-      // Through /proc/PID/root so that files of processes in another mount namespace resolve too.
-      const viaRoot = `/proc/${pid}/root${f}`;
-      this.attachFile(existsSync(viaRoot) ? viaRoot : f);
-    }
+    for (const f of files) this.attachFile(this.viaRoot(pid, f));
   }
 
   private scanCgroup(): void {
@@ -238,7 +390,7 @@ export class CaptureSession {
       if (length === 0) return;
       this.queue.push(rec, length);
       this.dataBytes += dataLength(rec);
-      const pid = execTgid(rec);
+      const pid = this.onMap ? undefined : execTgid(rec);
       if (pid !== undefined && !this.stopped) {
         // At exec only the executable and ld.so are mapped; shared libraries follow within ms.
         this.scanProcess(pid);
@@ -357,11 +509,13 @@ export class CaptureSession {
     this.stopped = true;
     if (this.poller) clearInterval(this.poller);
     if (this.rescanner) clearInterval(this.rescanner);
+    if (this.mappedPoller) clearInterval(this.mappedPoller);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.thaw();
     this.flushQueue();
     await destroyLinks(this.links.splice(0));
+    this.resumeAll();
     // A program that was running on another CPU when its link went away may still commit a record.
     await new Promise((r) => setTimeout(r, 10));
     this.flushQueue();
@@ -381,9 +535,13 @@ export class CaptureSession {
     this.thaw();
     if (this.poller) clearInterval(this.poller);
     if (this.rescanner) clearInterval(this.rescanner);
+    if (this.mappedPoller) clearInterval(this.mappedPoller);
     await destroyLinks(this.links.splice(0));
+    this.resumeAll();
     this.reader?.close();
     this.reader = undefined;
+    this.mappedReader?.close();
+    this.mappedReader = undefined;
     this.obj.close();
   }
 }

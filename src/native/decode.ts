@@ -13,6 +13,8 @@ export const CAP_OPEN = 2;
 export const CAP_CLOSE = 3;
 export const CAP_LOSS = 4;
 export const CAP_EXEC = 5;
+/** Only on the `mapped` ring (src/native/capture.ts reads it), never spooled. */
+export const CAP_MAP = 6;
 
 function ipText(family: number, b: Buffer): string {
   if (family === 2) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;

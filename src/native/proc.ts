@@ -1,6 +1,6 @@
 // /proc and ldconfig helpers: which executable files a process runs and maps (to attach uprobes to
-// the ones that contain OpenSSL), and the system's libssl files (attached before the command starts,
-// because Python and others dlopen libssl only when they first need it).
+// the ones that contain OpenSSL), whether it is stopped, and the system's libssl files (looked at
+// before the command starts; attached up front when TLSREC_ATTACH_ON_MAP=0).
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
@@ -14,24 +14,52 @@ export function processExe(pid: number): string | undefined {
   }
 }
 
+/** A file mapped executable, with the device and inode the kernel knows it by. */
+export interface ExecutableMapping {
+  path: string;
+  /** The super block's s_dev as the kernel encodes it (MAJOR << 20 | MINOR), as bpf/capture.h's file_key. */
+  dev: number;
+  ino: bigint;
+}
+
 /** Parse /proc/PID/maps text: files mapped executable (r-xp), each once. */
-export function parseExecutableMappings(mapsText: string): string[] {
-  const out = new Set<string>();
+export function parseExecutableMappings(mapsText: string): ExecutableMapping[] {
+  const out = new Map<string, ExecutableMapping>();
   for (const line of mapsText.split('\n')) {
-    // address perms offset dev inode path
-    const m = /^\S+\s+(\S{4})\s+\S+\s+\S+\s+(\d+)\s+(\/.*)$/.exec(line);
-    if (!m || m[1]![2] !== 'x' || m[2] === '0') continue;
-    out.add(m[3]!.replace(/ \(deleted\)$/, ''));
+    // address perms offset dev(major:minor, hex) inode path
+    const m = /^\S+\s+(\S{4})\s+\S+\s+([0-9a-f]+):([0-9a-f]+)\s+(\d+)\s+(\/.*)$/.exec(line);
+    if (!m || m[1]![2] !== 'x' || m[4] === '0') continue;
+    const path = m[5]!.replace(/ \(deleted\)$/, '');
+    if (!out.has(path)) out.set(path, { path, dev: parseInt(m[2]!, 16) * 2 ** 20 + parseInt(m[3]!, 16), ino: BigInt(m[4]!) });
   }
-  return [...out];
+  return [...out.values()];
 }
 
 /** Files `pid` maps executable; empty when the process is gone. */
-export function processMappedFiles(pid: number): string[] {
+export function processMappings(pid: number | 'self'): ExecutableMapping[] {
   try {
     return parseExecutableMappings(readFileSync(`/proc/${pid}/maps`, 'utf8'));
   } catch {
     return [];
+  }
+}
+
+/** Paths of the files `pid` maps executable; empty when the process is gone. */
+export function processMappedFiles(pid: number): string[] {
+  return processMappings(pid).map((m) => m.path);
+}
+
+/**
+ * The state letter of /proc/PID/stat ('R', 'S', 'T' stopped, 't' stopped by a tracer, …), or
+ * undefined when the process is gone (a zombie says 'Z').
+ */
+export function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ...": comm may itself hold spaces and parentheses.
+    return stat[stat.lastIndexOf(')') + 2];
+  } catch {
+    return undefined;
   }
 }
 

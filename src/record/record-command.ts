@@ -101,7 +101,14 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     status?.stop();
 
     const pressure = capture.backpressure();
+    const attach = capture.attachStats();
     const loss = await capture.stop();
+    if (opts.verbose) {
+      out.write(
+        `tlsrec: OpenSSL probes on ${attach.filesAttached} file(s)` +
+          (capture.onMap ? `; processes waited ${attach.stops} time(s), ${attach.stoppedMs} ms in all, while tlsrec looked at files they mapped\n` : ' (attached up front)\n'),
+      );
+    }
     capture = undefined;
     const written = await waitForWriter(setWriter, (remaining) => {
       if (!opts.quiet) out.write(`tlsrec: writing the rest of the recording (${formatBytes(remaining)} of captured traffic) to files... (Ctrl-C: leave it to finish in the background)\n`);
