@@ -7,6 +7,7 @@ import { createConnection } from 'node:net';
 import { tmpdir, cpus, hostname } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childProcessOf } from '../dist/native/proc.js';
 
 export const BENCH = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(BENCH, '..');
@@ -212,17 +213,8 @@ export function procMem(pid) {
 }
 
 /** The writer process `tlsrec record` starts (src/record/background-writer.ts), if it runs. */
-export function writerOf(pid) {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('writer-process-main.js')) continue;
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(name);
-    } catch { /* gone */ }
-  }
-  return undefined;
-}
+/** The writer process of the `tlsrec record` process `pid`. */
+export const writerOf = (pid) => childProcessOf(pid, 'writer-process-main.js');
 
 /**
  * Samples the memory of a `tlsrec record` process every `ms`: its VmHWM, its writer process's

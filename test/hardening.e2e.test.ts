@@ -24,6 +24,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestSets } from '../src/format/reader.js';
 import type { Mock, TestSet } from '../src/format/types.js';
 import { findCgroup2Mount } from '../src/native/cgroup.js';
+import { childProcessOf } from '../src/native/proc.js';
 import { needsEbpf } from './helpers/env.js';
 import { fixtureApp, fixtureCa, freePort, repoRoot, start, startUpstream, tlsrecBin, waitForHttp, type Started } from './helpers/procs.js';
 import { patternBytes, sha256 } from './helpers/bodies.js';
@@ -82,21 +83,8 @@ function appProcesses(port: number): number[] {
 }
 
 /** The writer process a tlsrec process started (see src/record/background-writer.ts). */
-function writerProcessOf(tlsrecPid: number): number | undefined {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (!argv.includes('writer-process-main.js')) continue;
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === tlsrecPid) return Number(name);
-    } catch {
-      // exited while we looked
-    }
-  }
-  return undefined;
-}
+/** The writer process `tlsrec record` (pid `tlsrecPid`) spawned. */
+const writerProcessOf = (tlsrecPid: number): number | undefined => childProcessOf(tlsrecPid, 'writer-process-main.js');
 
 function isAlive(pid: number): boolean {
   try {

@@ -3,7 +3,7 @@
 // before the command starts; attached up front when TLSREC_ATTACH_ON_MAP=0).
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 
 /** Path of the running executable of `pid`, or undefined if the process is gone. */
 export function processExe(pid: number): string | undefined {
@@ -61,6 +61,22 @@ export function processState(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The child of `ppid` whose command line contains `marker` (e.g. a script's name), or undefined. */
+export function childProcessOf(ppid: number, marker: string): number | undefined {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) S ppid ...": comm may itself hold spaces and parentheses.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) return Number(name);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return undefined;
 }
 
 /** Parse `ldconfig -p` output: absolute paths of libraries whose name starts with one of `prefixes`. */
