@@ -263,6 +263,9 @@ export class CaptureSession {
   private markKnown(files: Iterable<{ dev: number; ino: bigint }>): void {
     const known = this.obj.map('known_files');
     for (const f of files) {
+      // ino 0: the kernel could not name the file (bpf_find_vma found the mm busy); such a stop
+      // must keep stopping, so that the full scan it triggers keeps running.
+      if (f.ino === 0n) continue;
       const key = Buffer.alloc(FILE_KEY_SIZE);
       key.writeBigUInt64LE(f.ino, 0);
       key.writeUInt32LE(f.dev, 8);
