@@ -351,4 +351,28 @@ describeEbpf('eBPF capture: probes only in files the command maps', () => {
       outside.kill();
     }
   });
+
+  it('lets a process it stopped go on when the recording stops before looking at its file', async () => {
+    const cgroup = Cgroup.create('native-onmap-stop');
+    const session = await CaptureSession.start({ cgroup, attachOnMap: true, onRecords: () => undefined });
+    try {
+      // /bin/sleep is mapped by nothing tlsrec has looked at: its exec stops it. The event loop is
+      // held meanwhile, so tlsrec cannot look at it before stop().
+      const [bin, ...args] = argvInCgroup(cgroup, ['/bin/sleep', '0']);
+      const child = spawn(bin!, args);
+      const exited = new Promise<number | null>((r) => child.once('exit', r));
+      const deadline = Date.now() + 5000;
+      let seen = '';
+      while (Date.now() < deadline && !(seen === 'T' && readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('/bin/sleep'))) {
+        seen = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]![0]!;
+      }
+      expect(seen, 'stopped at its exec').toBe('T');
+      await session.stop();
+      expect(await exited).toBe(0);
+      expect(session.attachStats().stops).toBe(1);
+    } finally {
+      await session.stop();
+      await cgroup.destroy();
+    }
+  });
 });
