@@ -6,15 +6,19 @@
 //   b  tlsrec record -q -- node server.mjs          (the server is the recorded command)
 //   c  mitmproxy (mitmdump, reverse-proxy mode) on the TLS hop   (the proxy approach)
 //   d  bpftrace uprobe+uretprobe on node's SSL_read/SSL_write doing nothing but count (the floor)
-//   e  the same count-only probes on every file tlsrec attaches to up front: node and the system
-//      libssl. wrk uses the system libssl, so these probes tax the load generator too, as tlsrec's
-//      do (its SSL_read begins with `sub rsp`, which the kernel single-steps: two exceptions a hit)
+//   e  the same count-only probes on node and the system libssl: what tlsrec attached up front
+//      before session 8 (TLSREC_ATTACH_ON_MAP=0 still does). wrk uses the system libssl, so these
+//      probes tax the load generator too (its SSL_read begins with `sub rsp`, which the kernel
+//      single-steps: two exceptions a hit); tlsrec now probes only files its command maps
+//   f  count-only programs on the functions tlsrec probes in node, attached as tlsrec attaches its
+//      own (uprobe_multi links on Linux 6.6+; bench/floor/count-probes.mjs): tlsrec's own floor.
+//      bpftrace (d, e) makes perf-event uprobes, a costlier path per hit
 // Prints medians and b/a, c/a, d/a for throughput and p50/p99, the app's own CPU time per request
 // (uprobe and BPF time run in the app, so they show there), wrk's CPU time per request, the same ratios taken within each
 // round (median of the per-round ratios), plus completeness of b
 // (tests/mocks written vs requests the server answered).
 //
-//   node bench/overhead.mjs [--rounds 3] [--duration 5] [--conns 32] [--configs a,b,c,d,e]
+//   node bench/overhead.mjs [--rounds 3] [--duration 5] [--conns 32] [--configs a,b,c,d,e,f]
 //                           [--scenarios https,proxy] [--work 0,200]
 import { join } from 'node:path';
 import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -28,6 +32,7 @@ const o = args({ rounds: 3, duration: 5, warmup: 1, conns: 32, configs: 'a,b,c,d
 const base = tmp();
 const { cert, key } = makeCert(base);
 const SERVER = join(BENCH, 'servers', 'https-server.mjs');
+const FLOOR = join(BENCH, 'floor', 'count-probes.mjs');
 const APP = join(BENCH, 'servers', 'proxy-app.mjs');
 const nodeBin = process.execPath;
 
@@ -81,6 +86,9 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
     bt = run('bpftrace', ['-e', cfg === 'd' ? BPF : BPF_ALL]);
     await waitOutput(bt, /Attaching \d+ probes/);
     await sleep(300);
+  } else if (cfg === 'f') {
+    bt = run(NODE, [FLOOR, nodeBin]);
+    await waitOutput(bt, /attached \d+ probes/);
   }
   let app;
   const recDir = join(base, `rec-${p}`);
@@ -117,7 +125,7 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
       for (const pr of procs) if (pr !== app) await stop(pr);
       if (bt) {
         await stop(bt, 'SIGINT');
-        info.uprobeCalls = Number(/@calls: (\d+)/.exec(bt.out)?.[1] ?? NaN);
+        info.uprobeCalls = Number((/@calls: (\d+)/.exec(bt.out) ?? /entries (\d+)/.exec(bt.out))?.[1] ?? NaN);
       }
       // "<requests answered> <app CPU µs from the first request on>" (bench/servers/*.mjs)
       const [served, appCpuUs] = existsSync(countFile) ? readFileSync(countFile, 'utf8').split(' ').map(Number) : [NaN, NaN];
@@ -155,7 +163,7 @@ for (const scenario of o.scenarios.split(',')) {
           rows[cfg].push({ ...w, raw: undefined, ...info });
           process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: ${fmt(w.rps, 0)} req/s p50 ${fmt(w.p50)} ms p99 ${fmt(w.p99)} ms` +
             (cfg === 'b' ? ` tests ${info.tests} (wrk completed ${info.wrkReqs}, server answered ${info.served})${scenario === 'proxy' ? `, mocks ${info.mocks}` : ''}, stop ${info.stopMs} ms${info.loss.warning ? ' ' + info.loss.warning : ''}` : '') +
-            ` wrk ${fmt(w.cpuUsPerReq, 1)} µs/req` + (cfg === 'd' || cfg === 'e' ? ` uprobe calls ${info.uprobeCalls}` : '') + (w.sockErr ? ` sockerr ${w.sockErr}` : '') + (w.non2xx ? ` non2xx ${w.non2xx}` : '') + '\n');
+            ` wrk ${fmt(w.cpuUsPerReq, 1)} µs/req` + ('def'.includes(cfg) ? ` uprobe calls ${info.uprobeCalls}` : '') + (w.sockErr ? ` sockerr ${w.sockErr}` : '') + (w.non2xx ? ` non2xx ${w.non2xx}` : '') + '\n');
         } catch (e) {
           process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: FAILED ${e.message.slice(0, 800)}\n`);
           if (sut) await sut.stop().catch(() => {});
@@ -168,7 +176,7 @@ for (const scenario of o.scenarios.split(',')) {
       appCpuUsPerReq: median(rows[c].map((x) => x.appCpuUsPerReq)), wrkCpuUsPerReq: median(rows[c].map((x) => x.cpuUsPerReq)),
     }]));
     const a = med.a;
-    const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes', e: 'e count-only, node+libssl' };
+    const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes', e: 'e count-only, node+libssl', f: 'f count-only, as tlsrec' };
     console.log(`\n## ${scenario === 'https' ? 'Node HTTPS server' : 'plain-HTTP app -> HTTPS upstream'}, handler ${workUs ? workUs + ' µs busy work' : 'bare'}`);
     table([
       ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99', 'app CPU µs/req', 'wrk CPU µs/req', 'runs'],

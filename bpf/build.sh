@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the BPF objects from source (CO-RE): capture.bpf.o (recording: uprobes, syscall and exec
-# tracepoints) and redirect.bpf.o (replay: cgroup connect/sendmsg/recvmsg redirect to the mocks).
+# tracepoints), redirect.bpf.o (replay: cgroup connect/sendmsg/recvmsg redirect to the mocks) and
+# bench/floor/count.bpf.o (the overhead benchmark's count-only floor).
 # The .o files are committed so users need no clang; run this (npm run build:bpf) after editing them.
 # Needs: clang (14+), bpftool, libbpf-dev (headers), a kernel with /sys/kernel/btf/vmlinux.
 set -euo pipefail
@@ -17,4 +18,8 @@ for prog in capture redirect; do
   llvm-strip -g "${prog}.bpf.o.tmp" 2>/dev/null || true
   mv "${prog}.bpf.o.tmp" "${prog}.bpf.o"
 done
-echo "built:"; ls -l capture.bpf.o redirect.bpf.o
+# The overhead benchmark's count-only floor (bench/overhead.mjs, config f).
+clang -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${ARCH} -I. -c ../bench/floor/count.bpf.c -o ../bench/floor/count.bpf.o.tmp
+llvm-strip -g ../bench/floor/count.bpf.o.tmp 2>/dev/null || true
+mv ../bench/floor/count.bpf.o.tmp ../bench/floor/count.bpf.o
+echo "built:"; ls -l capture.bpf.o redirect.bpf.o ../bench/floor/count.bpf.o

@@ -110,8 +110,8 @@ export function defaultBpfObjectPath(): string {
   return fileURLToPath(new URL('../../bpf/capture.bpf.o', import.meta.url));
 }
 
-/** Which program pairs go on which OpenSSL function. */
-const PROBES: Array<{ fn: SslFunction; enter: string; exit?: string }> = [
+/** Which program pairs go on which OpenSSL function (bench/floor/count-probes.mjs attaches its count-only programs to the same). */
+export const OPENSSL_PROBES: ReadonlyArray<{ fn: SslFunction; enter: string; exit?: string }> = [
   { fn: 'SSL_read', enter: 'ssl_read_enter', exit: 'ssl_read_exit' },
   { fn: 'SSL_write', enter: 'ssl_write_enter', exit: 'ssl_write_exit' },
   { fn: 'SSL_read_ex', enter: 'ssl_read_ex_enter', exit: 'ssl_read_ex_exit' },
@@ -187,7 +187,7 @@ export class CaptureSession {
     const onMap = opts.attachOnMap ?? attachOnMapDefault();
     const obj = BpfObject.openAndLoad(path, (o) => {
       if (multi) {
-        for (const p of PROBES) for (const name of p.exit ? [p.enter, p.exit] : [p.enter]) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
+        for (const p of OPENSSL_PROBES) for (const name of p.exit ? [p.enter, p.exit] : [p.enter]) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
       }
       o.setRingbufSize('events', ringBytes);
       const cfg = Buffer.alloc(16); // struct cap_config
@@ -242,7 +242,7 @@ export class CaptureSession {
     const offsets = this.inspect(file, id);
     if (!offsets) return false;
     this.attached.add(id);
-    for (const p of PROBES) {
+    for (const p of OPENSSL_PROBES) {
       const offset = offsets.get(p.fn);
       if (offset === undefined) continue;
       try {
