@@ -13,6 +13,8 @@
 //   f  count-only programs on the functions tlsrec probes in node, attached as tlsrec attaches its
 //      own (uprobe_multi links on Linux 6.6+; bench/floor/count-probes.mjs): tlsrec's own floor.
 //      bpftrace (d, e) makes perf-event uprobes, a costlier path per hit
+//   g  f plus count-only programs on the raw sys_enter/sys_exit tracepoints, which tlsrec's
+//      plain-socket capture uses: they run on every system call of every process
 // Prints medians and b/a, c/a, d/a for throughput and p50/p99, the app's own CPU time per request
 // (uprobe and BPF time run in the app, so they show there), wrk's CPU time per request, the same ratios taken within each
 // round (median of the per-round ratios), plus completeness of b
@@ -86,8 +88,8 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
     bt = run('bpftrace', ['-e', cfg === 'd' ? BPF : BPF_ALL]);
     await waitOutput(bt, /Attaching \d+ probes/);
     await sleep(300);
-  } else if (cfg === 'f') {
-    bt = run(NODE, [FLOOR, nodeBin]);
+  } else if (cfg === 'f' || cfg === 'g') {
+    bt = run(NODE, [FLOOR, ...(cfg === 'g' ? ['--syscalls'] : []), nodeBin]);
     await waitOutput(bt, /attached \d+ probes/);
   }
   let app;
@@ -163,7 +165,7 @@ for (const scenario of o.scenarios.split(',')) {
           rows[cfg].push({ ...w, raw: undefined, ...info });
           process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: ${fmt(w.rps, 0)} req/s p50 ${fmt(w.p50)} ms p99 ${fmt(w.p99)} ms` +
             (cfg === 'b' ? ` tests ${info.tests} (wrk completed ${info.wrkReqs}, server answered ${info.served})${scenario === 'proxy' ? `, mocks ${info.mocks}` : ''}, stop ${info.stopMs} ms${info.loss.warning ? ' ' + info.loss.warning : ''}` : '') +
-            ` wrk ${fmt(w.cpuUsPerReq, 1)} µs/req` + ('def'.includes(cfg) ? ` uprobe calls ${info.uprobeCalls}` : '') + (w.sockErr ? ` sockerr ${w.sockErr}` : '') + (w.non2xx ? ` non2xx ${w.non2xx}` : '') + '\n');
+            ` wrk ${fmt(w.cpuUsPerReq, 1)} µs/req` + ('defg'.includes(cfg) ? ` uprobe calls ${info.uprobeCalls}` : '') + (w.sockErr ? ` sockerr ${w.sockErr}` : '') + (w.non2xx ? ` non2xx ${w.non2xx}` : '') + '\n');
         } catch (e) {
           process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: FAILED ${e.message.slice(0, 800)}\n`);
           if (sut) await sut.stop().catch(() => {});
@@ -176,7 +178,7 @@ for (const scenario of o.scenarios.split(',')) {
       appCpuUsPerReq: median(rows[c].map((x) => x.appCpuUsPerReq)), wrkCpuUsPerReq: median(rows[c].map((x) => x.cpuUsPerReq)),
     }]));
     const a = med.a;
-    const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes', e: 'e count-only, node+libssl', f: 'f count-only, as tlsrec' };
+    const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes', e: 'e count-only, node+libssl', f: 'f count-only, as tlsrec', g: 'g f + syscall tracepoints' };
     console.log(`\n## ${scenario === 'https' ? 'Node HTTPS server' : 'plain-HTTP app -> HTTPS upstream'}, handler ${workUs ? workUs + ' µs busy work' : 'bare'}`);
     table([
       ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99', 'app CPU µs/req', 'wrk CPU µs/req', 'runs'],

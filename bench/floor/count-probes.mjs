@@ -4,16 +4,19 @@
 // (uprobe_multi links where the kernel has them). bpftrace (configs d and e) makes perf-event
 // uprobes, a costlier path per hit than tlsrec's links, so it is not quite tlsrec's floor.
 //
-//   node bench/floor/count-probes.mjs FILE...
+//   node bench/floor/count-probes.mjs [--syscalls] FILE...
 // prints "attached N probes (...)" once attached, and "entries E returns R" when stopped (SIGINT/SIGTERM).
+// --syscalls also attaches count-only programs to the raw sys_enter/sys_exit tracepoints, as tlsrec's
+// plain-socket capture does (config g): they run on every system call on the machine.
 import { fileURLToPath } from 'node:url';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, destroyLinks, numPossibleCpus, uprobeMultiSupported } from '../../dist/native/libbpf.js';
 import { opensslOffsets } from '../../dist/native/elf.js';
 import { OPENSSL_PROBES } from '../../dist/native/capture.js';
 
-const files = process.argv.slice(2);
+const withSyscalls = process.argv[2] === '--syscalls';
+const files = process.argv.slice(withSyscalls ? 3 : 2);
 if (files.length === 0) {
-  console.error('usage: count-probes.mjs FILE...');
+  console.error('usage: count-probes.mjs [--syscalls] FILE...');
   process.exit(2);
 }
 const multi = uprobeMultiSupported();
@@ -21,6 +24,7 @@ const obj = BpfObject.openAndLoad(fileURLToPath(new URL('count.bpf.o', import.me
   if (multi) for (const name of ['count_entry', 'count_return']) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
 });
 const links = [];
+if (withSyscalls) for (const name of ['count_sys_enter', 'count_sys_exit']) links.push(obj.program(name).attach());
 for (const file of files) {
   const offsets = opensslOffsets(file);
   if (!offsets) throw new Error(`${file} does not define SSL_read and SSL_write`);
@@ -40,18 +44,18 @@ async function stop() {
   if (stopping) return;
   stopping = true;
   const ncpu = numPossibleCpus();
-  const total = (k) => {
+  const total = (k, map = 'counts') => {
     const key = Buffer.alloc(4);
     key.writeUInt32LE(k);
-    const v = obj.map('counts').lookup(key, ncpu * 8);
+    const v = obj.map(map).lookup(key, ncpu * 8);
     let n = 0n;
     for (let c = 0; v && c < ncpu; c++) n += v.readBigUInt64LE(c * 8);
     return n;
   };
-  const [entries, returns] = [total(0), total(1)];
+  const [entries, returns, syscalls] = [total(0), total(1), total(0, 'syscalls')];
   await destroyLinks(links);
   obj.close();
-  console.log(`entries ${entries} returns ${returns}`);
+  console.log(`entries ${entries} returns ${returns}` + (withSyscalls ? ` syscalls ${syscalls}` : ''));
   process.exit(0);
 }
 process.on('SIGINT', stop);
