@@ -44,15 +44,15 @@ async function stop() {
   if (stopping) return;
   stopping = true;
   const ncpu = numPossibleCpus();
-  const total = (k, map = 'counts') => {
+  const total = (k) => {
     const key = Buffer.alloc(4);
     key.writeUInt32LE(k);
-    const v = obj.map(map).lookup(key, ncpu * 8);
+    const v = obj.map('counts').lookup(key, ncpu * 8);
     let n = 0n;
     for (let c = 0; v && c < ncpu; c++) n += v.readBigUInt64LE(c * 8);
     return n;
   };
-  const [entries, returns, syscalls] = [total(0), total(1), total(0, 'syscalls')];
+  const [entries, returns, syscalls] = [total(0), total(1), total(2)];
   await destroyLinks(links);
   obj.close();
   console.log(`entries ${entries} returns ${returns}` + (withSyscalls ? ` syscalls ${syscalls}` : ''));

@@ -9,10 +9,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* [0] entries, [1] returns */
+/* [0] uprobe entries, [1] returns; [2] syscall entries, [3] exits (config g, --syscalls) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } counts SEC(".maps");
@@ -38,32 +38,16 @@ int count_return(void *ctx)
 	return bump(1);
 }
 
-/* [0] syscall entries, [1] exits: with --syscalls, the floor of tlsrec's plain-socket capture, whose
- * raw syscall tracepoints run on every system call of every process (config g). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} syscalls SEC(".maps");
-
-static __always_inline int bump_syscall(__u32 k)
-{
-	__u64 *v = bpf_map_lookup_elem(&syscalls, &k);
-
-	if (v)
-		*v += 1;
-	return 0;
-}
-
+/* With --syscalls, the floor of tlsrec's plain-socket capture, whose raw syscall tracepoints run on
+ * every system call of every process (config g). */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(count_sys_enter, struct pt_regs *regs, long nr)
 {
-	return bump_syscall(0);
+	return bump(2);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(count_sys_exit, struct pt_regs *regs, long ret)
 {
-	return bump_syscall(1);
+	return bump(3);
 }
