@@ -855,6 +855,16 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 
 	if (!in_scope())
 		return 0;
+	/* The program execve() mapped (ld.so maps the libraries later, through mmap). */
+	if (cfg.attach_on_map) {
+		struct file_key k = {};
+		struct file *exe = BPF_CORE_READ(p, mm, exe_file);
+
+		if (exe) {
+			file_key_of(exe, &k);
+			stop_if_unknown(&k);
+		}
+	}
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		count_ringbuf_full();
@@ -869,15 +879,5 @@ int BPF_PROG(sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	n = bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), BPF_CORE_READ(bprm, filename));
 	r->hdr.len = n > 0 ? n - 1 : 0;
 	bpf_ringbuf_submit(r, RB_SUBMIT);
-	/* The program execve() mapped (ld.so maps the libraries later, through mmap). */
-	if (cfg.attach_on_map) {
-		struct file_key k = {};
-		struct file *exe = BPF_CORE_READ(p, mm, exe_file);
-
-		if (exe) {
-			file_key_of(exe, &k);
-			stop_if_unknown(&k);
-		}
-	}
 	return 0;
 }

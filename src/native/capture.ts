@@ -1,17 +1,17 @@
 // The capture engine used by `tlsrec record`: loads bpf/capture.bpf.o with the target cgroup as a
 // load-time constant, attaches the syscall/exec tracepoints and OpenSSL uprobes, and delivers the
-// captured records, undecoded, in runs from a timer that drains the ring buffer.
-//
-// Attach on first map: the uprobes go on a file (the system libssl, node, any binary with OpenSSL)
-// only once a process of the command maps it. The BPF programs stop (SIGSTOP) a process of the
-// command that execs or mmaps an executable file not yet looked at and report it on the `mapped`
-// ring; this file looks at the file, attaches if it has OpenSSL, marks it known, and sends SIGCONT.
-// The process never runs an instruction of the file before its probes are in, and a file is looked
-// at once per recording. Up front, the probes in the system libssl trapped every libssl user on the
-// machine (wrk 36 -> 75 µs of CPU a request: bench/README.md, session 7). Draining (copying
+// captured records, undecoded, in runs from a timer that drains the ring buffer. Draining (copying
 // records out) is kept apart from consuming them (spooling them for the writer process): the
 // consumer works in time slices and the ring is drained between slices, so a slow consumer queues
 // in memory instead of losing data.
+//
+// Attach on first map: the uprobes go on a file (the system libssl, node, any binary with OpenSSL)
+// only once a process of the command maps it. The BPF programs (sys_exit of mmap, sched_exec) stop
+// (SIGSTOP) a process of the command that execs or mmaps an executable file not yet looked at and
+// report it on the `mapped` ring; this file looks at the file, attaches if it has OpenSSL, marks it
+// known, and sends SIGCONT. The process never runs an instruction of the file before its probes are
+// in, and a file is looked at once per recording. Up front, the probes in the system libssl trapped
+// every libssl user on the machine (wrk 36 -> 75 µs of CPU a request: bench/README.md, session 7).
 //
 // Polling choice: a 4 ms timer draining everything committed. A blocking epoll_wait in
 // runInNewThread would wake a libuv worker per call and still hand results back through the event
@@ -145,7 +145,7 @@ export class CaptureSession {
   private readonly inspected = new Map<string, Map<SslFunction, number> | undefined>();
   /** stat() dev:ino of the files the probes are attached to. */
   private readonly attached = new Set<string>();
-  /** Processes the mmap_file program stopped, by pid: the files (kernel dev:ino) they wait for, since when. */
+  /** Processes the BPF programs stopped, by pid: the files (kernel dev:ino) they wait for, since when. */
   private readonly waiting = new Map<number, { keys: Map<string, { dev: number; ino: bigint }>; since: number }>();
   private mappedReader: RingBufferReader | undefined;
   private mappedPoller: NodeJS.Timeout | undefined;
@@ -259,7 +259,7 @@ export class CaptureSession {
     return true;
   }
 
-  /** Tell the mmap_file program that these files have been looked at: mapping them stops nobody. */
+  /** Tell the BPF programs that these files have been looked at: mapping them stops nobody. */
   private markKnown(files: Iterable<{ dev: number; ino: bigint }>): void {
     const known = this.obj.map('known_files');
     for (const f of files) {
@@ -279,7 +279,7 @@ export class CaptureSession {
     }
   }
 
-  /** Collect the processes the mmap_file program stopped, then look at their files and resume them. */
+  /** Collect the processes the BPF programs stopped, then look at their files and resume them. */
   private pollMapped(): void {
     this.drainMapped();
     if (this.waiting.size > 0) this.serviceWaiting();
