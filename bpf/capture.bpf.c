@@ -29,7 +29,8 @@ const volatile struct cap_config cfg = {};
 #define NR_sendmsg 211
 #define NR_recvmsg 212
 #define NR_mmap 222
-#define SC_ARG0(r) ((r)->regs[0])
+/* At sys_exit x0 holds the return value; the first argument is kept in orig_x0. */
+#define SC_ARG0(r) ((r)->orig_x0)
 #define SC_ARG1(r) ((r)->regs[1])
 #define SC_ARG2(r) ((r)->regs[2])
 #define SC_ARG3(r) ((r)->regs[3])
@@ -105,6 +106,7 @@ enum sock_state { SOCK_UNKNOWN = 0, SOCK_PLAIN = 1, SOCK_TLS = 2 };
 
 struct sock_val {
 	__u64 pos[2]; /* next byte position per direction */
+	__u64 sk;     /* the struct sock behind the fd: tells our socket from one that reused the number */
 	__u32 stamp;  /* distinguishes reuses of the same fd number */
 	__u8 state;   /* enum sock_state */
 	__u8 role;
@@ -135,22 +137,6 @@ struct {
 	__type(key, struct tls_key);
 	__type(value, struct tls_val);
 } tls_conns SEC(".maps");
-
-/* The call in flight on a thread (one at a time), saved at entry for its exit. Task storage: a
- * slot hanging off the thread itself, cheaper than a hash keyed by thread id (no hashing, no
- * bucket lock, nothing to delete) and freed with the thread. */
-struct sc_args {
-	__u64 a0, a1, a2;
-	__u32 nr;
-	__u32 active; /* set at entry, cleared at exit */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sc_args);
-} sc_active SEC(".maps");
 
 struct tls_args {
 	__u64 ssl;
@@ -505,11 +491,30 @@ static __always_inline struct sock *fd_sock(__u32 fd)
 	return BPF_CORE_READ(so, sk);
 }
 
+static __always_inline void emit_close(__u64 id, __u32 fd, __u32 stamp)
+{
+	struct cap_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_ringbuf_full();
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->conn = ((__u64)fd << 32) | stamp;
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->type = CAP_CLOSE;
+	e->source = CAP_SRC_SOCKET;
+	bpf_ringbuf_submit(e, RB_SUBMIT);
+}
+
 static __always_inline void track_socket(__u32 fd, __u8 role)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sock_key k = { .tgid = id >> 32, .fd = fd };
 	struct sock_val v = {};
+	struct sock_val *old;
 	struct open_rec *r;
 	struct sock *sk;
 	__u16 family;
@@ -521,8 +526,13 @@ static __always_inline void track_socket(__u32 fd, __u8 role)
 	/* Only TCP/IP sockets: Unix sockets (IPC, DNS via nscd, ...) are not HTTP traffic we record. */
 	if (family != AF_INET && family != AF_INET6)
 		return;
+	/* The number was ours before: that socket was closed, even if its close() was not seen. */
+	old = bpf_map_lookup_elem(&socks, &k);
+	if (old && old->sk != (__u64)sk)
+		emit_close(id, fd, old->stamp);
 	v.stamp = __sync_fetch_and_add(&stamp_counter, 1);
 	v.role = role;
+	v.sk = (__u64)sk;
 	bpf_map_update_elem(&socks, &k, &v, BPF_ANY);
 
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
@@ -554,7 +564,7 @@ static __always_inline void track_socket(__u32 fd, __u8 role)
 	bpf_ringbuf_submit(r, RB_SUBMIT);
 }
 
-/* The syscalls whose arguments sys_enter may save (close aside): all others return at once. */
+/* The syscalls sys_exit looks at (close aside): all others return at once. */
 static __always_inline bool is_tracked_syscall(long nr)
 {
 	switch (nr) {
@@ -575,28 +585,19 @@ static __always_inline bool is_tracked_syscall(long nr)
 	}
 }
 
-/* close() of a socket we track: its close event, and it is forgotten. */
+/* After close(fd): the close event of the socket we tracked on fd, which is forgotten. At the exit
+ * the number is already free, and another thread may have reused it for a socket it tracked (the
+ * entry is then that one's, with its own struct sock): that one is left alone. There is no
+ * sys_enter program to do this before the fd goes: attached, it cost every system call on the
+ * machine as much again as sys_exit (bench/README.md, session 8). */
 static __always_inline void close_socket(__u64 id, __u32 fd)
 {
 	struct sock_key k = { .tgid = id >> 32, .fd = fd };
 	struct sock_val *v = bpf_map_lookup_elem(&socks, &k);
-	struct cap_event *e;
 
-	if (!v)
+	if (!v || (__u64)fd_sock(fd) == v->sk)
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (e) {
-		__builtin_memset(e, 0, sizeof(*e));
-		e->ts_ns = bpf_ktime_get_ns();
-		e->conn = ((__u64)k.fd << 32) | v->stamp;
-		e->tgid = id >> 32;
-		e->tid = (__u32)id;
-		e->type = CAP_CLOSE;
-		e->source = CAP_SRC_SOCKET;
-		bpf_ringbuf_submit(e, RB_SUBMIT);
-	} else {
-		count_ringbuf_full();
-	}
+	emit_close(id, fd, v->stamp);
 	bpf_map_delete_elem(&socks, &k);
 }
 
@@ -683,40 +684,6 @@ static __always_inline void mmap_exit(struct pt_regs *regs, long ret)
 	stop_if_unknown(&k);
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
-{
-	__u64 id;
-	struct sc_args *a;
-
-	/* Most syscalls (epoll_wait, futex, ...) are none of ours: decided from the number alone. */
-	if ((nr != NR_close && !is_tracked_syscall(nr)) || !in_scope())
-		return 0;
-	id = bpf_get_current_pid_tgid();
-	if (nr == NR_close) {
-		close_socket(id, (__u32)SC_ARG0(regs));
-		return 0;
-	}
-	if (nr != NR_connect && nr != NR_accept && nr != NR_accept4) {
-		/* The read/write family: only fds we saw connected or accepted, and not TLS ones (the
-		 * uprobes see their plaintext). Files, pipes and ttys are never looked at. */
-		struct sock_key k = { .tgid = id >> 32, .fd = (__u32)SC_ARG0(regs) };
-		struct sock_val *v = bpf_map_lookup_elem(&socks, &k);
-
-		if (!v || v->state == SOCK_TLS)
-			return 0;
-	}
-	a = bpf_task_storage_get(&sc_active, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!a)
-		return 0;
-	a->nr = nr;
-	a->a0 = SC_ARG0(regs);
-	a->a1 = SC_ARG1(regs);
-	a->a2 = SC_ARG2(regs);
-	a->active = 1;
-	return 0;
-}
-
 struct user_msghdr_min {
 	__u64 name;
 	__u32 namelen;
@@ -729,7 +696,6 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	__u64 id;
-	struct sc_args *a;
 	struct sock_key k;
 	struct sock_val *v;
 	__u64 buf = 0, iov = 0, pos;
@@ -742,16 +708,18 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			mmap_exit(regs, ret);
 		return 0;
 	}
-	if (!is_tracked_syscall(SC_NR(regs)) || !in_scope())
+	nr = SC_NR(regs);
+	/* Most syscalls (epoll_wait, futex, ...) are none of ours: decided from the number alone. */
+	if ((nr != NR_close && !is_tracked_syscall(nr)) || !in_scope())
 		return 0;
+	/* The arguments are still in the registers saved at entry (orig_x0 for the first on arm64). */
 	id = bpf_get_current_pid_tgid();
-	a = bpf_task_storage_get(&sc_active, bpf_get_current_task_btf(), 0, 0);
-	if (!a || !a->active)
-		return 0;
-	a->active = 0;
-	nr = a->nr;
 	k.tgid = id >> 32;
-	k.fd = (__u32)a->a0;
+	k.fd = (__u32)SC_ARG0(regs);
+	if (nr == NR_close) {
+		close_socket(id, k.fd);
+		return 0;
+	}
 
 	if (nr == NR_connect) {
 		/* Node connects non-blocking: -EINPROGRESS is a connection on its way. */
@@ -774,29 +742,29 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	case NR_read:
 	case NR_recvfrom:
 		dir = CAP_DIR_IN;
-		buf = a->a1;
+		buf = SC_ARG1(regs);
 		break;
 	case NR_write:
 	case NR_sendto:
 		dir = CAP_DIR_OUT;
-		buf = a->a1;
+		buf = SC_ARG1(regs);
 		break;
 	case NR_readv:
 		dir = CAP_DIR_IN;
-		iov = a->a1;
-		iov_cnt = a->a2;
+		iov = SC_ARG1(regs);
+		iov_cnt = SC_ARG2(regs);
 		break;
 	case NR_writev:
 		dir = CAP_DIR_OUT;
-		iov = a->a1;
-		iov_cnt = a->a2;
+		iov = SC_ARG1(regs);
+		iov_cnt = SC_ARG2(regs);
 		break;
 	case NR_recvmsg:
 	case NR_sendmsg: {
 		struct user_msghdr_min m;
 
 		dir = nr == NR_recvmsg ? CAP_DIR_IN : CAP_DIR_OUT;
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)a->a1)) {
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)SC_ARG1(regs))) {
 			emit_loss(CAP_SRC_SOCKET, ((__u64)k.fd << 32) | v->stamp, dir, 0, ret, CAP_LOSS_READ_FAULT);
 			return 0;
 		}

@@ -84,12 +84,12 @@ describe('libbpf wrapper', () => {
       const socks = obj.map('socks');
       expect(socks.fd).toBeGreaterThan(0);
       const key = Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]);
-      const value = Buffer.alloc(24, 0);
-      value.writeUInt32LE(77, 16);
+      const value = Buffer.alloc(32, 0); // struct sock_val: pos[2], sk, stamp at 24, ...
+      value.writeUInt32LE(77, 24);
       socks.update(key, value);
-      expect(socks.lookup(key, 24)?.readUInt32LE(16)).toBe(77);
+      expect(socks.lookup(key, 32)?.readUInt32LE(24)).toBe(77);
       socks.delete(key);
-      expect(socks.lookup(key, 24)).toBeUndefined();
+      expect(socks.lookup(key, 32)).toBeUndefined();
     } finally {
       obj.close();
       await cg.destroy();

@@ -200,7 +200,7 @@ export class CaptureSession {
       session.reader = new RingBufferReader(obj.map('events').fd, ringBytes);
       // tp_btf programs: attached by section name, need no tracefs (not mounted on these hosts) and,
       // unlike classic tracepoints, get typed pt_regs instead of copying arguments through tracefs.
-      for (const name of ['sys_enter', 'sys_exit', 'sched_exec']) session.links.push(obj.program(name).attach());
+      for (const name of ['sys_exit', 'sched_exec']) session.links.push(obj.program(name).attach());
       const candidates = [...systemLibssl(), process.execPath, ...(opts.extraBinaries ?? [])];
       if (onMap) {
         // Looked at now so that a process stopped on one of them waits no longer than the attach.
