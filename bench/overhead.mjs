@@ -13,8 +13,9 @@
 //   f  count-only programs on the functions tlsrec probes in node, attached as tlsrec attaches its
 //      own (uprobe_multi links on Linux 6.6+; bench/floor/count-probes.mjs): tlsrec's own floor.
 //      bpftrace (d, e) makes perf-event uprobes, a costlier path per hit
-//   g  f plus count-only programs on the raw sys_enter/sys_exit tracepoints, which tlsrec's
-//      plain-socket capture uses: they run on every system call of every process
+//   g  f plus a count-only program on the raw sys_exit tracepoint, which tlsrec's plain-socket
+//      capture uses: it runs on every system call of every process (sys_enter as well until
+//      session 8's last runs, as tlsrec did)
 // Prints medians and b/a, c/a, d/a for throughput and p50/p99, the app's own CPU time per request
 // (uprobe and BPF time run in the app, so they show there), wrk's CPU time per request, the same ratios taken within each
 // round (median of the per-round ratios), plus completeness of b

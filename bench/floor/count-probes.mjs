@@ -4,19 +4,20 @@
 // (uprobe_multi links where the kernel has them). bpftrace (configs d and e) makes perf-event
 // uprobes, a costlier path per hit than tlsrec's links, so it is not quite tlsrec's floor.
 //
-//   node bench/floor/count-probes.mjs [--syscalls] FILE...
+//   node bench/floor/count-probes.mjs [--syscalls[=both]] FILE...
 // prints "attached N probes (...)" once attached, and "entries E returns R" when stopped (SIGINT/SIGTERM).
-// --syscalls also attaches count-only programs to the raw sys_enter/sys_exit tracepoints, as tlsrec's
-// plain-socket capture does (config g): they run on every system call on the machine.
+// --syscalls also attaches a count-only program to the raw sys_exit tracepoint, as tlsrec's
+// plain-socket capture does (config g): it runs on every system call on the machine.
+// --syscalls=both attaches to sys_enter as well (what tlsrec did until session 8).
 import { fileURLToPath } from 'node:url';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, destroyLinks, numPossibleCpus, uprobeMultiSupported } from '../../dist/native/libbpf.js';
 import { opensslOffsets } from '../../dist/native/elf.js';
 import { OPENSSL_PROBES } from '../../dist/native/capture.js';
 
-const withSyscalls = process.argv[2] === '--syscalls';
-const files = process.argv.slice(withSyscalls ? 3 : 2);
+const syscalls = process.argv[2]?.startsWith('--syscalls') ? process.argv[2] : undefined;
+const files = process.argv.slice(syscalls ? 3 : 2);
 if (files.length === 0) {
-  console.error('usage: count-probes.mjs [--syscalls] FILE...');
+  console.error('usage: count-probes.mjs [--syscalls[=both]] FILE...');
   process.exit(2);
 }
 const multi = uprobeMultiSupported();
@@ -24,7 +25,7 @@ const obj = BpfObject.openAndLoad(fileURLToPath(new URL('count.bpf.o', import.me
   if (multi) for (const name of ['count_entry', 'count_return']) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
 });
 const links = [];
-if (withSyscalls) for (const name of ['count_sys_enter', 'count_sys_exit']) links.push(obj.program(name).attach());
+if (syscalls) for (const name of syscalls === '--syscalls=both' ? ['count_sys_enter', 'count_sys_exit'] : ['count_sys_exit']) links.push(obj.program(name).attach());
 for (const file of files) {
   const offsets = opensslOffsets(file);
   if (!offsets) throw new Error(`${file} does not define SSL_read and SSL_write`);
@@ -52,10 +53,10 @@ async function stop() {
     for (let c = 0; v && c < ncpu; c++) n += v.readBigUInt64LE(c * 8);
     return n;
   };
-  const [entries, returns, syscalls] = [total(0), total(1), total(2)];
+  const [entries, returns, syscallCount] = [total(0), total(1), total(2) + total(3)];
   await destroyLinks(links);
   obj.close();
-  console.log(`entries ${entries} returns ${returns}` + (withSyscalls ? ` syscalls ${syscalls}` : ''));
+  console.log(`entries ${entries} returns ${returns}` + (syscalls ? ` syscalls ${syscallCount}` : ''));
   process.exit(0);
 }
 process.on('SIGINT', stop);
