@@ -68,7 +68,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         'the kernel lost data (see --ringbuf) or files could not be written (disk full).\n\n' +
         'OpenSSL probes go on a file when a process of the command first maps it: that process is\n' +
         'stopped (SIGSTOP) for the moment it takes to attach them, once per file, so its first\n' +
-        'exchange is recorded and nothing else on the machine carries the probes.\n\n' +
+        'exchange is recorded, and files the command never maps carry no probes.\n\n' +
         'Environment: TLSREC_UPROBE_MULTI=0 attaches the OpenSSL probes as perf-event uprobes even where\n' +
         'the kernel has uprobe_multi links (Linux 6.6+; those attach and detach much faster).\n' +
         'TLSREC_ATTACH_ON_MAP=0 attaches them up front instead, to the system libssl and the node binary,\n' +
