@@ -703,12 +703,12 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u8 dir;
 	__u32 nr;
 
-	if (SC_NR(regs) == NR_mmap) {
+	nr = SC_NR(regs);
+	if (nr == NR_mmap) {
 		if (in_scope())
 			mmap_exit(regs, ret);
 		return 0;
 	}
-	nr = SC_NR(regs);
 	/* Most syscalls (epoll_wait, futex, ...) are none of ours: decided from the number alone. */
 	if ((nr != NR_close && !is_tracked_syscall(nr)) || !in_scope())
 		return 0;

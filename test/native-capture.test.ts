@@ -11,6 +11,7 @@ import { Cgroup, argvInCgroup } from '../src/native/cgroup.js';
 import { CaptureSession, captureUnsupportedReason } from '../src/native/capture.js';
 import { uprobeMultiSupported } from '../src/native/libbpf.js';
 import { decodeRecords } from '../src/native/decode.js';
+import { processState } from '../src/native/proc.js';
 import type { CaptureEvent, DataEvent, OpenEvent } from '../src/record/events.js';
 
 const certs = join(import.meta.dirname, '..', 'fixtures', 'certs');
@@ -362,9 +363,9 @@ describeEbpf('eBPF capture: probes only in files the command maps', () => {
       const child = spawn(bin!, args);
       const exited = new Promise<number | null>((r) => child.once('exit', r));
       const deadline = Date.now() + 5000;
-      let seen = '';
+      let seen: string | undefined;
       while (Date.now() < deadline && !(seen === 'T' && readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('/bin/sleep'))) {
-        seen = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]![0]!;
+        seen = processState(child.pid!);
       }
       expect(seen, 'stopped at its exec').toBe('T');
       await session.stop();

@@ -314,11 +314,13 @@ export class CaptureSession {
       }
       if (state !== 'T' && state !== 't' && performance.now() - w.since < STOP_WAIT_MS) continue;
       const mappings = processMappings(pid);
+      let unnamed = false;
       for (const key of w.keys.values()) {
         const m = mappings.find((x) => x.dev === key.dev && x.ino === key.ino);
         if (m) this.attachFile(this.viaRoot(pid, m.path));
-        else this.scanProcess(pid);
+        else unnamed = true;
       }
+      if (unnamed) this.scanProcess(pid, mappings);
       this.markKnown(w.keys.values());
       this.waiting.delete(pid);
       // Another thread of the process may have been stopped mapping another file meanwhile: its
@@ -355,10 +357,10 @@ export class CaptureSession {
     return existsSync(viaRoot) ? viaRoot : file;
   }
 
-  private scanProcess(pid: number): void {
+  private scanProcess(pid: number, mappings = processMappings(pid)): void {
     if (this.stopped) return;
     const exe = processExe(pid);
-    const files = new Set(processMappings(pid).map((m) => m.path));
+    const files = new Set(mappings.map((m) => m.path));
     if (exe) files.add(exe);
     for (const f of files) this.attachFile(this.viaRoot(pid, f));
   }

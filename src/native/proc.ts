@@ -44,9 +44,15 @@ export function processMappings(pid: number | 'self'): ExecutableMapping[] {
   }
 }
 
-/** Paths of the files `pid` maps executable; empty when the process is gone. */
-export function processMappedFiles(pid: number): string[] {
-  return processMappings(pid).map((m) => m.path);
+/** The fields of /proc/PID/stat after the command name (state, ppid, …), or undefined when the process is gone. */
+function statFields(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ppid ...": comm may itself hold spaces and parentheses.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -54,13 +60,7 @@ export function processMappedFiles(pid: number): string[] {
  * undefined when the process is gone (a zombie says 'Z').
  */
 export function processState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) S ...": comm may itself hold spaces and parentheses.
-    return stat[stat.lastIndexOf(')') + 2];
-  } catch {
-    return undefined;
-  }
+  return statFields(pid)?.[0];
 }
 
 /** The child of `ppid` whose command line contains `marker` (e.g. a script's name), or undefined. */
@@ -68,10 +68,7 @@ export function childProcessOf(ppid: number, marker: string): number | undefined
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (!readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) continue;
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // "pid (comm) S ppid ...": comm may itself hold spaces and parentheses.
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) return Number(name);
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && Number(statFields(name)?.[1]) === ppid) return Number(name);
     } catch {
       // exited while we looked
     }
