@@ -13,9 +13,11 @@
 //                                                it was handed, and removes the spool
 //   7. the writer process dies                -> exit 3, said so with the amount not written; the
 //                                                spool (unreadable without the key) removed
+//   6b. tlsrec is SIGKILLed while a process waits for its file to be looked at -> the writer
+//                                                process continues it (nothing is left stopped)
 //   8. Ctrl-C while tlsrec waits for its writer -> exit 130 at once; the writer still finishes
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +26,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestSets } from '../src/format/reader.js';
 import type { Mock, TestSet } from '../src/format/types.js';
 import { findCgroup2Mount } from '../src/native/cgroup.js';
-import { childProcessOf } from '../src/native/proc.js';
+import { childProcessOf, processState } from '../src/native/proc.js';
 import { needsEbpf } from './helpers/env.js';
 import { fixtureApp, fixtureCa, freePort, repoRoot, start, startUpstream, tlsrecBin, waitForHttp, type Started } from './helpers/procs.js';
 import { patternBytes, sha256 } from './helpers/bodies.js';
@@ -377,6 +379,39 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     rec.child.kill('SIGKILL');
     await rec.exited;
     await releaseWriterAndCheck(work, writer, completed);
+  });
+
+  it('tlsrec is SIGKILLed while a process of the command waits for its file to be looked at: the writer process lets it go on', async () => {
+    const work = newWorkDir();
+    const fifo = join(work, 'go');
+    const done = join(work, 'done');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    // The shell waits on the fifo, then exec's touch: a file no process of the recording has
+    // mapped, so the kernel stops touch at its exec until tlsrec has looked at the file.
+    const rec = record(work, ['--', '/bin/sh', '-c', 'read line < "$0"; exec touch "$1"', fifo, done]);
+    // Opening the fifo without blocking succeeds once the shell has it open to read.
+    const fd = await waitFor('the command to wait on the fifo', () => {
+      try {
+        return openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+      } catch {
+        return undefined;
+      }
+    }, 15_000);
+    const [cgroup] = recordCgroups(rec.child.pid!);
+    expect(cgroup).toBeDefined();
+    rec.child.kill('SIGSTOP'); // tlsrec can look at no file now, nor continue anyone
+    writeSync(fd, 'go\n');
+    closeSync(fd);
+    const touch = await waitFor('touch stopped at its exec', () => cgroupPids(cgroup!).find((p) => processState(p) === 'T'));
+    await sleep(300);
+    expect(processState(touch)).toBe('T'); // nobody but tlsrec would continue it
+    expect(existsSync(done)).toBe(false);
+
+    rec.child.kill('SIGKILL');
+    await rec.exited;
+    await waitFor('touch to go on and create its file', () => (existsSync(done) ? true : undefined));
+    await waitFor("the writer process's message", () => (/continued 1 stopped process\(es\) of the recorded command/.test(rec.output()) ? true : undefined));
+    expect(rec.output()).not.toMatch(STACK_TRACE);
   });
 
   it('a second Ctrl-C while tlsrec waits for its writer: exit 130 at once, and the writer still finishes every file', async () => {

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { argvInCgroup, Cgroup, findCgroup2Mount } from '../src/native/cgroup.js';
+import { processState } from '../src/native/proc.js';
 import { needsEbpf } from './helpers/env.js';
 
 const env = needsEbpf();
@@ -48,6 +49,37 @@ describe.runIf(env.run)('Cgroup (real cgroup v2, root)', () => {
       expect(await until(false)).toBe(false);
     } finally {
       child.kill('SIGKILL');
+      expect(await cg.destroy()).toBe(true);
+    }
+  });
+
+  it('release(), found again by path, thaws the cgroup and continues exactly its stopped processes', async () => {
+    const cg = Cgroup.create('release');
+    const children = [0, 1].map(() => {
+      const argv = argvInCgroup(cg, ['sleep', '30']);
+      return spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    });
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+      return ok();
+    };
+    try {
+      expect(await until(() => cg.pids().length === 2 && cg.pids().every((p) => processState(p) === 'S'))).toBe(true);
+      const [stopped, running] = cg.pids() as [number, number];
+      process.kill(stopped, 'SIGSTOP');
+      expect(await until(() => processState(stopped) === 'T')).toBe(true);
+      expect(cg.setFrozen(true)).toBe(true);
+      expect(await until(() => /^frozen 1$/m.test(readFileSync(join(cg.path, 'cgroup.events'), 'utf8')))).toBe(true);
+
+      const again = Cgroup.at(cg.path);
+      expect(again.id).toBe(cg.id);
+      expect(again.release()).toBe(1);
+      expect(await until(() => /^frozen 0$/m.test(readFileSync(join(cg.path, 'cgroup.events'), 'utf8')))).toBe(true);
+      expect(await until(() => processState(stopped) === 'S')).toBe(true);
+      expect(processState(running)).toBe('S');
+      expect(again.release()).toBe(0); // nothing stopped any more
+    } finally {
+      for (const c of children) c.kill('SIGKILL');
       expect(await cg.destroy()).toBe(true);
     }
   });

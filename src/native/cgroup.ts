@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvironmentError, causeText } from '../errors.js';
+import { processState } from './proc.js';
 
 /** The cgroup2 mount point, from /proc/mounts ("/sys/fs/cgroup" on most hosts, "/sys/fs/cgroup/unified" on hybrid ones). */
 export function findCgroup2Mount(mountsText = readFileSync('/proc/mounts', 'utf8')): string | undefined {
@@ -55,6 +56,11 @@ export class Cgroup {
       });
     }
     return new Cgroup(dir, BigInt(statSync(dir, { bigint: true }).ino));
+  }
+
+  /** The cgroup at `path`, made by another process (the writer process gets its recorder's). */
+  static at(path: string): Cgroup {
+    return new Cgroup(path, BigInt(statSync(path, { bigint: true }).ino));
   }
 
   /** Move a process into this cgroup (its future children follow). */
@@ -118,6 +124,26 @@ export class Cgroup {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Let every process of the cgroup go on: thaw it (backpressure freezes it) and continue each
+   * process that is stopped (attach on first map stops them until their files are looked at). For
+   * when tlsrec died without doing so itself. Returns how many processes were continued.
+   */
+  release(): number {
+    this.setFrozen(false);
+    let continued = 0;
+    for (const pid of this.pids()) {
+      if (processState(pid) !== 'T') continue; // 't' is a tracer's stop: not ours to end
+      try {
+        process.kill(pid, 'SIGCONT');
+        continued++;
+      } catch {
+        // already gone
+      }
+    }
+    return continued;
   }
 
   /** True while any process (including one still exiting) is in the cgroup. */

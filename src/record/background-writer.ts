@@ -39,11 +39,18 @@ export interface WriterProcessConfig {
    * files are what tlsrec saw, whatever the writer process would measure itself.
    */
   monoToWallNs: string;
+  /**
+   * The recorded command's cgroup: if tlsrec dies without saying it stopped the capture (SIGKILL),
+   * the writer process lets the command's processes go on (Cgroup.release).
+   */
+  commandCgroup?: string;
 }
 
 export interface BackgroundWriterOptions extends WriterOptions {
   /** The writer process's script. Default: writer-process-main.js next to this module. */
   writerScript?: string;
+  /** See WriterProcessConfig.commandCgroup. */
+  commandCgroup?: string;
 }
 
 /** A file the writer process could not write: its OutputError's message and hint, the errno code. */
@@ -84,6 +91,12 @@ export interface BackgroundWriterSummary extends WriterSummary {
  * write(2) for many batches (a write cost ~90 µs of the recorder's time on these machines,
  * whatever its size), and the spool is never more than a moment behind the capture.
  */
+/**
+ * The line tlsrec writes on the writer's stdin just before closing it, once its capture has
+ * stopped. (Any earlier line means the recorded command has ended: stop pacing.)
+ */
+export const RECORDER_DONE = 'capture-stopped';
+
 const FLUSH_MS = 20;
 const FLUSH_BYTES = 1024 * 1024;
 
@@ -135,12 +148,13 @@ export class BackgroundWriter {
     this.name = setWriter.name;
     const prefix = `.tlsrec-spool-${process.pid}`;
     this.spool = new SpoolWriter(this.dir, prefix);
-    const { monoToWallNs, writerScript, ...writerOpts } = opts;
+    const { monoToWallNs, writerScript, commandCgroup, ...writerOpts } = opts;
     const config: WriterProcessConfig = {
       setDir: this.dir,
       prefix,
       writer: { ...writerOpts, testSet: this.name },
       monoToWallNs: (monoToWallNs ?? defaultMonoToWallNs()).toString(),
+      ...(commandCgroup === undefined ? {} : { commandCgroup }),
     };
     // Not detached, so it stays in the app's scheduling group (see setBackground): the terminal's
     // Ctrl-C reaches it too, and it ignores that. The key goes in the environment, which only
@@ -238,6 +252,9 @@ export class BackgroundWriter {
       // nothing queued after the flush above: closing the file cannot lose anything
     }
     this.hurry();
+    // Only ever after the capture has stopped (it continued every process it had stopped): the
+    // writer must not. A stdin that closes without this line means tlsrec died.
+    this.child.stdin?.write(`${RECORDER_DONE}\n`);
     this.child.stdin?.end();
   }
 

@@ -70,6 +70,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       ...(opts.testSet === undefined ? {} : { testSet: opts.testSet }),
       redactHeaders: opts.redact ? opts.extraRedactHeaders : undefined,
       redact: opts.redact,
+      commandCgroup: cgroup.path,
     });
     writer = setWriter;
 

@@ -8,7 +8,8 @@
 // (tlsrec finished, or died) and the spool holds nothing more. Reports on stdout (WriterReport, one
 // JSON a line).
 
-import type { WriterProcessConfig, WriterReport } from './background-writer.js';
+import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './background-writer.js';
+import { Cgroup } from '../native/cgroup.js';
 import { decodeRecords } from '../native/decode.js';
 import type { Exchange } from './exchange.js';
 import { Reconstructor } from './reconstruct.js';
@@ -122,10 +123,46 @@ function appPortOf(ex: Exchange): number | undefined {
 let recorderDone = false;
 /** The recorded command has ended: nothing to yield to any more. */
 let commandEnded = false;
-process.stdin.on('data', () => (commandEnded = true));
-process.stdin.on('end', () => (recorderDone = true));
-process.stdin.on('error', () => (recorderDone = true));
+/** What tlsrec wrote on stdin; RECORDER_DONE in it means tlsrec stopped its capture itself. */
+let said = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (text: string) => {
+  commandEnded = true;
+  said = (said + text).slice(-64);
+});
+const onStdinEnd = (): void => {
+  if (recorderDone) return;
+  recorderDone = true;
+  if (!said.includes(RECORDER_DONE) && config.commandCgroup) releaseCommandOnceRecorderIsGone(config.commandCgroup);
+};
+process.stdin.on('end', onStdinEnd);
+process.stdin.on('error', onStdinEnd);
 process.stdin.resume();
+
+/**
+ * tlsrec died (SIGKILL) without stopping its capture: a process of the command it had stopped
+ * while it looked at a file, or a cgroup it had frozen for backpressure, would wait forever. Once
+ * tlsrec has really exited (its BPF links closed with its files, so nothing stops them again),
+ * they go on. Its exit is seen as this process being handed to another parent, which the kernel
+ * does after closing the dying process's files.
+ */
+function releaseCommandOnceRecorderIsGone(cgroupPath: string): void {
+  const recorder = process.ppid;
+  const deadline = Date.now() + 5000;
+  const check = (): void => {
+    if (process.ppid === recorder && Date.now() < deadline) {
+      setTimeout(check, 10);
+      return;
+    }
+    try {
+      const continued = Cgroup.at(cgroupPath).release();
+      if (continued > 0) process.stderr.write(`tlsrec: writer process: tlsrec ended without stopping its capture; continued ${continued} stopped process(es) of the recorded command\n`);
+    } catch {
+      // the cgroup is gone: nothing of the command is left to continue
+    }
+  };
+  check();
+}
 
 const IDLE_MS = 10;
 /**
