@@ -73,12 +73,13 @@ struct {
 	__type(value, struct cap_counters);
 } counters SEC(".maps");
 
-/* User space never sleeps on the ring: it drains it from a timer (src/native/capture.ts), so there
- * is nobody to wake. Without this flag the kernel raises an irq_work (an interrupt; a VM exit on a
- * virtual machine) whenever a record lands in a ring the consumer had emptied: 1,175 of them in a
- * 5 s wrk run of the bare HTTPS server, against 54 IRQ-work interrupts in all with it
- * (bench/README.md, session 4; no throughput change was measurable). */
-#define RB_SUBMIT BPF_RB_NO_WAKEUP
+/* The kernel's adaptive wake-up: an irq_work (an interrupt; a VM exit on a virtual machine) only
+ * for a record that lands in a ring the consumer had emptied. User space drains from a timer while
+ * records keep coming, so under load that is one a drain (1,175 in a 5 s wrk run of the bare HTTPS
+ * server, no throughput change measurable: bench/README.md, session 4), and with no traffic it
+ * sleeps on the rings (src/native/fd-waiter.ts) until this wakes it: no timer costs CPU while
+ * nothing happens. For the `mapped` ring it is what lets a stopped process go on within a moment. */
+#define RB_SUBMIT 0
 
 /* One record being assembled: header + up to one chunk. Per-CPU because it is far larger than the
  * 512-byte BPF stack; sent with bpf_ringbuf_output so that a record takes only the ring space its

@@ -19,6 +19,7 @@
 
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { causeText } from '../errors.js';
 import type { LossCounters } from '../record/events.js';
@@ -26,6 +27,7 @@ import { RecordQueue } from './record-queue.js';
 import type { Cgroup } from './cgroup.js';
 import { CAP_HDR_SIZE, CAP_MAP, dataLength, execTgid, recordLength } from './decode.js';
 import { opensslOffsets, type SslFunction } from './elf.js';
+import { FdWaiter } from './fd-waiter.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, type BpfLink, destroyLinks, numPossibleCpus, uprobeMultiSupported } from './libbpf.js';
 import { fileId, processExe, processMappings, processState, systemLibssl } from './proc.js';
 import { RingBufferReader } from './ringbuf.js';
@@ -119,8 +121,12 @@ export const OPENSSL_PROBES: ReadonlyArray<{ fn: SslFunction; enter: string; exi
   { fn: 'SSL_free', enter: 'ssl_free_enter' },
 ];
 
-/** Period of the `mapped` ring's poll: a stopped process waits about this long for its files to be looked at. */
+/** While a stopped process has not stopped yet (its stop takes effect on its way back to user mode), it is looked at again this often. */
 const MAPPED_POLL_MS = 2;
+/** The rings are drained this often while records keep coming (batches, not a wake-up a record). */
+const ACTIVE_POLL_MS = 4;
+/** With no traffic tlsrec sleeps until a ring wakes it; this long at most, as a safety net. */
+const IDLE_WAIT_MS = 1000;
 /** A process whose stop has not taken effect (frozen cgroup, a tracer) is looked at anyway after this long. */
 const STOP_WAIT_MS = 1000;
 const FILE_KEY_SIZE = 16; // struct file_key
@@ -148,11 +154,14 @@ export class CaptureSession {
   /** Processes the BPF programs stopped, by pid: the files (kernel dev:ino) they wait for, since when. */
   private readonly waiting = new Map<number, { keys: Map<string, { dev: number; ino: bigint }>; since: number }>();
   private mappedReader: RingBufferReader | undefined;
-  private mappedPoller: NodeJS.Timeout | undefined;
   private stops = 0;
   private stoppedMs = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
-  private poller: NodeJS.Timeout | undefined;
+  /** Sleeps until a ring has a record (see runPollLoop). */
+  private waiter: FdWaiter | undefined;
+  private pollLoop: Promise<void> | undefined;
+  /** Records taken from the data ring so far: tells the poll loop whether traffic is flowing. */
+  private recordsDrained = 0;
   private rescanner: NodeJS.Timeout | undefined;
   private reader: RingBufferReader | undefined;
   private stopped = false;
@@ -207,13 +216,13 @@ export class CaptureSession {
         for (const file of candidates) session.inspect(file);
         session.markKnown(processMappings('self').filter((m) => !session.inspect(m.path)));
         session.mappedReader = new RingBufferReader(obj.map('mapped').fd, MAPPED_RING_BYTES);
-        session.mappedPoller = setInterval(() => session.pollMapped(), MAPPED_POLL_MS);
       } else {
         let attachedAny = false;
         for (const file of candidates) attachedAny = session.attachFile(file) || attachedAny;
         if (!attachedAny) session.warn('no OpenSSL library found to attach to: HTTPS traffic will not be recorded until a process maps one');
       }
-      session.poller = setInterval(() => session.poll(), opts.pollMs ?? 4);
+      session.waiter = new FdWaiter(onMap ? [obj.map('events').fd, obj.map('mapped').fd] : [obj.map('events').fd]);
+      session.pollLoop = session.runPollLoop(opts.pollMs ?? ACTIVE_POLL_MS);
       // Libraries can be mapped late (dlopen); exec events trigger scans (up front), this catches the rest.
       session.rescanner = setInterval(() => session.scanCgroup(), 1000);
       return session;
@@ -276,6 +285,28 @@ export class CaptureSession {
         this.warn(`cannot remember a looked-at file: ${causeText(err)}`);
         return;
       }
+    }
+  }
+
+  /**
+   * Drain the rings until the capture stops. While records keep coming, every `activeMs` (a timer:
+   * the ring stays readable under load, so waiting on it would wake tlsrec for every few records);
+   * with no traffic, asleep until the kernel wakes it: its default wake-up fires for the first
+   * record in a ring tlsrec has emptied, and at once for a process stopped at a mapping.
+   */
+  private async runPollLoop(activeMs: number): Promise<void> {
+    while (!this.stopped) {
+      const drained = this.recordsDrained;
+      try {
+        if (this.mappedReader) this.pollMapped();
+        this.poll();
+      } catch (err) {
+        this.warn(`draining the ring buffers failed: ${causeText(err)}`);
+      }
+      if (this.stopped) break;
+      if (this.waiting.size > 0) await sleep(MAPPED_POLL_MS);
+      else if (this.recordsDrained !== drained || this.queue.byteLength > 0) await sleep(activeMs);
+      else await this.waiter?.wait(IDLE_WAIT_MS);
     }
   }
 
@@ -393,6 +424,7 @@ export class CaptureSession {
     this.reader.drain((rec) => {
       const length = recordLength(rec);
       if (length === 0) return;
+      this.recordsDrained++;
       this.queue.push(rec, length);
       this.dataBytes += dataLength(rec);
       const pid = this.onMap ? undefined : execTgid(rec);
@@ -511,10 +543,8 @@ export class CaptureSession {
   }
 
   private async stopOnce(): Promise<LossCounters> {
-    this.stopped = true;
-    if (this.poller) clearInterval(this.poller);
+    await this.endPollLoop();
     if (this.rescanner) clearInterval(this.rescanner);
-    if (this.mappedPoller) clearInterval(this.mappedPoller);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.thaw();
@@ -535,18 +565,25 @@ export class CaptureSession {
     return { ...counters };
   }
 
-  private async teardown(): Promise<void> {
+  /** Stop the poll loop and wait until it has returned (it may be between two drains). */
+  private async endPollLoop(): Promise<void> {
     this.stopped = true;
+    this.waiter?.wake();
+    await this.pollLoop;
+  }
+
+  private async teardown(): Promise<void> {
+    await this.endPollLoop();
     this.thaw();
-    if (this.poller) clearInterval(this.poller);
     if (this.rescanner) clearInterval(this.rescanner);
-    if (this.mappedPoller) clearInterval(this.mappedPoller);
     await destroyLinks(this.links.splice(0));
     this.resumeAll();
     this.reader?.close();
     this.reader = undefined;
     this.mappedReader?.close();
     this.mappedReader = undefined;
+    await this.waiter?.close();
+    this.waiter = undefined;
     this.obj.close();
   }
 }
