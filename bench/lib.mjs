@@ -212,8 +212,7 @@ export function procMem(pid) {
   }
 }
 
-/** The writer process `tlsrec record` starts (src/record/background-writer.ts), if it runs. */
-/** The writer process of the `tlsrec record` process `pid`. */
+/** The writer process (src/record/background-writer.ts) of the `tlsrec record` process `pid`, if it runs. */
 export const writerOf = (pid) => childProcessOf(pid, 'writer-process-main.js');
 
 /**

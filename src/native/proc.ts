@@ -45,7 +45,7 @@ export function processMappings(pid: number | 'self'): ExecutableMapping[] {
 }
 
 /** The fields of /proc/PID/stat after the command name (state, ppid, …), or undefined when the process is gone. */
-function statFields(pid: number | string): string[] | undefined {
+export function statFields(pid: number | string): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // "pid (comm) S ppid ...": comm may itself hold spaces and parentheses.
