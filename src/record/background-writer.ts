@@ -87,16 +87,16 @@ export interface BackgroundWriterSummary extends WriterSummary {
 }
 
 /**
- * Queued batches are written to the spool after this long, or once this much is queued: one
- * write(2) for many batches (a write cost ~90 µs of the recorder's time on these machines,
- * whatever its size), and the spool is never more than a moment behind the capture.
- */
-/**
  * The line tlsrec writes on the writer's stdin just before closing it, once its capture has
  * stopped. (Any earlier line means the recorded command has ended: stop pacing.)
  */
 export const RECORDER_DONE = 'capture-stopped';
 
+/**
+ * Queued batches are written to the spool after this long, or once this much is queued: one
+ * write(2) for many batches (a write cost ~90 µs of the recorder's time on these machines,
+ * whatever its size), and the spool is never more than a moment behind the capture.
+ */
 const FLUSH_MS = 20;
 const FLUSH_BYTES = 1024 * 1024;
 

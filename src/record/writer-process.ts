@@ -5,8 +5,10 @@
 // Runs in the idle CPU class, paced (see PACED_SLICE_MS) or, under load, waiting
 // (writer-pacing.ts), while the recording goes on; a line on
 // stdin means the recorded command has ended (full speed from then on); ends when its stdin closes
-// (tlsrec finished, or died) and the spool holds nothing more. Reports on stdout (WriterReport, one
-// JSON a line).
+// (tlsrec finished, or died) and the spool holds nothing more. A stdin that closes without the line
+// RECORDER_DONE means tlsrec died with its capture running: the writer then continues whatever of
+// the command it had stopped (releaseCommandOnceRecorderIsGone). Reports on stdout (WriterReport,
+// one JSON a line).
 
 import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './background-writer.js';
 import { Cgroup } from '../native/cgroup.js';
