@@ -277,6 +277,19 @@ for (const { uprobeMulti, attachOnMap } of modes) {
       expect(events.some((e) => e.type === 'exec' && e.tgid === r.pid)).toBe(true);
     });
 
+    it('sleeps while nothing happens: a few passes a second, not a timer every few ms', async () => {
+      await settle(300); // the tests before have ended; nothing runs in the cgroup
+      const before = session!.drainPasses;
+      await settle(1000);
+      // Draining from a timer every 2-10 ms made 100-500 passes a second.
+      expect(session!.drainPasses - before).toBeLessThan(20);
+      // And the first record after the quiet spell is drained at once (the kernel's wake-up), not
+      // after the loop's 1 s safety timeout: settle() waits 150 ms.
+      const r = await run(argvInCgroup(cgroup, ['/bin/true']));
+      await settle();
+      expect(events.some((e) => e.type === 'exec' && e.tgid === r.pid)).toBe(true);
+    });
+
     it('attached without a warning', () => {
       expect(warnings).toEqual([]);
       // On first map, every process was stopped at least once (its program) and let go again.

@@ -168,6 +168,7 @@ export class CaptureSession {
   private pollLoop: Promise<void> | undefined;
   /** Records taken from the data ring so far: tells the poll loop whether traffic is flowing. */
   private recordsDrained = 0;
+  private passes = 0;
   private rescanner: NodeJS.Timeout | undefined;
   private reader: RingBufferReader | undefined;
   private stopped = false;
@@ -303,6 +304,7 @@ export class CaptureSession {
   private async runPollLoop(activeMs: number): Promise<void> {
     while (!this.stopped) {
       const drained = this.recordsDrained;
+      this.passes++;
       try {
         if (this.mappedReader) this.pollMapped();
         this.poll();
@@ -367,6 +369,11 @@ export class CaptureSession {
       this.resume(pid);
       this.stoppedMs += performance.now() - w.since;
     }
+  }
+
+  /** Passes of the poll loop so far: a few a second while nothing happens (tests check it sleeps). */
+  get drainPasses(): number {
+    return this.passes;
   }
 
   attachStats(): AttachStats {
