@@ -565,7 +565,7 @@ export class CaptureSession {
     await destroyLinks(this.links.splice(0));
     this.resumeAll();
     // A program that was running on another CPU when its link went away may still commit a record.
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
     this.flushQueue();
     let counters: LossCounters = { ringbufFull: 0, readFault: 0, bytesLost: 0 };
     try {
