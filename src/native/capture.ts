@@ -314,7 +314,23 @@ export class CaptureSession {
       if (this.stopped) break;
       if (this.waiting.size > 0) await sleep(MAPPED_POLL_MS);
       else if (this.recordsDrained !== drained || this.queue.byteLength > 0) await sleep(activeMs);
-      else await this.waiter?.wait(IDLE_WAIT_MS);
+      else await this.sleepUntilRecords(activeMs);
+    }
+  }
+
+  /** Asleep on the rings; should epoll ever fail, tlsrec says so once and polls from a timer instead. */
+  private async sleepUntilRecords(fallbackMs: number): Promise<void> {
+    if (!this.waiter) {
+      await sleep(fallbackMs);
+      return;
+    }
+    try {
+      await this.waiter.wait(IDLE_WAIT_MS);
+    } catch (err) {
+      this.warn(`cannot sleep on the ring buffers (${causeText(err)}); polling them every ${fallbackMs} ms instead`);
+      const waiter = this.waiter;
+      this.waiter = undefined;
+      await waiter.close().catch(() => undefined);
     }
   }
 
