@@ -9,7 +9,7 @@
 //   node bench/idle.mjs [--seconds 10] [--rounds 3] [--warmup 3]
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, tmp, port, makeCert, machine, saveJson, args, sleep, writerOf, tlsrecBroken } from './lib.mjs';
+import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, median, tmp, port, makeCert, machine, saveJson, args, sleep, writerOf, tlsrecBroken } from './lib.mjs';
 import { childProcessOf, statFields } from '../dist/native/proc.js';
 
 const o = args({ seconds: 10, rounds: 3, warmup: 3 });
@@ -68,10 +68,9 @@ try {
   rmSync(base, { recursive: true, force: true });
 }
 const rows = [['process', 'CPU % (median)', 'wake-ups/s (median)', 'CPU % (max)']];
-const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const k of ['recorder', 'writer', 'app']) {
   const cpu = rounds.map((r) => r[k].cpuPct);
-  rows.push([k === 'app' ? 'the idle app (for scale)' : `tlsrec ${k}`, fmt(med(cpu)), fmt(med(rounds.map((r) => r[k].wakeupsPerS)), 1), fmt(Math.max(...cpu))]);
+  rows.push([k === 'app' ? 'the idle app (for scale)' : `tlsrec ${k}`, fmt(median(cpu)), fmt(median(rounds.map((r) => r[k].wakeupsPerS)), 1), fmt(Math.max(...cpu))]);
 }
 console.log('');
 table(rows);
