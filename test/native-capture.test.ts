@@ -12,7 +12,7 @@ import { CaptureSession, captureUnsupportedReason } from '../src/native/capture.
 import { uprobeMultiSupported } from '../src/native/libbpf.js';
 import { decodeRecords } from '../src/native/decode.js';
 import { processState } from '../src/native/proc.js';
-import type { CaptureEvent, DataEvent, OpenEvent } from '../src/record/events.js';
+import type { CaptureEvent, DataEvent, OpenEvent } from '../src/model/events.js';
 
 const certs = join(import.meta.dirname, '..', 'fixtures', 'certs');
 const unsupported = captureUnsupportedReason();

@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeRecords } from '../src/native/decode.js';
 import { RecordQueue } from '../src/native/record-queue.js';
 import { readEventFile } from '../src/record/event-file.js';
-import type { CaptureEvent } from '../src/record/events.js';
+import type { CaptureEvent } from '../src/model/events.js';
 import { seededRandom } from './helpers/random.js';
 import { compareBuffersFast } from './helpers/buffer-equality.js';
 import { encodeRecords } from './helpers/ring-records.js';

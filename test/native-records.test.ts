@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SpoolReader, SpoolWriter } from '../src/format/spool.js';
 import { CAP_HDR_SIZE, dataLength, decodeRecords, execTgid, recordLength } from '../src/native/decode.js';
 import { readEventFile } from '../src/record/event-file.js';
-import type { CaptureEvent } from '../src/record/events.js';
+import type { CaptureEvent } from '../src/model/events.js';
 import { SpoolCipher } from '../src/record/spool-cipher.js';
 import { seededRandom } from './helpers/random.js';
 import { compareBuffersFast } from './helpers/buffer-equality.js';

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseEventLine } from '../src/record/event-file.js';
-import type { CaptureEvent, DataEvent } from '../src/record/events.js';
-import type { Exchange } from '../src/record/exchange.js';
+import type { CaptureEvent, DataEvent } from '../src/model/events.js';
+import type { Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 
 function load(name: string): CaptureEvent[] {

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { parseEventLine, readEventFile, writeEventLine } from '../src/record/event-file.js';
-import type { CaptureEvent, DataEvent } from '../src/record/events.js';
-import type { Exchange, SkippedStream } from '../src/record/exchange.js';
+import type { CaptureEvent, DataEvent } from '../src/model/events.js';
+import type { Exchange, SkippedStream } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 
 const dir = new URL('../fixtures/events/', import.meta.url);

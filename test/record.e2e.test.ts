@@ -24,8 +24,8 @@ import {
 } from './helpers/procs.js';
 import { patternBytes, sha256 } from './helpers/bodies.js';
 import { readEventFile } from '../src/record/event-file.js';
-import type { CaptureEvent } from '../src/record/events.js';
-import type { Exchange } from '../src/record/exchange.js';
+import type { CaptureEvent } from '../src/model/events.js';
+import type { Exchange } from '../src/model/exchange.js';
 import { Reconstructor } from '../src/record/reconstruct.js';
 
 const ebpf = needsEbpf();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BodyValue, NoiseRule } from '../src/format/types.js';
-import type { HeaderList } from '../src/record/exchange.js';
+import type { HeaderList } from '../src/model/exchange.js';
 import { compareResponse, jsonPath, normalizeNoisePath, type ExpectedResponse } from '../src/replay/compare.js';
 
 const json = (v: unknown): BodyValue => ({ bytes: Buffer.from(JSON.stringify(v, null, 2)), kind: 'json' });

@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import * as path from 'node:path';
 import type { Document, LineCounter } from 'yaml';
 import { InputFileError } from '../errors.js';
-import type { HeaderList } from '../record/exchange.js';
+import type { HeaderList } from '../model/exchange.js';
 import { decodeBody, isValidBase64 } from './body.js';
 import { firstHeader } from '../http/headers.js';
 import { mergeNoise, parseNoise } from './noise.js';

@@ -1,7 +1,7 @@
 // Secrets never reach the files: credential headers are replaced by a marker when recording.
 // Pure functions; the writer applies them to every test and mock.
 
-import type { HeaderList } from '../record/exchange.js';
+import type { HeaderList } from '../model/exchange.js';
 
 export const REDACTED = '[REDACTED]';
 

@@ -1,7 +1,7 @@
 // Pure planning for the writer: Exchange -> on-disk document -> YAML text. No file system here.
 
 import { Document, parse, Scalar } from 'yaml';
-import type { Exchange, HeaderList, HttpRequestMessage } from '../record/exchange.js';
+import type { Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
 import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
 import { encodeBody, storedAsBase64, type StoredBody } from './body.js';
 import { firstHeader } from '../http/headers.js';

@@ -2,7 +2,7 @@
 // the replay side works with. The reader (src/format/reader.ts) turns files into the model, the
 // writer turns exchanges into files. Replay code never looks at raw YAML documents.
 
-import type { HeaderList } from '../record/exchange.js';
+import type { HeaderList } from '../model/exchange.js';
 
 export const API_VERSION = 'api.keploy.io/v1beta1';
 

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { causeText, OutputError } from '../errors.js';
-import type { Exchange } from '../record/exchange.js';
+import type { Exchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
 

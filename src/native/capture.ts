@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { causeText } from '../errors.js';
-import type { LossCounters } from '../record/events.js';
+import type { LossCounters } from '../model/events.js';
 import { RecordQueue } from './record-queue.js';
 import type { Cgroup } from './cgroup.js';
 import { CAP_HDR_SIZE, CAP_MAP, dataLength, execTgid, recordLength } from './decode.js';

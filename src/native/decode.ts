@@ -4,7 +4,7 @@
 // (recordLength and the helpers after it) and the writer process decodes (decodeRecords).
 // Keep the offsets in sync with bpf/capture.h.
 
-import type { CaptureEvent, CaptureSource, Direction } from '../record/events.js';
+import type { CaptureEvent, CaptureSource, Direction } from '../model/events.js';
 
 export const CAP_HDR_SIZE = 48;
 /** enum cap_type of bpf/capture.h */

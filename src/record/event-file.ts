@@ -5,7 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { InputFileError } from '../errors.js';
-import type { CaptureEvent, CaptureSource, Direction } from './events.js';
+import type { CaptureEvent, CaptureSource, Direction } from '../model/events.js';
 
 /** One line (no trailing newline) for an event. */
 export function writeEventLine(ev: CaptureEvent): string {

@@ -7,8 +7,8 @@ import { causeText } from '../errors.js';
 import { decodeBody } from '../http/body.js';
 import { joinedHeader } from '../http/headers.js';
 import { HttpStreamParser, type ParseOutput, type ParsedMessage } from '../http/llhttp.js';
-import { connKey, type CaptureEvent, type DataEvent, type Direction, type OpenEvent } from './events.js';
-import type { Exchange, ExchangeRole, HttpRequestMessage, HttpResponseMessage, SkippedStream } from './exchange.js';
+import { connKey, type CaptureEvent, type DataEvent, type Direction, type OpenEvent } from '../model/events.js';
+import type { Exchange, ExchangeRole, HttpRequestMessage, HttpResponseMessage, SkippedStream } from '../model/exchange.js';
 import { StreamAssembler, type StreamOutput } from './streams.js';
 
 export interface ReconstructStats {

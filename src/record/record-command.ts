@@ -21,7 +21,7 @@ import { formatBytes } from '../format-bytes.js';
 import { BackgroundWriter, type BackgroundWriterSummary } from './background-writer.js';
 import type { ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
-import type { LossCounters } from './events.js';
+import type { LossCounters } from '../model/events.js';
 import { decodeRecords } from '../native/decode.js';
 
 export interface RecordOptions {

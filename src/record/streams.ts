@@ -3,7 +3,7 @@
 // anyway. A gap is only declared lost when the kernel says so (LossEvent), when the stream ends with
 // the gap still open, or when too much data piles up behind it — never guessed from timing.
 
-import type { DataEvent, LossEvent } from './events.js';
+import type { DataEvent, LossEvent } from '../model/events.js';
 
 export type StreamOutput =
   | { type: 'data'; data: Buffer; tsNs: bigint; pos: bigint }

@@ -13,7 +13,7 @@
 import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './background-writer.js';
 import { Cgroup } from '../native/cgroup.js';
 import { decodeRecords } from '../native/decode.js';
-import type { Exchange } from './exchange.js';
+import type { Exchange } from '../model/exchange.js';
 import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolReader } from '../format/spool.js';
@@ -21,7 +21,7 @@ import { TestSetWriter } from '../format/writer.js';
 import { firstHeader } from '../http/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
-import type { CaptureEvent } from './events.js';
+import type { CaptureEvent } from '../model/events.js';
 import { WriterPacing } from './writer-pacing.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;

@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
-import type { HeaderList } from '../record/exchange.js';
+import type { HeaderList } from '../model/exchange.js';
 import type { BodyValue, NoiseRule } from '../format/types.js';
 
 export type FailureKind = 'status' | 'header' | 'body' | 'request';

@@ -7,7 +7,7 @@
 // hop-by-hop headers that describe the recorded connection, not this one.
 
 import { Pool } from 'undici';
-import type { HeaderList } from '../record/exchange.js';
+import type { HeaderList } from '../model/exchange.js';
 import type { TestCase } from '../format/types.js';
 import { decodeBody, encodeBody } from '../http/body.js';
 import { joinedHeader } from '../http/headers.js';

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import { CAP_CLOSE, CAP_DATA, CAP_EXEC, CAP_HDR_SIZE, CAP_LOSS, CAP_OPEN } from '../../src/native/decode.js';
 import { ipv6Bytes } from '../../src/ip-bytes.js';
-import type { CaptureEvent, Direction, OpenEvent } from '../../src/record/events.js';
+import type { CaptureEvent, Direction, OpenEvent } from '../../src/model/events.js';
 
 const TYPE_CODE = { data: CAP_DATA, open: CAP_OPEN, close: CAP_CLOSE, loss: CAP_LOSS, exec: CAP_EXEC } as const;
 const AF_INET = 2;

@@ -11,7 +11,7 @@
 // Pure apart from the usage bookkeeping in MockMatcher; no I/O.
 
 import { isDeepStrictEqual } from 'node:util';
-import type { HeaderList } from '../../record/exchange.js';
+import type { HeaderList } from '../../model/exchange.js';
 import type { Mock } from '../../format/types.js';
 
 export type Stage = 'method' | 'host' | 'path' | 'query' | 'body';
