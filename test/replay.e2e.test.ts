@@ -14,27 +14,79 @@ import { fixtureApp, fixtureCa, freePort, repoRoot, run, start, startUpstream, s
 
 const ebpf = needsEbpf();
 
-/** Processes still running a fixture app, and tlsrec cgroups still present. */
+const processIds = (): string[] => readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+
+function commandLine(pid: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return undefined; // exited meanwhile
+  }
+}
+
+/**
+ * What a run of this checkout left behind: processes still running its fixture app, and tlsrec
+ * cgroups whose creator (the pid in the name Cgroup.create gives) has exited. Other checkouts'
+ * tests may run on the same machine at the same time; their live cgroups and apps are not ours.
+ */
 function leftovers(): { apps: string[]; cgroups: string[] } {
   const apps: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes('fixtures/app/server.mjs') && !cmd.includes('vitest')) apps.push(`${pid}: ${cmd}`);
-    } catch {
-      // exited meanwhile
-    }
+  for (const pid of processIds()) {
+    const cmd = commandLine(pid);
+    if (cmd?.includes(fixtureApp) && !cmd.includes('vitest')) apps.push(`${pid}: ${cmd}`);
   }
   const mount = findCgroup2Mount();
   const dir = mount ? join(mount, 'tlsrec') : '';
-  const cgroups = dir && existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith('test-') || d.startsWith('replay') || d.startsWith('app')) : [];
+  const creatorAlive = (name: string): boolean => {
+    const pid = /-(\d+)-\d+$/.exec(name)?.[1];
+    return pid !== undefined && existsSync(`/proc/${pid}`);
+  };
+  const cgroups = dir && existsSync(dir)
+    ? readdirSync(dir).filter((d) => (d.startsWith('test-') || d.startsWith('replay') || d.startsWith('app')) && !creatorAlive(d))
+    : [];
   return { apps, cgroups };
 }
 
-/** Redirect programs (bpf/redirect.bpf.c names them tlsrec_*) still loaded anywhere on the machine. */
+/** Command lines of the processes holding each BPF program open (fdinfo of a program's or a link's fd names its prog_id). */
+function bpfProgramHolders(): Map<number, string[]> {
+  const holders = new Map<number, string[]>();
+  for (const pid of processIds()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let info: string;
+      try {
+        info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      } catch {
+        continue;
+      }
+      const id = /^prog_id:\s+(\d+)$/m.exec(info)?.[1];
+      if (id === undefined) continue;
+      const list = holders.get(Number(id)) ?? [];
+      list.push(commandLine(pid) ?? '');
+      holders.set(Number(id), list);
+    }
+  }
+  return holders;
+}
+
+/**
+ * Redirect programs (bpf/redirect.bpf.c names them tlsrec_*) still loaded, except those held open
+ * only by processes of other checkouts: a program of ours is held by a process of this checkout,
+ * or by nothing (pinned, or attached without a link).
+ */
 function ourBpfPrograms(): string[] {
+  const holders = bpfProgramHolders();
   return loadedBpfPrograms()
     .filter((p) => p.type === BPF_PROG_TYPE_CGROUP_SOCK_ADDR && p.name.startsWith('tlsrec_'))
+    .filter((p) => {
+      const by = holders.get(p.id) ?? [];
+      return by.length === 0 || by.some((cmd) => cmd.includes(repoRoot));
+    })
     .map((p) => `${p.id}: ${p.name}`);
 }
 
