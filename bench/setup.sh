@@ -4,7 +4,8 @@
 # which the benchmarks import. Node >= 20.18 must already be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 18) ? 0 : 1)' 2>/dev/null; then
+node_ok='const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 18) ? 0 : 1)'
+if ! node -e "$node_ok" 2>/dev/null; then
   echo "bench/setup.sh: Node >= 20.18 is needed first (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi

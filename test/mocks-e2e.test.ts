@@ -161,7 +161,8 @@ describe('mock session end to end (root, eBPF)', () => {
     expect(outside).toBe('ECONNREFUSED');
 
     // Programs attached to the cgroup at any sock_addr hook: the redirect's while the session runs, none after.
-    const attached = (): number[] => Object.values(CGROUP_SOCK_ADDR_ATTACH_TYPES).flatMap((type) => cgroupAttachedProgramIds(cgroup.path, type));
+    const attached = (): number[] =>
+      Object.values(CGROUP_SOCK_ADDR_ATTACH_TYPES).flatMap((type) => cgroupAttachedProgramIds(cgroup.path, type));
     expect(attached().length).toBeGreaterThanOrEqual(3);
     await session.close();
     expect(attached()).toEqual([]);

@@ -479,7 +479,11 @@ const ENOSPC = 28;
 const PROG_INFO_SIZE = 80;
 
 function queryError(what: string, errno: number, hint: string): EnvironmentError {
-  return new EnvironmentError(`${what} failed: ${errnoName(errno)}`, { code: 'TLSREC_E_BPF_QUERY', stage: 'query bpf programs', hint: hintFor(errno, hint) });
+  return new EnvironmentError(`${what} failed: ${errnoName(errno)}`, {
+    code: 'TLSREC_E_BPF_QUERY',
+    stage: 'query bpf programs',
+    hint: hintFor(errno, hint),
+  });
 }
 
 /**
@@ -492,7 +496,12 @@ export function cgroupAttachedProgramIds(cgroupPath: string, attachType: number)
   try {
     fd = openSync(cgroupPath, 'r');
   } catch (err) {
-    throw new EnvironmentError(`cannot open cgroup ${cgroupPath}: ${(err as Error).message}`, { code: 'TLSREC_E_BPF_QUERY', stage: 'query bpf programs', hint: 'check that the cgroup exists (cgroup v2)', cause: err });
+    throw new EnvironmentError(`cannot open cgroup ${cgroupPath}: ${(err as Error).message}`, {
+      code: 'TLSREC_E_BPF_QUERY',
+      stage: 'query bpf programs',
+      hint: 'check that the cgroup exists (cgroup v2)',
+      cause: err,
+    });
   }
   try {
     let capacity = 16;
@@ -501,14 +510,23 @@ export function cgroupAttachedProgramIds(cgroupPath: string, attachType: number)
       const ids = Buffer.alloc(4 * capacity);
       const count = Buffer.alloc(4);
       count.writeUInt32LE(capacity, 0);
-      const rc = call(LIB, 'bpf_prog_query', DataType.I32, [DataType.I32, DataType.I32, DataType.U32, DataType.U8Array, DataType.U8Array, DataType.U8Array], [fd, attachType, 0, attachFlags, ids, count]) as number;
+      const rc = call(
+        LIB,
+        'bpf_prog_query',
+        DataType.I32,
+        [DataType.I32, DataType.I32, DataType.U32, DataType.U8Array, DataType.U8Array, DataType.U8Array],
+        [fd, attachType, 0, attachFlags, ids, count],
+      ) as number;
       const n = count.readUInt32LE(0);
       // ENOSPC: more programs than room; the kernel has written how many there are.
       if (rc === -ENOSPC && n > capacity) {
         capacity = n;
         continue;
       }
-      if (rc < 0) throw queryError(`bpf_prog_query on ${cgroupPath} (attach type ${attachType})`, -rc, 'the kernel needs CONFIG_CGROUP_BPF and cgroup v2');
+      if (rc < 0) {
+        const what = `bpf_prog_query on ${cgroupPath} (attach type ${attachType})`;
+        throw queryError(what, -rc, 'the kernel needs CONFIG_CGROUP_BPF and cgroup v2');
+      }
       return Array.from({ length: n }, (_, i) => ids.readUInt32LE(4 * i));
     }
   } finally {
@@ -526,7 +544,8 @@ export function loadedBpfProgram(id: number): LoadedBpfProgram | undefined {
     const info = Buffer.alloc(PROG_INFO_SIZE);
     const infoLen = Buffer.alloc(4);
     infoLen.writeUInt32LE(PROG_INFO_SIZE, 0);
-    const rc = call(LIB, 'bpf_obj_get_info_by_fd', DataType.I32, [DataType.I32, DataType.U8Array, DataType.U8Array], [fd, info, infoLen]) as number;
+    const infoArgs = [DataType.I32, DataType.U8Array, DataType.U8Array];
+    const rc = call(LIB, 'bpf_obj_get_info_by_fd', DataType.I32, infoArgs, [fd, info, infoLen]) as number;
     if (rc < 0) throw queryError(`bpf_obj_get_info_by_fd(program ${id})`, -rc, 'run as root');
     // struct bpf_prog_info: type@0 id@4 ... name[16]@64
     const name = info.subarray(64, 80);
