@@ -8,8 +8,8 @@
 //  3. replaying 1,000 and 10,000 generated tests (`tlsrec test`)
 // "Independent of the amount recorded" = the 1 GiB figure is close to the 256 MiB one.
 //
-// curl is limited to --rate-mb MiB/s (0 = unlimited) so the recording itself is complete: tlsrec
-// loses data above roughly 10-20 MB/s here (see completeness.mjs).
+// curl is limited to --rate-mb MiB/s (0 = unlimited, the overloaded case: tlsrec pauses the
+// command while its backlog is over --max-backlog) so that what is measured is a complete recording.
 //
 //   node bench/memory.mjs [--rate-mb 8] [--sizes-mb 256,1024] [--replay 1000,10000] [--parts record,client,replay]
 //                         [--ringbuf 64M] [--max-backlog 64M]   (record options to try)

@@ -1,27 +1,26 @@
 #!/usr/bin/env node
 // Recording overhead: wrk against (1) a Node HTTPS server and (2) a plain-HTTP Node app that calls
-// an HTTPS upstream, each with a bare handler and a 200 µs busy-work handler, under four configs
-// measured in the same run, interleaved in random order per round:
+// an HTTPS upstream, each with a bare handler and a 200 µs busy-work handler, under the configs
+// asked for, measured in the same run, interleaved in random order per round:
 //   a  no capture
 //   b  tlsrec record -q -- node server.mjs          (the server is the recorded command)
 //   c  mitmproxy (mitmdump, reverse-proxy mode) on the TLS hop   (the proxy approach)
-//   d  bpftrace uprobe+uretprobe on node's SSL_read/SSL_write doing nothing but count (the floor)
-//   e  the same count-only probes on node and the system libssl: what tlsrec attached up front
-//      before session 8 (TLSREC_ATTACH_ON_MAP=0 still does). wrk uses the system libssl, so these
-//      probes tax the load generator too (its SSL_read begins with `sub rsp`, which the kernel
-//      single-steps: two exceptions a hit); tlsrec now probes only files its command maps
+//   d  bpftrace uprobe+uretprobe on node's SSL_read/SSL_write doing nothing but count
+//   e  the same count-only probes on node and the system libssl: what tlsrec attaches up front
+//      with TLSREC_ATTACH_ON_MAP=0. wrk uses the system libssl, so these probes tax the load
+//      generator too (its SSL_read begins with `sub rsp`, which the kernel single-steps: two
+//      exceptions a hit); tlsrec by default probes only files its command maps
 //   f  count-only programs on the functions tlsrec probes in node, attached as tlsrec attaches its
 //      own (uprobe_multi links on Linux 6.6+; bench/floor/count-probes.mjs): tlsrec's own floor.
 //      bpftrace (d, e) makes perf-event uprobes, a costlier path per hit
 //   g  f plus a count-only program on the raw sys_exit tracepoint, which tlsrec's plain-socket
-//      capture uses: it runs on every system call of every process (sys_enter as well until
-//      session 8's last runs, as tlsrec did)
-// Prints medians and b/a, c/a, d/a for throughput and p50/p99, the app's own CPU time per request
-// (uprobe and BPF time run in the app, so they show there), wrk's CPU time per request, the same ratios taken within each
-// round (median of the per-round ratios), plus completeness of b
-// (tests/mocks written vs requests the server answered).
+//      capture uses: it runs on every system call of every process
+// Prints medians and x/a for throughput and p50/p99, the app's own CPU time per request (uprobe
+// and BPF time run in the app, so they show there), wrk's CPU time per request, the same ratios
+// taken within each round (median of the per-round ratios), plus completeness of b (tests/mocks
+// written vs requests the server answered). Method and current figures: bench/README.md.
 //
-//   node bench/overhead.mjs [--rounds 3] [--duration 5] [--conns 32] [--configs a,b,c,d,e,f]
+//   node bench/overhead.mjs [--rounds 3] [--duration 5] [--conns 32] [--configs a,b,c,d,e,f,g]
 //                           [--scenarios https,proxy] [--work 0,200]
 import { join } from 'node:path';
 import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';

@@ -268,7 +268,7 @@ describe('emitter: ordinary values stay plain', () => {
     }
   });
 
-  it('the same text as the yaml library wrote, except YAML 1.1 base-60 look-alikes (1234:7:1) now quoted', () => {
+  it('the same text as the yaml library renders, except that YAML 1.1 base-60 look-alikes (1234:7:1) are quoted', () => {
     expect(renderYaml(testDoc, 's.json')).toBe(`# yaml-language-server: $schema=s.json\n${renderYamlWithLibrary(testDoc)}`);
     expect(renderYaml(mockDoc)).toBe(renderYamlWithLibrary(mockDoc).replace('connectionId: 1234:7:1', 'connectionId: "1234:7:1"'));
   });

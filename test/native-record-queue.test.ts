@@ -1,7 +1,8 @@
 // The queue between the ring buffer drain and the consumer (src/native/record-queue.ts), fed with
 // the records of real eBPF recordings: what comes out is what went in, whole records in order;
 // bytes handed over are never written over by later pushes; the backlog it reports to
-// backpressure; and it lets go of chunks it has handed over (a leak held ~60 MiB before session 3).
+// backpressure; and it lets go of chunks it has handed over (chunks kept reachable would add up to
+// tens of MiB under load).
 
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';

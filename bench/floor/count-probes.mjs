@@ -8,7 +8,7 @@
 // prints "attached N probes (...)" once attached, and "entries E returns R" when stopped (SIGINT/SIGTERM).
 // --syscalls also attaches a count-only program to the raw sys_exit tracepoint, as tlsrec's
 // plain-socket capture does (config g): it runs on every system call on the machine.
-// --syscalls=both attaches to sys_enter as well (what tlsrec did until session 8).
+// --syscalls=both attaches to sys_enter as well, to measure what the pair would cost.
 import { fileURLToPath } from 'node:url';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, destroyLinks, numPossibleCpus, uprobeMultiSupported } from '../../dist/native/libbpf.js';
 import { opensslOffsets } from '../../dist/native/elf.js';
