@@ -4,9 +4,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createServer } from 'node:http';
+import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UsageError } from '../src/errors.js';
-import { loadTestSets } from '../src/format/reader.js';
+import { loadConfig, loadTestSets } from '../src/format/reader.js';
+import { runTests } from '../src/replay/run-tests.js';
 import type { TestSet } from '../src/format/types.js';
 import { globToRegExp, selectTests, shardOf, type TestSelection } from '../src/replay/select.js';
 
@@ -217,5 +220,55 @@ describe('globToRegExp', () => {
     expect(globToRegExp('a.b+(c)').test('a.b+(c)')).toBe(true);
     expect(globToRegExp('a.b').test('axb')).toBe(false);
     expect(globToRegExp('[x').test('[x')).toBe(true);
+  });
+});
+
+describe('a sharded run (runTests against a local server)', () => {
+  it('each shard\'s JSON report counts only its own tests, and the shards together are the whole set', async () => {
+    writeSet('test-set-0', manyTests(9));
+    // Answers what the Keploy test expects, except for /items/4 (a real failure).
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ symbol: 'ACME', price: 27.8, note: req.url?.startsWith('/items/4?') ? 'stale' : 'fresh' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const addr = server.address();
+    const appUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    try {
+      const seen: string[] = [];
+      let failed = 0;
+      for (const index of [1, 2]) {
+        const reportDir = path.join(root, `reports-${index}`);
+        const result = await runTests({
+          dir: root,
+          appUrl,
+          mocks: false,
+          reporters: ['json'],
+          reportDir,
+          out: new PassThrough(),
+          config: loadConfig(path.join(root, 'tlsrec.yaml')),
+          testSetsLoaded: loadTestSets(root),
+          handleSignals: false,
+          selection: { shard: { index, count: 2 } },
+        });
+        const report = JSON.parse(fs.readFileSync(path.join(reportDir, 'report.json'), 'utf8')) as {
+          passed: number;
+          failed: number;
+          selection: { description: string; selected: number; total: number };
+          sets: Array<{ name: string; tests: Array<{ name: string; passed: boolean }> }>;
+        };
+        const names = report.sets.flatMap((st) => st.tests.map((t) => `${st.name}/${t.name}`));
+        expect(report.passed + report.failed).toBe(names.length);
+        expect(report.failed).toBe(names.includes('test-set-0/test-4') ? 1 : 0);
+        expect(result.exitCode).toBe(report.failed > 0 ? 1 : 0);
+        expect(report.selection).toEqual({ description: `--shard ${index}/2`, selected: names.length, total: 9 });
+        seen.push(...names);
+        failed += report.failed;
+      }
+      expect(seen.sort()).toEqual(manyTests(9).map(([n]) => `test-set-0/${n}`).sort());
+      expect(failed).toBe(1);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
