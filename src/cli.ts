@@ -48,10 +48,11 @@ const SELECTION_HELP =
   'cross "/", ** does); --grep searches "METHOD /path?query" and "METHOD recorded-url". A --test\n' +
   'that matches no test, or a --grep that leaves none, is a usage error (exit 2). A selected test\n' +
   'is still served every mock of its set.\n\n' +
-  'Sharding: --shard k/n keeps the tests whose sha256("set/test-name") modulo n is k-1. The n\n' +
-  'shards are disjoint and together the whole selection; a test\'s shard depends only on its own\n' +
-  'set and name, so adding or removing a test moves no other test. Each shard\'s reports count\n' +
-  'its own tests. A shard that receives no test runs nothing and exits 0.\n\n' +
+  'Sharding: --shard k/n keeps the tests whose sha256("set/test-name") (its first 4 bytes as a\n' +
+  'big-endian number) modulo n is k-1. The n shards are disjoint and together the whole selection;\n' +
+  'a test\'s shard depends only on its own set and name, so adding or removing a test moves no\n' +
+  'other test. Each shard\'s reports count its own tests. A shard that receives no test runs\n' +
+  'nothing and exits 0.\n\n' +
   'github reporter: one ::error annotation per failing test at the line of the test file where the\n' +
   'first differing expected value stands (status_code, the header, the JSON body line); paths are\n' +
   'relative to $GITHUB_WORKSPACE. With $GITHUB_STEP_SUMMARY set, a Markdown summary is appended.';

@@ -212,7 +212,11 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
   };
   const setReports: SetReport[] = [];
   if (picked.description !== '') {
-    terminal?.note(`${picked.description}: ${picked.selected} of ${picked.total} tests selected`);
+    terminal?.note(
+      picked.selected === 0
+        ? `${picked.description}: none of the ${picked.total} tests falls in this shard; nothing to run`
+        : `${picked.description}: ${picked.selected} of ${picked.total} tests selected`,
+    );
   }
   try {
     for (const set of sets) {
