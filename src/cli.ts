@@ -244,7 +244,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         ...(Array.isArray(opts.testSet) ? { testSets: opts.testSet as string[] } : {}),
         configPath: String(opts.config),
       });
-      for (const note of result.notes) process.stdout.write(`note: ${note}\n`);
+      // stdout carries only the OK line; what is worth knowing but not wrong goes to stderr.
+      for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
       process.stdout.write(`${checkSummary(result)}\n`);
       setExit(0);
     });

@@ -132,6 +132,14 @@ describe('tlsrec validate (CLI)', () => {
     expect(fs.existsSync(path.join(work, 'started-by-tlsrec'))).toBe(false);
   });
 
+  it('without a command in tlsrec.yaml: still OK (one line on stdout), a note on stderr', () => {
+    copyKeploy('appPort: 3000\n');
+    const r = cli(['validate']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('OK: 2 test sets, 5 tests, 3 mocks (8 files checked, config tlsrec.yaml)\n');
+    expect(r.stderr).toBe('note: tlsrec.yaml: no command to start the app; give one to tlsrec test after -- or use --app-url\n');
+  });
+
   it('--help shows examples', () => {
     const r = cli(['validate', '--help']);
     expect(r.code).toBe(0);
