@@ -62,7 +62,8 @@ export function fieldOf(f: CompareFailure): ExpectedField {
     case 'status':
       return { kind: 'status' };
     case 'header':
-      return f.path ? { kind: 'header', name: f.path } : { kind: 'body' };
+      // Without a name, the header map itself.
+      return { kind: 'header', name: f.path ?? '' };
     case 'request':
       return { kind: 'request' };
     case 'body': {
