@@ -13,7 +13,8 @@ import { loadConfig, loadTestSets } from '../src/format/reader.js';
 import { TestFilePositions, jsonValueLine } from '../src/format/positions.js';
 import { exchangeToTestDoc, renderYaml } from '../src/format/writer.js';
 import { jsonPath } from '../src/replay/compare.js';
-import { escapeData, escapeProperty, fieldOf, githubSummary, markdownCell, parseJsonPath } from '../src/replay/report/github.js';
+import { escapeData, escapeProperty, fieldOf, githubSummary, markdownCell, parseJsonPath, writeGithubReport } from '../src/replay/report/github.js';
+import type { TestReport } from '../src/replay/report/model.js';
 import { runTests } from '../src/replay/run-tests.js';
 import { makeExchange, MONO_TO_WALL } from './fixtures-format/make-exchange.js';
 
@@ -229,6 +230,34 @@ describe('a replay with --reporter github', () => {
     expect(summary).toContain('| keploy-set | 0 | 1 | 0 |');
     expect(summary).toContain('| test-set-0 | 1 | 4 | 0 |');
     expect(summary).toContain(`| test-set-0/test-1 | GET /session | test-1: body $.user.plan: expected "pro", got "enterprise" | tlsrec/test-set-0/tests/test-1.yaml:${at(f(1)).line} |`);
+  });
+
+  it('more failing tests than GitHub shows: every ::error is written, then a notice says where the rest are', () => {
+    const tests: TestReport[] = Array.from({ length: 12 }, (_, i) => ({
+      name: `test-${i + 1}`,
+      file: path.join(root, `missing-${i + 1}.yaml`),
+      method: 'GET',
+      url: '/x',
+      passed: false,
+      durationMs: 1,
+      failures: [{ kind: 'status', expected: '200', actual: '500', message: `test-${i + 1}: status: expected 200, got 500` }],
+      mockMisses: [],
+    }));
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => (text += c.toString()));
+    writeGithubReport(
+      { runId: 'r', startedAt: '', durationMs: 0, passed: 0, failed: 12, mockMisses: 0, sets: [{ name: 'test-set-0', dir: root, tests, durationMs: 0, notes: [] }] },
+      out,
+      { workspace: root, summaryLine: false, stepSummaryFile: path.join(root, 'no-such-dir', 'summary.md') },
+    );
+    const lines = text.trimEnd().split('\n');
+    expect(lines.filter((l) => l.startsWith('::error '))).toHaveLength(12);
+    // A file that cannot be read (gone since loading): line 1, not a crash.
+    expect(lines[0]).toBe('::error file=missing-1.yaml,line=1,col=1,title=tlsrec%3A test-set-0/test-1 failed (GET /x)::test-1: status: expected 200, got 500');
+    expect(lines[12]).toBe('::notice title=tlsrec::12 tests failed; GitHub shows 10 error annotations per step, the job summary and the log list them all');
+    // The summary file could not be written: a warning, not a failed run.
+    expect(lines[13]).toMatch(/^::warning title=tlsrec::cannot append the job summary to .*summary\.md: ENOENT/);
   });
 
   it('the job summary of a shard that received no test says what was selected', () => {

@@ -100,6 +100,9 @@ function relativeFile(file: string, workspace: string): string {
 
 const MAX_LISTED_FAILURES = 10;
 
+/** GitHub's limit of error annotations shown per step. */
+const GITHUB_ERRORS_SHOWN = 10;
+
 /** One annotation per failing test, at the first failure's expected value. */
 export function annotations(run: RunReport, opts: GithubOptions): Annotation[] {
   const out: Annotation[] = [];
@@ -191,6 +194,10 @@ export interface GithubReportOptions extends GithubOptions {
 export function writeGithubReport(run: RunReport, out: NodeJS.WritableStream, opts: GithubReportOptions): void {
   const failing = annotations(run, opts);
   for (const a of failing) out.write(`${annotationCommand(a)}\n`);
+  if (failing.length > GITHUB_ERRORS_SHOWN) {
+    const where = opts.stepSummaryFile ? 'the job summary and the log list' : 'the log lists';
+    out.write(`::notice title=tlsrec::${escapeData(`${failing.length} tests failed; GitHub shows ${GITHUB_ERRORS_SHOWN} error annotations per step, ${where} them all`)}\n`);
+  }
   if (opts.stepSummaryFile) {
     try {
       appendFileSync(opts.stepSummaryFile, githubSummary(run, failing));
