@@ -35,6 +35,49 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
+// ---- selection (--test, --grep, --shard) and the github reporter: `tlsrec test` options ----
+
+const SELECTION_EXAMPLES =
+  '  tlsrec test --test test-3 --test \'test-1*\'      # by name or glob (repeatable)\n' +
+  '  tlsrec test --grep \'^POST /orders\'             # by "METHOD /path?query"\n' +
+  '  tlsrec test --shard 2/4 --reporter junit       # CI fan-out: job 2 of 4\n' +
+  '  tlsrec test --reporter terminal --reporter github   # GitHub Actions annotations + job summary\n';
+
+const SELECTION_HELP =
+  '\nSelection: --test matches test names (a pattern with a "/" matches "set/test"; * and ? do not\n' +
+  'cross "/", ** does); --grep searches "METHOD /path?query" and "METHOD recorded-url". A --test\n' +
+  'that matches no test, or a --grep that leaves none, is a usage error (exit 2). A selected test\n' +
+  'is still served every mock of its set.\n\n' +
+  'Sharding: --shard k/n keeps the tests whose sha256("set/test-name") (its first 4 bytes as a\n' +
+  'big-endian number) modulo n is k-1. The n shards are disjoint and together the whole selection;\n' +
+  'a test\'s shard depends only on its own set and name, so adding or removing a test moves no\n' +
+  'other test. Each shard\'s reports count its own tests. A shard that receives no test runs\n' +
+  'nothing and exits 0.\n\n' +
+  'github reporter: one ::error annotation per failing test at the line of the test file where the\n' +
+  'first differing expected value stands (status_code, the header, the JSON body line); paths are\n' +
+  'relative to $GITHUB_WORKSPACE. With $GITHUB_STEP_SUMMARY set, a Markdown summary is appended.';
+
+function shardOption(value: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index < 1 || index > count) throw new InvalidArgumentError('expected k/n with 1 <= k <= n, e.g. 2/4');
+  return { index, count };
+}
+
+function selectionOptions(opts: Record<string, unknown>) {
+  const selection = {
+    ...(Array.isArray(opts.test) ? { tests: opts.test as string[] } : {}),
+    ...(typeof opts.grep === 'string' ? { grep: opts.grep } : {}),
+    ...(opts.shard !== undefined ? { shard: opts.shard as { index: number; count: number } } : {}),
+  };
+  const github = {
+    ...(process.env.GITHUB_WORKSPACE ? { workspace: process.env.GITHUB_WORKSPACE } : {}),
+    ...(process.env.GITHUB_STEP_SUMMARY ? { stepSummaryFile: process.env.GITHUB_STEP_SUMMARY } : {}),
+  };
+  return { selection, github };
+}
+
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('tlsrec')
     .description(
@@ -126,9 +169,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec test\n' +
         '  tlsrec test --test-set test-set-0 --reporter junit --report-dir reports/\n' +
         '  tlsrec test -- node server.js\n' +
-        '  tlsrec test --app-url http://localhost:3000 --no-mocks\n\n' +
-        'Exit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
-        '130/143 interrupted.',
+        '  tlsrec test --app-url http://localhost:3000 --no-mocks\n' +
+        SELECTION_EXAMPLES +
+        '\nExit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
+        '130/143 interrupted.\n' +
+        SELECTION_HELP,
     )
     .argument('[command...]', 'the command that starts the app (default: command in tlsrec.yaml)')
     .option('--dir <path>', 'where test sets are read from', 'tlsrec')
@@ -140,13 +185,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')))
     .option('--no-mocks', 'do not serve mocks: outgoing calls go to the real network')
     .addOption(
-      new Option('--reporter <name>', 'terminal, junit or json (repeatable)')
-        .choices(['terminal', 'junit', 'json'])
+      new Option('--reporter <name>', 'terminal, junit, json or github (repeatable)')
+        .choices(['terminal', 'junit', 'json', 'github'])
         .argParser((value: string, previous: string[] | undefined) => {
-          if (!['terminal', 'junit', 'json'].includes(value)) throw new InvalidArgumentError('expected terminal, junit or json');
+          if (!['terminal', 'junit', 'json', 'github'].includes(value)) throw new InvalidArgumentError('expected terminal, junit, json or github');
           return [...(previous ?? []), value];
         }),
     )
+    .option('--test <name>', 'run only tests with this name or glob (repeatable): test-3, \'test-1*\', \'test-set-0/*\'', collect)
+    .option('--grep <regex>', 'run only tests whose "METHOD /path?query" matches this regular expression')
+    .addOption(new Option('--shard <k/n>', 'run the k-th of n disjoint parts of the selected tests (CI fan-out)').argParser(shardOption))
     .option('--report-dir <path>', 'where junit/json reports are written (default: <dir>/reports/<run>)')
     .option('--verbose', 'show the app\'s output and details')
     .action(async (command: string[], opts: Record<string, unknown>) => {
@@ -161,11 +209,45 @@ export function buildProgram(setExit: (code: number) => void): Command {
         healthUrl: opts.healthUrl as string | undefined,
         readyTimeoutMs: opts.readyTimeout === undefined ? undefined : (opts.readyTimeout as number) * 1000,
         mocks: opts.mocks !== false,
-        reporters: (opts.reporter as Array<'terminal' | 'junit' | 'json'> | undefined) ?? ['terminal'],
+        reporters: (opts.reporter as Array<'terminal' | 'junit' | 'json' | 'github'> | undefined) ?? ['terminal'],
         reportDir: opts.reportDir as string | undefined,
         verbose: Boolean(opts.verbose),
+        ...selectionOptions(opts),
       });
       setExit(result.exitCode);
+    });
+
+  program
+    .command('validate')
+    .summary('check tlsrec.yaml, every test and every mock file without starting anything')
+    .description(
+      'Read tlsrec.yaml, every test file and every mocks.yaml with the checks tlsrec test makes before it ' +
+        'starts anything (YAML syntax, schema, URLs, bodies, noise keys and regexes), and list every problem ' +
+        'of every file as file:line:column. No app is started and nothing is written.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  tlsrec validate\n' +
+        '  tlsrec validate --dir keploy --test-set test-set-1\n' +
+        '  tlsrec validate --config ci/tlsrec.yaml\n\n' +
+        'Output: one line "OK: <sets>, <tests>, <mocks>" when every file is valid (exit 0); otherwise every\n' +
+        'problem, one per line as file:line:column: what was found and what was expected (exit 2).',
+    )
+    .option('--dir <path>', 'where test sets are read from', 'tlsrec')
+    .option('--test-set <name>', 'check only this test set (repeatable)', collect)
+    .option('--config <file>', 'config file', 'tlsrec.yaml')
+    .action(async (opts: Record<string, unknown>) => {
+      const { checkFiles, checkSummary } = await import('./format/check-files.js');
+      const result = checkFiles({
+        dir: String(opts.dir),
+        ...(Array.isArray(opts.testSet) ? { testSets: opts.testSet as string[] } : {}),
+        configPath: String(opts.config),
+      });
+      // stdout carries only the OK line; what is worth knowing but not wrong goes to stderr.
+      for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
+      process.stdout.write(`${checkSummary(result)}\n`);
+      setExit(0);
     });
 
   return program;

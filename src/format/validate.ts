@@ -42,10 +42,20 @@ export function parseYaml(file: string, source: string): ParsedFile {
       }
       continue;
     }
-    if (doc.contents === null) continue;
+    if (isEmptyDocument(doc)) continue;
     docs.push(doc);
   }
   return { file, lineCounter, docs, problems };
+}
+
+/**
+ * A document with no content: what a trailing `---` (or one followed only by comments) leaves.
+ * The `yaml` library gives it an empty plain scalar; an explicit `null` or `~` is content.
+ */
+function isEmptyDocument(doc: Document.Parsed): boolean {
+  const c = doc.contents;
+  if (c === null) return true;
+  return isScalar(c) && c.value === null && (c.source === undefined || c.source === '') && c.range?.[0] === c.range?.[1];
 }
 
 /**

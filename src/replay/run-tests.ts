@@ -34,6 +34,8 @@ import {
   type TestReport,
 } from './report/index.js';
 import { createSender, requestPath, type Sender } from './sender.js';
+import { selectTests, type TestSelection } from './select.js';
+import { writeGithubReport } from './report/github.js';
 
 export interface TestOptions {
   dir: string;
@@ -45,7 +47,7 @@ export interface TestOptions {
   healthUrl?: string;
   readyTimeoutMs?: number;
   mocks: boolean;
-  reporters: Array<'terminal' | 'junit' | 'json'>;
+  reporters: Array<'terminal' | 'junit' | 'json' | 'github'>;
   reportDir?: string;
   verbose?: boolean;
   out: NodeJS.WritableStream;
@@ -63,6 +65,10 @@ export interface TestOptions {
   startMockSession?: StartMockSession;
   /** Install SIGINT/SIGTERM handlers for the run. Default true. */
   handleSignals?: boolean;
+  /** --test / --grep / --shard: which tests of the sets run (a set's mocks stay whole). */
+  selection?: TestSelection;
+  /** For --reporter github: the repository root annotations are relative to, and $GITHUB_STEP_SUMMARY. */
+  github?: { workspace?: string; stepSummaryFile?: string };
 }
 
 export interface TestRunResult {
@@ -188,7 +194,8 @@ interface Ctx {
 export async function runTests(opts: TestOptions): Promise<TestRunResult> {
   const startedAt = new Date();
   const runId = newRunId(startedAt);
-  const sets = selectTestSets(opts.testSetsLoaded, opts.testSets);
+  const picked = selectTests(selectTestSets(opts.testSetsLoaded, opts.testSets), opts.selection ?? {});
+  const sets = picked.sets;
   if (!opts.appUrl && !(opts.command ?? opts.config.command)) {
     throw new UsageError('no command to start the app', {
       stage: 'start app',
@@ -204,6 +211,13 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
     mockStarter: opts.mocks ? async () => opts.startMockSession ?? (await loadMockSessionStarter()) : undefined,
   };
   const setReports: SetReport[] = [];
+  if (picked.description !== '') {
+    terminal?.note(
+      picked.selected === 0
+        ? `${picked.description}: none of the ${picked.total} tests falls in this shard; nothing to run`
+        : `${picked.description}: ${picked.selected} of ${picked.total} tests selected`,
+    );
+  }
   try {
     for (const set of sets) {
       intr.check();
@@ -220,9 +234,17 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
     ...counts,
     sets: setReports,
   };
+  if (picked.description !== '') report.selection = { description: picked.description, selected: picked.selected, total: picked.total };
   const reportDir = opts.reportDir ?? join(opts.dir, 'reports', runId);
   const fileReporters = opts.reporters.filter((r): r is ReporterName => r !== 'terminal');
   const reportFiles = writeFileReports(report, fileReporters, reportDir);
+  if (opts.reporters.includes('github')) {
+    writeGithubReport(report, opts.out, {
+      workspace: opts.github?.workspace ?? process.cwd(),
+      ...(opts.github?.stepSummaryFile ? { stepSummaryFile: opts.github.stepSummaryFile } : {}),
+      summaryLine: terminal === undefined,
+    });
+  }
   terminal?.finish(report, reportFiles);
   const failed = counts.failed > 0 || (opts.strictMocks === true && counts.mockMisses > 0);
   return { passed: counts.passed, failed: counts.failed, mockMisses: counts.mockMisses, exitCode: failed ? 1 : 0, report, reportFiles };

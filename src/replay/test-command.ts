@@ -5,6 +5,7 @@
 import { loadConfig, loadTestSets } from '../format/reader.js';
 import { UsageError } from '../errors.js';
 import { runTests, type TestOptions, type TestRunResult } from './run-tests.js';
+import type { TestSelection } from './select.js';
 
 /** The engine's options as the command line gives them; the rest is read from files here. */
 export type TestCommandOptions = Pick<
@@ -13,6 +14,10 @@ export type TestCommandOptions = Pick<
 > & {
   configPath: string;
   verbose: boolean;
+  /** --test / --grep / --shard. */
+  selection?: TestSelection;
+  /** For --reporter github ($GITHUB_WORKSPACE, $GITHUB_STEP_SUMMARY). */
+  github?: TestOptions['github'];
   out?: NodeJS.WritableStream;
 };
 
@@ -45,6 +50,8 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
     reporters: opts.reporters,
     reportDir: opts.reportDir,
     verbose: opts.verbose,
+    ...(opts.selection !== undefined ? { selection: opts.selection } : {}),
+    ...(opts.github !== undefined ? { github: opts.github } : {}),
     out: opts.out ?? process.stdout,
     config,
     testSetsLoaded: sets,

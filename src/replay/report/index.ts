@@ -6,7 +6,7 @@ import { OutputError, causeText } from '../../errors.js';
 import { junitXml } from './junit.js';
 import type { RunReport } from './model.js';
 
-export type ReporterName = 'terminal' | 'junit' | 'json';
+export type ReporterName = 'terminal' | 'junit' | 'json' | 'github';
 
 export { TerminalReporter, useColor } from './terminal.js';
 export { junitXml, xmlEscape } from './junit.js';

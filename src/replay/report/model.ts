@@ -45,6 +45,8 @@ export interface RunReport {
   failed: number;
   mockMisses: number;
   sets: SetReport[];
+  /** Present when --test/--grep/--shard chose the tests: the counts above are this selection's own. */
+  selection?: { description: string; selected: number; total: number };
 }
 
 export function countRun(sets: SetReport[]): { passed: number; failed: number; mockMisses: number } {
