@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
-import { classifyBody, decodeBody, encodeBody, parseContentEncoding } from '../src/http/body.js';
+import { classifyBody, decodeBody, encodeBody, parseContentEncoding } from '../src/protocols/http1/content-encoding.js';
 
 const text = Buffer.from('{"hello":"world","n":[1,2,3]}'.repeat(50));
 

@@ -4,9 +4,9 @@
 // cannot be turned into a whole exchange is reported as a SkippedStream — bad traffic never throws.
 
 import { causeText } from '../errors.js';
-import { decodeBody } from '../http/body.js';
-import { joinedHeader } from '../http/headers.js';
-import { HttpStreamParser, type ParseOutput, type ParsedMessage } from '../http/llhttp.js';
+import { decodeBody } from '../protocols/http1/content-encoding.js';
+import { joinedHeader } from '../model/headers.js';
+import { HttpStreamParser, type ParseOutput, type ParsedMessage } from '../protocols/http1/llhttp.js';
 import { connKey, type CaptureEvent, type DataEvent, type Direction, type OpenEvent } from '../model/events.js';
 import type { Exchange, ExchangeRole, HttpRequestMessage, HttpResponseMessage, SkippedStream } from '../model/exchange.js';
 import { StreamAssembler, type StreamOutput } from './streams.js';

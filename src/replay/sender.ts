@@ -9,8 +9,8 @@
 import { Pool } from 'undici';
 import type { HeaderList } from '../model/exchange.js';
 import type { TestCase } from '../format/types.js';
-import { decodeBody, encodeBody } from '../http/body.js';
-import { joinedHeader } from '../http/headers.js';
+import { decodeBody, encodeBody } from '../protocols/http1/content-encoding.js';
+import { joinedHeader } from '../model/headers.js';
 import type { ActualResponse } from './compare.js';
 
 const DROPPED_REQUEST_HEADERS = new Set([

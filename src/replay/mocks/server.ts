@@ -6,7 +6,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { decodeBody, encodeBody } from '../../http/body.js';
+import { decodeBody, encodeBody } from '../../protocols/http1/content-encoding.js';
 import { EnvironmentError, causeText } from '../../errors.js';
 import type { RunCa } from './ca.js';
 import { splitTarget, type IncomingCall, type MockMatcher } from './matcher.js';
