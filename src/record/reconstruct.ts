@@ -4,7 +4,7 @@
 // cannot be turned into a whole exchange is reported as a SkippedStream — bad traffic never throws.
 
 import { causeText } from '../errors.js';
-import { decodeBody } from '../protocols/http1/content-encoding.js';
+import { decodeContentEncoding } from '../protocols/http1/content-encoding.js';
 import { joinedHeader } from '../model/headers.js';
 import { HttpStreamParser, type ParseOutput, type ParsedMessage } from '../protocols/http1/llhttp.js';
 import { connKey, type CaptureEvent, type DataEvent, type Direction, type OpenEvent } from '../model/events.js';
@@ -417,8 +417,8 @@ export class Reconstructor {
   // ---- output ------------------------------------------------------------------------------
 
   private emit(c: Conn, req: ParsedMessage, res: ParsedMessage, informational: ParsedMessage[]): void {
-    const reqBody = decodeBody(req.body, joinedHeader(req.headers, 'content-encoding'));
-    const resBody = decodeBody(res.body, joinedHeader(res.headers, 'content-encoding'));
+    const reqBody = decodeContentEncoding(req.body, joinedHeader(req.headers, 'content-encoding'));
+    const resBody = decodeContentEncoding(res.body, joinedHeader(res.headers, 'content-encoding'));
     const request: HttpRequestMessage = {
       method: req.method ?? 'GET',
       target: req.target ?? '',
