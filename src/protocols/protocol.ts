@@ -89,14 +89,19 @@ export interface ProtocolTypes {
   matchOutcome: unknown;
 }
 
-/** One protocol: one folder under src/protocols/, one entry in src/protocols/index.ts. */
-export interface Protocol<T extends ProtocolTypes = ProtocolTypes> {
+/** The part of a protocol that recording uses: recognise a connection, reconstruct its exchanges. */
+export interface RecordingProtocol {
   /** Names the protocol in Exchange.protocol and in messages. */
-  readonly name: T['exchange']['protocol'];
-  /** Record: does this direction's first bytes belong to this protocol? Called until decided. */
+  readonly name: string;
+  /** Does this direction's first bytes belong to this protocol? Called until decided. */
   detect(first: Buffer, ctx: DetectContext): Detection;
-  /** Record: a reconstructor for one connection this protocol recognised. */
+  /** A reconstructor for one connection this protocol recognised. */
   reconstruct(ctx: ConnectionContext, limits: ReconstructLimits): ConnectionReconstructor;
+}
+
+/** One protocol: one folder under src/protocols/, one entry in src/protocols/index.ts. */
+export interface Protocol<T extends ProtocolTypes = ProtocolTypes> extends RecordingProtocol {
+  readonly name: T['exchange']['protocol'];
   /** Files: the documents it writes (`kind:` in the YAML) for tests and mocks. */
   readonly files: {
     readonly kind: string;

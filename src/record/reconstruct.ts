@@ -9,7 +9,7 @@ import { causeText } from '../errors.js';
 import { connKey, type CaptureConnection, type CaptureEvent, type Direction, type OpenEvent } from '../model/events.js';
 import type { ConnectionIdentity, Exchange, ExchangePayload, SkippedStream } from '../model/exchange.js';
 import { PROTOCOLS } from '../protocols/index.js';
-import type { ConnectionReconstructor, DetectContext, Protocol, StreamProblem } from '../protocols/protocol.js';
+import type { ConnectionReconstructor, DetectContext, RecordingProtocol, StreamProblem } from '../protocols/protocol.js';
 import { StreamAssembler, type StreamOutput } from './streams.js';
 
 export interface ReconstructStats {
@@ -28,7 +28,7 @@ export interface ReconstructorOptions {
   /** Larger header sections are a parse error. Default (HTTP/1): 80 KiB. */
   maxHeaderSize?: number;
   /** The protocols to try, in order. Default: all registered ones. */
-  protocols?: readonly Protocol[];
+  protocols?: readonly RecordingProtocol[];
 }
 
 /**
@@ -71,7 +71,7 @@ const SEVERITY: SkippedStream['reason'][] = ['bytes-lost', 'not-http', 'parse-er
 
 export class Reconstructor {
   private readonly opts: ReconstructorOptions;
-  private readonly protocols: readonly Protocol[];
+  private readonly protocols: readonly RecordingProtocol[];
   private readonly conns = new Map<string, Conn>();
   /** How many times each key was seen, to name reused keys apart. Small: one number per key. */
   private readonly generations = new Map<string, number>();
@@ -228,7 +228,7 @@ export class Reconstructor {
   }
 
   /** `p` reads the connection from here on, starting with everything captured so far. */
-  private hand(c: Conn, p: Protocol): void {
+  private hand(c: Conn, p: RecordingProtocol): void {
     const handler = p.reconstruct({ emit: (ex) => this.emit(c, ex), problems: c.problems }, this.opts.maxHeaderSize === undefined ? {} : { maxHeaderSize: this.opts.maxHeaderSize });
     c.handler = handler;
     const pending = c.pending;
