@@ -6,8 +6,3 @@ import { http1 } from './http1/index.js';
 import type { Protocol } from './protocol.js';
 
 export const PROTOCOLS: readonly Protocol[] = [http1];
-
-/** The protocol of this name, if one is registered. */
-export function protocolNamed(name: string): Protocol | undefined {
-  return PROTOCOLS.find((p) => p.name === name);
-}
