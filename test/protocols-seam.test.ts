@@ -66,10 +66,12 @@ function run(events: CaptureEvent[], protocols?: readonly RecordingProtocol[]): 
 }
 
 describe('HTTP/1 detection', () => {
-  it('says yes to a request head, more to a prefix of one, no to other protocols (with why)', () => {
+  it('says yes to a request method, more to a prefix of one, no to other protocols (with why)', () => {
     expect(detectHttp1(Buffer.from('GET /a HTTP/1.1\r\nHost: h\r\n\r\n'))).toEqual({ verdict: 'yes' });
+    expect(detectHttp1(Buffer.from('M-SEARCH * HTTP/1.1\r\n'))).toEqual({ verdict: 'yes' });
     expect(detectHttp1(Buffer.from('GE'))).toEqual({ verdict: 'more' });
-    expect(detectHttp1(Buffer.from('GET /a HTTP/1.1\r\nHost: h'))).toEqual({ verdict: 'more' });
+    expect(detectHttp1(Buffer.from('PROPPATC'))).toEqual({ verdict: 'more' });
+    expect(detectHttp1(Buffer.from('GETX /a HTTP/1.1\r\n'))).toMatchObject({ verdict: 'no', why: expect.stringContaining('HPE_INVALID_METHOD') });
     // Started as HTTP and broke: HTTP/1's (reconstruction reports the parse error).
     expect(detectHttp1(Buffer.from('GET /a HTTP/1.1\r\nBad Header\r\n\r\n'))).toEqual({ verdict: 'yes' });
     expect(detectHttp1(Buffer.from('EHLO mail.test\r\n'))).toMatchObject({ verdict: 'no', why: expect.stringContaining('HPE_INVALID_METHOD') });
@@ -148,6 +150,13 @@ describe('reconstruction dispatches each connection to the protocol that recogni
     expect(skipped[0]!.reason).toBe('not-http');
     expect(skipped[0]!.bytes).toBe(16 + 8 + 8);
     expect(skipped[0]!.detail).toMatch(/^in: no \+OK greeting, HPE_INVALID_METHOD: .*; out: no \+OK greeting, HPE_INVALID_METHOD: /);
+  });
+
+  it('a stream that starts with a method but is not HTTP after all is reported by HTTP/1 as not-http', () => {
+    const c = conn(8n).data('in', 'GET /a FOO/1.1\r\n\r\n').data('out', 'nope\r\n').close();
+    const { ex, skipped } = run(c.evs);
+    expect(ex).toEqual([]);
+    expect(skipped).toMatchObject([{ reason: 'not-http', detail: expect.stringMatching(/^in: HPE_INVALID_CONSTANT: .*; out: HPE_INVALID_METHOD: /) }]);
   });
 
   it('a connection that ends while a protocol still waits for bytes is that protocol\'s to report', () => {

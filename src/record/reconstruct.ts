@@ -64,7 +64,9 @@ interface Conn extends ConnectionIdentity {
   index: number;
 }
 
-const newRecognition = (): Recognition => ({ first: Buffer.alloc(0), rejectedWhy: undefined, rejectedBytes: 0 });
+/** Zero bytes, shared: never written to. */
+const NO_BYTES = Buffer.alloc(0);
+const newRecognition = (): Recognition => ({ first: NO_BYTES, rejectedWhy: undefined, rejectedBytes: 0 });
 
 /** Order of severity: a connection's SkippedStream takes the reason of its most severe problem. */
 const SEVERITY: SkippedStream['reason'][] = ['bytes-lost', 'not-http', 'parse-error', 'incomplete', 'unpaired'];
@@ -210,7 +212,7 @@ export class Reconstructor {
     }
     if (why.length < this.protocols.length) return; // some protocol wants more bytes
     r.rejectedBytes = r.first.length;
-    r.first = Buffer.alloc(0);
+    r.first = NO_BYTES;
     r.rejectedWhy = why;
     const other = c.recognition[dir === 'in' ? 'out' : 'in'];
     if (other.rejectedWhy) this.unrecognised(c);
@@ -233,7 +235,6 @@ export class Reconstructor {
     c.handler = handler;
     const pending = c.pending;
     c.pending = [];
-    c.recognition = { in: newRecognition(), out: newRecognition() };
     for (const e of pending) {
       if (e.type === 'data') handler.data(e.dir, e.data, e.tsNs);
       else handler.stop(e.dir);
@@ -255,7 +256,12 @@ export class Reconstructor {
   // ---- output ------------------------------------------------------------------------------
 
   private emit(c: Conn, payload: ExchangePayload): void {
-    const ex: Exchange = { ...payload, tls: c.tls, conn: c.conn, indexOnConn: c.index++, tgid: c.tgid };
+    // The identity is added to the payload object itself: a copy per exchange cost more than the rest of emit.
+    const ex = payload as Exchange;
+    ex.tls = c.tls;
+    ex.conn = c.conn;
+    ex.indexOnConn = c.index++;
+    ex.tgid = c.tgid;
     const o = c.open;
     if (o) {
       if (o.remoteAddr !== undefined) ex.remoteAddr = o.remoteAddr;

@@ -4,6 +4,7 @@
 // their response completes. What cannot become a whole exchange is reported as a problem of the
 // connection; bad traffic never throws.
 
+import { METHODS as METHOD_LIST } from 'node:http';
 import type { Direction } from '../../model/events.js';
 import type { ExchangeRole, HttpRequestMessage, HttpResponseMessage } from '../../model/exchange.js';
 import { joinedHeader } from '../../model/headers.js';
@@ -24,13 +25,34 @@ function notHttpDetail(code: string, reason: string, data: Buffer | undefined): 
   return `${code}: ${reason}`;
 }
 
+/** The methods llhttp knows (Node's list is llhttp's). */
+const METHODS = new Set(METHOD_LIST);
+const LONGEST_METHOD = Math.max(...METHOD_LIST.map((m) => m.length));
+
 /**
- * A stream is HTTP/1 once llhttp, reading it as requests, produced a request head, or failed on
- * something after the start (broken HTTP is still HTTP: reconstruction reports the parse error).
- * It is not when the very first bytes fail. The response direction never says yes on its own: it
- * waits for the request direction, as reconstruction does.
+ * Whether the stream starts like a request: a method llhttp knows, then a space ('yes'), or a
+ * prefix of one ('more'). Undefined when it does not.
+ */
+function requestStart(first: Buffer): Detection | undefined {
+  const n = Math.min(first.length, LONGEST_METHOD + 1);
+  for (let i = 0; i < n; i++) {
+    if (first[i] !== 0x20) continue;
+    return METHODS.has(first.toString('latin1', 0, i)) ? { verdict: 'yes' } : undefined;
+  }
+  if (first.length > LONGEST_METHOD) return undefined;
+  const start = first.toString('latin1');
+  return METHOD_LIST.some((m) => m.startsWith(start)) ? { verdict: 'more' } : undefined;
+}
+
+/**
+ * A stream is HTTP/1 when it starts with a request method; the connection reconstructor then
+ * decides the rest exactly (broken HTTP is still HTTP: it reports the parse error). Otherwise llhttp
+ * reads the first bytes as requests: a failure at the very start is 'no', with why. A response
+ * stream alone says no: it waits for the request direction, as reconstruction does.
  */
 export function detectHttp1(first: Buffer): Detection {
+  const quick = requestStart(first);
+  if (quick) return quick;
   const parser = new HttpStreamParser('request');
   try {
     for (const o of parser.execute(first, 0n)) {
