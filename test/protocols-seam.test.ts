@@ -3,13 +3,17 @@
 // first, as SMTP, Redis' replicas or Postgres' errors do) is registered beside HTTP/1 to show that
 // a protocol plugs in without reconstruction knowing it.
 
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { loadTestSets } from '../src/format/reader.js';
 import type { CaptureEvent, Direction } from '../src/model/events.js';
 import type { Exchange, SkippedStream } from '../src/model/exchange.js';
 import { PROTOCOLS } from '../src/protocols/index.js';
 import { http1 } from '../src/protocols/http1/index.js';
 import { detectHttp1 } from '../src/protocols/http1/reconstruct.js';
 import type { ConnectionContext, DetectContext, RecordingProtocol } from '../src/protocols/protocol.js';
+import { parseEventLine } from '../src/record/event-file.js';
 import { Reconstructor } from '../src/record/reconstruct.js';
 
 let ts = 1n;
@@ -163,5 +167,53 @@ describe('reconstruction dispatches each connection to the protocol that recogni
     const c = conn(7n).data('in', 'GET /half HTTP/1.1\r\nHo').close();
     const { skipped } = run(c.evs);
     expect(skipped).toMatchObject([{ reason: 'incomplete', detail: expect.stringContaining('connection ended inside') }]);
+  });
+});
+
+describe('the http1 protocol object, end to end on a recorded stream', () => {
+  const MONO_TO_WALL = BigInt(Date.UTC(2024, 0, 1)) * 1_000_000n; // as test/golden.test.ts
+  const golden = fileURLToPath(new URL('./golden/', import.meta.url));
+  const events = fs
+    .readFileSync(new URL('../fixtures/events/real-fixture-app.jsonl', import.meta.url), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l, i) => parseEventLine(l, i + 1));
+  const { ex } = run(events);
+  const [set] = loadTestSets(golden, { only: ['real-fixture-app'] });
+  const incoming = ex.filter((e) => e.role === 'incoming');
+  const outgoing = ex.filter((e) => e.role === 'outgoing');
+
+  it('files: renders the documents the writer wrote (the golden files), kind Http', () => {
+    expect(http1.files.kind).toBe('Http');
+    const text = http1.files.yaml(http1.files.testDoc(incoming[0]!, 1, { monoToWallNs: MONO_TO_WALL }), '../../.schema/test.schema.json');
+    expect(text).toBe(fs.readFileSync(`${golden}/real-fixture-app/tests/test-1.yaml`, 'utf8'));
+    expect(http1.files.mockDoc(outgoing[0]!, 0, { monoToWallNs: MONO_TO_WALL }).kind).toBe('Http');
+  });
+
+  it('compare: each recorded test passes against the response that was recorded, fails against another', () => {
+    expect(set!.tests).toHaveLength(incoming.length);
+    incoming.forEach((e, i) => {
+      const actual = { status: e.response.statusCode, headers: e.response.headers, body: e.response.body };
+      expect(http1.compare(set!.tests[i]!.name, set!.tests[i]!.expected, actual, set!.tests[i]!.noise).passed).toBe(true);
+    });
+    const other = incoming[1]!.response;
+    expect(http1.compare('t', set!.tests[0]!.expected, { status: other.statusCode, headers: other.headers, body: other.body }, []).passed).toBe(false);
+  });
+
+  it('mocks: the matcher answers each recorded outgoing call with its own mock', () => {
+    const matcher = http1.mocks.matcher(set!.mocks);
+    for (const [i, e] of outgoing.entries()) {
+      const [path, q] = e.request.target.split('?') as [string, string | undefined];
+      const outcome = matcher.match({
+        method: e.request.method,
+        scheme: e.tls ? 'https' : 'http',
+        host: e.request.headers.find(([k]) => k.toLowerCase() === 'host')![1],
+        path,
+        query: [...new URLSearchParams(q ?? '')],
+        headers: e.request.headers,
+        body: e.request.body,
+      });
+      expect(outcome.kind === 'hit' ? outcome.mock.name : outcome.message).toBe(`mock-${i}`);
+    }
   });
 });
