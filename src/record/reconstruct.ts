@@ -49,7 +49,7 @@ interface Recognition {
 
 type Pending = { type: 'data'; dir: Direction; data: Buffer; tsNs: bigint } | { type: 'stop'; dir: Direction };
 
-interface Conn extends ConnectionIdentity {
+interface Conn extends Pick<ConnectionIdentity, 'conn' | 'tgid' | 'tls'> {
   key: string;
   open: OpenEvent | undefined;
   asm: Record<Direction, StreamAssembler>;
@@ -61,6 +61,7 @@ interface Conn extends ConnectionIdentity {
   pending: Pending[];
   /** No protocol recognised either direction: the rest of the connection is only counted. */
   unrecognised: boolean;
+  /** Exchanges emitted on it so far: the next one's indexOnConn. */
   index: number;
 }
 
