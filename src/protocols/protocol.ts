@@ -1,8 +1,9 @@
 // The seam where a protocol plugs in. A protocol is one folder under src/protocols/ that exports one
 // Protocol object, listed in src/protocols/index.ts. Recording asks each protocol whether it
 // recognises a connection's first bytes (detect) and lets the one that does turn the connection's
-// byte streams into exchanges (reconstruct); the writer stores them as the protocol's documents
-// (files); replay compares answers (compare) and the mock server answers calls from mocks (mocks).
+// byte streams into exchanges (reconstruct). `files`, `compare` and `mocks` say how its exchanges
+// are written, compared and matched; for HTTP/1 they are the existing render, compare and matcher
+// code, which the writer, the test runner and the mock server call directly.
 // Everything generic (ordering chunks, gaps, connection identity, counting what is skipped) stays
 // outside: src/record/streams.ts and src/record/reconstruct.ts.
 
