@@ -10,7 +10,7 @@ import type { Exchange } from '../src/model/exchange.js';
 
 function exchange(body: Buffer, contentType: string): Exchange {
   return {
-    role: 'outgoing', tls: true, conn: 'c', indexOnConn: 0, tgid: 1,
+    protocol: 'http1', role: 'outgoing', tls: true, conn: 'c', indexOnConn: 0, tgid: 1,
     request: { method: 'POST', target: '/x', httpVersion: '1.1', headers: [['Host', 'a.test'], ['content-type', contentType]], body, bodyDecoded: true, firstByteNs: 1n },
     response: { statusCode: 200, statusMessage: 'OK', httpVersion: '1.1', headers: [['content-type', contentType]], body, bodyDecoded: true, firstByteNs: 2n, informational: [] },
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeBody, encodeBody, storedAsBase64 } from '../src/format/body.js';
+import { decodeBody, encodeBody, storedAsBase64 } from '../src/format/stored-body.js';
 import { looksLikeJson, minifyJson, prettyJson } from '../src/format/json.js';
 import { mergeNoise, parseNoise, parseNoiseKey } from '../src/format/noise.js';
 import { isSecretHeader, redactHeaders, REDACTED } from '../src/format/redact.js';

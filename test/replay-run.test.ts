@@ -8,7 +8,8 @@ import { PassThrough } from 'node:stream';
 import type { BodyValue, Config, TestCase, TestSet } from '../src/format/types.js';
 import { findCgroup2Mount } from '../src/native/cgroup.js';
 import type { MockMiss, StartMockSession } from '../src/replay/mock-session.js';
-import { InterruptedError, runTests, type TestOptions } from '../src/replay/run-tests.js';
+import { InterruptedError } from '../src/errors.js';
+import { runTests, type TestOptions } from '../src/replay/run-tests.js';
 import { cgroupSkipReason, freePort } from './replay-helpers.js';
 
 const skip = cgroupSkipReason();

@@ -3,8 +3,8 @@
 import { Document, parse, Scalar } from 'yaml';
 import type { Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
 import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
-import { encodeBody, storedAsBase64, type StoredBody } from './body.js';
-import { firstHeader } from '../http/headers.js';
+import { encodeBody, storedAsBase64, type StoredBody } from './stored-body.js';
+import { firstHeader } from '../model/headers.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
 import {
   API_VERSION,

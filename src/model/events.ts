@@ -8,19 +8,23 @@ export type CaptureSource = 'tls' | 'socket';
 /** From the app's point of view: 'in' = bytes the app read (received), 'out' = bytes it wrote (sent). */
 export type Direction = 'in' | 'out';
 
-interface EventBase {
-  /** Kernel monotonic time in nanoseconds (bpf_ktime_get_ns). */
-  tsNs: bigint;
+/** One connection as the kernel names it: (tgid, source, connId) is unique within a recording. */
+export interface CaptureConnection {
   /** Process (thread group) id. */
   tgid: number;
-  /** Thread id. */
-  tid: number;
   source: CaptureSource;
   /**
    * Connection identity within (tgid, source): for TLS the SSL* pointer, for sockets
-   * (fd << 32 | creation stamp). Combined with tgid and source it is unique for one recording.
+   * (fd << 32 | creation stamp).
    */
   connId: bigint;
+}
+
+interface EventBase extends CaptureConnection {
+  /** Kernel monotonic time in nanoseconds (bpf_ktime_get_ns). */
+  tsNs: bigint;
+  /** Thread id. */
+  tid: number;
 }
 
 /** A piece of plaintext that the app really transferred. Large calls arrive as several chunks. */
@@ -78,6 +82,6 @@ export interface LossCounters {
 }
 
 /** Stable string key of a connection, for maps. */
-export function connKey(e: Pick<EventBase, 'tgid' | 'source' | 'connId'>): string {
+export function connKey(e: CaptureConnection): string {
   return `${e.tgid}/${e.source}/${e.connId.toString(16)}`;
 }

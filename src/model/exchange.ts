@@ -1,5 +1,9 @@
-// What reconstruction produces: one request and its response, as the app saw them on one connection.
-// src/format/ turns these into test cases (incoming) and mocks (outgoing).
+// What reconstruction produces: exchanges (one request and its answer on one connection, in
+// whatever protocol the connection spoke) and the streams it had to skip. src/format/ turns
+// exchanges into test cases (incoming) and mocks (outgoing).
+//
+// The protocol-neutral part is ConnectionIdentity + ExchangeBase; each protocol adds its own payload
+// (HttpExchange: request and response messages) and names itself in `protocol`.
 
 /** Header lines in wire order with the original name case; repeated names stay separate entries. */
 export type HeaderList = Array<[name: string, value: string]>;
@@ -41,22 +45,44 @@ export interface HttpResponseMessage extends HttpMessage {
  */
 export type ExchangeRole = 'incoming' | 'outgoing';
 
-export interface Exchange {
-  role: ExchangeRole;
+/** Which connection an exchange was seen on, as reconstruction names it. */
+export interface ConnectionIdentity {
+  /** Connection key (see connKey in events.ts), with #n when a key comes back after a close. */
+  conn: string;
+  tgid: number;
   /** Seen inside TLS (SSL_read/SSL_write) rather than on a plaintext socket. */
   tls: boolean;
-  /** Connection key (see connKey in events.ts) and the exchange's index on that connection (0-based). */
-  conn: string;
-  indexOnConn: number;
-  tgid: number;
-  /** Peer address of the connection when the kernel reported it. */
+  /** Peer and local address of the connection when the kernel reported them. */
   remoteAddr?: string;
   remotePort?: number;
   localAddr?: string;
   localPort?: number;
+}
+
+/** What every protocol's exchange has. */
+export interface ExchangeBase extends ConnectionIdentity {
+  /** The protocol that reconstructed it: the `name` of its folder's Protocol (src/protocols/). */
+  protocol: string;
+  role: ExchangeRole;
+  /** The exchange's index on its connection (0-based). */
+  indexOnConn: number;
+}
+
+/** An HTTP/1.x request and its final response. */
+export interface HttpExchange extends ExchangeBase {
+  protocol: 'http1';
   request: HttpRequestMessage;
   response: HttpResponseMessage;
 }
+
+/** Any protocol's exchange: what reconstruction emits and the writer stores. */
+export type Exchange = HttpExchange;
+
+/** What a protocol's reconstruction supplies; the connection's identity and the index are added for it. */
+export type ExchangePayload = DistributiveOmit<Exchange, keyof ConnectionIdentity | 'indexOnConn'>;
+
+/** Omit applied to each member of a union on its own (plain Omit would merge them). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** A stream or message reconstruction could not use; counted and reported, never fatal. */
 export interface SkippedStream {

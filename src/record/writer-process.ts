@@ -18,7 +18,7 @@ import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolReader } from '../format/spool.js';
 import { TestSetWriter } from '../format/writer.js';
-import { firstHeader } from '../http/headers.js';
+import { firstHeader } from '../model/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
 import type { CaptureEvent } from '../model/events.js';

@@ -16,7 +16,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InterruptedError, TlsrecError, UsageError, causeText } from '../errors.js';
-export { InterruptedError };
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { Cgroup } from '../native/cgroup.js';
 import { startApp, type RunningApp } from './app.js';

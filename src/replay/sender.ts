@@ -9,8 +9,8 @@
 import { Pool } from 'undici';
 import type { HeaderList } from '../model/exchange.js';
 import type { TestCase } from '../format/types.js';
-import { decodeBody, encodeBody } from '../http/body.js';
-import { joinedHeader } from '../http/headers.js';
+import { decodeContentEncoding, encodeContentEncoding } from '../protocols/http1/content-encoding.js';
+import { joinedHeader } from '../model/headers.js';
 import type { ActualResponse } from './compare.js';
 
 const DROPPED_REQUEST_HEADERS = new Set([
@@ -89,7 +89,7 @@ export function createSender(opts: SenderOptions): Sender {
       const req = test.request;
       const method = req.method.toUpperCase();
       // The recorded body is stored decoded: re-apply the request's Content-Encoding before sending.
-      const body = req.body.bytes.length > 0 ? encodeBody(req.body.bytes, joinedHeader(req.headers, 'content-encoding')) : undefined;
+      const body = req.body.bytes.length > 0 ? encodeContentEncoding(req.body.bytes, joinedHeader(req.headers, 'content-encoding')) : undefined;
       const res = await pool.request({
         path: requestPath(req.url),
         method,
@@ -98,7 +98,7 @@ export function createSender(opts: SenderOptions): Sender {
       });
       const rawBody = Buffer.from(await res.body.arrayBuffer());
       const headers = toHeaderList(res.headers);
-      const dec = decodeBody(rawBody, joinedHeader(headers, 'content-encoding'));
+      const dec = decodeContentEncoding(rawBody, joinedHeader(headers, 'content-encoding'));
       return {
         response: { status: res.statusCode, headers, body: dec.body },
         rawBody,

@@ -19,6 +19,7 @@ export interface ExOpts {
 export function makeExchange(o: ExOpts = {}): Exchange {
   const buf = (b: Buffer | string | undefined): Buffer => (b === undefined ? Buffer.alloc(0) : Buffer.isBuffer(b) ? b : Buffer.from(b, 'utf8'));
   return {
+    protocol: 'http1',
     role: o.role ?? 'incoming',
     tls: o.tls ?? false,
     conn: '1234:7:1',

@@ -6,7 +6,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { decodeBody, encodeBody } from '../../http/body.js';
+import { decodeContentEncoding, encodeContentEncoding } from '../../protocols/http1/content-encoding.js';
 import { EnvironmentError, causeText } from '../../errors.js';
 import type { RunCa } from './ca.js';
 import { splitTarget, type IncomingCall, type MockMatcher } from './matcher.js';
@@ -67,7 +67,7 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks);
     const ce = req.headers['content-encoding'];
-    const body = decodeBody(raw, Array.isArray(ce) ? ce.join(', ') : ce).body;
+    const body = decodeContentEncoding(raw, Array.isArray(ce) ? ce.join(', ') : ce).body;
     const sock = req.socket as Socket & Partial<TLSSocket>;
     const encrypted = sock.encrypted === true;
     const servername = encrypted && typeof sock.servername === 'string' ? sock.servername : undefined;
@@ -105,7 +105,7 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
       flat.push(k, v);
     }
     const noBody = r.status < 200 || r.status === 204 || r.status === 304;
-    const payload = noBody ? Buffer.alloc(0) : encodeBody(r.body.bytes, contentEncoding);
+    const payload = noBody ? Buffer.alloc(0) : encodeContentEncoding(r.body.bytes, contentEncoding);
     if (!noBody) flat.push('Content-Length', String(payload.length));
     res.writeHead(r.status, r.statusMessage || http.STATUS_CODES[r.status] || '', flat);
     res.end(payload);

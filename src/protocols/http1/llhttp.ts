@@ -4,7 +4,7 @@
 // test/http-llhttp.test.ts pins the behaviour we rely on. Checked on Node 20 (llhttp 9).
 
 import { createRequire } from 'node:module';
-import type { HeaderList } from '../model/exchange.js';
+import type { HeaderList } from '../../model/exchange.js';
 
 // ---- the untyped binding, typed as narrowly as we use it ------------------------------------
 

@@ -1,7 +1,7 @@
 // Looking up a header in a HeaderList (wire order, original case, repeats kept). Shared by record,
 // format and replay so that every stage reads headers the same way.
 
-import type { HeaderList } from '../model/exchange.js';
+import type { HeaderList } from './exchange.js';
 
 /** The first value of a header (case-insensitive name): for single-valued ones such as Host, Content-Type. */
 export function firstHeader(headers: HeaderList, name: string): string | undefined {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HttpStreamParser, responseBodyMode, type ParseOutput, type ParsedMessage } from '../src/http/llhttp.js';
+import { HttpStreamParser, responseBodyMode, type ParseOutput, type ParsedMessage } from '../src/protocols/http1/llhttp.js';
 
 function feedSplit(p: HttpStreamParser, s: string | Buffer, step: number): ParseOutput[] {
   const b = Buffer.isBuffer(s) ? s : Buffer.from(s, 'latin1');

@@ -1,5 +1,6 @@
-// Body codecs shared by recording (decode what the wire carried) and the mock server (re-encode a
-// recorded body with the recorded Content-Encoding). Only node:zlib; no state.
+// HTTP Content-Encoding (gzip, br, deflate, zstd): recording undoes it so bodies are stored
+// readable; the mock server and the sender apply it again to answer or send as recorded. How a
+// body is stored in YAML is a different matter: src/format/stored-body.ts. Only node:zlib; no state.
 
 import * as zlib from 'node:zlib';
 
@@ -26,22 +27,6 @@ type SyncCodec = (buf: Buffer) => Buffer;
 const zlibAny = zlib as unknown as Record<string, unknown>;
 const zstdDecompress = typeof zlibAny.zstdDecompressSync === 'function' ? (zlibAny.zstdDecompressSync as SyncCodec) : undefined;
 const zstdCompress = typeof zlibAny.zstdCompressSync === 'function' ? (zlibAny.zstdCompressSync as SyncCodec) : undefined;
-
-/** True when decodeBody/encodeBody know this coding (after lower-casing). */
-export function isKnownEncoding(coding: string): boolean {
-  switch (coding) {
-    case 'gzip':
-    case 'x-gzip':
-    case 'deflate':
-    case 'br':
-    case 'identity':
-      return true;
-    case 'zstd':
-      return zstdDecompress !== undefined;
-    default:
-      return false;
-  }
-}
 
 function decodeOne(buf: Buffer, coding: string): Buffer {
   switch (coding) {
@@ -70,7 +55,7 @@ function decodeOne(buf: Buffer, coding: string): Buffer {
  * Undo a Content-Encoding. Codings are undone last-applied first ("gzip, br" = gzip then br).
  * All or nothing: if any layer fails, the original bytes come back with decoded=false.
  */
-export function decodeBody(bytes: Buffer, contentEncoding: string | undefined | null): DecodedBody {
+export function decodeContentEncoding(bytes: Buffer, contentEncoding: string | undefined | null): DecodedBody {
   const codings = parseContentEncoding(contentEncoding);
   if (codings.length === 0 || bytes.length === 0) return { body: bytes, decoded: true };
   let cur = bytes;
@@ -104,48 +89,10 @@ function encodeOne(buf: Buffer, coding: string): Buffer {
  * Apply a Content-Encoding to a decoded body, codings in the listed order. Unknown codings leave the
  * bytes unchanged (a body that could not be decoded was stored still encoded). An empty body stays empty.
  */
-export function encodeBody(body: Buffer, contentEncoding: string | undefined | null): Buffer {
+export function encodeContentEncoding(body: Buffer, contentEncoding: string | undefined | null): Buffer {
   const codings = parseContentEncoding(contentEncoding);
   if (codings.length === 0 || body.length === 0) return body;
   let cur = body;
   for (const c of codings) cur = encodeOne(cur, c);
   return cur;
-}
-
-export type BodyKind = 'empty' | 'json' | 'text' | 'binary';
-
-const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\b|^[\w.+-]+\/[\w.+-]*\+json\b|^text\/json\b/i;
-const TEXT_TYPE =
-  /^text\/|^application\/(?:xml|javascript|ecmascript|x-www-form-urlencoded|graphql|x-ndjson|ld\+json|[\w.+-]*\+xml)\b|^image\/svg\+xml\b/i;
-
-/** Valid UTF-8 with no control characters other than tab, CR, LF, FF. */
-export function isPrintableUtf8(bytes: Buffer): boolean {
-  const s = bytes.toString('utf8');
-  // A lossless round trip proves the bytes were valid UTF-8 (invalid sequences become U+FFFD).
-  if (!Buffer.from(s, 'utf8').equals(bytes)) return false;
-  // eslint-disable-next-line no-control-regex
-  return !/[\u0000-\u0008\u000b\u000e-\u001f\u007f]/.test(s);
-}
-
-/**
- * How a (decoded) body should be stored: JSON (parses, declared JSON or looks like an object/array),
- * text (printable UTF-8) or binary. The content type is a hint; the bytes decide.
- */
-export function classifyBody(bytes: Buffer, contentType: string | undefined | null): BodyKind {
-  if (bytes.length === 0) return 'empty';
-  const ct = (contentType ?? '').trim();
-  const printable = isPrintableUtf8(bytes);
-  if (!printable) return 'binary';
-  const text = bytes.toString('utf8');
-  const trimmed = text.trimStart();
-  const looksJson = JSON_TYPE.test(ct) || (!TEXT_TYPE.test(ct) && (trimmed.startsWith('{') || trimmed.startsWith('[')));
-  if (looksJson) {
-    try {
-      JSON.parse(text);
-      return 'json';
-    } catch {
-      // declared JSON but is not: keep it as text so nothing is lost
-    }
-  }
-  return 'text';
 }
