@@ -62,7 +62,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
       '\nExamples:\n' +
         '  tlsrec record -- npm start\n' +
         '  tlsrec record --test-set login-flow -- node server.js\n' +
-        '  tlsrec record -- curl https://example.com/\n\n' +
+        '  tlsrec record -- curl https://example.com/\n' +
+        '  PORT=3000 tlsrec record --env PORT -- node server.js   # tlsrec.yaml gets env: {PORT: "3000"}\n\n' +
+        '--env NAME writes NAME and its current value into tlsrec.yaml `env:`, which `tlsrec test` and\n' +
+        '`tlsrec rerecord` set for the app (a variable already set where tlsrec runs wins). The value is\n' +
+        'written IN CLEAR and committed with the tests: never pass secrets (API keys, passwords) this way.\n\n' +
         'Exit code: the command\'s own when it exits by itself; 0 when stopped with Ctrl-C or SIGTERM;\n' +
         '2 bad usage; 3 environment (privileges, kernel features), the command could not start,\n' +
         'the kernel lost data (see --ringbuf) or files could not be written (disk full).\n\n' +
@@ -79,6 +83,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--test-set <name>', 'test set name (default: the next free test-set-N)')
     .option('--config <file>', 'config file written when absent (command, app port)', 'tlsrec.yaml')
     .option('--redact <header>', 'also redact this header (repeatable)', collect)
+    .option('--env <name>', 'write this environment variable and its current value into tlsrec.yaml env: for replay (repeatable; in clear, not for secrets)', collect)
     .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys) in the files')
     .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
     .addOption(
@@ -95,7 +100,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--verbose', 'show details (verifier logs, attach points)')
     .action(async (command: string[], opts: Record<string, unknown>) => {
       const { recordCommand } = await import('./record/record-command.js');
+      const { envValues } = await import('./format/config-env.js');
+      const configEnv = envValues((opts.env as string[] | undefined) ?? []);
       const result = await recordCommand({
+        ...(Object.keys(configEnv).length > 0 ? { configEnv } : {}),
         command,
         dir: String(opts.dir),
         testSet: opts.testSet as string | undefined,
@@ -127,6 +135,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec test --test-set test-set-0 --reporter junit --report-dir reports/\n' +
         '  tlsrec test -- node server.js\n' +
         '  tlsrec test --app-url http://localhost:3000 --no-mocks\n\n' +
+        'tlsrec.yaml `env:` (see record --env) is set in the app\'s environment; a variable already set\n' +
+        'where tlsrec runs wins (PORT=4000 tlsrec test overrides env: {PORT: "3000"} for one run).\n\n' +
         'Exit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
         '130/143 interrupted.',
     )
