@@ -178,6 +178,52 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(result.exitCode);
     });
 
+  program
+    .command('rerecord')
+    .summary('drive the app with a set\'s own requests against the real upstreams and record a fresh set')
+    .description(
+      'Re-record a test set from the app as it answers today: start the app (from tlsrec.yaml or COMMAND) under ' +
+        'recording with the real network (no mocks), wait until it is ready, send the set\'s recorded requests in ' +
+        'order, stop it, and write a NEW test set (the next free test-set-N; the old set is not changed). Each new ' +
+        'test keeps the old test\'s file name and the old test\'s noise entries (same method, URL and body); ' +
+        'record-time noise flags the new answer\'s UUIDs and times. Then, per test, says whether the new answer ' +
+        'differs from the old one (status, headers, body, with the noise of both). ' +
+        'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN), as record does.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  tlsrec rerecord                              # every set, app command from tlsrec.yaml\n' +
+        '  tlsrec rerecord --test-set test-set-0 -- node server.js\n' +
+        '  tlsrec rerecord; tlsrec test --test-set test-set-1   # then replay the fresh set offline\n\n' +
+        'Exit code: 0 every answer is the same as recorded; 1 some answer differs or got none (the new set is\n' +
+        'written either way: review it); 2 bad usage or input files; 3 environment (privileges, kernel) or the\n' +
+        'app did not start. tlsrec.yaml `env:` is set for the app (a variable set where tlsrec runs wins).',
+    )
+    .argument('[command...]', 'the command that starts the app (default: command in tlsrec.yaml)')
+    .option('--dir <path>', 'where test sets are read and the new one is written', 'tlsrec')
+    .option('--test-set <name>', 're-record only this test set (repeatable; default: every set)', collect)
+    .option('--config <file>', 'config file', 'tlsrec.yaml')
+    .addOption(new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(positiveInt('--app-port')))
+    .option('--health-url <url>', 'wait until this URL answers before sending')
+    .addOption(new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')))
+    .option('--verbose', 'show the recording\'s summary and details')
+    .action(async (command: string[], opts: Record<string, unknown>) => {
+      const { rerecordCommand } = await import('./replay/rerecord.js');
+      const result = await rerecordCommand({
+        command: command.length > 0 ? command : undefined,
+        dir: String(opts.dir),
+        testSets: opts.testSet as string[] | undefined,
+        configPath: String(opts.config),
+        appPort: opts.appPort as number | undefined,
+        healthUrl: opts.healthUrl as string | undefined,
+        readyTimeoutMs: opts.readyTimeout === undefined ? undefined : (opts.readyTimeout as number) * 1000,
+        verbose: Boolean(opts.verbose),
+        out: process.stdout,
+      });
+      setExit(result.exitCode);
+    });
+
   return program;
 }
 
