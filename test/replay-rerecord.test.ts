@@ -1,0 +1,69 @@
+// rerecord's pure parts and its usage errors (no app is started: those come before recording).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PassThrough } from 'node:stream';
+import type { TestCase } from '../src/format/types.js';
+import { matchByRequest, rerecordCommand } from '../src/replay/rerecord.js';
+import { UsageError, InputFileError } from '../src/errors.js';
+
+function tc(name: string, method: string, url: string, body = ''): TestCase {
+  return {
+    file: `${name}.yaml`,
+    name,
+    request: { method, url, headers: [], body: { bytes: Buffer.from(body), kind: body ? 'json' : 'empty' } },
+    expected: { status: 200, headers: [], body: { bytes: Buffer.alloc(0), kind: 'empty' } },
+    noise: [],
+  };
+}
+
+describe('matchByRequest', () => {
+  it('pairs in order by method + path and query + body; extra recorded exchanges are left over', () => {
+    const old = [tc('a', 'GET', 'http://localhost:3000/health'), tc('b', 'POST', 'http://localhost:3000/orders', '{"n":1}'), tc('hand', 'GET', 'http://x/health'), tc('c', 'POST', 'http://localhost:3000/orders', '{"n":2}')];
+    const fresh = [
+      tc('n1', 'GET', 'http://localhost:3000/health'), // a readiness poll: sent by the health check, not by rerecord
+      tc('n2', 'GET', 'http://localhost:3000/health'),
+      tc('n3', 'post', 'http://localhost:3000/orders', '{"n":1}'),
+      tc('n4', 'GET', 'http://127.0.0.1:3000/health'),
+      tc('n5', 'POST', 'http://localhost:3000/orders', '{"n":2}'),
+      tc('n6', 'GET', 'http://localhost:3000/health?x=1'),
+    ];
+    const { pairs, unmatched } = matchByRequest(old, fresh);
+    expect(pairs.map(([o, n]) => `${o.name}=${n.name}`)).toEqual(['a=n1', 'b=n3', 'hand=n2', 'c=n5']);
+    expect(unmatched.map((t) => t.name)).toEqual(['n4', 'n6']);
+  });
+});
+
+describe('rerecord usage errors (exit 2)', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  const work = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'tlsrec-rerecord-'));
+    dirs.push(d);
+    return d;
+  };
+  const test = `version: api.keploy.io/v1beta1
+kind: Http
+name: test-1
+spec:
+  req: { method: GET, url: "http://localhost:3000/", header: {}, body: "" }
+  resp: { status_code: 200, header: {}, body: "" }
+`;
+
+  it('no test sets, no command, an unknown set, a broken file', async () => {
+    const d = work();
+    const out = new PassThrough();
+    const base = { dir: join(d, 'tlsrec'), configPath: join(d, 'tlsrec.yaml'), verbose: false, out };
+    mkdirSync(join(d, 'tlsrec'));
+    await expect(rerecordCommand(base)).rejects.toThrow(UsageError);
+    mkdirSync(join(d, 'tlsrec', 'test-set-0', 'tests'), { recursive: true });
+    writeFileSync(join(d, 'tlsrec', 'test-set-0', 'tests', 'test-1.yaml'), test);
+    await expect(rerecordCommand(base)).rejects.toThrow(/no command to start the app/);
+    await expect(rerecordCommand({ ...base, command: ['true'], testSets: ['nope'] })).rejects.toThrow(/unknown test set/);
+    writeFileSync(join(d, 'tlsrec', 'test-set-0', 'tests', 'test-2.yaml'), 'kind: [\n');
+    await expect(rerecordCommand({ ...base, command: ['true'] })).rejects.toThrow(InputFileError);
+  });
+});
