@@ -187,6 +187,6 @@ export interface Config {
   noise: NoiseRule[];
   passthrough: string[];
   redactHeaders: string[];
-  /** tlsrec.yaml `env:`: set for the app by test and rerecord, unless tlsrec's own environment has the name. */
+  /** tlsrec.yaml `env:` (absent when the file has none): set for the app by test and rerecord, unless tlsrec's own environment has the name. */
   env?: Record<string, string>;
 }
