@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
 import type { TestCase } from '../src/format/types.js';
-import { matchByRequest, rerecordCommand } from '../src/replay/rerecord.js';
+import { comparisonNoise, matchByRequest, rerecordCommand } from '../src/replay/rerecord.js';
+import { compareResponse } from '../src/replay/compare.js';
+import { parseNoise } from '../src/format/noise.js';
 import { UsageError, InputFileError } from '../src/errors.js';
 
 function tc(name: string, method: string, url: string, body = ''): TestCase {
@@ -32,6 +34,24 @@ describe('matchByRequest', () => {
     const { pairs, unmatched } = matchByRequest(old, fresh);
     expect(pairs.map(([o, n]) => `${o.name}=${n.name}`)).toEqual(['a=n1', 'b=n3', 'hand=n2', 'c=n5']);
     expect(unmatched.map((t) => t.name)).toEqual(['n4', 'n6']);
+  });
+});
+
+describe('comparisonNoise: old answer vs new answer', () => {
+  const json = (v: unknown) => ({ bytes: Buffer.from(JSON.stringify(v)), kind: 'json' as const });
+  it('takes the new record-time flags only where the old value was volatile-shaped too', () => {
+    const old = tc('t', 'GET', 'http://localhost:3000/session');
+    old.expected = { status: 200, headers: [['Content-Type', 'application/json']], body: json({ id: '3f2b8c1e-9d4a-4c7b-8e21-5a6b7c8d9e0f', at: '2025-01-02T03:04:05Z', plan: 'pro' }) };
+    old.noise = parseNoise({ 'header.Date': [] }).rules;
+    const fresh = tc('t', 'GET', 'http://localhost:3000/session');
+    // the app now answers a UUID where it used to say "pro": flagged when recording, but a real change
+    fresh.expected = { status: 200, headers: [['Content-Type', 'application/json']], body: json({ id: 'c56a4180-65aa-42ec-a945-5fd21dec0538', at: new Date().toISOString(), plan: '886313e1-3b8a-4372-9b90-0c9aee199e5d' }) };
+    fresh.noise = parseNoise({ 'header.Date': [], 'body.id': [], 'body.at': [], 'body.plan': [] }).rules;
+    const noise = comparisonNoise(old, fresh);
+    expect(noise.map((r) => r.key).sort()).toEqual(['body.at', 'body.id', 'header.Date']);
+    const cmp = compareResponse('t', old.expected, { status: 200, headers: fresh.expected.headers, body: fresh.expected.body.bytes }, noise);
+    expect(cmp.passed).toBe(false);
+    expect(cmp.failures.map((f) => f.path)).toEqual(['$.plan']);
   });
 });
 

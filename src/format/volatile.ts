@@ -39,6 +39,14 @@ export interface VolatileField {
   kind: VolatileKind;
 }
 
+/**
+ * A window for answers whose recording time is unknown (a test file's expected response): any
+ * time from 2000 until tomorrow. Only for checking that a value is *shaped* like a volatile one.
+ */
+export function anyRecentTime(nowMs: number = Date.now()): RecordingWindow {
+  return { fromMs: Date.UTC(2000, 0, 1), toMs: nowMs + WINDOW_MARGIN_MS };
+}
+
 /** The window around an exchange that took place from `startMs` to `endMs`. */
 export function windowAround(startMs: number, endMs: number = startMs, marginMs: number = WINDOW_MARGIN_MS): RecordingWindow {
   return { fromMs: Math.min(startMs, endMs) - marginMs, toMs: Math.max(startMs, endMs) + marginMs };

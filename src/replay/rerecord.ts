@@ -19,7 +19,9 @@ import { isMap, parseDocument } from 'yaml';
 import { AppError, UsageError, causeText } from '../errors.js';
 import { mergeNoise } from '../format/noise.js';
 import { listTestSets, loadConfig, loadTestSets } from '../format/reader.js';
-import type { Config, TestCase, TestSet } from '../format/types.js';
+import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
+import { anyRecentTime, findVolatileFields } from '../format/volatile.js';
+import { firstHeader } from '../http/headers.js';
 import { recordCommand } from '../record/record-command.js';
 import { acceptingHost, healthAnswers } from './app.js';
 import { configEnvForApp } from './app-env.js';
@@ -196,7 +198,7 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
       oldTest.name,
       oldTest.expected,
       { status: newTest.expected.status, headers: newTest.expected.headers, body: newTest.expected.body.bytes },
-      mergeNoise(oldTest.noise, newTest.noise),
+      comparisonNoise(oldTest, newTest),
     );
     return {
       name: oldTest.name,
@@ -209,6 +211,23 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
   const result: RerecordSet = { oldSet: set.name, newSet, newDir: recorded.testSetDir, tests, mocks: recorded.mocks, dropped: unmatched.length };
   writeSetReport(opts.out, result, set.dir);
   return result;
+}
+
+/**
+ * The old test's noise, plus the record-time flags of the new answer for fields whose OLD value is
+ * volatile-shaped too (a UUID then and now, a time then and now). A flag on a field that held a
+ * stable value before ("pro" that became a UUID) is a real change and must be reported.
+ */
+export function comparisonNoise(oldTest: TestCase, newTest: TestCase): NoiseRule[] {
+  const oldVolatile = new Set(
+    findVolatileFields({
+      request: { url: oldTest.request.url, body: oldTest.request.body.bytes },
+      response: { headers: oldTest.expected.headers, body: oldTest.expected.body.bytes, contentType: firstHeader(oldTest.expected.headers, 'content-type') },
+      window: anyRecentTime(),
+    }).map((f) => f.key.toLowerCase()),
+  );
+  const ownKeys = new Set(oldTest.noise.map((r) => r.key.toLowerCase()));
+  return mergeNoise(oldTest.noise, newTest.noise.filter((r) => ownKeys.has(r.key.toLowerCase()) || oldVolatile.has(r.key.toLowerCase())));
 }
 
 /** Polls the app's port (or health URL) until it answers; fails when the app exits or time runs out. */
