@@ -16,7 +16,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { isMap, parseDocument } from 'yaml';
-import { AppError, UsageError, causeText } from '../errors.js';
+import { AppError, InterruptedError, UsageError, causeText } from '../errors.js';
 import { mergeNoise } from '../format/noise.js';
 import { listTestSets, loadConfig, loadTestSets } from '../format/reader.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
@@ -121,14 +121,23 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
   const readyTimeoutMs = opts.readyTimeoutMs ?? config.readyTimeoutMs;
   const sent = new Map<TestCase, Sent>();
   let driveError: unknown;
+  // While the app runs, the record engine stops it on SIGINT/SIGTERM and writes what it has; the
+  // signal is noted here so that the run ends as interrupted, not with the unsent tests reported
+  // as unanswered.
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted ??= sig;
+  };
 
   const drive = async (appExited: AbortSignal): Promise<void> => {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       const baseUrl = await waitReady(port, healthUrl, readyTimeoutMs, appExited);
       const sender = createSender({ baseUrl, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
       try {
         for (const test of set.tests) {
-          if (appExited.aborted) {
+          if (appExited.aborted || interrupted !== undefined) {
             sent.set(test, { ok: false, error: 'not sent: the app had exited' });
             continue;
           }
@@ -148,21 +157,30 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
   };
 
   opts.out.write(`tlsrec rerecord: ${set.name}: starting ${command.join(' ')} under recording, real network (no mocks)\n`);
-  const recorded = await recordCommand({
-    command,
-    dir: opts.dir,
-    configPath: opts.configPath,
-    redact: true,
-    extraRedactHeaders: config.redactHeaders,
-    ringbufBytes: 64 * 1024 * 1024,
-    maxBacklogBytes: 16 * 1024 * 1024,
-    quiet: !opts.verbose,
-    verbose: opts.verbose,
-    ...(opts.recordOut ? { out: opts.recordOut } : {}),
-    commandEnv: configEnvForApp(config.env ?? {}),
-    drive,
-  });
+  let recorded: Awaited<ReturnType<typeof recordCommand>>;
+  try {
+    recorded = await recordCommand({
+      command,
+      dir: opts.dir,
+      configPath: opts.configPath,
+      redact: true,
+      extraRedactHeaders: config.redactHeaders,
+      ringbufBytes: 64 * 1024 * 1024,
+      maxBacklogBytes: 16 * 1024 * 1024,
+      quiet: !opts.verbose,
+      verbose: opts.verbose,
+      ...(opts.recordOut ? { out: opts.recordOut } : {}),
+      commandEnv: configEnvForApp(config.env ?? {}),
+      drive,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   const newSet = basename(recorded.testSetDir);
+  if (interrupted !== undefined) {
+    throw new InterruptedError(interrupted, 'rerecord', `the app was stopped; ${recorded.testSetDir} holds what was recorded before (not matched to ${set.name}: delete it or re-run)`);
+  }
   if (driveError !== undefined) {
     // Nothing useful was recorded: the app never became ready. Do not leave an empty set behind.
     rmSync(recorded.testSetDir, { recursive: true, force: true });
