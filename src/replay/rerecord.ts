@@ -179,6 +179,10 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
   }
   const newSet = basename(recorded.testSetDir);
   if (interrupted !== undefined) {
+    if (recorded.tests === 0 && recorded.mocks === 0) {
+      rmSync(recorded.testSetDir, { recursive: true, force: true });
+      throw new InterruptedError(interrupted, 'rerecord', 'the app was stopped before anything was recorded');
+    }
     throw new InterruptedError(interrupted, 'rerecord', `the app was stopped; ${recorded.testSetDir} holds what was recorded before (not matched to ${set.name}: delete it or re-run)`);
   }
   if (driveError !== undefined) {
