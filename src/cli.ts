@@ -105,7 +105,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
       '\nExamples:\n' +
         '  tlsrec record -- npm start\n' +
         '  tlsrec record --test-set login-flow -- node server.js\n' +
-        '  tlsrec record -- curl https://example.com/\n\n' +
+        '  tlsrec record -- curl https://example.com/\n' +
+        '  PORT=3000 tlsrec record --env PORT -- node server.js   # tlsrec.yaml gets env: {PORT: "3000"}\n\n' +
+        '--env NAME writes NAME and its current value into tlsrec.yaml `env:`, which `tlsrec test` and\n' +
+        '`tlsrec rerecord` set for the app (a variable already set where tlsrec runs wins). The value is\n' +
+        'written IN CLEAR and committed with the tests: never pass secrets (API keys, passwords) this way.\n\n' +
         'Exit code: the command\'s own when it exits by itself; 0 when stopped with Ctrl-C or SIGTERM;\n' +
         '2 bad usage; 3 environment (privileges, kernel features), the command could not start,\n' +
         'the kernel lost data (see --ringbuf) or files could not be written (disk full).\n\n' +
@@ -122,6 +126,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--test-set <name>', 'test set name (default: the next free test-set-N)')
     .option('--config <file>', 'config file written when absent (command, app port)', 'tlsrec.yaml')
     .option('--redact <header>', 'also redact this header (repeatable)', collect)
+    .option('--env <name>', 'write this environment variable and its current value into tlsrec.yaml env: for replay (repeatable; in clear, not for secrets)', collect)
     .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys) in the files')
     .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
     .addOption(
@@ -138,7 +143,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--verbose', 'show details (verifier logs, attach points)')
     .action(async (command: string[], opts: Record<string, unknown>) => {
       const { recordCommand } = await import('./record/record-command.js');
+      const { envValues } = await import('./format/config-env.js');
+      const configEnv = envValues((opts.env as string[] | undefined) ?? []);
       const result = await recordCommand({
+        ...(Object.keys(configEnv).length > 0 ? { configEnv } : {}),
         command,
         dir: String(opts.dir),
         testSet: opts.testSet as string | undefined,
@@ -171,6 +179,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec test -- node server.js\n' +
         '  tlsrec test --app-url http://localhost:3000 --no-mocks\n' +
         SELECTION_EXAMPLES +
+        '\ntlsrec.yaml `env:` (see record --env) is set in the app\'s environment; a variable already set\n' +
+        'where tlsrec runs wins (PORT=4000 tlsrec test overrides env: {PORT: "3000"} for one run).\n' +
         '\nExit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
         '130/143 interrupted.\n' +
         SELECTION_HELP,
@@ -248,6 +258,52 @@ export function buildProgram(setExit: (code: number) => void): Command {
       for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
       process.stdout.write(`${checkSummary(result)}\n`);
       setExit(0);
+    });
+
+  program
+    .command('rerecord')
+    .summary('drive the app with a set\'s own requests against the real upstreams and record a fresh set')
+    .description(
+      'Re-record a test set from the app as it answers today: start the app (from tlsrec.yaml or COMMAND) under ' +
+        'recording with the real network (no mocks), wait until it is ready, send the set\'s recorded requests in ' +
+        'order, stop it, and write a NEW test set (the next free test-set-N; the old set is not changed). Each new ' +
+        'test keeps the old test\'s file name and the old test\'s noise entries (same method, URL and body); ' +
+        'record-time noise flags the new answer\'s UUIDs and times. Then, per test, says whether the new answer ' +
+        'differs from the old one (status, headers, body, with the noise of both). ' +
+        'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN), as record does.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  tlsrec rerecord                              # every set, app command from tlsrec.yaml\n' +
+        '  tlsrec rerecord --test-set test-set-0 -- node server.js\n' +
+        '  tlsrec rerecord; tlsrec test --test-set test-set-1   # then replay the fresh set offline\n\n' +
+        'Exit code: 0 every answer is the same as recorded; 1 some answer differs or got none (the new set is\n' +
+        'written either way: review it); 2 bad usage or input files; 3 environment (privileges, kernel) or the\n' +
+        'app did not start. tlsrec.yaml `env:` is set for the app (a variable set where tlsrec runs wins).',
+    )
+    .argument('[command...]', 'the command that starts the app (default: command in tlsrec.yaml)')
+    .option('--dir <path>', 'where test sets are read and the new one is written', 'tlsrec')
+    .option('--test-set <name>', 're-record only this test set (repeatable; default: every set)', collect)
+    .option('--config <file>', 'config file', 'tlsrec.yaml')
+    .addOption(new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(positiveInt('--app-port')))
+    .option('--health-url <url>', 'wait until this URL answers before sending')
+    .addOption(new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')))
+    .option('--verbose', 'show the recording\'s summary and details')
+    .action(async (command: string[], opts: Record<string, unknown>) => {
+      const { rerecordCommand } = await import('./commands/rerecord.js');
+      const result = await rerecordCommand({
+        command: command.length > 0 ? command : undefined,
+        dir: String(opts.dir),
+        testSets: opts.testSet as string[] | undefined,
+        configPath: String(opts.config),
+        appPort: opts.appPort as number | undefined,
+        healthUrl: opts.healthUrl as string | undefined,
+        readyTimeoutMs: opts.readyTimeout === undefined ? undefined : (opts.readyTimeout as number) * 1000,
+        verbose: Boolean(opts.verbose),
+        out: process.stdout,
+      });
+      setExit(result.exitCode);
     });
 
   return program;

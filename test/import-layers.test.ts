@@ -1,4 +1,4 @@
-// Imports go one way, down the stages: model <- native, format <- protocols <- record, replay <- cli.
+// Imports go one way, down the stages: model <- native, format <- protocols <- record, replay <- commands <- cli.
 // Every static and dynamic import in src/**/*.ts is checked against that order, and the module
 // graph must have no cycle.
 
@@ -21,7 +21,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   protocols: ['model', 'format'],
   record: ['model', 'native', 'format', 'protocols'],
   replay: ['model', 'native', 'format', 'protocols'],
-  cli: ['model', 'native', 'format', 'protocols', 'record', 'replay'],
+  // Engines of commands that drive both pipelines (rerecord: a recording driven by replay's sender).
+  commands: ['model', 'native', 'format', 'protocols', 'record', 'replay'],
+  cli: ['model', 'native', 'format', 'protocols', 'record', 'replay', 'commands'],
 };
 
 /**

@@ -6,6 +6,7 @@ import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
 import { encodeBody, storedAsBase64, type StoredBody } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
+import { findVolatileFields, windowAround } from './volatile.js';
 import {
   API_VERSION,
   type HeaderMapDoc,
@@ -28,6 +29,8 @@ export interface DocOptions {
    * Default: measured once when the module loads (process.hrtime is the same clock).
    */
   monoToWallNs?: bigint;
+  /** false: do not add record-time noise for volatile response fields (volatile.ts). Default true. */
+  flagVolatile?: boolean;
 }
 
 /** Response headers that change on every request: ignored when comparing by default. */
@@ -202,6 +205,21 @@ export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptio
   return lines.map((l, i) => (i === 0 ? l : '  ' + l)).join(' \\\n') + '\n';
 }
 
+/** Default noise, then the response fields that are unmistakably volatile (volatile.ts). */
+function testNoise(ex: Exchange, url: string, opts: DocOptions): NoiseDoc {
+  const noise = defaultNoise(ex.response.headers, opts.redactHeaders, opts.redact !== false);
+  if (opts.flagVolatile === false) return noise;
+  const ms = (ns: bigint): number => Number(wallNs(ns, opts) / 1_000_000n);
+  const fields = findVolatileFields({
+    request: { url, body: ex.request.body },
+    response: { headers: ex.response.headers, body: ex.response.bodyDecoded ? ex.response.body : Buffer.alloc(0), contentType: firstHeader(ex.response.headers, 'content-type') },
+    window: windowAround(ms(ex.request.firstByteNs), ms(ex.response.firstByteNs)),
+    skipHeaders: Object.keys(noise).map((k) => k.slice('header.'.length)),
+  });
+  for (const f of fields) noise[f.key] ??= [];
+  return noise;
+}
+
 export function exchangeToTestDoc(ex: Exchange, n: number, opts: DocOptions = {}): TestCaseDoc {
   const url = testUrl(ex, opts);
   return {
@@ -213,7 +231,7 @@ export function exchangeToTestDoc(ex: Exchange, n: number, opts: DocOptions = {}
       req: requestDoc(ex, url, opts, true),
       resp: responseDoc(ex, opts),
       objects: [],
-      assertions: { noise: defaultNoise(ex.response.headers, opts.redactHeaders, opts.redact !== false) },
+      assertions: { noise: testNoise(ex, url, opts) },
       created: Number(wallNs(ex.request.firstByteNs, opts) / 1_000_000_000n),
     },
     curl: curlCommand(ex.request, url, opts),

@@ -160,6 +160,14 @@ export const configSchema: JsonSchema = {
       additionalProperties: false,
       properties: { headers: { type: 'array', items: { type: 'string' } } },
     },
+    env: {
+      type: 'object',
+      additionalProperties: { type: ['string', 'number', 'boolean'] },
+      propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+      description:
+        'Environment variables the app needs at replay (e.g. PORT), set by `tlsrec test` and `tlsrec rerecord`; ' +
+        'the environment tlsrec runs in wins. Written in clear by `tlsrec record --env NAME`: not for secrets.',
+    },
   },
 };
 

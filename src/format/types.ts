@@ -88,6 +88,8 @@ export interface ConfigDoc {
   passthrough?: string[];
   /** Header names redacted when recording (added to the defaults). */
   redact?: { headers?: string[] };
+  /** Environment variables the app needs at replay (values in clear: not for secrets). */
+  env?: Record<string, string | number | boolean>;
 }
 
 // ---- normalized model (what replay uses) ----
@@ -185,4 +187,6 @@ export interface Config {
   noise: NoiseRule[];
   passthrough: string[];
   redactHeaders: string[];
+  /** tlsrec.yaml `env:` (absent when the file has none): set for the app by test and rerecord, unless tlsrec's own environment has the name. */
+  env?: Record<string, string>;
 }

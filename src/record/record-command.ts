@@ -23,6 +23,7 @@ import type { ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { LossCounters } from '../model/events.js';
 import { decodeRecords } from '../native/decode.js';
+import { writeConfigEnv } from '../format/config-env.js';
 
 export interface RecordOptions {
   command: string[];
@@ -40,6 +41,15 @@ export interface RecordOptions {
   verbose: boolean;
   /** Where the status line and summary go (stderr by default, so the command's stdout stays clean). */
   out?: NodeJS.WriteStream;
+  /** Written into tlsrec.yaml `env:` after the recording (`record --env NAME`). */
+  configEnv?: Record<string, string>;
+  /** Added to the command's environment (rerecord: tlsrec.yaml `env:`). */
+  commandEnv?: Record<string, string>;
+  /**
+   * Runs once the command has started (rerecord: wait until ready, send requests); when it settles
+   * the command is stopped as by SIGTERM. Its signal aborts when the command exits first.
+   */
+  drive?: (commandExited: AbortSignal) => Promise<void>;
 }
 
 export interface RecordResult {
@@ -96,7 +106,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     });
 
     const status = opts.quiet || !out.isTTY ? undefined : startStatusLine(out, () => ({ ...setWriter.written(), bytes: capture?.capturedBytes() ?? 0 }), setWriter.dir);
-    const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path, priority);
+    const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path, priority, opts.commandEnv, opts.drive);
     priority.stopYielding();
     setWriter.hurry();
     status?.stop();
@@ -125,6 +135,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     if (!opts.quiet) printSummary(out, setWriter.dir, written, loss, pressure);
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, written.appPort);
+      if (opts.configEnv) writeConfigEnv(opts.configPath, opts.configEnv);
     } catch (err) {
       // Said on its own line: the exchanges' error below may hide it otherwise.
       out.write(`tlsrec: warning: ${causeText(err)}\n`);
@@ -320,9 +331,16 @@ class RecorderPriority {
  * Run the command in the cgroup with the terminal passed through. Resolves when the command has
  * exited (by itself, or because the user pressed Ctrl-C / sent SIGTERM) and the cgroup is empty.
  */
-async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: string, priority: RecorderPriority): Promise<{ code: number; stoppedByUser: boolean }> {
+async function runInCgroup(
+  cgroup: Cgroup,
+  command: string[],
+  resolvedPath: string,
+  priority: RecorderPriority,
+  env?: Record<string, string>,
+  drive?: (commandExited: AbortSignal) => Promise<void>,
+): Promise<{ code: number; stoppedByUser: boolean }> {
   const argv = argvInCgroup(cgroup, [resolvedPath, ...command.slice(1)]);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', ...(env ? { env: { ...process.env, ...env } } : {}) });
   priority.startYielding(); // the app was started at normal priority just above
   let stoppedByUser = false;
   let killTimer: NodeJS.Timeout | undefined;
@@ -342,6 +360,12 @@ async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: stri
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   process.on('SIGHUP', onTerm);
+  const exited = new AbortController();
+  // Settles without throwing: the driver reports its own outcome to its caller.
+  const stopAfterDrive = (): void => {
+    if (!exited.signal.aborted) onTerm();
+  };
+  const driving = drive?.(exited.signal).then(stopAfterDrive, stopAfterDrive);
   try {
     const code = await new Promise<number>((resolveExit, reject) => {
       child.once('error', (err) =>
@@ -355,8 +379,11 @@ async function runInCgroup(cgroup: Cgroup, command: string[], resolvedPath: stri
       if (!(await cgroup.waitEmpty(STOP_GRACE_MS))) cgroup.signalAll('SIGKILL');
       await cgroup.waitEmpty(STOP_GRACE_MS);
     }
+    exited.abort();
+    await driving;
     return { code, stoppedByUser };
   } finally {
+    exited.abort();
     if (killTimer) clearTimeout(killTimer);
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);

@@ -117,13 +117,13 @@ function tcpAccepts(host: string, port: number): Promise<boolean> {
 }
 
 /** The loopback address the app accepts on (IPv4 first, then IPv6), or undefined. */
-async function acceptingHost(port: number): Promise<string | undefined> {
+export async function acceptingHost(port: number): Promise<string | undefined> {
   if (await tcpAccepts('127.0.0.1', port)) return '127.0.0.1';
   if (await tcpAccepts('::1', port)) return '[::1]';
   return undefined;
 }
 
-async function healthAnswers(url: string): Promise<boolean> {
+export async function healthAnswers(url: string): Promise<boolean> {
   try {
     const res = await request(url, { method: 'GET', headersTimeout: 2000, bodyTimeout: 2000 });
     await res.body.dump();

@@ -128,7 +128,16 @@ export function normalizeNoisePath(path: readonly string[]): string[] {
 
 type Seg = string | number;
 
+/**
+ * A rule matches with the array indices spelled ("items.[].seenAt", "items.0.seenAt") or, as
+ * Keploy writes noise, without them ("items.seenAt" covers every element's seenAt).
+ */
 function noisePathMatches(rulePath: readonly string[], path: readonly Seg[]): boolean {
+  if (segmentsMatch(rulePath, path)) return true;
+  return path.some((p) => typeof p === 'number') && segmentsMatch(rulePath, path.filter((p) => typeof p !== 'number'));
+}
+
+function segmentsMatch(rulePath: readonly string[], path: readonly Seg[]): boolean {
   if (rulePath.length !== path.length) return false;
   for (let i = 0; i < path.length; i++) {
     const r = rulePath[i]!;

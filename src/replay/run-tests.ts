@@ -19,6 +19,7 @@ import { InterruptedError, TlsrecError, UsageError, causeText } from '../errors.
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { Cgroup } from '../native/cgroup.js';
 import { startApp, type RunningApp } from './app.js';
+import { configEnvForApp } from './app-env.js';
 import { compareResponse } from './compare.js';
 import { loadMockSessionStarter, type MockMiss, type MockSession, type StartMockSession } from './mock-session.js';
 import {
@@ -284,13 +285,13 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         if (ctx.mockStarter) throw err;
         note(`running the app without a cgroup (${causeText(err)})`);
       }
-      let env: Record<string, string> = {};
+      let env: Record<string, string> = configEnvForApp(opts.config.env ?? {});
       if (ctx.mockStarter && cgroup) {
         const start = await intr.race(ctx.mockStarter());
         tmpDir = mkdtempSync(join(tmpdir(), 'tlsrec-mocks-'));
         const sessionOpts = { mocks: set.mocks, cgroup, passthrough: opts.config.passthrough, tmpDir, ...(port !== undefined ? { appPort: port } : {}) };
         mocks = await intr.raceOwned(start(sessionOpts), (m) => m.close());
-        env = mocks.env;
+        env = { ...env, ...mocks.env };
       } else if (!opts.mocks && set.mocks.length > 0) {
         note(`mocks disabled: ${set.mocks.length} recorded mock${set.mocks.length === 1 ? '' : 's'} not served; outgoing calls reach the real upstreams`);
       }
