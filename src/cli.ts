@@ -126,7 +126,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec test\n' +
         '  tlsrec test --test-set test-set-0 --reporter junit --report-dir reports/\n' +
         '  tlsrec test -- node server.js\n' +
-        '  tlsrec test --app-url http://localhost:3000 --no-mocks\n\n' +
+        '  tlsrec test --app-url http://localhost:3000 --no-mocks\n' +
+        '  tlsrec test --detect-noise     # volatile fields (ids, times, nonces) become noise\n' +
+        '  tlsrec test --update           # accept the app\'s new answers into the failing tests\n\n' +
         'Exit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
         '130/143 interrupted.',
     )
@@ -149,6 +151,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     )
     .option('--report-dir <path>', 'where junit/json reports are written (default: <dir>/reports/<run>)')
     .option('--verbose', 'show the app\'s output and details')
+    .option('--detect-noise', 'replay each set twice with a fresh app, write the fields that differ between the runs as noise (tests and mocks), then run')
+    .option('--update', 'write the app\'s answers into the failing tests (status, headers, body), keeping comments and noise')
     .action(async (command: string[], opts: Record<string, unknown>) => {
       const { testCommand } = await import('./replay/test-command.js');
       const result = await testCommand({
@@ -164,6 +168,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         reporters: (opts.reporter as Array<'terminal' | 'junit' | 'json'> | undefined) ?? ['terminal'],
         reportDir: opts.reportDir as string | undefined,
         verbose: Boolean(opts.verbose),
+        detectNoise: opts.detectNoise === true,
+        update: opts.update === true,
       });
       setExit(result.exitCode);
     });

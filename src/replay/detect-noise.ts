@@ -1,0 +1,257 @@
+// `tlsrec test --detect-noise`: replay each selected set twice, each time with a fresh app and a
+// fresh mock session, and call noise what differs between the two runs:
+//   - a test's response headers (those the recording has; per-request ones such as Date are noise
+//     by default already) and JSON body fields, written as Keploy paths without array indices
+//     (body.items.seenAt) into the test's spec.assertions.noise;
+//   - the request body fields of an outgoing call that differ between the runs (a nonce, a time),
+//     written into the mock's own noise (Keploy's `noise: {req: [...]}`) so the matcher finds it.
+//     A call that missed in both runs is compared through the mock the miss report names closest.
+// What is equal in both runs but differs from the recording is a real change, never noise: the
+// run that follows reports it. A test during which a mock missed answers from a 502, so its
+// fields are only judged once its mocks are found: when mock noise was added, the sets with such
+// tests are replayed twice more. Then one normal run against the new noise decides the exit code.
+
+import { isDeepStrictEqual } from 'node:util';
+import { relative } from 'node:path';
+import { YamlFileEditor } from '../format/edit.js';
+import type { Mock, NoiseRule, TestCase, TestSet } from '../format/types.js';
+import { DEFAULT_NOISE_HEADERS, FRAMING_HEADERS, noisePathMatches, normalizeNoisePath, type ActualResponse, type Seg } from './compare.js';
+import type { ReceivedCall } from './mock-session.js';
+import { ignoredBy } from './mocks/matcher.js';
+import { runTests, selectTestSets, type TestOptions, type TestRunResult } from './run-tests.js';
+import { UsageError } from '../errors.js';
+
+/** One noise entry written to a file. */
+export interface AddedNoise {
+  file: string;
+  /** Test name or mock name. */
+  owner: string;
+  kind: 'test' | 'mock';
+  key: string;
+}
+
+export interface DetectNoiseResult extends TestRunResult {
+  added: AddedNoise[];
+  /** Things worth saying that are not noise entries (text bodies that vary, ...). */
+  notes: string[];
+}
+
+/** What one replay of the sets saw. */
+interface Capture {
+  responses: Map<string, ActualResponse | undefined>;
+  /** Test files during which a mock missed. */
+  missed: Set<string>;
+  calls: Map<string, ReceivedCall[]>;
+}
+
+async function capture(opts: TestOptions, sets: TestSet[], names: string[] | undefined): Promise<Capture> {
+  const c: Capture = { responses: new Map(), missed: new Set(), calls: new Map() };
+  const result = await runTests({
+    ...opts,
+    testSetsLoaded: sets,
+    testSets: names,
+    reporters: [],
+    onResponse: (test, _set, response) => c.responses.set(test.file, response),
+    onMockCalls: (set, calls) => c.calls.set(set.dir, calls),
+  });
+  for (const s of result.report.sets) for (const t of s.tests) if (t.mockMisses.length > 0) c.missed.add(t.file);
+  return c;
+}
+
+// ---------------- what differs between two runs (pure) ----------------
+
+/** Paths (with array indices) where two JSON values differ; a path is not descended below a difference. */
+export function differingPaths(a: unknown, b: unknown, segs: Seg[] = [], out: Seg[][] = []): Seg[][] {
+  if (isDeepStrictEqual(a, b)) return out;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) out.push(segs);
+    else for (let i = 0; i < a.length; i++) differingPaths(a[i], b[i], [...segs, i], out);
+    return out;
+  }
+  if (isObj(a) && isObj(b)) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (!Object.hasOwn(a, k) || !Object.hasOwn(b, k)) out.push([...segs, k]);
+      else differingPaths(a[k], b[k], [...segs, k], out);
+    }
+    return out;
+  }
+  out.push(segs);
+  return out;
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Keploy's spelling of a JSON path: "body.items.seenAt" (indices dropped); undefined when a key cannot be written. */
+export function keployBodyKey(segs: readonly Seg[]): string | undefined {
+  let key = 'body';
+  for (const s of segs) {
+    if (typeof s === 'number') continue;
+    if (s === '' || /[.[\]\s]/.test(s)) return undefined;
+    key += `.${s}`;
+  }
+  return key;
+}
+
+function parseJson(b: Buffer): { ok: true; value: unknown } | { ok: false } {
+  if (b.length === 0) return { ok: false };
+  try {
+    return { ok: true, value: JSON.parse(b.toString('utf8')) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function headerValues(headers: ActualResponse['headers'], lower: string): string {
+  return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v.trim()).join('\n');
+}
+
+/** Noise keys for a test from two responses; `notes` gets what cannot be noise. */
+export function testNoiseBetween(test: TestCase, rules: readonly NoiseRule[], a: ActualResponse, b: ActualResponse, notes: string[]): string[] {
+  const keys: string[] = [];
+  const seen = new Set<string>();
+  for (const [name] of test.expected.headers) {
+    const lower = name.toLowerCase();
+    if (seen.has(lower) || FRAMING_HEADERS.includes(lower) || DEFAULT_NOISE_HEADERS.includes(lower)) continue;
+    seen.add(lower);
+    if (rules.some((r) => r.target.type === 'header' && r.target.name.toLowerCase() === lower)) continue;
+    if (headerValues(a.headers, lower) !== headerValues(b.headers, lower)) keys.push(`header.${name}`);
+  }
+  if (a.body.equals(b.body)) return keys;
+  if (rules.some((r) => r.target.type === 'body' && r.target.path.length === 0)) return keys;
+  const ja = parseJson(a.body);
+  const jb = parseJson(b.body);
+  if (!ja.ok || !jb.ok) {
+    notes.push(`${test.name}: the body differs between the two runs but is not JSON: no field can be made noise (add "body: []" by hand to ignore it all)`);
+    return keys;
+  }
+  const bodyRules = rules.filter((r) => r.target.type === 'body').map((r) => normalizeNoisePath((r.target as { path: string[] }).path));
+  for (const segs of differingPaths(ja.value, jb.value)) {
+    if (bodyRules.some((p) => noisePathMatches(p, segs))) continue;
+    const key = keployBodyKey(segs);
+    if (key === undefined) {
+      notes.push(`${test.name}: a field that differs between runs has a name a noise path cannot spell (${JSON.stringify(segs)})`);
+      continue;
+    }
+    if (!keys.includes(key)) keys.push(key);
+  }
+  return keys;
+}
+
+/** The mock a call belongs to: the one that answered, or the closest when only the body differed. */
+function mockOf(call: ReceivedCall): Mock | undefined {
+  return call.mock ?? (call.closest?.stage === 'body' ? call.closest.mock : undefined);
+}
+
+/** Request-body noise for mocks, from the calls of two runs paired per mock in order. */
+export function mockNoiseBetween(a: readonly ReceivedCall[], b: readonly ReceivedCall[]): Map<Mock, string[]> {
+  const byMock = (calls: readonly ReceivedCall[]): Map<Mock, ReceivedCall[]> => {
+    const m = new Map<Mock, ReceivedCall[]>();
+    for (const c of calls) {
+      const mock = mockOf(c);
+      if (!mock) continue;
+      const list = m.get(mock);
+      if (list) list.push(c);
+      else m.set(mock, [c]);
+    }
+    return m;
+  };
+  const ma = byMock(a);
+  const mb = byMock(b);
+  const out = new Map<Mock, string[]>();
+  for (const [mock, callsA] of ma) {
+    const callsB = mb.get(mock) ?? [];
+    const ignore = ignoredBy(mock.noise);
+    const keys: string[] = [];
+    for (let i = 0; i < Math.min(callsA.length, callsB.length); i++) {
+      const ja = parseJson(callsA[i]!.body);
+      const jb = parseJson(callsB[i]!.body);
+      if (!ja.ok || !jb.ok) continue;
+      for (const segs of differingPaths(ja.value, jb.value)) {
+        if (ignore?.(segs, undefined)) continue;
+        const key = keployBodyKey(segs);
+        if (key !== undefined && !keys.includes(key)) keys.push(key);
+      }
+    }
+    if (keys.length > 0) out.set(mock, keys);
+  }
+  return out;
+}
+
+// ---------------- the command ----------------
+
+export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSet[]): Promise<DetectNoiseResult> {
+  if (opts.appUrl) {
+    throw new UsageError('--detect-noise needs to start the app itself (a fresh app for each of its runs)', {
+      stage: 'detect noise',
+      hint: 'drop --app-url and give the command after -- or in tlsrec.yaml',
+    });
+  }
+  const out = opts.out;
+  const say = (s: string): void => void out.write(`${s}\n`);
+  const added: AddedNoise[] = [];
+  const notes: string[] = [];
+  const settled = new Set<string>();
+  let printed = 0;
+  let sets = opts.testSetsLoaded;
+  let names = opts.testSets;
+  for (let round = 1; round <= 2; round++) {
+    const selected = selectTestSets(sets, names);
+    const what = selected.map((s) => s.name).join(', ');
+    say(`detect-noise: replaying ${what} twice, each time with a fresh app${round > 1 ? ' (again, now that the mocks are found)' : ''}`);
+    const a = await capture(opts, sets, names);
+    const b = await capture(opts, sets, names);
+    const editors = new Map<string, YamlFileEditor>();
+    const editor = (file: string): YamlFileEditor => {
+      let e = editors.get(file);
+      if (!e) editors.set(file, (e = YamlFileEditor.open(file)));
+      return e;
+    };
+    const waiting: TestSet[] = [];
+    let mockNoiseAdded = false;
+    for (const set of selected) {
+      for (const test of set.tests) {
+        if (settled.has(test.file)) continue;
+        const ra = a.responses.get(test.file);
+        const rb = b.responses.get(test.file);
+        if (ra === undefined || rb === undefined) continue;
+        if (a.missed.has(test.file) || b.missed.has(test.file)) {
+          if (!waiting.includes(set)) waiting.push(set);
+          continue;
+        }
+        settled.add(test.file);
+        const keys = testNoiseBetween(test, [...test.noise, ...set.noise], ra, rb, notes);
+        if (keys.length === 0) continue;
+        for (const key of editor(test.file).addTestNoise(keys)) added.push({ file: test.file, owner: test.name, kind: 'test', key });
+      }
+      for (const [mock, keys] of mockNoiseBetween(a.calls.get(set.dir) ?? [], b.calls.get(set.dir) ?? [])) {
+        const ed = editor(mock.file);
+        for (const key of ed.addMockNoise(ed.findDocument(mock.line, mock.name), keys)) {
+          added.push({ file: mock.file, owner: mock.name, kind: 'mock', key });
+          mockNoiseAdded = true;
+        }
+      }
+    }
+    for (const e of editors.values()) e.save();
+    for (const n of added.slice(printed)) say(`  noise + ${n.key}  ${relative(process.cwd(), n.file) || n.file} (${n.owner})`);
+    printed = added.length;
+    sets = reload();
+    if (!mockNoiseAdded || waiting.length === 0) {
+      for (const s of waiting) for (const t of s.tests) if (!settled.has(t.file) && (a.missed.has(t.file) || b.missed.has(t.file))) {
+        notes.push(`${t.name}: a mock missed during it in the detection runs, so its fields were not judged (see the run below)`);
+      }
+      break;
+    }
+    names = waiting.map((s) => s.name);
+  }
+  for (const n of notes) say(`  note: ${n}`);
+  const files = new Set(added.map((n) => n.file)).size;
+  say(
+    added.length === 0
+      ? 'detect-noise: nothing differed between the two runs; no noise added'
+      : `detect-noise: added ${added.length} noise entr${added.length === 1 ? 'y' : 'ies'} to ${files} file${files === 1 ? '' : 's'}; now a normal run against it`,
+  );
+  const result = await runTests({ ...opts, testSetsLoaded: sets });
+  return { ...result, added, notes };
+}
