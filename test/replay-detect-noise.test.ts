@@ -79,21 +79,37 @@ describe('mockNoiseBetween', () => {
   };
   const call = (body: unknown, m: Partial<ReceivedCall>): ReceivedCall => ({ method: 'POST', url: 'https://api.test/orders', body: Buffer.from(JSON.stringify(body)), ...m });
 
-  it('pairs the calls of two runs through the closest mock of a body miss', () => {
+  it('gives the volatile fields of a call to the mock it matches once they are ignored', () => {
     const a = [call({ item: 'pen', nonce: 'x', at: 1 }, { closest: { mock, stage: 'body' } })];
     const b = [call({ item: 'pen', nonce: 'y', at: 2 }, { closest: { mock, stage: 'body' } })];
-    expect([...mockNoiseBetween(a, b)]).toEqual([[mock, ['body.nonce', 'body.at']]]);
+    expect([...mockNoiseBetween(a, b, [mock])]).toEqual([[mock, ['body.nonce', 'body.at']]]);
+  });
+
+  it('many similar mocks: each call goes to its own mock, not to the one the miss named closest', () => {
+    const mocks = [0, 1, 2].map((i): Mock => ({ ...mock, name: `mock-${i}`, index: i, request: { ...mock.request, body: json({ item: `item-${i}`, nonce: `r${i}` }) } }));
+    // every miss names mock-0 closest (ties go to the first unused mock)
+    const runA = [0, 1, 2].map((i) => call({ item: `item-${i}`, nonce: `a${i}` }, { closest: { mock: mocks[0]!, stage: 'body' } }));
+    const runB = [0, 1, 2].map((i) => call({ item: `item-${i}`, nonce: `b${i}` }, { closest: { mock: mocks[0]!, stage: 'body' } }));
+    const found = mockNoiseBetween(runA, runB, mocks);
+    expect([...found.keys()].map((m) => m.name)).toEqual(['mock-0', 'mock-1', 'mock-2']);
+    expect([...found.values()]).toEqual([['body.nonce'], ['body.nonce'], ['body.nonce']]);
+  });
+
+  it('a real change besides the nonce: the nonce still goes to the closest mock, the change stays a miss', () => {
+    const a = [call({ item: 'cup', nonce: 'x' }, { closest: { mock, stage: 'body' } })];
+    const b = [call({ item: 'cup', nonce: 'y' }, { closest: { mock, stage: 'body' } })];
+    expect([...mockNoiseBetween(a, b, [mock])]).toEqual([[mock, ['body.nonce']]]);
   });
 
   it('ignores misses at other stages, equal bodies and paths the mock already ignores', () => {
     const pathMiss = [call({ nonce: 'x' }, { closest: { mock, stage: 'path' } })];
-    expect(mockNoiseBetween(pathMiss, [call({ nonce: 'y' }, { closest: { mock, stage: 'path' } })]).size).toBe(0);
+    expect(mockNoiseBetween(pathMiss, [call({ nonce: 'y' }, { closest: { mock, stage: 'path' } })], [{ ...mock, request: { ...mock.request, path: '/other' } }]).size).toBe(0);
     const same = [call({ item: 'pen', nonce: 'x' }, { closest: { mock, stage: 'body' } })];
-    expect(mockNoiseBetween(same, same).size).toBe(0);
-    const withNoise: Mock = { ...mock, noise: parseMockNoise({ req: ['body.nonce'] }).noise! };
-    const a = [call({ item: 'pen', nonce: 'x' }, { mock: withNoise })];
-    const b = [call({ item: 'pen', nonce: 'y' }, { mock: withNoise })];
-    expect(mockNoiseBetween(a, b).size).toBe(0);
+    expect(mockNoiseBetween(same, same, [mock]).size).toBe(0);
+    const noisy: Mock = { ...mock, noise: parseMockNoise({ req: ['body.nonce'] }).noise! };
+    const a = [call({ item: 'pen', nonce: 'x' }, { mock: noisy })];
+    const b = [call({ item: 'pen', nonce: 'y' }, { mock: noisy })];
+    expect(mockNoiseBetween(a, b, [noisy]).size).toBe(0);
   });
 });
 

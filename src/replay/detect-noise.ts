@@ -17,7 +17,8 @@ import { YamlFileEditor } from '../format/edit.js';
 import type { Mock, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { DEFAULT_NOISE_HEADERS, FRAMING_HEADERS, noisePathMatches, normalizeNoisePath, type ActualResponse, type Seg } from './compare.js';
 import type { ReceivedCall } from './mock-session.js';
-import { ignoredBy } from './mocks/matcher.js';
+import { ignoredBy, matchStages, splitTarget, type IncomingCall } from './mocks/matcher.js';
+import { parseMockNoise, parseNoiseKey } from '../format/noise.js';
 import { runTests, selectTestSets, type TestOptions, type TestRunResult } from './run-tests.js';
 import { UsageError } from '../errors.js';
 
@@ -139,42 +140,70 @@ export function testNoiseBetween(test: TestCase, rules: readonly NoiseRule[], a:
   return keys;
 }
 
-/** The mock a call belongs to: the one that answered, or the closest when only the body differed. */
-function mockOf(call: ReceivedCall): Mock | undefined {
-  return call.mock ?? (call.closest?.stage === 'body' ? call.closest.mock : undefined);
+/** The same call in two runs: the k-th call with this method and URL in each. */
+function pairCalls(a: readonly ReceivedCall[], b: readonly ReceivedCall[]): Array<[ReceivedCall, ReceivedCall]> {
+  const groups = new Map<string, ReceivedCall[]>();
+  for (const c of b) {
+    const k = `${c.method} ${c.url}`;
+    const list = groups.get(k);
+    if (list) list.push(c);
+    else groups.set(k, [c]);
+  }
+  const pairs: Array<[ReceivedCall, ReceivedCall]> = [];
+  for (const c of a) {
+    const other = groups.get(`${c.method} ${c.url}`)?.shift();
+    if (other) pairs.push([c, other]);
+  }
+  return pairs;
 }
 
-/** Request-body noise for mocks, from the calls of two runs paired per mock in order. */
-export function mockNoiseBetween(a: readonly ReceivedCall[], b: readonly ReceivedCall[]): Map<Mock, string[]> {
-  const byMock = (calls: readonly ReceivedCall[]): Map<Mock, ReceivedCall[]> => {
-    const m = new Map<Mock, ReceivedCall[]>();
-    for (const c of calls) {
-      const mock = mockOf(c);
-      if (!mock) continue;
-      const list = m.get(mock);
-      if (list) list.push(c);
-      else m.set(mock, [c]);
-    }
-    return m;
+/** `mock` with `keys` added to its request noise. */
+function withNoise(mock: Mock, keys: readonly string[]): Mock {
+  const extra = parseMockNoise({ req: [...keys] }).noise;
+  if (!extra) return mock;
+  const old = mock.noise;
+  return {
+    ...mock,
+    noise: { bodyPaths: [...(old?.bodyPaths ?? []), ...extra.bodyPaths], values: old?.values ?? [], keys: [...(old?.keys ?? []), ...extra.keys] },
   };
-  const ma = byMock(a);
-  const mb = byMock(b);
+}
+
+/**
+ * Request-body noise for mocks. Each call of run a is paired with the same call of run b; the
+ * body fields that differ between them are volatile. The mock they belong to is the one the call
+ * matches once those fields are ignored (the first such mock not yet claimed, in recorded order,
+ * as the matcher would answer); failing that, the mock that answered, or the closest one when
+ * only the body differed (the miss then names the field that really changed).
+ */
+export function mockNoiseBetween(a: readonly ReceivedCall[], b: readonly ReceivedCall[], mocks: readonly Mock[]): Map<Mock, string[]> {
   const out = new Map<Mock, string[]>();
-  for (const [mock, callsA] of ma) {
-    const callsB = mb.get(mock) ?? [];
-    const ignore = ignoredBy(mock.noise);
+  const claimed = new Set<Mock>();
+  for (const [ca, cb] of pairCalls(a, b)) {
+    const ja = parseJson(ca.body);
+    const jb = parseJson(cb.body);
+    if (!ja.ok || !jb.ok) continue;
     const keys: string[] = [];
-    for (let i = 0; i < Math.min(callsA.length, callsB.length); i++) {
-      const ja = parseJson(callsA[i]!.body);
-      const jb = parseJson(callsB[i]!.body);
-      if (!ja.ok || !jb.ok) continue;
-      for (const segs of differingPaths(ja.value, jb.value)) {
-        if (ignore?.(segs, undefined)) continue;
-        const key = keployBodyKey(segs);
-        if (key !== undefined && !keys.includes(key)) keys.push(key);
-      }
+    for (const segs of differingPaths(ja.value, jb.value)) {
+      const key = keployBodyKey(segs);
+      if (key !== undefined && !keys.includes(key)) keys.push(key);
     }
-    if (keys.length > 0) out.set(mock, keys);
+    if (keys.length === 0) continue;
+    const split = splitTarget(new URL(ca.url).pathname + new URL(ca.url).search);
+    const u = new URL(ca.url);
+    const call: IncomingCall = { method: ca.method, scheme: u.protocol === 'https:' ? 'https' : 'http', host: u.host, path: split.path, query: split.query, headers: [], body: ca.body };
+    const fits = mocks.filter((m) => !matchStages(withNoise(m, [...(out.get(m) ?? []), ...keys]), call).failure);
+    const mock = fits.find((m) => !claimed.has(m)) ?? fits.at(-1) ?? ca.mock ?? (ca.closest?.stage === 'body' ? ca.closest.mock : undefined);
+    if (!mock) continue;
+    claimed.add(mock);
+    const ignore = ignoredBy(mock.noise);
+    const fresh = keys.filter((k) => {
+      const t = parseNoiseKey(k);
+      return !(t.ok && t.target.type === 'body' && ignore?.(t.target.path, undefined));
+    });
+    if (fresh.length === 0) continue;
+    const list = out.get(mock) ?? [];
+    for (const k of fresh) if (!list.includes(k)) list.push(k);
+    out.set(mock, list);
   }
   return out;
 }
@@ -225,7 +254,7 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
         if (keys.length === 0) continue;
         for (const key of editor(test.file).addTestNoise(keys)) added.push({ file: test.file, owner: test.name, kind: 'test', key });
       }
-      for (const [mock, keys] of mockNoiseBetween(a.calls.get(set.dir) ?? [], b.calls.get(set.dir) ?? [])) {
+      for (const [mock, keys] of mockNoiseBetween(a.calls.get(set.dir) ?? [], b.calls.get(set.dir) ?? [], set.mocks)) {
         const ed = editor(mock.file);
         for (const key of ed.addMockNoise(ed.findDocument(mock.line, mock.name), keys)) {
           added.push({ file: mock.file, owner: mock.name, kind: 'mock', key });
