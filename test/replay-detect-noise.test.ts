@@ -140,5 +140,8 @@ describe('plannedUpdate', () => {
     expect(JSON.stringify(plan)).not.toContain('real-secret');
     const custom = plannedUpdate(report([{ kind: 'header', path: 'x-internal', expected: 'a', actual: 'b', message: '' }]), { status: 200, headers: [['x-internal', 'b']], body: Buffer.alloc(0) }, ['X-Internal']);
     expect(custom.change.setHeaders).toEqual([['x-internal', '[REDACTED]']]);
+    // redacted in the file (recorded with --redact) stays redacted even when no setting names it now
+    const inFile = plannedUpdate(report([{ kind: 'header', path: 'x-session', expected: '[REDACTED]', actual: 'abc', message: '' }]), { status: 200, headers: [['x-session', 'abc']], body: Buffer.alloc(0) }, [], [['X-Session', '[REDACTED]']]);
+    expect(inFile.change.setHeaders).toEqual([['x-session', '[REDACTED]']]);
   });
 });

@@ -33,7 +33,10 @@ export function plannedUpdate(
   report: TestReport,
   response: ActualResponse,
   redactHeaders: readonly string[],
+  expectedHeaders: HeaderList = [],
 ): { change: NewResponse; noise: string[]; detail: string[] } {
+  // A header the file holds redacted stays redacted, whatever the redaction settings are now.
+  const wasRedacted = new Set(expectedHeaders.filter(([, v]) => v === REDACTED).map(([n]) => n.toLowerCase()));
   const change: NewResponse = {};
   const noise: string[] = [];
   const detail: string[] = [];
@@ -58,7 +61,7 @@ export function plannedUpdate(
         continue;
       }
       for (const [n, v] of values) {
-        if (isSecretHeader(n, redactHeaders)) {
+        if (isSecretHeader(n, redactHeaders) || wasRedacted.has(n.toLowerCase())) {
           set.push([n, REDACTED]);
           if (!noise.includes(`header.${n}`)) noise.push(`header.${n}`);
         } else set.push([n, v]);
@@ -101,7 +104,7 @@ export async function updateAndTest(opts: TestOptions): Promise<UpdateResult> {
         outcomes.push({ test: tr.name, file: tr.file, updated: false, detail: ['the app gave no response'] });
         continue;
       }
-      const plan = plannedUpdate(tr, response, opts.config.redactHeaders);
+      const plan = plannedUpdate(tr, response, opts.config.redactHeaders, tests.get(tr.file)!.expected.headers);
       const editor = YamlFileEditor.open(tr.file);
       editor.replaceResponse(plan.change);
       if (plan.noise.length > 0) editor.addTestNoise(plan.noise);
