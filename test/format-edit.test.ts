@@ -122,6 +122,33 @@ describe('YamlFileEditor', () => {
     expect(Object.keys(v.spec.resp.header)[0]).toBe('Content-Type');
   });
 
+  it('replaced bodies read back exactly, whatever they hold (JSON, odd text, binary, empty), at 2 and 4 spaces', () => {
+    const bodies: Array<[string, Buffer]> = [
+      ['application/json', Buffer.from('{"big":12345678901234567890,"s":"a\\nb \\u00e9","arr":[1,{"x":[]}],"e":{}}')],
+      ['text/plain', Buffer.from('line one  \r\nline two\n\n  indented\n')],
+      ['text/plain', Buffer.from('   leading blanks and no final newline')],
+      ['application/octet-stream', Buffer.from([0, 1, 2, 250, 251, 252, 253, 254, 255])],
+      ['text/plain', Buffer.from('\u2028 separators \u0085 and a tab\t')],
+      ['application/json', Buffer.alloc(0)],
+    ];
+    const keploy = readFileSync('keploy-tests/test-set-0/tests/test-1.yaml', 'utf8');
+    for (const source of [tlsrecTestFile(), keploy]) {
+      for (const [contentType, bytes] of bodies) {
+        const root = tmp();
+        const file = join(root, 's', 'tests', 'test-1.yaml');
+        cpSync('keploy-tests/test-set-0/tests', join(root, 's', 'tests'), { recursive: true });
+        writeFileSync(file, source);
+        const ed = YamlFileEditor.open(file);
+        ed.replaceResponse({ setHeaders: [['Content-Type', contentType]], body: { bytes, contentType } });
+        ed.save();
+        const t = loadTestSets(root)[0]!.tests.find((x) => x.file === file)!;
+        // JSON is stored pretty and read back minified: the input here is minified already
+        const want = bytes;
+        expect(t.expected.body.bytes.equals(want), `${contentType} ${JSON.stringify(bytes.toString('latin1'))} in ${source === keploy ? 'keploy' : 'tlsrec'} file`).toBe(true);
+      }
+    }
+  });
+
   it('a file nobody edited is not written, an edited one loads with the reader', () => {
     const root = tmp();
     cpSync('keploy-tests/test-set-0', join(root, 'set'), { recursive: true });

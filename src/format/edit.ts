@@ -7,7 +7,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { basename, dirname, join } from 'node:path';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, YAMLMap, YAMLSeq, type Document, type Pair } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, Scalar, YAMLMap, YAMLSeq, type Document, type Pair } from 'yaml';
 import { OutputError, causeText } from '../errors.js';
 import type { HeaderList } from '../model/exchange.js';
 import { encodeBody } from './body.js';
@@ -33,6 +33,8 @@ export class YamlFileEditor {
   private readonly lineCounter = new LineCounter();
   private readonly changed = new Set<number>();
   private readonly indent: number;
+  /** Body scalars set by replaceResponse, checked by reading the text back (see documentText). */
+  private readonly bodies = new Map<number, Scalar<string>>();
 
   constructor(file: string, text: string) {
     this.file = file;
@@ -188,6 +190,7 @@ export class YamlFileEditor {
       const stored = encodeBody(change.body.bytes, change.body.contentType);
       const node = new Scalar(stored.body);
       node.type = stored.body === '' ? Scalar.QUOTE_DOUBLE : bodyScalarType(stored.body);
+      this.bodies.set(di, node);
       if (resp.has('body')) replaceValue(resp, 'body', node);
       else insertPair(resp, doc.createPair('body', node), ['header', 'status_code']);
       if (stored.body_encoding) {
@@ -210,12 +213,29 @@ export class YamlFileEditor {
         out += this.text.slice(start, end);
         continue;
       }
-      let text = this.docs[i]!.toString({ indent: this.indent, lineWidth: 0, minContentWidth: 0 });
+      let text = this.documentText(i);
       // The library writes `---` for every document after the first; the original slice starts at it.
       if (i > 0 && !this.text.slice(start, end).startsWith('---') && text.startsWith('---\n')) text = text.slice(4);
       out += text;
     }
     return out;
+  }
+
+  /**
+   * One edited document as text. A body block scalar that needs an indentation indicator (text
+   * starting with blanks) comes out wrong from the library at indentations other than 2, so the
+   * body is read back and, if it differs, written double-quoted (always exact).
+   */
+  private documentText(i: number): string {
+    const doc = this.docs[i]!;
+    const opts = { indent: this.indent, lineWidth: 0, minContentWidth: 0 };
+    const text = doc.toString(opts);
+    const body = this.bodies.get(i);
+    if (!body || body.type === Scalar.QUOTE_DOUBLE) return text;
+    const back = (parseDocument(text).toJS() as { spec?: { resp?: { body?: unknown } } } | null)?.spec?.resp?.body;
+    if (back === body.value) return text;
+    body.type = Scalar.QUOTE_DOUBLE;
+    return doc.toString(opts);
   }
 
   /** Writes the file (temp file + fsync + rename) when something changed. Returns whether it wrote. */
