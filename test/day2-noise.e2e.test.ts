@@ -16,6 +16,20 @@ import { fixtureCa, freePort, repoRoot, run, start, startUpstream, stopAll, tlsr
 const ebpf = needsEbpf();
 const volatileApp = join(repoRoot, 'fixtures', 'volatile-app', 'server.mjs');
 
+/** Fixture app processes of this checkout still running (other checkouts may run their own). */
+function appsLeft(): string[] {
+  const left: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(volatileApp)) left.push(`${pid}: ${cmd}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return left;
+}
+
 describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', () => {
   let work: string;
   let appEnv: NodeJS.ProcessEnv;
@@ -142,6 +156,7 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     const after = await tlsrecTest(dir, [], { FIXTURE_VARIANT: 'changed' });
     expect(after.output).toMatch(/^2 passed, 0 failed/m);
     expect(after.code).toBe(0);
+    expect(appsLeft()).toEqual([]);
   });
 
   it('--update does not update a test whose answer came from a mock miss, says why and exits 1', async () => {

@@ -223,6 +223,13 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
   const notes: string[] = [];
   const settled = new Set<string>();
   let printed = 0;
+  // Re-read after each edit, keeping exactly the sets and tests the caller selected.
+  const selectedFiles = new Set(opts.testSetsLoaded.flatMap((s) => s.tests.map((t) => t.file)));
+  const selectedDirs = new Set(opts.testSetsLoaded.map((s) => s.dir));
+  const reread = (): TestSet[] =>
+    reload()
+      .filter((s) => selectedDirs.has(s.dir))
+      .map((s) => ({ ...s, tests: s.tests.filter((t) => selectedFiles.has(t.file)) }));
   let sets = opts.testSetsLoaded;
   let names = opts.testSets;
   for (let round = 1; round <= 2; round++) {
@@ -265,7 +272,7 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
     for (const e of editors.values()) e.save();
     for (const n of added.slice(printed)) say(`  noise + ${n.key}  ${relative(process.cwd(), n.file) || n.file} (${n.owner})`);
     printed = added.length;
-    sets = reload();
+    sets = reread();
     if (!mockNoiseAdded || waiting.length === 0) {
       for (const s of waiting) for (const t of s.tests) if (!settled.has(t.file) && (a.missed.has(t.file) || b.missed.has(t.file))) {
         notes.push(`${t.name}: a mock missed during it in the detection runs, so its fields were not judged (see the run below)`);
