@@ -62,6 +62,14 @@ describe('testNoiseBetween', () => {
     expect(testNoiseBetween(testCase(recorded, headers), rules, a, b, [])).toEqual(['body.id']);
   });
 
+  it('a status that differs between runs is a flaky answer: nothing is learnt from it', () => {
+    const notes: string[] = [];
+    const a = resp({ id: 'a' });
+    const b = { ...resp({ error: 'boom' }), status: 500 };
+    expect(testNoiseBetween(testCase(recorded, headers), [], a, b, notes)).toEqual([]);
+    expect(notes[0]).toMatch(/status differs between the two runs \(200, 500\)/);
+  });
+
   it('a text body that differs is not made noise; a note says so', () => {
     const notes: string[] = [];
     expect(testNoiseBetween(testCase(recorded, []), [], resp('one'), resp('two'), notes)).toEqual([]);
