@@ -172,6 +172,43 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     expect(res.output).toContain('update: 1 test updated, 1 not updated');
   });
 
+  it("Keploy's own files (4 spaces, one-line bodies): --detect-noise changes no byte, --update only the changed bodies", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tlsrec-day2-keploy-'));
+    copies.push(dir);
+    cpSync(join(repoRoot, 'keploy-tests'), join(dir, 'kt'), { recursive: true });
+    const port = await freePort();
+    const keploy = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      run('node', [tlsrecBin, 'test', ...args, '--dir', 'kt', '--app-port', String(port), '--', 'node', join(repoRoot, 'fixtures', 'app', 'server.mjs')], {
+        cwd: dir,
+        env: { NO_COLOR: '1', PORT: String(port), UPSTREAM_URL: 'https://127.0.0.2:8443', ...env },
+      });
+    const files = (root: string) =>
+      ['test-set-0/mocks.yaml', 'test-set-0/tests/test-1.yaml', 'test-set-0/tests/test-2.yaml', 'test-set-1/mocks.yaml', 'test-set-1/tests/test-1.yaml', 'test-set-1/tests/test-2.yaml', 'test-set-1/tests/test-3.yaml'].map((f) =>
+        readFileSync(join(root, f), 'utf8'),
+      );
+    const original = files(join(repoRoot, 'keploy-tests'));
+
+    const detect = await keploy(['--detect-noise']);
+    expect(detect.output).toContain('no noise added');
+    expect(detect.output).toMatch(/^5 passed, 0 failed/m);
+    expect(detect.code).toBe(0);
+    expect(files(join(dir, 'kt'))).toEqual(original);
+
+    const upd = await keploy(['--update'], { FIXTURE_VARIANT: 'changed' });
+    expect(upd.code).toBe(0);
+    expect(upd.output).toContain('update: 2 tests updated');
+    const after = files(join(dir, 'kt'));
+    after.forEach((text, i) => {
+      if (text === original[i]) return;
+      // the one-line body became the writer's block scalar, at the file's own 4-space indentation
+      expect(text).toMatch(/\n {8}body: \|-?\n {12}\{\n {14}"symbol": "\w+",\n {14}"price": [\d.]+,\n {14}"note": "changed"\n {12}\}\n/);
+      expect(text.replace(/ {8}body: \|-?\n(?: {12}.*\n)+/, '')).toBe(original[i]!.replace(/ {8}body: '\{"symbol".*\n/, ''));
+    });
+    expect(after.filter((t, i) => t !== original[i])).toHaveLength(2);
+    const again = await keploy([], { FIXTURE_VARIANT: 'changed' });
+    expect(again.output).toMatch(/^5 passed, 0 failed/m);
+  });
+
   it('--detect-noise with --update, or with --app-url, is a usage error (exit 2)', async () => {
     const dir = copyOfRecording();
     let res = await tlsrecTest(dir, ['--detect-noise', '--update']);
