@@ -237,6 +237,7 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
       .map((s) => ({ ...s, tests: s.tests.filter((t) => selectedFiles.has(t.file)) }));
   let sets = opts.testSetsLoaded;
   let names = opts.testSets;
+  let unjudged: string[] = [];
   for (let round = 1; round <= 2; round++) {
     const selected = selectTestSets(sets, names);
     const what = selected.map((s) => s.name).join(', ');
@@ -278,14 +279,11 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
     for (const n of added.slice(printed)) say(`  noise + ${n.key}  ${relative(process.cwd(), n.file) || n.file} (${n.owner})`);
     printed = added.length;
     sets = reread();
-    if (!mockNoiseAdded || waiting.length === 0) {
-      for (const s of waiting) for (const t of s.tests) if (!settled.has(t.file) && (a.missed.has(t.file) || b.missed.has(t.file))) {
-        notes.push(`${t.name}: a mock missed during it in the detection runs, so its fields were not judged (see the run below)`);
-      }
-      break;
-    }
+    unjudged = waiting.flatMap((s) => s.tests.filter((t) => !settled.has(t.file)).map((t) => t.name));
+    if (!mockNoiseAdded || waiting.length === 0) break;
     names = waiting.map((s) => s.name);
   }
+  for (const name of unjudged) notes.push(`${name}: a mock missed during it in the detection runs, so its fields were not judged (see the run below)`);
   for (const n of notes) say(`  note: ${n}`);
   const files = new Set(added.map((n) => n.file)).size;
   say(
