@@ -9,12 +9,12 @@
 //   plain-noised  tlsrec test                 on the copy detect left behind (passes)
 // and reports wall time per test (tlsrec spawn to exit) and the ratios detect / plain, as medians.
 //
-//   sudo node bench/detect-noise.mjs [--pairs 25] [--rounds 3]
+//   sudo node bench/detect-noise.mjs [--pairs 25] [--rounds 5]
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { NODE, TLSREC, ROOT, run, stop, waitOutput, waitPort, port, tmp, median, shuffle, table, fmt, machine, saveJson, args, tlsrecBroken } from './lib.mjs';
 
-const o = args({ pairs: 25, rounds: 3 });
+const o = args({ pairs: 25, rounds: 5 });
 const ca = join(ROOT, 'fixtures', 'certs', 'ca.pem');
 const app = join(ROOT, 'fixtures', 'volatile-app', 'server.mjs');
 
