@@ -178,6 +178,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec test --test-set test-set-0 --reporter junit --report-dir reports/\n' +
         '  tlsrec test -- node server.js\n' +
         '  tlsrec test --app-url http://localhost:3000 --no-mocks\n' +
+        '  tlsrec test --detect-noise     # volatile fields (ids, times, nonces) become noise\n' +
+        '  tlsrec test --update           # accept the app\'s new answers into the failing tests\n' +
         SELECTION_EXAMPLES +
         '\ntlsrec.yaml `env:` (see record --env) is set in the app\'s environment; a variable already set\n' +
         'where tlsrec runs wins (PORT=4000 tlsrec test overrides env: {PORT: "3000"} for one run).\n' +
@@ -207,6 +209,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--shard <k/n>', 'run the k-th of n disjoint parts of the selected tests (CI fan-out)').argParser(shardOption))
     .option('--report-dir <path>', 'where junit/json reports are written (default: <dir>/reports/<run>)')
     .option('--verbose', 'show the app\'s output and details')
+    .option('--detect-noise', 'replay each set twice with a fresh app, write the fields that differ between the runs as noise (tests and mocks), then run')
+    .option('--update', 'write the app\'s answers into the failing tests (status, headers, body), keeping comments and noise')
     .action(async (command: string[], opts: Record<string, unknown>) => {
       const { testCommand } = await import('./replay/test-command.js');
       const result = await testCommand({
@@ -222,6 +226,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         reporters: (opts.reporter as Array<'terminal' | 'junit' | 'json' | 'github'> | undefined) ?? ['terminal'],
         reportDir: opts.reportDir as string | undefined,
         verbose: Boolean(opts.verbose),
+        detectNoise: opts.detectNoise === true,
+        update: opts.update === true,
         ...selectionOptions(opts),
       });
       setExit(result.exitCode);

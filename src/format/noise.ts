@@ -7,7 +7,7 @@
 //   status  (status_code)  the status code
 // Value: [] (or nothing) = always ignore; [regex, ...] = ignore when one regex matches the actual value.
 
-import type { NoiseRule } from './types.js';
+import type { MockNoise, NoiseRule } from './types.js';
 
 export type NoiseTarget = NoiseRule['target'];
 
@@ -111,4 +111,41 @@ function ruleId(r: NoiseRule): string {
   if (t.type === 'header') return 'header.' + t.name;
   if (t.type === 'body') return 'body.' + t.path.join('.');
   return 'status';
+}
+
+export interface MockNoiseProblem {
+  /** Where in the document: ["noise", "req", 2]. */
+  at: Array<string | number>;
+  message: string;
+}
+
+/**
+ * A mock document's `noise:` (Keploy's shape: `{req: [paths], value: [regexes]}`, or a bare list of
+ * value regexes) -> MockNoise. Header paths are accepted and have no effect (the matcher does not
+ * compare headers); anything else but body paths is a problem.
+ */
+export function parseMockNoise(value: unknown): { noise: MockNoise | undefined; problems: MockNoiseProblem[] } {
+  const problems: MockNoiseProblem[] = [];
+  if (value === null || value === undefined) return { noise: undefined, problems };
+  const obj = Array.isArray(value) ? { value } : (value as { req?: unknown; value?: unknown });
+  const req = Array.isArray(obj.req) ? obj.req.map(String) : [];
+  const values = Array.isArray(obj.value) ? obj.value.map(String) : [];
+  const noise: MockNoise = { bodyPaths: [], values: [], keys: [] };
+  req.forEach((key, i) => {
+    const t = parseNoiseKey(key);
+    if (!t.ok) problems.push({ at: ['noise', 'req', i], message: t.message.replace(/^(unknown )?noise key/, 'mock noise key') });
+    else if (t.target.type === 'body') {
+      noise.bodyPaths.push(t.target.path);
+      noise.keys.push(key);
+    } else if (t.target.type === 'status') {
+      problems.push({ at: ['noise', 'req', i], message: `mock noise key "${key}": a mock's noise names request fields ("body.<path>"), not the status` });
+    }
+  });
+  values.forEach((p, i) => {
+    const r = compileNoisePattern(`noise.value[${i}]`, p);
+    if (r.ok) noise.values.push(r.regex);
+    else problems.push({ at: Array.isArray(value) ? ['noise', i] : ['noise', 'value', i], message: r.message });
+  });
+  const empty = noise.bodyPaths.length === 0 && noise.values.length === 0;
+  return { noise: empty ? undefined : noise, problems };
 }

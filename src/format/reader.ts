@@ -10,7 +10,7 @@ import { InputFileError } from '../errors.js';
 import type { HeaderList } from '../model/exchange.js';
 import { decodeBody, isValidBase64 } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
-import { mergeNoise, parseNoise } from './noise.js';
+import { mergeNoise, parseMockNoise, parseNoise } from './noise.js';
 import { configSchema, mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
 import {
@@ -425,6 +425,9 @@ function loadMocksFile(file: string, c: Collector, warnings: string[]): Mock[] {
         body: respBody,
       },
     };
+    const noise = parseMockNoise(v.noise);
+    for (const p of noise.problems) report(p.at, p.message);
+    if (noise.noise) mock.noise = noise.noise;
     if (c.problems.length === before) mocks.push(mock);
   }
   for (const [kind, n] of skipped) {

@@ -303,7 +303,7 @@ function isPlainBlockText(text: string): boolean {
 }
 
 /** A block literal when it reads back identically, otherwise a double-quoted string (always exact). */
-function bodyScalarType(text: string): Scalar.Type {
+export function bodyScalarType(text: string): Scalar.Type {
   // The common case needs no round trip; the probe below writes and re-parses the whole body.
   if (isPlainBlockText(text)) return Scalar.BLOCK_LITERAL;
   const probe = new Document({ b: text });

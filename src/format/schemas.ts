@@ -129,6 +129,19 @@ export const mockSchema: JsonSchema = {
     kind: { type: 'string', description: 'Http (other Keploy kinds are skipped by tlsrec)' },
     name: { type: 'string' },
     spec: { type: 'object' },
+    noise: {
+      description:
+        'Keploy mock noise. req: request-body paths the matcher ignores ("body.nonce", "body.items.at"); ' +
+        'value: regular expressions, a recorded value one matches is not compared. A bare list is value.',
+      oneOf: [
+        {
+          type: 'object',
+          properties: { req: { type: ['array', 'null'], items: { type: 'string' } }, value: { type: ['array', 'null'], items: { type: 'string' } } },
+        },
+        { type: 'array', items: { type: 'string' } },
+        { type: 'null' },
+      ],
+    },
     connectionId: { type: scalar },
   },
   if: { properties: { kind: { const: 'Http' } } },

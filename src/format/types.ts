@@ -69,7 +69,14 @@ export interface MockDoc {
     reqTimestampMock?: string;
     resTimestampMock?: string;
   };
+  /** Keploy's mock noise: `req` request-body paths ignored when matching ("body.nonce"); `value` regexes (a legacy bare list is `value`). */
+  noise?: MockNoiseDoc | string[];
   connectionId?: string;
+}
+
+export interface MockNoiseDoc {
+  req?: string[];
+  value?: string[];
 }
 
 /** tlsrec.yaml */
@@ -136,6 +143,16 @@ export interface TestCase {
   noise: NoiseRule[];
 }
 
+/** What a mock's noise makes the matcher ignore in the app's request. */
+export interface MockNoise {
+  /** Request body paths ("body.nonce" -> ["nonce"], "body" -> []); array indices as in NoiseRule. */
+  bodyPaths: string[][];
+  /** Keploy's `noise.value`: a recorded body value one of these matches is not compared. */
+  values: RegExp[];
+  /** The `noise.req` entries as written, for messages. */
+  keys: string[];
+}
+
 export interface Mock {
   file: string;
   /** 1-based line where the mock's document starts in `file`. */
@@ -165,6 +182,8 @@ export interface Mock {
     /** Decoded body; the mock server re-applies Content-Encoding from `headers` when it answers. */
     body: BodyValue;
   };
+  /** Parts of the request the matcher ignores (the document's `noise:`). */
+  noise?: MockNoise;
 }
 
 export interface TestSet {

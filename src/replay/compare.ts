@@ -126,30 +126,24 @@ export function normalizeNoisePath(path: readonly string[]): string[] {
   return out;
 }
 
-type Seg = string | number;
+export type Seg = string | number;
 
 /**
- * A rule matches with the array indices spelled ("items.[].seenAt", "items.0.seenAt") or, as
- * Keploy writes noise, without them ("items.seenAt" covers every element's seenAt).
+ * A rule path matches a JSON path segment by segment; an array index in the JSON path matches
+ * "[]", "*" or its number, or is skipped when the rule names no index there (Keploy writes array
+ * fields without indices: body.items.seenAt covers $.items[3].seenAt).
  */
-function noisePathMatches(rulePath: readonly string[], path: readonly Seg[]): boolean {
-  if (segmentsMatch(rulePath, path)) return true;
-  return path.some((p) => typeof p === 'number') && segmentsMatch(rulePath, path.filter((p) => typeof p !== 'number'));
-}
-
-function segmentsMatch(rulePath: readonly string[], path: readonly Seg[]): boolean {
-  if (rulePath.length !== path.length) return false;
-  for (let i = 0; i < path.length; i++) {
-    const r = rulePath[i]!;
-    const p = path[i]!;
-    if (typeof p === 'number') {
-      if (r !== '[]' && r !== '*' && r !== String(p)) return false;
-    } else if (r !== '*' && r.toLowerCase() !== p.toLowerCase()) {
-      // Keploy lower-cases noise keys, so body keys match case-insensitively.
-      return false;
-    }
+export function noisePathMatches(rulePath: readonly string[], path: readonly Seg[], ri = 0, pi = 0): boolean {
+  if (pi === path.length) return ri === rulePath.length;
+  const p = path[pi]!;
+  const r = rulePath[ri];
+  if (typeof p === 'number') {
+    if (r !== undefined && (r === '[]' || r === '*' || r === String(p)) && noisePathMatches(rulePath, path, ri + 1, pi + 1)) return true;
+    return noisePathMatches(rulePath, path, ri, pi + 1);
   }
-  return true;
+  // Keploy lower-cases noise keys, so body keys match case-insensitively.
+  if (r === undefined || (r !== '*' && r.toLowerCase() !== p.toLowerCase())) return false;
+  return noisePathMatches(rulePath, path, ri + 1, pi + 1);
 }
 
 interface BodyRule {

@@ -3,7 +3,7 @@
 
 import type { MockSession, MockSessionOptions } from './mocks/index.js';
 
-export type { MockMiss, MockReport } from './mocks/index.js';
+export type { MockMiss, MockReport, ReceivedCall } from './mocks/index.js';
 export type { MockSession, MockSessionOptions };
 
 export type StartMockSession = (opts: MockSessionOptions) => Promise<MockSession>;

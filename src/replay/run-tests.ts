@@ -20,8 +20,8 @@ import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { Cgroup } from '../native/cgroup.js';
 import { startApp, type RunningApp } from './app.js';
 import { configEnvForApp } from './app-env.js';
-import { compareResponse } from './compare.js';
-import { loadMockSessionStarter, type MockMiss, type MockSession, type StartMockSession } from './mock-session.js';
+import { compareResponse, type ActualResponse } from './compare.js';
+import { loadMockSessionStarter, type MockMiss, type MockSession, type ReceivedCall, type StartMockSession } from './mock-session.js';
 import {
   TerminalReporter,
   countRun,
@@ -69,6 +69,10 @@ export interface TestOptions {
   selection?: TestSelection;
   /** For --reporter github: the repository root annotations are relative to, and $GITHUB_STEP_SUMMARY. */
   github?: { workspace?: string; stepSummaryFile?: string };
+  /** Sees each test's response as the app answered (undefined: none) — for --detect-noise and --update. */
+  onResponse?: (test: TestCase, set: TestSet, response: ActualResponse | undefined) => void;
+  /** Sees every outgoing call the mock server received during a set, once the set has run. */
+  onMockCalls?: (set: TestSet, calls: ReceivedCall[]) => void;
 }
 
 export interface TestRunResult {
@@ -321,7 +325,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       if (appDied) {
         tr = failedTest(test, 'request', `${test.name}: not run: the app is no longer running`);
       } else {
-        tr = await intr.race(runOne(test, set, sender, opts.config));
+        tr = await intr.race(runOne(test, set, sender, opts.config, opts.onResponse));
         // A connection reset usually means the app died; its exit event may trail the error a little.
         const noResponse = tr.failures.some((f) => f.kind === 'request');
         const exit = app && noResponse ? await intr.race(app.waitExit(1_000)) : app?.exited();
@@ -355,6 +359,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       try {
         const r = mocks.report();
         finalMisses = r.misses;
+        if (opts.onMockCalls && mocks.calls) opts.onMockCalls(set, mocks.calls());
         report.mocks = {
           total: set.mocks.length,
           served: r.served.map((x) => ({ mock: x.mock, method: x.method, url: x.url })),
@@ -400,10 +405,17 @@ function failedTest(test: TestCase, kind: 'request', message: string): TestRepor
   };
 }
 
-async function runOne(test: TestCase, set: TestSet, sender: Sender, config: Config): Promise<TestReport> {
+async function runOne(
+  test: TestCase,
+  set: TestSet,
+  sender: Sender,
+  config: Config,
+  onResponse?: TestOptions['onResponse'],
+): Promise<TestReport> {
   const started = performance.now();
   try {
     const sent = await sender.send(test);
+    onResponse?.(test, set, sent.response);
     const cmp = compareResponse(test.name, test.expected, sent.response, noiseFor(test, set, config));
     const tr: TestReport = {
       name: test.name,
@@ -418,6 +430,7 @@ async function runOne(test: TestCase, set: TestSet, sender: Sender, config: Conf
     if (cmp.diff !== undefined) tr.diff = cmp.diff;
     return tr;
   } catch (err) {
+    onResponse?.(test, set, undefined);
     const tr = failedTest(test, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
     tr.durationMs = performance.now() - started;
     return tr;

@@ -19,6 +19,10 @@ export type TestCommandOptions = Pick<
   /** For --reporter github ($GITHUB_WORKSPACE, $GITHUB_STEP_SUMMARY). */
   github?: TestOptions['github'];
   out?: NodeJS.WritableStream;
+  /** Replay twice, write what differs as noise, then run (detect-noise.ts). */
+  detectNoise?: boolean;
+  /** Accept the app's answers into the failing tests (update.ts). */
+  update?: boolean;
 };
 
 export async function testCommand(opts: TestCommandOptions): Promise<TestRunResult> {
@@ -37,7 +41,13 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
       hint: 'give it after --  (tlsrec test -- node server.js), set `command` in tlsrec.yaml, or use --app-url for a running app',
     });
   }
-  return runTests({
+  if (opts.detectNoise && opts.update) {
+    throw new UsageError('--detect-noise and --update cannot be combined', {
+      stage: 'read options',
+      hint: 'run tlsrec test --detect-noise first, then tlsrec test --update for what still fails',
+    });
+  }
+  const runOpts: TestOptions = {
     dir: opts.dir,
     testSets: opts.testSets,
     command,
@@ -55,6 +65,15 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
     out: opts.out ?? process.stdout,
     config,
     testSetsLoaded: sets,
-  });
+  };
+  if (opts.detectNoise) {
+    const { detectNoiseAndTest } = await import('./detect-noise.js');
+    return detectNoiseAndTest(runOpts, () => loadTestSets(opts.dir, { only: opts.testSets, config }));
+  }
+  if (opts.update) {
+    const { updateAndTest } = await import('./update.js');
+    return updateAndTest(runOpts);
+  }
+  return runTests(runOpts);
 }
 

@@ -10,10 +10,10 @@ import { attachRedirect, type PassthroughRule, type Redirect } from '../../nativ
 import { EnvironmentError, UsageError, causeText } from '../../errors.js';
 import { createRunCa, type RunCa } from './ca.js';
 import { startDnsServer, type DnsServer } from './dns.js';
-import { MockMatcher, type MockReport } from './matcher.js';
+import { MockMatcher, type MockReport, type ReceivedCall } from './matcher.js';
 import { startMockServer, type MockServer } from './server.js';
 
-export type { MockMiss, MockReport } from './matcher.js';
+export type { MockMiss, MockReport, ReceivedCall } from './matcher.js';
 export { formatMiss } from './matcher.js';
 
 export interface MockSessionOptions {
@@ -30,6 +30,8 @@ export interface MockSession {
   /** Variables to merge into the app's environment (CA bundles). */
   env: Record<string, string>;
   report(): MockReport;
+  /** Every call the mock server received, in order (what --detect-noise compares between runs). */
+  calls?(): ReceivedCall[];
   close(): Promise<void>;
 }
 
@@ -118,6 +120,7 @@ export async function startMockSession(opts: MockSessionOptions): Promise<MockSe
   return {
     env: ca.appEnv(process.env),
     report: () => matcher.report(),
+    calls: () => matcher.receivedCalls(),
     close: () => (closing ??= close()),
   };
 }

@@ -12,7 +12,8 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import type { HeaderList } from '../../model/exchange.js';
-import type { Mock } from '../../format/types.js';
+import type { Mock, MockNoise } from '../../format/types.js';
+import { noisePathMatches, normalizeNoisePath, type Seg } from '../compare.js';
 
 export type Stage = 'method' | 'host' | 'path' | 'query' | 'body';
 export const STAGES: readonly Stage[] = ['method', 'host', 'path', 'query', 'body'];
@@ -50,6 +51,18 @@ export interface MockMiss {
   closest?: { mock: string; field: string; detail: string };
   /** The whole explanation, as sent in the 502 body (tlsrec addition; formatMiss(miss) rebuilds a shorter one). */
   message?: string;
+}
+
+/** One call the mock server received, with what it was matched to (for noise detection). */
+export interface ReceivedCall {
+  method: string;
+  url: string;
+  /** Decoded request body. */
+  body: Buffer;
+  /** The mock that answered. */
+  mock?: Mock;
+  /** On a miss: the closest mock and the stage where it differed. */
+  closest?: { mock: Mock; stage: Stage };
 }
 
 export interface MockReport {
@@ -148,6 +161,8 @@ function compareQuery(want: Array<[string, string]>, got: Array<[string, string]
 
 function compareBody(mock: Mock, got: Buffer): { detail: string } | undefined {
   const want = mock.request.body;
+  // `noise.req: [body]`: the whole body is not compared.
+  if (mock.noise?.bodyPaths.some((p) => p.length === 0)) return undefined;
   switch (want.kind) {
     case 'empty':
       return got.length === 0 ? undefined : { detail: `expected no body, got ${got.length} bytes` };
@@ -165,7 +180,7 @@ function compareBody(mock: Mock, got: Buffer): { detail: string } | undefined {
       } catch {
         return { detail: got.length === 0 ? 'expected a JSON body, got none' : `expected JSON, got ${snippet(got.toString('utf8'))}` };
       }
-      const d = jsonDiff(wantValue, gotValue, '$');
+      const d = jsonDiff(wantValue, gotValue, '$', ignoredBy(mock.noise));
       return d ? { detail: `at ${d.path} (${d.detail})` } : undefined;
     }
     case 'text':
@@ -210,28 +225,48 @@ function key(path: string, k: string): string {
   return /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`;
 }
 
-/** First structural difference between two JSON values (object key order ignored). */
-export function jsonDiff(want: unknown, got: unknown, path = '$'): { path: string; detail: string } | undefined {
+/** Decides whether a place in the request body is noise: its path, and the recorded value there. */
+export type IgnoreField = (path: readonly Seg[], want: unknown) => boolean;
+
+/** A mock's noise as an IgnoreField (undefined when it has none). */
+export function ignoredBy(noise: MockNoise | undefined): IgnoreField | undefined {
+  if (!noise) return undefined;
+  const paths = noise.bodyPaths.map(normalizeNoisePath);
+  return (path, want) =>
+    paths.some((p) => noisePathMatches(p, path)) ||
+    (typeof want === 'string' && noise.values.some((re) => {
+      re.lastIndex = 0;
+      return re.test(want);
+    }));
+}
+
+/** First structural difference between two JSON values (object key order ignored); `ignore` skips noise. */
+export function jsonDiff(want: unknown, got: unknown, path = '$', ignore?: IgnoreField, segs: Seg[] = []): { path: string; detail: string } | undefined {
+  if (ignore && segs.length > 0 && ignore(segs, want)) return undefined;
   if (isDeepStrictEqual(want, got)) return undefined;
   const tw = typeName(want);
   const tg = typeName(got);
   if (tw !== tg) return { path, detail: `expected ${tw} ${show(want)}, got ${tg} ${show(got)}` };
   if (Array.isArray(want) && Array.isArray(got)) {
     for (let i = 0; i < Math.min(want.length, got.length); i++) {
-      const d = jsonDiff(want[i], got[i], `${path}[${i}]`);
+      const d = jsonDiff(want[i], got[i], `${path}[${i}]`, ignore, [...segs, i]);
       if (d) return d;
     }
+    if (want.length === got.length) return undefined;
     return { path, detail: `expected ${want.length} items, got ${got.length}` };
   }
   if (tw === 'object') {
     const w = want as Record<string, unknown>;
     const g = got as Record<string, unknown>;
     for (const k of Object.keys(w)) {
-      if (!(k in g)) return { path: key(path, k), detail: `expected ${show(w[k])}, got nothing` };
-      const d = jsonDiff(w[k], g[k], key(path, k));
+      if (!(k in g)) {
+        if (ignore?.([...segs, k], w[k])) continue;
+        return { path: key(path, k), detail: `expected ${show(w[k])}, got nothing` };
+      }
+      const d = jsonDiff(w[k], g[k], key(path, k), ignore, [...segs, k]);
       if (d) return d;
     }
-    for (const k of Object.keys(g)) if (!(k in w)) return { path: key(path, k), detail: `unexpected field with ${show(g[k])}` };
+    for (const k of Object.keys(g)) if (!(k in w) && !ignore?.([...segs, k], undefined)) return { path: key(path, k), detail: `unexpected field with ${show(g[k])}` };
     return undefined;
   }
   return { path, detail: `expected ${show(want)}, got ${show(got)}` };
@@ -257,6 +292,7 @@ export class MockMatcher {
   private readonly used = new Set<Mock>();
   private readonly served: MockReport['served'] = [];
   private readonly misses: MockMiss[] = [];
+  private readonly calls: ReceivedCall[] = [];
 
   constructor(mocks: readonly Mock[]) {
     this.mocks = [...mocks].sort((a, b) => a.index - b.index);
@@ -272,6 +308,7 @@ export class MockMatcher {
       const mock = fresh ?? hits[hits.length - 1]!;
       this.used.add(mock);
       this.served.push({ mock: mock.name, method, url, ...(fresh ? {} : { reused: true }) });
+      this.calls.push({ method, url, body: call.body, mock });
       return { kind: 'hit', mock, reused: !fresh };
     }
     // Closest: most stages passed; ties go to an unused mock, then to recorded order.
@@ -284,7 +321,13 @@ export class MockMatcher {
     if (best?.r.failure) miss.closest = { mock: best.mock.name, field: best.r.failure.field, detail: best.r.failure.detail };
     const message = formatMiss(miss, best?.r.passed);
     this.misses.push({ ...miss, message });
+    this.calls.push({ method, url, body: call.body, ...(best?.r.failure ? { closest: { mock: best.mock, stage: best.r.failure.stage } } : {}) });
     return { kind: 'miss', miss, message };
+  }
+
+  /** Every call received so far, in order, with the mock that answered or the closest one. */
+  receivedCalls(): ReceivedCall[] {
+    return [...this.calls];
   }
 
   report(): MockReport {
