@@ -4,5 +4,6 @@
 
 import { http1 } from './http1/index.js';
 import type { Protocol } from './protocol.js';
+import { redis } from './redis/index.js';
 
-export const PROTOCOLS: readonly Protocol[] = [http1];
+export const PROTOCOLS: readonly Protocol[] = [http1, redis];

@@ -1,0 +1,120 @@
+// The Redis mock endpoint: a redirected Redis connection is answered here, speaking RESP2 or RESP3
+// (whatever the client's HELLO asked for). The connection's own housekeeping — HELLO, AUTH, SELECT,
+// CLIENT SETNAME/SETINFO, PING, ECHO, QUIT, RESET — is answered locally, so no recorded password is
+// needed; every other command is answered from the mocks (matcher.ts). A command no mock answers
+// gets `-ERR tlsrec: no mock for …` (with the closest mock and where it differed) and is reported
+// as a miss; the connection stays usable.
+
+import type { Duplex } from 'node:stream';
+import type { RespValue } from '../../model/redis.js';
+import type { LoadedDoc, MockServeContext } from '../protocol.js';
+import type { RedisMock } from './files.js';
+import { RedisMockMatcher, showArg, showCommand } from './matcher.js';
+import { commandArgs, encodeResp, RespError, RespReader } from './resp.js';
+
+/** One matcher per run, shared by all its connections: keyed by the run's first Redis mock. */
+const matchers = new WeakMap<LoadedDoc<RedisMock>, RedisMockMatcher>();
+
+function matcherFor(mocks: readonly LoadedDoc<RedisMock>[]): RedisMockMatcher {
+  const first = [...mocks].sort((a, b) => a.index - b.index)[0];
+  if (!first) return new RedisMockMatcher([]);
+  let m = matchers.get(first);
+  if (!m) {
+    m = new RedisMockMatcher(mocks);
+    matchers.set(first, m);
+  }
+  return m;
+}
+
+const OK: RespValue = { type: 'simple', value: 'OK' };
+const bulk = (s: string | Buffer): RespValue => ({ type: 'bulk', value: Buffer.isBuffer(s) ? s : Buffer.from(s) });
+const err = (s: string): RespValue => ({ type: 'error', value: s });
+
+/** What `INFO` answers when the recording has no INFO reply (clients' ready checks read `loading:0`). */
+const LOCAL_INFO = '# Server\r\nredis_version:7.2.0\r\nredis_mode:standalone\r\n# Persistence\r\nloading:0\r\n# Replication\r\nrole:master\r\n';
+
+export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): void {
+  const matcher = matcherFor(ctx.mocks);
+  const reader = new RespReader({ inline: true });
+  const where = ctx.destination.host ? `redis://${ctx.destination.host}${ctx.destination.port ? `:${ctx.destination.port}` : ''}` : 'redis';
+  let resp: 2 | 3 = 2;
+  let inMulti = false;
+  let closing = false;
+
+  const send = (...values: RespValue[]): void => {
+    if (closing) return;
+    socket.write(Buffer.concat(values.map((v) => encodeResp(v, resp))));
+  };
+
+  /** Housekeeping answered locally; undefined when the command goes to the mocks. */
+  const local = (args: Buffer[]): RespValue | undefined => {
+    const name = args[0]!.toString('latin1').toUpperCase();
+    const sub = args[1]?.toString('latin1').toUpperCase();
+    switch (name) {
+      case 'HELLO': {
+        if (args.length > 1) {
+          const v = args[1]!.toString('latin1');
+          if (v !== '2' && v !== '3') return err('NOPROTO unsupported protocol version');
+          resp = v === '3' ? 3 : 2;
+        }
+        const kv: Array<[string, RespValue]> = [
+          ['server', bulk('redis')], ['version', bulk('7.2.0')], ['proto', { type: 'integer', value: BigInt(resp) }],
+          ['id', { type: 'integer', value: 1n }], ['mode', bulk('standalone')], ['role', bulk('master')], ['modules', { type: 'array', value: [] }],
+        ];
+        return { type: 'map', value: kv.map(([k, v]) => [bulk(k), v]) };
+      }
+      case 'AUTH': case 'SELECT': case 'READONLY': case 'READWRITE': return OK;
+      case 'CLIENT':
+        if (sub === 'SETNAME' || sub === 'SETINFO' || sub === 'NO-EVICT' || sub === 'NO-TOUCH') return OK;
+        if (sub === 'ID') return { type: 'integer', value: 1n };
+        return undefined;
+      case 'PING': return args.length > 1 ? bulk(args[1]!) : { type: 'simple', value: 'PONG' };
+      case 'ECHO': return args.length > 1 ? bulk(args[1]!) : err("ERR wrong number of arguments for 'echo' command");
+      case 'RESET': inMulti = false; resp = 2; return { type: 'simple', value: 'RESET' };
+      case 'QUIT': return OK;
+      default: return undefined;
+    }
+  };
+
+  const answer = (args: Buffer[]): void => {
+    const name = args[0]!.toString('latin1').toUpperCase();
+    const here = local(args);
+    if (here) {
+      send(here);
+      if (name === 'QUIT') { closing = true; socket.end(); }
+      return;
+    }
+    if (name === 'INFO' && !matcher.has('INFO')) { send(bulk(LOCAL_INFO)); return; }
+    const outcome = matcher.match({ command: args, inMulti });
+    if (name === 'MULTI') inMulti = true;
+    if (name === 'EXEC' || name === 'DISCARD') inMulti = false;
+    const url = `${where} ${args.slice(1).map(showArg).join(' ')}`.trimEnd();
+    if (outcome.kind === 'hit') {
+      ctx.hit({ mock: outcome.mock.name, method: name, url, ...(outcome.reused ? { reused: true } : {}) });
+      send(...outcome.mock.value.replies, ...outcome.mock.value.pushes);
+      return;
+    }
+    ctx.miss({ method: name, url, message: outcome.message, ...(outcome.closest ? { closest: outcome.closest } : {}) });
+    send(err(`ERR ${outcome.message}`));
+  };
+
+  socket.on('data', (chunk: Buffer) => {
+    if (closing) return;
+    reader.push(chunk);
+    try {
+      for (let r = reader.next(); r && !closing; r = reader.next()) {
+        const args = commandArgs(r.value);
+        if (!args) { send(err('ERR Protocol error: expected an array of bulk strings')); continue; }
+        answer(args);
+      }
+    } catch (e) {
+      if (!(e instanceof RespError)) throw e;
+      send(err(`ERR Protocol error: ${e.message}`));
+      closing = true;
+      socket.end();
+    }
+  });
+  socket.on('error', () => socket.destroy());
+}
+
+export { showCommand };
