@@ -86,8 +86,13 @@ export interface ConfigDoc {
   noise?: NoiseDoc;
   /** Outgoing destinations that are NOT redirected to mocks: "127.0.0.1:5432", "db.internal:5432", "10.0.0.0/8". */
   passthrough?: string[];
-  /** Header names redacted when recording (added to the defaults). */
-  redact?: { headers?: string[] };
+  /**
+   * Redacted when recording, in addition to the defaults: a list of JSON keys/header names and
+   * JSON paths ("$.user.ssn"), or { headers, keys, paths }.
+   */
+  redact?: string[] | { headers?: string[]; keys?: string[]; paths?: string[] };
+  /** The secrets file (NAME: value), relative to tlsrec.yaml. Default .tlsrec-secrets.yaml. */
+  secrets?: string;
 }
 
 // ---- normalized model (what replay uses) ----
@@ -185,4 +190,10 @@ export interface Config {
   noise: NoiseRule[];
   passthrough: string[];
   redactHeaders: string[];
+  /** JSON keys (and query/form names) redacted in addition to the defaults. */
+  redactKeys?: string[];
+  /** JSON paths in bodies redacted in addition to the defaults. */
+  redactPaths?: string[];
+  /** Path of the secrets file (resolved against tlsrec.yaml's directory). */
+  secretsFile?: string;
 }
