@@ -34,6 +34,8 @@ import {
   type TestReport,
 } from './report/index.js';
 import { createSender, requestPath, type Sender } from './sender.js';
+import { SecretStore } from './secrets.js';
+import { VariableScope } from './variables.js';
 
 export interface TestOptions {
   dir: string;
@@ -63,6 +65,8 @@ export interface TestOptions {
   startMockSession?: StartMockSession;
   /** Install SIGINT/SIGTERM handlers for the run. Default true. */
   handleSignals?: boolean;
+  /** Values of {{ .secret.NAME }}. Default: the secrets file of `config` and TLSREC_SECRET_* of the environment. */
+  secrets?: SecretStore;
 }
 
 export interface TestRunResult {
@@ -183,6 +187,7 @@ interface Ctx {
   intr: Interruptor;
   terminal: TerminalReporter | undefined;
   mockStarter: (() => Promise<StartMockSession>) | undefined;
+  secrets: SecretStore;
 }
 
 export async function runTests(opts: TestOptions): Promise<TestRunResult> {
@@ -196,12 +201,19 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
     });
   }
   const terminal = opts.reporters.includes('terminal') ? new TerminalReporter(opts.out) : undefined;
+  const secrets = opts.secrets ?? SecretStore.load(opts.config);
+  // Said once per missing secret, before the run; the failures it causes name it again.
+  for (const [name, tests] of secrets.missing(sets)) {
+    const shown = tests.slice(0, 3).join(', ') + (tests.length > 3 ? `, and ${tests.length - 3} more` : '');
+    if (terminal) opts.out.write(`tlsrec: secret ${name} is not set; ${tests.length === 1 ? 'a test sends' : `${tests.length} tests send`} it (${shown}): ${secrets.hint(name)}\n`);
+  }
   const intr = new Interruptor(opts.handleSignals ?? true);
   const ctx: Ctx = {
     opts,
     intr,
     terminal,
     mockStarter: opts.mocks ? async () => opts.startMockSession ?? (await loadMockSessionStarter()) : undefined,
+    secrets,
   };
   const setReports: SetReport[] = [];
   try {
@@ -243,6 +255,8 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
   let tmpDir: string | undefined;
   const missRanges: Array<[TestReport, number, number]> = [];
   let finalMisses: MockMiss[] = [];
+  const scope = new VariableScope(ctx.secrets);
+  const copyMiss = (m: MockMiss): MockMissInfo => ctx.secrets.scrubDeep(copyMissInfo(m));
 
   const command = opts.command ?? opts.config.command;
   const what = opts.appUrl ? `app at ${opts.appUrl}` : `app: ${command!.join(' ')}`;
@@ -299,7 +313,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       if (appDied) {
         tr = failedTest(test, 'request', `${test.name}: not run: the app is no longer running`);
       } else {
-        tr = await intr.race(runOne(test, set, sender, opts.config));
+        tr = await intr.race(runOne(test, set, sender, opts.config, scope, ctx.secrets));
         // A connection reset usually means the app died; its exit event may trail the error a little.
         const noResponse = tr.failures.some((f) => f.kind === 'request');
         const exit = app && noResponse ? await intr.race(app.waitExit(1_000)) : app?.exited();
@@ -358,10 +372,10 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
     report.mocks.misses = all;
     for (const [tr, from, to] of missRanges) tr.mockMisses = all.slice(from, to);
   }
-  return report;
+  return ctx.secrets.scrubDeep(report);
 }
 
-function copyMiss(m: MockMiss): MockMissInfo {
+function copyMissInfo(m: MockMiss): MockMissInfo {
   return m.closest ? { method: m.method, url: m.url, closest: { ...m.closest } } : { method: m.method, url: m.url };
 }
 
@@ -378,11 +392,29 @@ function failedTest(test: TestCase, kind: 'request', message: string): TestRepor
   };
 }
 
-async function runOne(test: TestCase, set: TestSet, sender: Sender, config: Config): Promise<TestReport> {
+async function runOne(test: TestCase, set: TestSet, sender: Sender, config: Config, scope: VariableScope, secrets: SecretStore): Promise<TestReport> {
+  const tr = await runPrepared(test, set, sender, config, scope, secrets);
+  return secrets.scrubDeep(tr);
+}
+
+/** Needed secrets nobody supplied: the failure says which variable to set, first. */
+function withSecretHint(tr: TestReport, missing: string[], secrets: SecretStore): TestReport {
+  if (tr.passed || missing.length === 0) return tr;
+  const hints = missing.map((name) => ({
+    kind: 'request' as const,
+    expected: `secret ${name}`,
+    actual: 'not supplied',
+    message: `${tr.name}: sends secret ${name}, which is not set: ${secrets.hint(name)}`,
+  }));
+  return { ...tr, failures: [...hints, ...tr.failures] };
+}
+
+async function runPrepared(recorded: TestCase, set: TestSet, sender: Sender, config: Config, scope: VariableScope, secrets: SecretStore): Promise<TestReport> {
   const started = performance.now();
+  const { test, missingSecrets } = scope.prepare(recorded);
   try {
     const sent = await sender.send(test);
-    const cmp = compareResponse(test.name, test.expected, sent.response, noiseFor(test, set, config));
+    const cmp = compareResponse(test.name, scope.expect(test.expected, sent.response), sent.response, noiseFor(test, set, config));
     const tr: TestReport = {
       name: test.name,
       file: test.file,
@@ -394,10 +426,10 @@ async function runOne(test: TestCase, set: TestSet, sender: Sender, config: Conf
       mockMisses: [],
     };
     if (cmp.diff !== undefined) tr.diff = cmp.diff;
-    return tr;
+    return withSecretHint(tr, missingSecrets, secrets);
   } catch (err) {
     const tr = failedTest(test, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
     tr.durationMs = performance.now() - started;
-    return tr;
+    return withSecretHint(tr, missingSecrets, secrets);
   }
 }
