@@ -180,9 +180,9 @@ export class RecordingRefs {
   requestHeaders(headers: HeaderList, role: Role): HeaderList {
     return headers.map(([name, value]) => {
       const lower = name.toLowerCase();
-      if (PLAIN_HEADERS.has(lower)) return [name, value];
       if (lower === 'cookie') return [name, this.cookiePairs(value, role)];
       const base = isSecretHeaderName(name, this.rules) ? secretNameFor(name) : undefined;
+      if (!base && PLAIN_HEADERS.has(lower)) return [name, value];
       return [name, this.requestValue(value, base, role)];
     });
   }
@@ -202,7 +202,6 @@ export class RecordingRefs {
   responseHeaders(headers: HeaderList, role: Role): HeaderList {
     return headers.map(([name, value]) => {
       const lower = name.toLowerCase();
-      if (PLAIN_HEADERS.has(lower)) return [name, value];
       if (lower === 'set-cookie') {
         const semi = value.indexOf(';');
         const first = semi < 0 ? value : value.slice(0, semi);
@@ -213,6 +212,7 @@ export class RecordingRefs {
         return [name, `${n}=${v}${semi < 0 ? '' : value.slice(semi)}`];
       }
       const base = isSecretHeaderName(name, this.rules) ? secretNameFor(name) : undefined;
+      if (!base && PLAIN_HEADERS.has(lower)) return [name, value];
       return [name, this.responseValue(value, base, role, name, { header: name })];
     });
   }
