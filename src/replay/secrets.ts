@@ -24,17 +24,19 @@ export class SecretStore {
   /** Supplied values, longest first (a value that contains another is replaced whole). */
   private readonly byLength: Array<[string, string]>;
 
-  constructor(values: Map<string, string>, file?: string) {
+  /** `alsoHidden`: values overridden (a file's value under an environment one) that reports still must not show. */
+  constructor(values: Map<string, string>, file?: string, alsoHidden: Array<[string, string]> = []) {
     this.values = values;
     this.file = file;
-    this.byLength = [...values].filter(([, v]) => v.length >= MIN_SCRUBBED).sort((a, b) => b[1].length - a[1].length);
+    this.byLength = [...values, ...alsoHidden].filter(([, v]) => v.length >= MIN_SCRUBBED).sort((a, b) => b[1].length - a[1].length);
   }
 
   /** The secrets file's values, overridden by TLSREC_SECRET_<NAME> from `env`. */
   static load(config: Pick<Config, 'secretsFile'>, env: NodeJS.ProcessEnv = process.env): SecretStore {
-    const values = new Map(Object.entries(config.secretsFile ? readSecretsFile(config.secretsFile) : {}));
+    const fromFile = Object.entries(config.secretsFile ? readSecretsFile(config.secretsFile) : {});
+    const values = new Map(fromFile);
     for (const [k, v] of Object.entries(env)) if (k.startsWith(SECRET_ENV_PREFIX) && v !== undefined && k.length > SECRET_ENV_PREFIX.length) values.set(k.slice(SECRET_ENV_PREFIX.length), v);
-    return new SecretStore(values, config.secretsFile);
+    return new SecretStore(values, config.secretsFile, fromFile);
   }
 
   get(name: string): string | undefined {
