@@ -36,6 +36,7 @@ import {
 import { createSender, requestPath, type Sender } from './sender.js';
 import { SecretStore } from './secrets.js';
 import { VariableScope } from './variables.js';
+import { hasRef } from '../format/templates.js';
 
 export interface TestOptions {
   dir: string;
@@ -397,6 +398,11 @@ async function runOne(test: TestCase, set: TestSet, sender: Sender, config: Conf
   return secrets.scrubDeep(tr);
 }
 
+/** Path and query as the file has them: references stay readable ({{ .token }}, not %7B%7B…), values never show. */
+function shownPath(url: string): string {
+  return hasRef(url) ? url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/' : requestPath(url);
+}
+
 /** Needed secrets nobody supplied: the failure says which variable to set, first. */
 function withSecretHint(tr: TestReport, missing: string[], secrets: SecretStore): TestReport {
   if (tr.passed || missing.length === 0) return tr;
@@ -419,7 +425,7 @@ async function runPrepared(recorded: TestCase, set: TestSet, sender: Sender, con
       name: test.name,
       file: test.file,
       method: test.request.method,
-      url: requestPath(test.request.url),
+      url: shownPath(recorded.request.url),
       passed: cmp.passed,
       durationMs: sent.durationMs,
       failures: cmp.failures,
@@ -428,7 +434,7 @@ async function runPrepared(recorded: TestCase, set: TestSet, sender: Sender, con
     if (cmp.diff !== undefined) tr.diff = cmp.diff;
     return withSecretHint(tr, missingSecrets, secrets);
   } catch (err) {
-    const tr = failedTest(test, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
+    const tr = failedTest(recorded, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
     tr.durationMs = performance.now() - started;
     return withSecretHint(tr, missingSecrets, secrets);
   }
