@@ -62,7 +62,7 @@ function loginFlow(token = TOKEN): Exchange[] {
       role: 'outgoing', method: 'POST', target: '/audit',
       reqHeaders: [['Host', 'audit.example.com'], JSON_CT],
       reqBody: JSON.stringify({ event: 'me', session: token }),
-      resHeaders: [JSON_CT], resBody: JSON.stringify({ ok: true, upstream_secret: 'sk_live_0123456789abcdefABCD' }),
+      resHeaders: [JSON_CT], resBody: JSON.stringify({ ok: true, echoed: token, upstream_secret: 'sk_live_0123456789abcdefABCD' }),
     }),
   ];
 }
@@ -79,6 +79,7 @@ describe('record: secrets become references, flowing values become variables', (
     expect(r.files[2]).toContain('access_token={{ .secret.ACCESS_TOKEN }}');
     expect(r.mocks).toContain('"session": "{{ .token }}"');
     expect(r.mocks).toContain('"upstream_secret": "{{ .secret.UPSTREAM_SECRET }}"');
+    expect(r.mocks).toContain('"echoed": "{{ .token }}"');
     // the values are in the secrets file only, mode 0600; the token (issued afresh at replay) is not
     expect(readSecretsFile(r.secretsFile)).toEqual({
       X_API_KEY: API_KEY, PASSWORD, ACCESS_TOKEN: `${API_KEY}-q`, UPSTREAM_SECRET: 'sk_live_0123456789abcdefABCD',
@@ -170,6 +171,9 @@ describe('replay: secrets supplied, variables captured', () => {
 
     const p2 = scope.prepare(me!);
     expect(p2.test.request.headers).toContainEqual(['Authorization', `Bearer ${fresh}`]);
+    // a mock answer that echoes the token gets this run's token; a secret stays a stable placeholder
+    const served = JSON.parse(scope.fillMockResponse(set!.mocks[0]!.response).body.bytes.toString());
+    expect(served).toEqual({ ok: true, echoed: fresh, upstream_secret: '{{ .secret.UPSTREAM_SECRET }}' });
     const p3 = scope.prepare(search!);
     expect(p3.test.request.url).toContain(`access_token=${encodeURIComponent(`${API_KEY}-q`)}`);
 

@@ -156,8 +156,9 @@ export class RecordingRefs {
     if (scheme) return `${scheme[1]} ${this.responseValue(scheme[2]!, secretBase, role, name, where)}`;
     const secret = this.redact ? this.secretByValue.get(v) : undefined;
     if (secret) return secretRef(secret);
+    // In a mock response, the mock server fills it in with this run's value.
     const variable = this.varByValue.get(v);
-    if (variable && role === 'test') return varRef(variable);
+    if (variable) return varRef(variable);
     if (this.redact && secretBase) {
       // A credential the app hands out (a login's token): captured at replay in a test, a stable
       // placeholder in a mock.

@@ -282,7 +282,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       if (ctx.mockStarter && cgroup) {
         const start = await intr.race(ctx.mockStarter());
         tmpDir = mkdtempSync(join(tmpdir(), 'tlsrec-mocks-'));
-        const sessionOpts = { mocks: set.mocks, cgroup, passthrough: opts.config.passthrough, tmpDir, ...(port !== undefined ? { appPort: port } : {}) };
+        const sessionOpts = { mocks: set.mocks, cgroup, passthrough: opts.config.passthrough, tmpDir, fillResponse: scope.fillMockResponse, ...(port !== undefined ? { appPort: port } : {}) };
         mocks = await intr.raceOwned(start(sessionOpts), (m) => m.close());
         env = mocks.env;
       } else if (!opts.mocks && set.mocks.length > 0) {

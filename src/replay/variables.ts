@@ -5,7 +5,7 @@
 // captured field only has to be present.
 
 import type { HeaderList } from '../model/exchange.js';
-import type { BodyValue, TestCase } from '../format/types.js';
+import type { BodyValue, Mock, TestCase } from '../format/types.js';
 import { isJsonContentType } from '../format/json.js';
 import { firstHeader } from '../http/headers.js';
 import { hasRef, matchTemplate, refsIn, substitute, type Ref } from '../format/templates.js';
@@ -58,6 +58,22 @@ export class VariableScope {
     }
     return { test: { ...test, request: { ...req, url, headers, body } }, missingSecrets: [...missing] };
   }
+
+  /**
+   * A mock's response with its variables filled in with this run's values (an upstream that echoes
+   * a token the app got from its client). Secrets stay as their reference text: a stable placeholder.
+   */
+  fillMockResponse = (response: Mock['response']): Mock['response'] => {
+    const onlyVars = (ref: Ref): string | undefined => (ref.kind === 'var' ? this.vars.get(ref.name) : undefined);
+    const text = response.body.kind === 'binary' || response.body.kind === 'empty' ? '' : response.body.bytes.toString('utf8');
+    if (!hasRef(text) && !response.headers.some(([, v]) => hasRef(v))) return response;
+    const encode = response.body.kind === 'json' ? jsonEscape : (v: string) => v;
+    return {
+      ...response,
+      headers: response.headers.map(([n, v]) => [n, substitute(v, onlyVars)]),
+      body: hasRef(text) ? { ...response.body, bytes: Buffer.from(substitute(text, onlyVars, encode), 'utf8') } : response.body,
+    };
+  };
 
   /** Takes the captures of `template` matched against `actual`; false when it does not fit. */
   private capture(template: string, actual: string): boolean {
