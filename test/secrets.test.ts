@@ -195,6 +195,17 @@ describe('replay: secrets supplied, variables captured', () => {
     expect(matcher.match({ ...call('x'), body: Buffer.from('{"event":"other","session":"x"}') }).kind).toBe('miss');
   });
 
+  it('a broken secrets file is an input error with file:line:column, not a stack trace', () => {
+    const file = path.join(root, '.tlsrec-secrets.yaml');
+    fs.writeFileSync(file, 'X_API_KEY: a\nPASSWORD: [unclosed\n');
+    expect(() => SecretStore.load({ secretsFile: file }, {})).toThrow(/\.tlsrec-secrets\.yaml:\d+:\d+/);
+    try {
+      SecretStore.load({ secretsFile: file }, {});
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('TLSREC_E_INPUT');
+    }
+  });
+
   it('templates: Keploy forms read the same; literal parts must match', () => {
     expect(substitute('a {{string .id}} {{ .secret.K }} {{ .nope }}', (r) => (r.kind === 'var' ? (r.name === 'id' ? '7' : undefined) : 's'))).toBe('a 7 s {{ .nope }}');
     expect(matchTemplate('Bearer {{ .token }}', 'Bearer abc')?.get('token')).toBe('abc');

@@ -212,7 +212,7 @@ export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptio
     // would repeat the work of spec.req.body.
     if (storedAsBase64(req.body, firstHeader(req.headers, 'content-type')) || !req.bodyDecoded) lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
     else if (req.body.length > CURL_BODY_LIMIT) lines.push('--data-binary @body.txt  # large body: see spec.req.body');
-    else lines.push(`--data-raw ${shellQuote(written ? written.body : req.body.toString('utf8'))}`);
+    else lines.push(`--data-raw ${shellQuote(written && written.body.includes('{{') ? written.body : req.body.toString('utf8'))}`);
   }
   return lines.map((l, i) => (i === 0 ? l : '  ' + l)).join(' \\\n') + '\n';
 }

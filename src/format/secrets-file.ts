@@ -4,7 +4,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Document, isMap, isScalar, parse, parseDocument, Scalar } from 'yaml';
+import { Document, isMap, isScalar, parseDocument, Scalar } from 'yaml';
+import { InputFileError } from '../errors.js';
 import type { Producer } from './variables.js';
 
 export const DEFAULT_SECRETS_FILE = '.tlsrec-secrets.yaml';
@@ -17,7 +18,17 @@ export function readSecretsFile(file: string): Record<string, string> {
   } catch {
     return {};
   }
-  const value = parse(text) as unknown;
+  const doc = parseDocument(text);
+  const err = doc.errors[0];
+  if (err) {
+    const at = err.linePos?.[0];
+    const problem = `${file}:${at?.line ?? 1}:${at?.col ?? 1}: ${err.message.split('\n')[0]}`;
+    throw new InputFileError(`invalid secrets file ${file}: 1 problem\n${problem}`, [problem], {
+      stage: 'read secrets',
+      hint: 'the secrets file holds one NAME: value per line',
+    });
+  }
+  const value = doc.toJS() as unknown;
   const out: Record<string, string> = {};
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (v !== null && v !== undefined) out[k] = String(v);

@@ -6,7 +6,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { causeText, OutputError } from '../errors.js';
+import { causeText, InputFileError, OutputError } from '../errors.js';
 import type { Exchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
@@ -194,7 +194,7 @@ export class TestSetWriter {
       });
       return new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
     } catch (err) {
-      if (err instanceof OutputError) throw err;
+      if (err instanceof OutputError || err instanceof InputFileError) throw err;
       throw outputError('test set directory in', rootDir, err);
     }
   }
