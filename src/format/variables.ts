@@ -46,8 +46,8 @@ const PLAIN_HEADERS = new Set([
   'upgrade', 'origin', 'referer', 'vary', 'server', 'last-modified', 'expires', 'age',
 ]);
 
-const MAX_PRODUCERS = 20_000;
-const MAX_SEEN = 50_000;
+/** Memory for remembered values (possible producers, values requests sent): characters in all. */
+const MEMORY_BUDGET_CHARS = 8 * 1024 * 1024;
 /** Bodies larger than this are only written, not searched for references (megabyte downloads). */
 const MAX_SCANNED_BODY = 4 * 1024 * 1024;
 
@@ -56,7 +56,7 @@ const MAX_SCANNED_BODY = 4 * 1024 * 1024;
  * "active" or "EUR" sent back later stays literal.
  */
 function isCandidate(v: string): boolean {
-  if (v.length < 8 || v.length > 4096 || /\s/.test(v)) return false;
+  if (v.length < 8 || v.length > 2048 || /\s/.test(v)) return false;
   return (/\d/.test(v) && /[A-Za-z]/.test(v)) || v.length >= 20;
 }
 
@@ -71,6 +71,8 @@ export class RecordingRefs {
   private readonly varNames = new Map<string, string>();
   private readonly producers = new Map<string, Producer>();
   private readonly seenInRequests = new Set<string>();
+  /** Characters held in producers and seenInRequests; past the budget nothing more is remembered. */
+  private remembered = 0;
   private readonly opts: RecordingRefsOptions;
   /** The test file being rendered (producers point at it). */
   currentFile = '';
@@ -145,7 +147,10 @@ export class RecordingRefs {
       }
     }
     if (this.redact && secretBase) return secretRef(this.secretFor(v, secretBase));
-    if (v.length >= 6 && this.seenInRequests.size < MAX_SEEN) this.seenInRequests.add(v);
+    if (v.length >= 6 && v.length <= 2048 && this.remembered < MEMORY_BUDGET_CHARS && !this.seenInRequests.has(v)) {
+      this.seenInRequests.add(v);
+      this.remembered += v.length;
+    }
     return this.formats(v);
   }
 
@@ -170,8 +175,9 @@ export class RecordingRefs {
         return varRef(this.variableFor(v, variableNameFor(name || whole[0]!.name)));
       }
     }
-    if (role === 'test' && this.currentFile && isCandidate(v) && !this.seenInRequests.has(v) && !this.producers.has(v) && this.producers.size < MAX_PRODUCERS) {
+    if (role === 'test' && this.currentFile && isCandidate(v) && !this.seenInRequests.has(v) && !this.producers.has(v) && this.remembered < MEMORY_BUDGET_CHARS) {
       this.producers.set(v, { file: this.currentFile, name: variableNameFor(name || 'value'), value: v, where });
+      this.remembered += v.length;
     }
     return this.formats(v);
   }
