@@ -35,8 +35,9 @@ import {
 } from './report/index.js';
 import { createSender, requestPath, type Sender } from './sender.js';
 import { SecretStore } from './secrets.js';
-import { VariableScope } from './variables.js';
+import { keployTemplateValues, VariableScope } from './variables.js';
 import { hasRef } from '../format/templates.js';
+import { secretNameFor } from '../format/secrets.js';
 
 export interface TestOptions {
   dir: string;
@@ -256,7 +257,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
   let tmpDir: string | undefined;
   const missRanges: Array<[TestReport, number, number]> = [];
   let finalMisses: MockMiss[] = [];
-  const scope = new VariableScope(ctx.secrets);
+  const scope = new VariableScope(ctx.secrets, keployTemplateValues(set.dir));
   const copyMiss = (m: MockMiss): MockMissInfo => ctx.secrets.scrubDeep(copyMissInfo(m));
 
   const command = opts.command ?? opts.config.command;
@@ -403,16 +404,28 @@ function shownPath(url: string): string {
   return hasRef(url) ? url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/' : requestPath(url);
 }
 
-/** Needed secrets nobody supplied: the failure says which variable to set, first. */
-function withSecretHint(tr: TestReport, missing: string[], secrets: SecretStore): TestReport {
-  if (tr.passed || missing.length === 0) return tr;
+/**
+ * Needed secrets nobody supplied: the failure says which variable to set, first. Headers written
+ * as [REDACTED] (files recorded before references existed) are named too, with what to write instead.
+ */
+function withSecretHint(tr: TestReport, missing: string[], secrets: SecretStore, recorded: TestCase): TestReport {
+  if (tr.passed) return tr;
   const hints = missing.map((name) => ({
     kind: 'request' as const,
     expected: `secret ${name}`,
     actual: 'not supplied',
     message: `${tr.name}: sends secret ${name}, which is not set: ${secrets.hint(name)}`,
   }));
-  return { ...tr, failures: [...hints, ...tr.failures] };
+  for (const [name] of recorded.request.headers.filter(([, v]) => v === '[REDACTED]')) {
+    const ref = `{{ .secret.${secretNameFor(name)} }}`;
+    hints.push({
+      kind: 'request' as const,
+      expected: `header ${name}`,
+      actual: '[REDACTED]',
+      message: `${tr.name}: header ${name} was recorded as [REDACTED] and is sent so: write ${ref} there and ${secrets.hint(secretNameFor(name))}, or record again`,
+    });
+  }
+  return hints.length === 0 ? tr : { ...tr, failures: [...hints, ...tr.failures] };
 }
 
 async function runPrepared(recorded: TestCase, set: TestSet, sender: Sender, config: Config, scope: VariableScope, secrets: SecretStore): Promise<TestReport> {
@@ -432,10 +445,10 @@ async function runPrepared(recorded: TestCase, set: TestSet, sender: Sender, con
       mockMisses: [],
     };
     if (cmp.diff !== undefined) tr.diff = cmp.diff;
-    return withSecretHint(tr, missingSecrets, secrets);
+    return withSecretHint(tr, missingSecrets, secrets, recorded);
   } catch (err) {
     const tr = failedTest(recorded, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
     tr.durationMs = performance.now() - started;
-    return withSecretHint(tr, missingSecrets, secrets);
+    return withSecretHint(tr, missingSecrets, secrets, recorded);
   }
 }

@@ -73,11 +73,10 @@ export class SecretStore {
     return out;
   }
 
-  /** `text` with supplied secret values and secret references shown as `[secret NAME]`. */
+  /** `text` with supplied secret values shown as `[secret NAME]` (references stay as written: they hold no value). */
   scrub(text: string): string {
     let out = text;
     for (const [name, value] of this.byLength) if (out.includes(value)) out = out.split(value).join(`[secret ${name}]`);
-    if (out.includes('{{')) out = out.replace(/\{\{\s*(?:(?:string|int|float)\s+)?\.secret\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, '[secret $1]');
     return out;
   }
 

@@ -11,6 +11,32 @@ import { firstHeader } from '../http/headers.js';
 import { hasRef, matchTemplate, refsIn, substitute, type Ref } from '../format/templates.js';
 import type { ActualResponse, ExpectedResponse } from './compare.js';
 import type { SecretStore } from './secrets.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+
+/**
+ * Keploy's templatize keeps each variable's starting value in the test set's config.yaml
+ * (`template: {token: ...}`); a Keploy set whose first request uses one needs it. {} when absent.
+ */
+export function keployTemplateValues(setDir: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(join(setDir, 'config.yaml'), 'utf8');
+  } catch {
+    return {};
+  }
+  try {
+    const template = (parse(text) as { template?: unknown } | null)?.template;
+    const out: Record<string, string> = {};
+    if (template !== null && typeof template === 'object' && !Array.isArray(template)) {
+      for (const [k, v] of Object.entries(template as Record<string, unknown>)) if (v !== null && typeof v !== 'object') out[k] = String(v);
+    }
+    return out;
+  } catch {
+    return {}; // not Keploy's file: tlsrec does not use it otherwise
+  }
+}
 
 export interface PreparedRequest {
   test: TestCase;
@@ -24,8 +50,10 @@ export class VariableScope {
   private readonly vars = new Map<string, string>();
   private readonly secrets: SecretStore;
 
-  constructor(secrets: SecretStore) {
+  /** `initial`: values before any capture (Keploy's test-set config.yaml `template:`). */
+  constructor(secrets: SecretStore, initial: Record<string, string> = {}) {
     this.secrets = secrets;
+    for (const [k, v] of Object.entries(initial)) this.vars.set(k, v);
   }
 
   get(name: string): string | undefined {
