@@ -105,6 +105,7 @@ describe('record: secrets become references, flowing values become variables', (
       makeExchange({ target: `/orders/${CLIENT_ID}`, reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify({ id: CLIENT_ID }) }),
       // a fixed id sent in a request it never came from: same value, but sent before… (the /doc id is in a response)
       makeExchange({ method: 'POST', target: '/items', reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify({ item: FLOWING }) }),
+      makeExchange({ target: '/items', reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify([{ item: FLOWING }]) }),
       makeExchange({ target: `/items/${FLOWING}`, reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: '{}' }),
     ]);
     expect(r.files[0]).toContain(HASH);
@@ -115,7 +116,8 @@ describe('record: secrets become references, flowing values become variables', (
     expect(r.all).not.toMatch(/\{\{ \.(sha256|id)\b/);
     // the one that flows: its producer was rewritten to capture it, the consumer refers to it
     expect(r.files[4]).toContain('"item": "{{ .item }}"');
-    expect(r.files[5]).toContain('/items/{{ .item }}');
+    expect(r.files[5]).toContain('"item": "{{ .item }}"'); // a later list that shows it captures it too
+    expect(r.files[6]).toContain('/items/{{ .item }}');
     expect(r.all).not.toContain(FLOWING);
     expect(fs.existsSync(r.secretsFile)).toBe(false);
   });

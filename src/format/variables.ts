@@ -69,7 +69,8 @@ export class RecordingRefs {
   private readonly secretNames = new Map<string, string>();
   private readonly varByValue = new Map<string, string>();
   private readonly varNames = new Map<string, string>();
-  private readonly producers = new Map<string, Producer>();
+  /** Value → the test responses that held it, earliest first (all capture it once it flows). */
+  private readonly producers = new Map<string, Producer[]>();
   private readonly seenInRequests = new Set<string>();
   /** Characters held in producers and seenInRequests; past the budget nothing more is remembered. */
   private remembered = 0;
@@ -138,11 +139,11 @@ export class RecordingRefs {
     const secret = this.redact ? this.secretByValue.get(v) : undefined;
     if (secret) return secretRef(secret);
     if (role === 'test' && !this.seenInRequests.has(v)) {
-      const producer = this.producers.get(v);
-      if (producer) {
-        const name = this.variableFor(v, producer.name);
+      const producers = this.producers.get(v);
+      if (producers) {
+        const name = this.variableFor(v, producers[0]!.name);
         this.producers.delete(v);
-        this.opts.rewriteProducer?.(producer, varRef(name));
+        for (const p of producers) this.opts.rewriteProducer?.(p, varRef(name));
         return varRef(name);
       }
     }
@@ -175,9 +176,14 @@ export class RecordingRefs {
         return varRef(this.variableFor(v, variableNameFor(name || whole[0]!.name)));
       }
     }
-    if (role === 'test' && this.currentFile && isCandidate(v) && !this.seenInRequests.has(v) && !this.producers.has(v) && this.remembered < MEMORY_BUDGET_CHARS) {
-      this.producers.set(v, { file: this.currentFile, name: variableNameFor(name || 'value'), value: v, where });
-      this.remembered += v.length;
+    if (role === 'test' && this.currentFile && isCandidate(v) && !this.seenInRequests.has(v) && this.remembered < MEMORY_BUDGET_CHARS) {
+      // Every response that held it (a created id, then a list that shows it): all capture it.
+      const list = this.producers.get(v) ?? [];
+      if (!list.some((p) => p.file === this.currentFile && JSON.stringify(p.where) === JSON.stringify(where))) {
+        list.push({ file: this.currentFile, name: variableNameFor(name || 'value'), value: v, where });
+        this.producers.set(v, list);
+        this.remembered += v.length + 64;
+      }
     }
     return this.formats(v);
   }
