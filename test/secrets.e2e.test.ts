@@ -141,6 +141,7 @@ describe.runIf(ebpf.run)('secrets and a login flow (real eBPF)', () => {
     expect(res.code).toBe(1);
     expect(res.output).toMatch(/^3 passed, 1 failed/m);
     expect(res.output).toContain('seen_key');
+    expect(res.output).toContain('app| auth-app: /me called with key [secret X_API_KEY]'); // --verbose
     expect(res.output).toContain('[secret X_API_KEY]');
     const reports = allText(join(dir, 'reports'));
     expect(reports).toContain('[secret X_API_KEY]');

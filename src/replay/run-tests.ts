@@ -34,7 +34,7 @@ import {
   type TestReport,
 } from './report/index.js';
 import { createSender, requestPath, type Sender } from './sender.js';
-import { SecretStore } from './secrets.js';
+import { SecretStore, scrubbingStream } from './secrets.js';
 import { keployTemplateValues, VariableScope } from './variables.js';
 import { hasRef } from '../format/templates.js';
 import { secretNameFor } from '../format/secrets.js';
@@ -300,7 +300,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
           ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
           cgroup: cgroup ?? null,
           verbose: opts.verbose === true,
-          out: opts.out,
+          out: scrubbingStream(opts.out, ctx.secrets),
           signal: intr.abort.signal,
         });
       baseUrl = app.baseUrl;

@@ -4,6 +4,7 @@
 // fails, the failure names the variable to set. Every report passes through scrub(), so a
 // supplied value never reaches the terminal, JUnit, JSON or a diff: it reads `[secret NAME]`.
 
+import { Writable } from 'node:stream';
 import type { Config, TestSet } from '../format/types.js';
 import { readSecretsFile } from '../format/secrets-file.js';
 import { refsIn } from '../format/templates.js';
@@ -91,4 +92,14 @@ export class SecretStore {
     }
     return value;
   }
+}
+
+/** `out` with every write scrubbed (the app's own output under --verbose arrives a line per write). */
+export function scrubbingStream(out: NodeJS.WritableStream, secrets: SecretStore): NodeJS.WritableStream {
+  return new Writable({
+    write(chunk: Buffer | string, _enc, done): void {
+      out.write(secrets.scrub(typeof chunk === 'string' ? chunk : chunk.toString('utf8')));
+      done();
+    },
+  });
 }
