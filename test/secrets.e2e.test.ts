@@ -5,7 +5,7 @@
 // passes because the token the app issues at replay flows into the later requests and the mock;
 // and a leaked key is never in the terminal, JUnit or JSON report, nor in a diff.
 
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +42,8 @@ describe.runIf(ebpf.run)('secrets and a login flow (real eBPF)', () => {
     upstream = await startUpstream();
     const port = await freePort();
     appEnv = { PORT: String(port), UPSTREAM_URL: upstream.url, NODE_EXTRA_CA_CERTS: fixtureCa, APP_API_KEY: API_KEY, APP_PASSWORD: PASSWORD };
+    // A hand-written tlsrec.yaml whose redact list reaches the writer process: /me's "plan" is kept out.
+    writeFileSync(join(work, 'tlsrec.yaml'), `command: [node, ${JSON.stringify(authApp)}]\nappPort: ${port}\nredact: [plan]\n`);
     const rec = start('node', [tlsrecBin, 'record', '--', 'node', authApp], { cwd: work, env: appEnv });
     const base = `http://127.0.0.1:${port}`;
     await waitForHttp(`${base}/health`);
@@ -102,7 +104,8 @@ describe.runIf(ebpf.run)('secrets and a login flow (real eBPF)', () => {
     expect(secrets).toContain(PASSWORD);
     for (const t of tokens) expect(secrets).not.toContain(t);
     expect(readFileSync(join(work, '.gitignore'), 'utf8').split('\n')).toContain('.tlsrec-secrets.yaml');
-    expect(readFileSync(join(work, 'tlsrec.yaml'), 'utf8')).toMatch(/^secrets: \.tlsrec-secrets\.yaml$/m);
+    expect(files).toContain('"plan": "{{ .plan }}"'); // tlsrec.yaml's redact: [plan]
+    expect(files).not.toContain('"pro"');
   });
 
   it('without the key: the run fails naming TLSREC_SECRET_X_API_KEY, said once before the run', async () => {

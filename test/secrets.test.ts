@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadTestSets } from '../src/format/reader.js';
+import { loadConfig, loadTestSets } from '../src/format/reader.js';
 import { readSecretsFile } from '../src/format/secrets-file.js';
 import { findSecretFormats, isSecretKey } from '../src/format/secrets.js';
 import { matchTemplate, substitute } from '../src/format/templates.js';
@@ -141,6 +141,21 @@ describe('record: secrets become references, flowing values become variables', (
     expect(findSecretFormats(text).map((h) => h.name)).toEqual(['JWT', 'AWS_ACCESS_KEY_ID', 'GITHUB_TOKEN', 'SLACK_TOKEN']);
     for (const k of ['password', 'Access-Token', 'refreshToken', 'client_secret', 'API_KEY', 'apikey', 'Cookie', 'db_password']) expect(isSecretKey(k), k).toBe(true);
     for (const k of ['token_type', 'next_page_token', 'max_tokens', 'keyboard', 'monkey', 'author', 'id']) expect(isSecretKey(k), k).toBe(false);
+  });
+});
+
+describe('tlsrec.yaml: redact and secrets', () => {
+  it('a redact list splits into names and JSON paths; the object form and the secrets file path are read', () => {
+    const file = path.join(root, 'tlsrec.yaml');
+    fs.writeFileSync(file, 'redact: [x-session, pin, "$.user.ssn", body.card.number]\nsecrets: private/s.yaml\n');
+    expect(loadConfig(file)).toMatchObject({
+      redactHeaders: ['x-session', 'pin'], redactKeys: ['x-session', 'pin'], redactPaths: ['$.user.ssn', 'body.card.number'],
+      secretsFile: path.join(root, 'private', 's.yaml'),
+    });
+    fs.writeFileSync(file, 'redact:\n  headers: [x-tenant]\n  keys: [pin]\n  paths: ["$.a"]\n');
+    expect(loadConfig(file)).toMatchObject({ redactHeaders: ['x-tenant'], redactKeys: ['pin'], redactPaths: ['$.a'], secretsFile: path.join(root, '.tlsrec-secrets.yaml') });
+    fs.writeFileSync(file, 'redact: 3\n');
+    expect(() => loadConfig(file)).toThrow(/tlsrec\.yaml:1:\d+/);
   });
 });
 
