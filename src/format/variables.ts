@@ -48,6 +48,7 @@ const PLAIN_HEADERS = new Set([
 
 /** Memory for remembered values (possible producers, values requests sent): characters in all. */
 const MEMORY_BUDGET_CHARS = 8 * 1024 * 1024;
+const MAX_PRODUCERS_PER_VALUE = 16;
 /** Bodies larger than this are only written, not searched for references (megabyte downloads). */
 const MAX_SCANNED_BODY = 4 * 1024 * 1024;
 
@@ -170,22 +171,22 @@ export class RecordingRefs {
       // placeholder in a mock.
       return role === 'test' ? varRef(this.variableFor(v, variableNameFor(name))) : secretRef(this.secretFor(v, secretBase));
     }
-    if (this.redact) {
-      const whole = findSecretFormats(v);
-      if (whole.length === 1 && whole[0]!.start === 0 && whole[0]!.end === v.length && role === 'test') {
-        return varRef(this.variableFor(v, variableNameFor(name || whole[0]!.name)));
-      }
+    const hits = this.redact ? findSecretFormats(v) : [];
+    if (hits.length === 1 && hits[0]!.start === 0 && hits[0]!.end === v.length && role === 'test') {
+      return varRef(this.variableFor(v, variableNameFor(name || hits[0]!.name)));
     }
     if (role === 'test' && this.currentFile && isCandidate(v) && !this.seenInRequests.has(v) && this.remembered < MEMORY_BUDGET_CHARS) {
       // Every response that held it (a created id, then a list that shows it): all capture it.
       const list = this.producers.get(v) ?? [];
-      if (!list.some((p) => p.file === this.currentFile && JSON.stringify(p.where) === JSON.stringify(where))) {
+      const last = list[list.length - 1];
+      // A value repeated in many responses that never flows is stable: a few producers are enough.
+      if (list.length < MAX_PRODUCERS_PER_VALUE && !(last && last.file === this.currentFile && last.where === where)) {
         list.push({ file: this.currentFile, name: variableNameFor(name || 'value'), value: v, where });
         this.producers.set(v, list);
         this.remembered += v.length + 64;
       }
     }
-    return this.formats(v);
+    return hits.length === 0 ? v : this.formats(v);
   }
 
   // ---- messages ----
@@ -298,12 +299,18 @@ export class RecordingRefs {
         return plain(text);
       }
       const changes = new Map<string, string>();
+      // Paths are built only when the user listed some (redact: ["$.user.ssn"]): most bodies need none.
+      const withPaths = this.rules.paths.length > 0;
       const walk = (v: unknown, key: string, path: Path): void => {
         if (typeof v === 'string') {
+          if (v === '' || changes.has(v)) return;
           const out = leaf(v, key, path);
           if (out !== v) changes.set(v, out);
-        } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, key, [...path, i]));
-        else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k, [...path, k]);
+        } else if (Array.isArray(v)) {
+          for (let i = 0; i < v.length; i++) walk(v[i], key, withPaths ? [...path, i] : path);
+        } else if (v !== null && typeof v === 'object') {
+          for (const k in v) walk((v as Record<string, unknown>)[k], k, withPaths ? [...path, k] : path);
+        }
       };
       walk(value, '', []);
       if (changes.size === 0) return text;
