@@ -133,6 +133,15 @@ describe('record: secrets become references, flowing values become variables', (
     expect(extra.all).not.toContain('4321');
     expect(extra.all).not.toContain('078-05-1120');
     expect(extra.files[0]).toContain('"ok": "x"');
+    // a credential after its scheme, in a header or field that does not say so
+    fs.rmSync(path.join(root, 'tlsrec'), { recursive: true });
+    const scheme = await record([
+      makeExchange({ method: 'POST', target: '/p', reqHeaders: [HOST, JSON_CT, ['X-Forwarded-Auth', 'Bearer abcdef0123456789']], reqBody: JSON.stringify({ header: 'Basic YWxhZGRpbjpvcGVuc2VzYW1l' }), resHeaders: [JSON_CT], resBody: '{}' }),
+    ]);
+    expect(scheme.all).not.toContain('abcdef0123456789');
+    expect(scheme.all).not.toContain('YWxhZGRpbjpvcGVuc2VzYW1l');
+    expect(scheme.files[0]).toMatch(/X-Forwarded-Auth: "?Bearer \{\{ \.secret\.BEARER_TOKEN \}\}/);
+    expect(scheme.files[0]).toContain('"header": "Basic {{ .secret.BASIC_AUTH }}"');
   });
 
   it('well-known formats are found anywhere; ordinary keys are not secrets', () => {

@@ -63,6 +63,11 @@ function isCandidate(v: string): boolean {
 
 type Path = Array<string | number>;
 
+/** "Bearer" → BEARER_TOKEN, "Basic" → BASIC_AUTH: the name of a credential found by its scheme alone. */
+function schemeSecretName(scheme: string): string {
+  return /^basic$/i.test(scheme) ? 'BASIC_AUTH' : `${scheme.toUpperCase()}_TOKEN`;
+}
+
 export class RecordingRefs {
   readonly redact: boolean;
   private readonly rules: RedactRules;
@@ -134,7 +139,8 @@ export class RecordingRefs {
   requestValue(v: string, secretBase: string | undefined, role: Role): string {
     if (v === '' || hasRef(v)) return v;
     const scheme = /^(Bearer|Basic|Token|Bot|Digest)\s+(\S+)$/i.exec(v);
-    if (scheme) return `${scheme[1]} ${this.requestValue(scheme[2]!, secretBase, role)}`;
+    // A credential after its scheme is a secret whatever header or key carries it.
+    if (scheme) return `${scheme[1]} ${this.requestValue(scheme[2]!, secretBase ?? schemeSecretName(scheme[1]!), role)}`;
     const variable = this.varByValue.get(v);
     if (variable) return varRef(variable);
     const secret = this.redact ? this.secretByValue.get(v) : undefined;
@@ -160,7 +166,7 @@ export class RecordingRefs {
   responseValue(v: string, secretBase: string | undefined, role: Role, name: string, where: Producer['where']): string {
     if (v === '' || hasRef(v)) return v;
     const scheme = /^(Bearer|Basic|Token)\s+(\S+)$/i.exec(v);
-    if (scheme) return `${scheme[1]} ${this.responseValue(scheme[2]!, secretBase, role, name, where)}`;
+    if (scheme) return `${scheme[1]} ${this.responseValue(scheme[2]!, secretBase ?? schemeSecretName(scheme[1]!), role, name, where)}`;
     const secret = this.redact ? this.secretByValue.get(v) : undefined;
     if (secret) return secretRef(secret);
     // In a mock response, the mock server fills it in with this run's value.
