@@ -120,6 +120,9 @@ describe('record: secrets become references, flowing values become variables', (
     expect(r.files[6]).toContain('/items/{{ .item }}');
     expect(r.all).not.toContain(FLOWING);
     expect(fs.existsSync(r.secretsFile)).toBe(false);
+    // a rewritten file keeps its $schema line and loads
+    expect(r.files[4]!.startsWith('# yaml-language-server: $schema=')).toBe(true);
+    expect(loadTestSets(path.join(root, 'tlsrec'))[0]!.tests).toHaveLength(7);
   });
 
   it('--no-redact keeps secrets; tlsrec.yaml redact keys and paths add to the defaults', async () => {
