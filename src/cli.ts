@@ -125,9 +125,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--dir <path>', 'where test sets are written', 'tlsrec')
     .option('--test-set <name>', 'test set name (default: the next free test-set-N)')
     .option('--config <file>', 'config file written when absent (command, app port)', 'tlsrec.yaml')
-    .option('--redact <header>', 'also redact this header (repeatable)', collect)
+    .option('--redact <header>', 'also keep this header out of the files (repeatable; JSON keys and paths: redact in tlsrec.yaml)', collect)
     .option('--env <name>', 'write this environment variable and its current value into tlsrec.yaml env: for replay (repeatable; in clear, not for secrets)', collect)
-    .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys) in the files')
+    .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys, passwords, tokens) in the files')
     .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
     .addOption(
       new Option('--ringbuf <size>', 'kernel ring buffer size, a power of two: 64M, 256M, 512K')
@@ -184,7 +184,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '\ntlsrec.yaml `env:` (see record --env) is set in the app\'s environment; a variable already set\n' +
         'where tlsrec runs wins (PORT=4000 tlsrec test overrides env: {PORT: "3000"} for one run).\n' +
         '\nExit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
-        '130/143 interrupted.\n' +
+        '130/143 interrupted.\n\n' +
+        'Secrets: a {{ .secret.NAME }} in a test takes its value from TLSREC_SECRET_NAME, else from the\n' +
+        'secrets file named in tlsrec.yaml (written by record, git-ignored). Reports show [secret NAME].\n' +
         SELECTION_HELP,
     )
     .argument('[command...]', 'the command that starts the app (default: command in tlsrec.yaml)')

@@ -144,16 +144,16 @@ let ts = 1_000n;
 function conversation(parts: Array<['out' | 'in', Buffer]>, split?: number): CaptureEvent[] {
   const pos = { in: 0n, out: 0n };
   const events: CaptureEvent[] = [
-    { tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: '1', type: 'open', role: 'connect', localPort: 50000, remotePort: 6379, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1' },
+    { tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: 1n, type: 'open', role: 'connect', localPort: 50000, remotePort: 6379, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1' },
   ];
   for (const [dir, data] of parts) {
     const pieces = split === undefined ? [data] : [data.subarray(0, split), data.subarray(split)].filter((p) => p.length > 0);
     for (const p of pieces) {
-      events.push({ tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: '1', type: 'data', dir, pos: pos[dir], callLen: p.length, chunkOff: 0, data: p });
+      events.push({ tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: 1n, type: 'data', dir, pos: pos[dir], callLen: p.length, chunkOff: 0, data: p });
       pos[dir] += BigInt(p.length);
     }
   }
-  events.push({ tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: '1', type: 'close' });
+  events.push({ tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: 1n, type: 'close' });
   return events;
 }
 

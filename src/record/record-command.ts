@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, createWriteStream, existsSync, linkSync, openSync, readFileSync, readSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { constants as osConstants, getPriority, setPriority } from 'node:os';
 import { writeFile } from 'node:fs/promises';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
@@ -24,6 +24,8 @@ import { writeEventLine } from './event-file.js';
 import type { LossCounters } from '../model/events.js';
 import { decodeRecords } from '../native/decode.js';
 import { writeConfigEnv } from '../format/config-env.js';
+import { loadConfig } from '../format/reader.js';
+import { DEFAULT_SECRETS_FILE, ensureGitignored } from '../format/secrets-file.js';
 
 export interface RecordOptions {
   command: string[];
@@ -70,6 +72,9 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
   checkPrivileges();
   const resolved = resolveCommand(opts.command[0]!);
 
+  // tlsrec.yaml's redaction rules and secrets file (a broken tlsrec.yaml stops here, before recording).
+  const config = existsSync(opts.configPath) ? loadConfig(opts.configPath) : undefined;
+  const secretsFile = resolve(config?.secretsFile ?? join(dirname(resolve(opts.configPath)), DEFAULT_SECRETS_FILE));
   const cgroup = Cgroup.create('record');
   let capture: CaptureSession | undefined;
   let dump: WriteStream | undefined;
@@ -78,8 +83,11 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const setWriter = await BackgroundWriter.start({
       rootDir: opts.dir,
       ...(opts.testSet === undefined ? {} : { testSet: opts.testSet }),
-      redactHeaders: opts.redact ? opts.extraRedactHeaders : undefined,
+      redactHeaders: opts.redact ? [...opts.extraRedactHeaders, ...(config?.redactHeaders ?? [])] : undefined,
+      redactKeys: config?.redactKeys ?? [],
+      redactPaths: config?.redactPaths ?? [],
       redact: opts.redact,
+      ...(opts.redact ? { secretsFile } : {}),
       commandCgroup: cgroup.path,
     });
     writer = setWriter;
@@ -133,6 +141,16 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     let firstWriteError: unknown = written.lateErrors[0];
 
     if (!opts.quiet) printSummary(out, setWriter.dir, written, loss, pressure);
+    if (opts.redact && existsSync(secretsFile)) {
+      // Before anything else can commit it.
+      try {
+        const dir = dirname(secretsFile);
+        ensureGitignored(dir, relative(dir, secretsFile));
+      } catch (err) {
+        out.write(`tlsrec: warning: could not add ${secretsFile} to .gitignore: ${causeText(err)}\n`);
+      }
+      if (!opts.quiet) out.write(`tlsrec: secrets kept out of the files are in ${relative(process.cwd(), secretsFile) || secretsFile} (mode 0600, in .gitignore); tlsrec test reads them, or TLSREC_SECRET_<NAME>\n`);
+    }
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, written.appPort);
       if (opts.configEnv) writeConfigEnv(opts.configPath, opts.configEnv);
@@ -398,11 +416,15 @@ async function writeConfigIfAbsent(path: string, command: string[], appPort: num
   if (appPort !== undefined) doc.appPort = appPort;
   doc.noise = {};
   doc.passthrough = [];
+  doc.redact = [];
+  doc.secrets = DEFAULT_SECRETS_FILE;
   const text =
     '# tlsrec configuration: written by `tlsrec record`, meant to be edited.\n' +
     '# command: how `tlsrec test` starts the app; appPort: where it listens.\n' +
     '# noise: fields ignored in every test, e.g. {"header.X-Request-Id": [], "body.createdAt": []}\n' +
     '# passthrough: outgoing destinations not served from mocks, e.g. ["127.0.0.1:5432"]\n' +
+    '# redact: more header names, JSON keys and paths kept out of the files, e.g. ["x-session", "$.user.ssn"]\n' +
+    '# secrets: where record puts the values kept out of the files (never commit it)\n' +
     stringify(doc);
   // Written whole to a private name, then linked into place: a full disk never leaves a truncated
   // tlsrec.yaml behind (which later recordings would take as the user's), and link() never

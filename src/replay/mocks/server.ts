@@ -9,6 +9,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { decodeContentEncoding, encodeContentEncoding } from '../../protocols/http1/content-encoding.js';
 import { EnvironmentError, causeText } from '../../errors.js';
 import type { RunCa } from './ca.js';
+import type { Mock } from '../../format/types.js';
 import { splitTarget, type IncomingCall, type MockMatcher } from './matcher.js';
 
 export interface MockServerOptions {
@@ -18,6 +19,8 @@ export interface MockServerOptions {
   host?: string;
   /** Called for each miss with the one-line explanation (for logs). */
   onMiss?: (message: string) => void;
+  /** Fills in a response's variables ({{ .token }}) with this run's values before it is sent. */
+  fillResponse?: (response: Mock['response']) => Mock['response'];
 }
 
 export interface MockServer {
@@ -95,7 +98,7 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
       res.end(text);
       return;
     }
-    const r = outcome.mock.response;
+    const r = opts.fillResponse ? opts.fillResponse(outcome.mock.response) : outcome.mock.response;
     const flat: string[] = [];
     let contentEncoding: string | undefined;
     for (const [k, v] of r.headers) {
