@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { causeText, InputFileError, OutputError } from '../errors.js';
-import type { Exchange } from '../model/exchange.js';
+import type { Exchange, HttpExchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
 import { readSecretsFile, rewriteProducer, writeSecret } from './secrets-file.js';
@@ -20,6 +20,11 @@ export interface WriterOptions extends DocOptions {
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
   testSet?: string;
+  /**
+   * YAML text of the n-th mock document of an exchange of another protocol than HTTP/1 (the
+   * recording layer passes its protocol's `files`; format/ does not import protocols/).
+   */
+  renderOtherMock?: (ex: Exclude<Exchange, HttpExchange>, n: number) => string;
   /** JSON keys and paths redacted in addition to the defaults (tlsrec.yaml `redact:`). */
   redactKeys?: string[];
   redactPaths?: string[];
@@ -149,6 +154,7 @@ export class TestSetWriter {
   /** A hand-edited mocks.yaml may lack its final newline. */
   private mocksNeedNewline = false;
   private closed = false;
+  private renderOtherMock: WriterOptions['renderOtherMock'];
   private readonly counts: WriterSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
 
   private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number) {
@@ -192,7 +198,9 @@ export class TestSetWriter {
         ...(secretsFile ? { onSecret: (name: string, value: string) => writeSecret(secretsFile, name, value) } : {}),
         rewriteProducer,
       });
-      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
+      const writer = new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
+      writer.renderOtherMock = opts.renderOtherMock;
+      return writer;
     } catch (err) {
       if (err instanceof OutputError || err instanceof InputFileError) throw err;
       throw outputError('test set directory in', rootDir, err);
@@ -205,11 +213,14 @@ export class TestSetWriter {
    */
   writeExchange(ex: Exchange): void {
     if (this.closed) throw new Error('TestSetWriter.writeExchange after close()');
-    if (ex.role === 'incoming') this.writeTest(ex);
-    else this.writeMock(ex);
+    if (ex.protocol !== 'http1') {
+      if (!this.renderOtherMock) throw new Error(`TestSetWriter: no renderer for ${ex.protocol} exchanges`);
+      this.writeMock(this.renderOtherMock(ex, this.nextMock));
+    } else if (ex.role === 'incoming') this.writeTest(ex);
+    else this.writeMock(renderYaml(exchangeToMockDoc(ex, this.nextMock, this.opts)));
   }
 
-  private writeTest(ex: Exchange): void {
+  private writeTest(ex: HttpExchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
     if (this.opts.refs) this.opts.refs.currentFile = file;
@@ -224,10 +235,8 @@ export class TestSetWriter {
     this.counts.tests++;
   }
 
-  private writeMock(ex: Exchange): void {
-    const n = this.nextMock;
+  private writeMock(doc: string): void {
     const file = this.mocksFile;
-    const doc = renderYaml(exchangeToMockDoc(ex, n, this.opts));
     try {
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);

@@ -23,6 +23,7 @@ import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
 import type { CaptureEvent } from '../model/events.js';
 import { WriterPacing } from './writer-pacing.js';
+import { renderProtocolMock } from './protocol-mock.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
 let cipher: SpoolCipher;
@@ -42,7 +43,8 @@ const report = (r: WriterReport): void => {
 
 let writer: TestSetWriter;
 try {
-  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
+  const monoToWallNs = BigInt(config.monoToWallNs);
+  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs, renderOtherMock: (ex, n) => renderProtocolMock(ex, n, { ...config.writer, monoToWallNs }) });
 } catch (err) {
   // One line, no stack: tlsrec then says the writer stopped early and where the spool is.
   process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
@@ -110,11 +112,12 @@ function write(ex: Exchange): void {
     const hint = err instanceof TlsrecError ? err.hint : undefined;
     report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
-  collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
+  if (ex.protocol === 'http1') collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
 }
 
 /** The port the app served on, from a request it received. */
 function appPortOf(ex: Exchange): number | undefined {
+  if (ex.protocol !== 'http1') return ex.localPort;
   if (ex.localPort) return ex.localPort;
   const host = firstHeader(ex.request.headers, 'host');
   const m = host ? /:(\d+)$/.exec(host) : null;
