@@ -5,6 +5,7 @@
 // gets `-ERR tlsrec: no mock for …` (with the closest mock and where it differed) and is reported
 // as a miss; the connection stays usable.
 
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RespValue } from '../../model/redis.js';
 import type { LoadedDoc, MockServeContext } from '../protocol.js';
@@ -35,15 +36,23 @@ const LOCAL_INFO = '# Server\r\nredis_version:7.2.0\r\nredis_mode:standalone\r\n
 
 export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): void {
   const matcher = matcherFor(ctx.mocks);
+  // Replies go out as soon as they are known (as redis-server sets TCP_NODELAY).
+  (socket as Partial<Pick<Socket, 'setNoDelay'>>).setNoDelay?.(true);
   const reader = new RespReader({ inline: true });
   const where = ctx.destination.host ? `redis://${ctx.destination.host}${ctx.destination.port ? `:${ctx.destination.port}` : ''}` : 'redis';
   let resp: 2 | 3 = 2;
   let inMulti = false;
   let closing = false;
 
+  /** Replies to the commands of one read, written together (a pipeline is answered in one write). */
+  let out: Buffer[] = [];
   const send = (...values: RespValue[]): void => {
     if (closing) return;
-    socket.write(Buffer.concat(values.map((v) => encodeResp(v, resp))));
+    for (const v of values) out.push(encodeResp(v, resp));
+  };
+  const flush = (): void => {
+    if (out.length > 0 && !socket.destroyed) socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    out = [];
   };
 
   /** Housekeeping answered locally; undefined when the command goes to the mocks. */
@@ -81,7 +90,7 @@ export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): vo
     const here = local(args);
     if (here) {
       send(here);
-      if (name === 'QUIT') { closing = true; socket.end(); }
+      if (name === 'QUIT') { flush(); closing = true; socket.end(); }
       return;
     }
     if (name === 'INFO' && !matcher.has('INFO')) { send(bulk(LOCAL_INFO)); return; }
@@ -107,9 +116,11 @@ export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): vo
         if (!args) { send(err('ERR Protocol error: expected an array of bulk strings')); continue; }
         answer(args);
       }
+      flush();
     } catch (e) {
       if (!(e instanceof RespError)) throw e;
       send(err(`ERR Protocol error: ${e.message}`));
+      flush();
       closing = true;
       socket.end();
     }
