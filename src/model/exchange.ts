@@ -5,7 +5,7 @@
 // The protocol-neutral part is ConnectionIdentity + ExchangeBase; each protocol adds its own payload
 // (HttpExchange: request and response messages) and names itself in `protocol`.
 
-import type { RedisExchange } from './redis.js';
+import type { RespValue } from './redis.js';
 
 /** Header lines in wire order with the original name case; repeated names stay separate entries. */
 export type HeaderList = Array<[name: string, value: string]>;
@@ -75,6 +75,25 @@ export interface HttpExchange extends ExchangeBase {
   protocol: 'http1';
   request: HttpRequestMessage;
   response: HttpResponseMessage;
+}
+
+/** A Redis command the app sent and what the server answered. */
+export interface RedisExchange extends ExchangeBase {
+  protocol: 'redis';
+  /** The command and its arguments as sent (passwords replaced by `[REDACTED]`). */
+  command: Buffer[];
+  /** Sent as an inline command (`PING\r\n`) rather than a RESP array. */
+  inline?: boolean;
+  /**
+   * The replies that answer it: one for most commands, one per channel for (P|S)SUBSCRIBE and
+   * their unsubscribes.
+   */
+  replies: RespValue[];
+  /** Out-of-band messages that followed (pub/sub `message`s, RESP3 pushes), in order. */
+  pushes: RespValue[];
+  /** Kernel time (ns) of the command's first byte and of its first reply's. */
+  requestNs: bigint;
+  responseNs: bigint;
 }
 
 /** Any protocol's exchange: what reconstruction emits and the writer stores. */

@@ -1,7 +1,5 @@
-// Redis exchanges: one command the app sent and the reply (or replies) the server gave it, as RESP
-// values. RESP2 and RESP3 types are kept apart so that a reply is answered back in the type it had.
-
-import type { ExchangeBase } from './exchange.js';
+// RESP values: what a Redis exchange (RedisExchange in exchange.ts) holds. RESP2 and RESP3 types are
+// kept apart so that a reply is answered back in the type it had.
 
 /** One RESP value (https://redis.io/docs/latest/develop/reference/protocol-spec/). */
 export type RespValue =
@@ -18,22 +16,3 @@ export type RespValue =
   | { type: 'boolean'; value: boolean }               // RESP3 #t / #f
   | { type: 'verbatim'; format: string; value: string } // RESP3 = txt:…
   | { type: 'bignum'; value: string };                // RESP3 (
-
-/** A Redis command the app sent and what the server answered. */
-export interface RedisExchange extends ExchangeBase {
-  protocol: 'redis';
-  /** The command and its arguments as sent (passwords replaced by `[REDACTED]`). */
-  command: Buffer[];
-  /** Sent as an inline command (`PING\r\n`) rather than a RESP array. */
-  inline?: boolean;
-  /**
-   * The replies that answer it: one for most commands, one per channel for (P|S)SUBSCRIBE and
-   * their unsubscribes.
-   */
-  replies: RespValue[];
-  /** Out-of-band messages that followed (pub/sub `message`s, RESP3 pushes), in order. */
-  pushes: RespValue[];
-  /** Kernel time (ns) of the command's first byte and of its first reply's. */
-  requestNs: bigint;
-  responseNs: bigint;
-}

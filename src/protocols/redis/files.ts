@@ -18,7 +18,8 @@
 // `reqTimestampMock`/`resTimestampMock` and says the rest plainly.
 
 import { Document } from 'yaml';
-import type { RedisExchange, RespValue } from '../../model/redis.js';
+import type { RedisExchange } from '../../model/exchange.js';
+import type { RespValue } from '../../model/redis.js';
 import { defaultMonoToWallNs, rfc3339, type DocOptions } from '../../format/render.js';
 import { API_VERSION } from '../../format/types.js';
 import type { DocProblem, DocRead, DocWhere } from '../protocol.js';

@@ -2,7 +2,7 @@
 // answered offline by a mock endpoint that speaks RESP (serve.ts). The app is the client; a
 // connection where it is the server is not recorded.
 
-import type { RedisExchange } from '../../model/redis.js';
+import type { RedisExchange } from '../../model/exchange.js';
 import type { DocOptions } from '../../format/render.js';
 import type { Protocol } from '../protocol.js';
 import { readRedisMock, redisMockDoc, redisYaml, type RedisMock, type RedisMockDoc } from './files.js';
