@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
-import type { HttpExchange as Exchange } from '../src/model/exchange.js';
+import type { Exchange as AnyExchange, HttpExchange as Exchange } from '../src/model/exchange.js';
+import { renderProtocolMock } from '../src/record/protocol-mock.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { BackgroundWriter } from '../src/record/background-writer.js';
 import { TestSetWriter } from '../src/format/writer.js';
@@ -41,6 +42,8 @@ interface Recording {
   name: string;
   events: CaptureEvent[];
   exchanges: Exchange[];
+  /** Every protocol's exchanges, in order. */
+  every: AnyExchange[];
   stats: ReconstructStats;
 }
 
@@ -53,10 +56,11 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     for (const name of readdirSync(eventsDir).filter((n) => n.endsWith('.jsonl')).sort()) {
       const events: CaptureEvent[] = [];
       const exchanges: Exchange[] = [];
+      const every: AnyExchange[] = [];
       for await (const ev of readEventFile(join(eventsDir, name))) events.push(ev);
-      const r = new Reconstructor({ onExchange: (ex) => { if (ex.protocol === 'http1') exchanges.push(ex); } });
+      const r = new Reconstructor({ onExchange: (ex) => { every.push(ex); if (ex.protocol === 'http1') exchanges.push(ex); } });
       for (const ev of events) r.push(ev);
-      recordings.push({ name, events, exchanges, stats: r.finish() });
+      recordings.push({ name, events, exchanges, every, stats: r.finish() });
     }
   });
 
@@ -80,8 +84,8 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     const viaProcess = newDir();
     for (const rec of recordings) {
       // One test set per recording, in the same order in both roots (test-set-0, -1, ...).
-      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL });
-      for (const ex of rec.exchanges) sync.writeExchange(ex);
+      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL, renderOtherMock: (ex, n) => renderProtocolMock(ex, n, { monoToWallNs: MONO_TO_WALL }) });
+      for (const ex of rec.every) sync.writeExchange(ex);
       const syncSummary = await sync.close();
 
       const bg = await BackgroundWriter.start({ rootDir: viaProcess, monoToWallNs: MONO_TO_WALL, writerScript });
