@@ -1,4 +1,4 @@
-// Ring records as spool frames: the format the kernel writes (decodeRecords of src/native/decode.ts;
+// Ring records as spool frames: the format the kernel writes (decodeRecords of src/capture/decode.ts;
 // encodeRecords of test/helpers/ring-records.ts makes them from recorded events), sealed by
 // spool-cipher.ts. What the recorder seals, the writer process must open and decode to the same
 // events, bytes for bytes, through a real spool on disk; and nothing of the plaintext may be on disk.
@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SpoolReader, SpoolWriter } from '../src/format/spool.js';
-import { CAP_HDR_SIZE, dataLength, decodeRecords, execTgid, recordLength } from '../src/native/decode.js';
+import { CAP_HDR_SIZE, dataLength, decodeRecords, execTgid, recordLength } from '../src/capture/decode.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
 import { SpoolCipher } from '../src/record/spool-cipher.js';

@@ -16,13 +16,13 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
-import { CaptureSession, type BackpressureStats } from '../native/capture.js';
+import { CaptureSession, type BackpressureStats } from '../capture/capture-session.js';
 import { formatBytes } from '../format-bytes.js';
 import { BackgroundWriter, type BackgroundWriterSummary } from './background-writer.js';
 import type { ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { LossCounters } from '../model/events.js';
-import { decodeRecords } from '../native/decode.js';
+import { decodeRecords } from '../capture/decode.js';
 
 export interface RecordOptions {
   command: string[];

@@ -4,7 +4,7 @@
 // none), and open records the kernel's struct cap_addr.
 
 import { isIP } from 'node:net';
-import { CAP_CLOSE, CAP_DATA, CAP_EXEC, CAP_HDR_SIZE, CAP_LOSS, CAP_OPEN } from '../../src/native/decode.js';
+import { CAP_CLOSE, CAP_DATA, CAP_EXEC, CAP_HDR_SIZE, CAP_LOSS, CAP_OPEN } from '../../src/capture/decode.js';
 import { ipv6Bytes } from '../../src/ip-bytes.js';
 import type { CaptureEvent, Direction, OpenEvent } from '../../src/model/events.js';
 

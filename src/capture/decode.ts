@@ -13,7 +13,7 @@ export const CAP_OPEN = 2;
 export const CAP_CLOSE = 3;
 export const CAP_LOSS = 4;
 export const CAP_EXEC = 5;
-/** Only on the `mapped` ring (src/native/capture.ts reads it), never spooled. */
+/** Only on the `mapped` ring (the attach policy reads it), never spooled. */
 export const CAP_MAP = 6;
 
 function ipText(family: number, b: Buffer): string {

@@ -24,13 +24,13 @@ import { fileURLToPath } from 'node:url';
 import { causeText } from '../errors.js';
 import type { LossCounters } from '../model/events.js';
 import { RecordQueue } from './record-queue.js';
-import type { Cgroup } from './cgroup.js';
+import type { Cgroup } from '../native/cgroup.js';
 import { CAP_HDR_SIZE, CAP_MAP, dataLength, execTgid, recordLength } from './decode.js';
-import { opensslOffsets, type SslFunction } from './elf.js';
-import { FdWaiter } from './fd-waiter.js';
-import { BPF_TRACE_UPROBE_MULTI, BpfObject, type BpfLink, destroyLinks, numPossibleCpus, uprobeMultiSupported } from './libbpf.js';
-import { fileId, processExe, processMappings, processState, systemLibssl } from './proc.js';
-import { RingBufferReader } from './ringbuf.js';
+import { opensslOffsets, type SslFunction } from '../native/elf.js';
+import { FdWaiter } from '../native/fd-waiter.js';
+import { BPF_TRACE_UPROBE_MULTI, BpfObject, type BpfLink, destroyLinks, numPossibleCpus, uprobeMultiSupported } from '../native/libbpf.js';
+import { fileId, processExe, processMappings, processState, systemLibssl } from '../native/proc.js';
+import { RingBufferReader } from '../native/ringbuf.js';
 
 export interface CaptureOptions {
   cgroup: Cgroup;
@@ -107,7 +107,7 @@ const MAX_PAUSE_MS = 20;
 export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
 
-/** bpf/capture.bpf.o of this package; the same relative path works from src/native and dist/native. */
+/** bpf/capture.bpf.o of this package; the same relative path works from src/capture and dist/capture. */
 export function defaultBpfObjectPath(): string {
   return fileURLToPath(new URL('../../bpf/capture.bpf.o', import.meta.url));
 }
