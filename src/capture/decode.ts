@@ -44,8 +44,8 @@ export function decodeRecord(rec: Buffer, side?: DecodeSideInfo): CaptureEvent |
   const dir: Direction = rec[EV.dir.offset] === Dir.CAP_DIR_OUT ? 'out' : 'in';
   const aux = rec[EV.aux.offset];
   const payload = rec.subarray(CAP_HDR_SIZE, CAP_HDR_SIZE + len);
-  // Object literals written out in full: `{ ...base, ... }` cost ~4 µs a record (V8's object
-  // spread), which was a third of the recorder's CPU under small-request load.
+  // Object literals written out in full: `{ ...base, ... }` costs ~4 µs a record (V8's object
+  // spread), a third of the recorder's CPU under small-request load.
   switch (type) {
     case RecordType.CAP_DATA:
       return { tsNs, tgid, tid, source, connId, type: 'data', dir, pos, callLen, chunkOff, data: Buffer.from(payload) };
