@@ -1,4 +1,5 @@
-// Imports go one way, down the stages: model <- native, format <- protocols <- record, replay <- commands <- cli.
+// Imports go one way, down the stages: model <- native <- capture, format <- protocols <- record,
+// replay <- commands <- cli.
 // Every static and dynamic import in src/**/*.ts is checked against that order, and the module
 // graph must have no cycle.
 
@@ -19,11 +20,13 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   native: ['model'],
   format: ['model'],
   protocols: ['model', 'format'],
-  record: ['model', 'native', 'format', 'protocols'],
+  // The recorder's capture side: the kernel's records, through native/.
+  capture: ['model', 'native'],
+  record: ['model', 'native', 'format', 'protocols', 'capture'],
   replay: ['model', 'native', 'format', 'protocols'],
   // Engines of commands that drive both pipelines (rerecord: a recording driven by replay's sender).
-  commands: ['model', 'native', 'format', 'protocols', 'record', 'replay'],
-  cli: ['model', 'native', 'format', 'protocols', 'record', 'replay', 'commands'],
+  commands: ['model', 'native', 'capture', 'format', 'protocols', 'record', 'replay'],
+  cli: ['model', 'native', 'capture', 'format', 'protocols', 'record', 'replay', 'commands'],
 };
 
 /**

@@ -5,7 +5,7 @@
 // Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines,
 // rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one of those
 // milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only copies
-// the captured records, as the kernel wrote them (native/decode.ts), to a spool, encrypted by
+// the captured records, as the kernel wrote them (capture/decode.ts), to a spool, encrypted by
 // spool-cipher.ts, many runs a write(2); the writer process (writer-process.ts, idle CPU class,
 // and pacing itself while it is not far behind) reconstructs the exchanges and writes test files
 // and mocks.yaml, in order, whenever the CPU has time, and is raised to normal priority, unpaced,

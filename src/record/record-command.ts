@@ -16,13 +16,13 @@ import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:pa
 import { stringify } from 'yaml';
 import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
-import { CaptureSession, type BackpressureStats } from '../native/capture.js';
+import { CaptureSession, type BackpressureStats } from '../capture/capture-session.js';
 import { formatBytes } from '../format-bytes.js';
 import { BackgroundWriter, type BackgroundWriterSummary } from './background-writer.js';
 import type { ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { LossCounters } from '../model/events.js';
-import { decodeRecords } from '../native/decode.js';
+import { decodeRecords } from '../capture/decode.js';
 import { writeConfigEnv } from '../format/config-env.js';
 import { loadConfig } from '../format/reader.js';
 import { DEFAULT_SECRETS_FILE, ensureGitignored } from '../format/secrets-file.js';

@@ -12,7 +12,7 @@
 
 import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './background-writer.js';
 import { Cgroup } from '../native/cgroup.js';
-import { decodeRecords } from '../native/decode.js';
+import { decodeRecords } from '../capture/decode.js';
 import type { Exchange } from '../model/exchange.js';
 import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
