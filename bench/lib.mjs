@@ -213,7 +213,7 @@ export function procMem(pid) {
 }
 
 /** The writer process (src/record/background-writer.ts) of the `tlsrec record` process `pid`, if it runs. */
-export const writerOf = (pid) => childProcessOf(pid, 'writer-process-main.js');
+export const writerOf = (pid) => childProcessOf(pid, 'file-writer-main.js');
 
 /**
  * Samples the memory of a `tlsrec record` process every `ms`: its VmHWM, its writer process's

@@ -86,7 +86,7 @@ function appProcesses(port: number): number[] {
 
 /** The writer process a tlsrec process started (see src/record/background-writer.ts). */
 /** The writer process `tlsrec record` (pid `tlsrecPid`) spawned. */
-const writerProcessOf = (tlsrecPid: number): number | undefined => childProcessOf(tlsrecPid, 'writer-process-main.js');
+const writerProcessOf = (tlsrecPid: number): number | undefined => childProcessOf(tlsrecPid, 'file-writer-main.js');
 
 function isAlive(pid: number): boolean {
   try {

@@ -18,7 +18,7 @@ import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLos
 import { argvInCgroup, Cgroup } from '../native/cgroup.js';
 import { CaptureSession, type BackpressureStats } from '../native/capture.js';
 import { formatBytes } from '../format-bytes.js';
-import { BackgroundWriter, type BackgroundWriterSummary } from './background-writer.js';
+import { BackgroundWriter, type BackgroundWriterSummary } from '../spool/spooler.js';
 import type { ReconstructStats } from './reconstruct.js';
 import { writeEventLine } from './event-file.js';
 import type { LossCounters } from '../model/events.js';

@@ -23,11 +23,11 @@ import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { causeText, OutputError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
-import type { ReconstructStats } from './reconstruct.js';
-import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
-import { SpoolWriteError, SpoolWriter } from '../format/spool.js';
+import type { ReconstructStats } from '../record/reconstruct.js';
+import { SPOOL_KEY_ENV, SpoolCipher } from './cipher.js';
+import { SpoolWriteError, SpoolWriter } from './segments.js';
 import { setIdleScheduling } from '../native/ffi.js';
-import { defaultMonoToWallNs, outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/writer.js';
+import { defaultMonoToWallNs, outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/test-set-writer.js';
 
 /** Started with this (JSON in argv[2]). */
 export interface WriterProcessConfig {
@@ -100,7 +100,7 @@ export const RECORDER_DONE = 'capture-stopped';
 const FLUSH_MS = 20;
 const FLUSH_BYTES = 1024 * 1024;
 
-const WRITER_SCRIPT = fileURLToPath(new URL('./writer-process-main.js', import.meta.url));
+const WRITER_SCRIPT = fileURLToPath(new URL('../record/file-writer-main.js', import.meta.url));
 
 /**
  * The writer's CPU priority: idle class while recording (it runs when a CPU has nothing else to

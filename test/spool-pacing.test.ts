@@ -1,7 +1,7 @@
 // WriterPacing (src/record/writer-pacing.ts) decides from a clock and byte counts it is handed, so
 // these tests drive it with made-up times: no timing in the test.
 import { describe, expect, it } from 'vitest';
-import { WriterPacing } from '../src/record/writer-pacing.js';
+import { WriterPacing } from '../src/spool/pacing.js';
 
 const settings = { underLoadBytesPerS: 1000_000, windowMs: 100, behindBytes: 10_000_000 };
 

@@ -14,12 +14,12 @@ import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
 import type { Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
-import { BackgroundWriter } from '../src/record/background-writer.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { BackgroundWriter } from '../src/spool/spooler.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { repoRoot } from './helpers/procs.js';
 import { encodeRecords } from './helpers/ring-records.js';
 
-const writerScript = join(repoRoot, 'dist', 'record', 'writer-process-main.js');
+const writerScript = join(repoRoot, 'dist', 'record', 'file-writer-main.js');
 const eventsDir = join(repoRoot, 'fixtures', 'events');
 const MONO_TO_WALL = 1_732_000_000_000_000_000n; // fixed, so both writers render the same timestamps
 

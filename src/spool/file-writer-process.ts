@@ -10,19 +10,19 @@
 // the command it had stopped (releaseCommandOnceRecorderIsGone). Reports on stdout (WriterReport,
 // one JSON a line).
 
-import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './background-writer.js';
+import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './spooler.js';
 import { Cgroup } from '../native/cgroup.js';
 import { decodeRecords } from '../native/decode.js';
 import type { Exchange } from '../model/exchange.js';
-import { Reconstructor } from './reconstruct.js';
-import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
-import { SpoolReader } from '../format/spool.js';
-import { TestSetWriter } from '../format/writer.js';
+import { Reconstructor } from '../record/reconstruct.js';
+import { SPOOL_KEY_ENV, SpoolCipher } from './cipher.js';
+import { SpoolReader } from './segments.js';
+import { TestSetWriter } from '../format/test-set-writer.js';
 import { firstHeader } from '../http/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
 import type { CaptureEvent } from '../model/events.js';
-import { WriterPacing } from './writer-pacing.js';
+import { WriterPacing } from './pacing.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
 let cipher: SpoolCipher;

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseFrames, segmentPath, SpoolReader, SpoolWriteError, SpoolWriter, type SpoolItem } from '../src/format/spool.js';
+import { parseFrames, segmentPath, SpoolReader, SpoolWriteError, SpoolWriter, type SpoolItem } from '../src/spool/segments.js';
 import { seededRandom } from './helpers/random.js';
 
 const NEXT = '#tlsrec-spool next\n';

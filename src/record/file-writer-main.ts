@@ -3,4 +3,4 @@
 // still be written. Then the writer itself.
 process.on('SIGINT', () => undefined);
 process.on('SIGHUP', () => undefined);
-await import('./writer-process.js');
+await import('../spool/file-writer-process.js');
