@@ -84,8 +84,7 @@ function appProcesses(port: number): number[] {
   return found;
 }
 
-/** The writer process a tlsrec process started (see src/record/background-writer.ts). */
-/** The writer process `tlsrec record` (pid `tlsrecPid`) spawned. */
+/** The file-writer process `tlsrec record` (pid `tlsrecPid`) spawned (src/spool/spooler.ts). */
 const writerProcessOf = (tlsrecPid: number): number | undefined => childProcessOf(tlsrecPid, 'file-writer-main.js');
 
 function isAlive(pid: number): boolean {
@@ -425,7 +424,7 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(await rec.exited).toBe(130);
     expect(Date.now() - t).toBeLessThan(3_000);
     const out = rec.output();
-    expect(out).toMatch(new RegExp(`not waiting: the writer process \\(pid ${writer}\\) goes on writing the rest \\([\\d.]+ (B|KiB|MiB) of captured traffic\\)`));
+    expect(out).toMatch(new RegExp(`not waiting: the file-writer process \\(pid ${writer}\\) goes on writing the rest \\([\\d.]+ (B|KiB|MiB) of captured traffic\\)`));
     expect(out).not.toMatch(STACK_TRACE);
     expect(isAlive(writer)).toBe(true);
     await releaseWriterAndCheck(work, writer, completed);
@@ -440,7 +439,7 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
 
     expect(await rec.exited).toBe(3);
     const out = rec.output();
-    const m = /writer process stopped early \(killed by SIGKILL\); ([\d.]+) (B|KiB|MiB) of captured traffic was not written/.exec(out);
+    const m = /file-writer process stopped early \(killed by SIGKILL\); ([\d.]+) (B|KiB|MiB) of captured traffic was not written/.exec(out);
     expect(m, out).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(0); // the writer was held while the load ran: all of it
     expect(out).toContain('TLSREC_E_OUTPUT');

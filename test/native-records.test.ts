@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SpoolReader, SpoolWriter } from '../src/spool/segments.js';
+import { SpoolReader, SpoolAppender } from '../src/spool/segments.js';
 import { CAP_HDR_SIZE, dataLength, decodeRecords, execTgid, recordLength } from '../src/native/decode.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
@@ -139,7 +139,7 @@ describe('SpoolCipher', () => {
     try {
       const all = [...[...recorded.values()].flat(), ...handBuilt()];
       const cipher = SpoolCipher.generate();
-      const writer = new SpoolWriter(dir, 'spool', 256 * 1024);
+      const writer = new SpoolAppender(dir, 'spool', 256 * 1024);
       for (let i = 0; i < all.length; i += 50) {
         writer.append(cipher.seal([encodeRecords(all.slice(i, i + 25)), encodeRecords(all.slice(i + 25, i + 50))]));
         writer.flush();

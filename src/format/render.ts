@@ -1,4 +1,4 @@
-// Pure planning for the writer: Exchange -> on-disk document -> YAML text. No file system here.
+// Pure planning for the test-set writer (test-set-writer.ts): Exchange -> on-disk document -> YAML text. No file system here.
 
 import { Document, parse, Scalar } from 'yaml';
 import type { Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
@@ -6,6 +6,7 @@ import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
 import { encodeBody, storedAsBase64, type StoredBody } from './body.js';
 import { firstHeader } from '../http/headers.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
+import { shellQuote } from '../shell-quote.js';
 import {
   API_VERSION,
   type HeaderMapDoc,
@@ -180,10 +181,6 @@ export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly 
 }
 
 const CURL_BODY_LIMIT = 16 * 1024;
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** The request as a curl command (informational, like Keploy's `curl:` field). */
 export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptions = {}): string {

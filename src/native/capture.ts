@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { causeText } from '../errors.js';
 import type { LossCounters } from '../model/events.js';
 import { RecordQueue } from './record-queue.js';
+import { DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_RINGBUF_BYTES } from '../capture/defaults.js';
 import type { Cgroup } from './cgroup.js';
 import { CAP_HDR_SIZE, CAP_MAP, dataLength, execTgid, recordLength } from './decode.js';
 import { opensslOffsets, type SslFunction } from './elf.js';
@@ -95,8 +96,6 @@ export interface BackpressureStats {
   peakBacklogBytes: number;
 }
 
-export const DEFAULT_MAX_BACKLOG_BYTES = 16 << 20;
-
 /**
  * Longest single pause (backpressure). Waiting for the backlog to halve took ~300 ms under
  * small-request load (16 MiB of 1 KB exchanges is seconds of work): p99 latency 270 ms. Pauses of
@@ -104,7 +103,6 @@ export const DEFAULT_MAX_BACKLOG_BYTES = 16 << 20;
  */
 const MAX_PAUSE_MS = 20;
 
-export const DEFAULT_RINGBUF_BYTES = 64 << 20;
 const COUNTERS_SIZE = 24; // struct cap_counters: 3 x u64
 
 /** bpf/capture.bpf.o of this package; the same relative path works from src/native and dist/native. */

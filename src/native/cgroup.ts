@@ -113,6 +113,17 @@ export class Cgroup {
   }
 
   /**
+   * Stop every process of the cgroup: SIGTERM, up to `graceMs` for them to exit, then SIGKILL and
+   * up to `killWaitMs` more. Resolves true once the cgroup is empty, false if it never was.
+   */
+  async terminate(graceMs: number, killWaitMs = 5_000): Promise<boolean> {
+    this.signalAll('SIGTERM');
+    if (await this.waitEmpty(graceMs)) return true;
+    this.signalAll('SIGKILL');
+    return this.waitEmpty(killWaitMs);
+  }
+
+  /**
    * Freeze (pause) or thaw every process of the cgroup (cgroup v2 cgroup.freeze). Used as
    * backpressure: a paused app produces no traffic while tlsrec catches up. False if the kernel
    * refused (no freezer in this hierarchy).

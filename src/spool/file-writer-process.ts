@@ -1,116 +1,288 @@
-// The writer process of background-writer.ts: reads the captured events from the spool,
-// reconstructs the exchanges and writes them with TestSetWriter (tests/test-N.yaml, mocks.yaml),
-// in order.
-//   node writer-process-main.js '<WriterProcessConfig as JSON>'  (that entry ignores SIGINT/SIGHUP first)
-// Runs in the idle CPU class, paced (see PACED_SLICE_MS) or, under load, waiting
-// (writer-pacing.ts), while the recording goes on; a line on
-// stdin means the recorded command has ended (full speed from then on); ends when its stdin closes
-// (tlsrec finished, or died) and the spool holds nothing more. A stdin that closes without the line
-// RECORDER_DONE means tlsrec died with its capture running: the writer then continues whatever of
-// the command it had stopped (releaseCommandOnceRecorderIsGone). Reports on stdout (WriterReport,
-// one JSON a line).
+// The file-writer process: reads the captured records from the spool, has them reconstructed into
+// exchanges and writes those as test files and mocks.yaml, in order, while the recording goes on.
+// Its I/O is injected (FileWriterIo): the clock and timers, the spool, the decoding of a sealed
+// frame, reconstruction, the test-set files, the reports and the recorded command's cgroup; the
+// entry that wires the real ones is src/record/file-writer-main.ts.
+//
+// It runs in the idle CPU class and, while the command runs, holds back (pacing.ts): paced slices
+// under light traffic, nothing under load. Input (a line on stdin) means the command has ended:
+// full speed from then on. The end of input means the recorder has finished (or died): the process
+// handles what is left in the spool, sends its end report and is done. Input that ends without
+// RECORDER_DONE means the recorder died with its capture running: the process then continues
+// whatever of the command the recorder had stopped (releaseCommandOnceRecorderIsGone).
 
-import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './spooler.js';
-import { Cgroup } from '../native/cgroup.js';
-import { decodeRecords } from '../native/decode.js';
-import type { Exchange } from '../model/exchange.js';
-import { Reconstructor } from '../record/reconstruct.js';
-import { SPOOL_KEY_ENV, SpoolCipher } from './cipher.js';
-import { SpoolReader } from './segments.js';
-import { TestSetWriter } from '../format/test-set-writer.js';
-import { firstHeader } from '../http/headers.js';
-import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
+import type { TestSetSummary } from '../format/test-set-writer.js';
+import { firstHeader } from '../http/headers.js';
 import type { CaptureEvent } from '../model/events.js';
-import { WriterPacing } from './pacing.js';
+import type { Exchange } from '../model/exchange.js';
+import { RECORDER_DONE, type FileWriterProgress, type FileWriterReport } from './file-writer-protocol.js';
+import { FileWriterPacing } from './pacing.js';
 
-const config = JSON.parse(process.argv[2] ?? '{}') as WriterProcessConfig;
-let cipher: SpoolCipher;
-try {
-  cipher = SpoolCipher.fromHex(process.env[SPOOL_KEY_ENV] ?? '');
-} catch (err) {
-  process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
-  process.exit(1);
+/** A millisecond clock and its timers. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
 }
-delete process.env[SPOOL_KEY_ENV];
 
-process.stdout.on('error', () => undefined); // tlsrec is gone: write the files anyway
-
-const report = (r: WriterReport): void => {
-  process.stdout.write(JSON.stringify(r) + '\n');
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
-let writer: TestSetWriter;
-try {
-  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
-} catch (err) {
-  // One line, no stack: tlsrec then says the writer stopped early and where the spool is.
-  process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
-  process.exit(1);
-}
-const progress = { tests: 0, mocks: 0, bytes: 0 };
-/**
- * After the first write failure (a full disk, mostly) nothing more is written, so the files hold
- * a prefix of the recording without holes; the rest is counted as not written.
- */
-let failed = false;
-const notTried = { tests: 0, mocks: 0 };
-let appPort: number | undefined;
-const collector = new BodyGarbageCollector(1024 * 1024);
-const reconstructor = new Reconstructor({ onExchange: write });
-
-/**
- * Events decoded from the spool, not yet reconstructed. The spool is read a megabyte at a time, but
- * the events are handed on one by one between clock checks: a whole read at once (hundreds of
- * exchanges, each a file) kept the writer busy for seconds after a load test had begun.
- */
-let queued: CaptureEvent[] = [];
-let next = 0;
-
-const reader = new SpoolReader(config.setDir, config.prefix, (frame) => {
-  let plain: Buffer;
-  let events;
-  try {
-    plain = cipher.open(frame);
-    events = decodeRecords(plain);
-  } catch (err) {
-    report({ failure: { message: `a spooled batch of events could not be read: ${causeText(err)}` } });
-    return;
-  }
-  if (next === queued.length) {
-    queued = events;
-    next = 0;
-  } else {
-    for (const ev of events) queued.push(ev);
-  }
-  progress.bytes += plain.length; // as the recorder counts what it spooled
-});
-
-/** Hands the next queued event on, reading the spool when none are queued. False when nothing was there. */
-function stepOne(): boolean {
-  if (next === queued.length && !reader.step()) return false;
-  if (next < queued.length) reconstructor.push(queued[next++]!);
-  return true;
+/** The spool as this process reads it (SpoolReader). */
+export interface SpoolSource {
+  /** Reads what is new and hands its frames on; false when there was nothing new. */
+  step(): boolean;
+  handledBytes(): number;
+  backlogBytes(): number;
+  /** Handles the rest; returns the size of an incomplete last frame. */
+  finish(): number;
 }
 
-function write(ex: Exchange): void {
-  if (ex.role === 'incoming') appPort ??= appPortOf(ex);
-  if (failed) {
-    if (ex.role === 'incoming') notTried.tests++;
-    else notTried.mocks++;
-    return;
+/** Where exchanges go (TestSetWriter). */
+export interface ExchangeFiles {
+  writeExchange(ex: Exchange): void;
+  close(): Promise<TestSetSummary>;
+}
+
+/** Reconstruction (the record stage's Reconstructor): events in, exchanges out through its callback. */
+export interface EventSink<Stats> {
+  push(ev: CaptureEvent): void;
+  finish(): Stats;
+}
+
+export interface FileWriterIo<Stats> {
+  clock: Clock;
+  /** Opens the spool; each frame read is handed to `onFrame` (a view, valid during the call). */
+  openSpool(onFrame: (frame: Buffer) => void): SpoolSource;
+  /** The events of a sealed frame and its plaintext size; throws when the frame cannot be read. */
+  openFrame(frame: Buffer): { events: CaptureEvent[]; bytes: number };
+  files: ExchangeFiles;
+  reconstruct(onExchange: (ex: Exchange) => void): EventSink<Stats>;
+  report(report: FileWriterReport<Stats>): void;
+  /** The recorder's pid while it lives; another pid once the kernel has re-parented this process. */
+  parentPid(): number;
+  /**
+   * Continues the processes of the recorded command that the recorder had stopped, when it died
+   * without doing so; returns how many. Absent: there is no command cgroup to look at.
+   */
+  releaseCommand?(): number;
+  /** One line for the user (stderr): what goes wrong where no report can carry it. */
+  warn(message: string): void;
+  /** Called after each exchange is handed to the files with the size of its bodies (body-gc.ts). */
+  exchangeDone?(bodyBytes: number): void;
+}
+
+/** With nothing in the spool the process looks again after IDLE_MIN_MS, doubling up to IDLE_MAX_MS. */
+const IDLE_MIN_MS = 10;
+const IDLE_MAX_MS = 200;
+/** Under load (mode 'wait') the process only re-reads the arrival rate, this often. */
+const WAIT_CHECK_MS = 100;
+/**
+ * Paced (light traffic while the command runs): slices of PACED_SLICE_MS with PACED_GAP_MS between
+ * them, at most a fifth of a CPU. The idle CPU class alone does not keep the process out of the
+ * app's way: one that is always runnable, even at idle class, leaves the app sharing a CPU with the
+ * load generator more often (bench/README.md).
+ */
+const PACED_SLICE_MS = 5;
+const PACED_GAP_MS = 20;
+/** Unpaced, a slice lasts this long so that input and reports get their turn. */
+const FULL_SLICE_MS = 50;
+const REPORT_MS = 250;
+/** How long, after its input ended without RECORDER_DONE, the process waits to see the recorder gone. */
+const RECORDER_EXIT_WAIT_MS = 5000;
+
+export class FileWriterProcess<Stats> {
+  private readonly spool: SpoolSource;
+  private readonly sink: EventSink<Stats>;
+  private readonly pacing = new FileWriterPacing();
+  private readonly progress: FileWriterProgress = { tests: 0, mocks: 0, bytes: 0 };
+  /**
+   * Events decoded from the spool, not yet reconstructed. The spool is read a megabyte at a time
+   * and the events are handed on one by one between clock checks, so a slice ends on time.
+   */
+  private queued: CaptureEvent[] = [];
+  private next = 0;
+  /**
+   * After the first write failure (a full disk, mostly) nothing more is written, so the files hold
+   * a prefix of the recording without holes; the rest is counted as not written.
+   */
+  private failed = false;
+  private readonly notTried = { tests: 0, mocks: 0 };
+  private appPort: number | undefined;
+  private recorderDone = false;
+  /** The recorded command has ended: nothing to yield to any more. */
+  private commandEnded = false;
+  /** What the recorder wrote on stdin (its tail); RECORDER_DONE in it means it stopped its capture. */
+  private said = '';
+  private lastReport = 0;
+  private reported = -1;
+  private idleMs = IDLE_MIN_MS;
+  private timer: unknown;
+  private finishing = false;
+  private resolveDone!: () => void;
+  private rejectDone!: (err: unknown) => void;
+  /** Resolves after the end report; rejects when the process cannot go on (no end report then). */
+  readonly done: Promise<void>;
+
+  constructor(private readonly io: FileWriterIo<Stats>) {
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.sink = io.reconstruct((ex) => this.write(ex));
+    this.spool = io.openSpool((frame) => this.onFrame(frame));
   }
-  try {
-    writer.writeExchange(ex);
-    if (ex.role === 'incoming') progress.tests++;
-    else progress.mocks++;
-  } catch (err) {
-    failed = true;
-    const code = ((err as { cause?: NodeJS.ErrnoException }).cause)?.code;
-    const hint = err instanceof TlsrecError ? err.hint : undefined;
-    report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
+
+  /** Starts working through the spool. */
+  start(): void {
+    this.schedule(0);
   }
-  collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
+
+  /** Text the recorder wrote on stdin: the command has ended (full speed from now on). */
+  input(text: string): void {
+    this.commandEnded = true;
+    this.said = (this.said + text).slice(-64);
+    this.schedule(0);
+  }
+
+  /** The recorder closed stdin (or died): everything it will append is in the spool. */
+  inputEnded(): void {
+    if (this.recorderDone) return;
+    this.recorderDone = true;
+    if (!this.said.includes(RECORDER_DONE) && this.io.releaseCommand) this.releaseCommandOnceRecorderIsGone();
+    this.schedule(0); // the recorder waits for the end report
+  }
+
+  private onFrame(frame: Buffer): void {
+    let opened: { events: CaptureEvent[]; bytes: number };
+    try {
+      opened = this.io.openFrame(frame);
+    } catch (err) {
+      this.io.report({ failure: { message: `a spooled batch of events could not be read: ${causeText(err)}` } });
+      return;
+    }
+    if (this.next === this.queued.length) {
+      this.queued = opened.events;
+      this.next = 0;
+    } else {
+      for (const ev of opened.events) this.queued.push(ev);
+    }
+    this.progress.bytes += opened.bytes; // as the recorder counts what it spooled
+  }
+
+  /** Hands the next queued event on, reading the spool when none are queued. False when nothing was there. */
+  private stepOne(): boolean {
+    if (this.next === this.queued.length && !this.spool.step()) return false;
+    if (this.next < this.queued.length) this.sink.push(this.queued[this.next++]!);
+    return true;
+  }
+
+  private write(ex: Exchange): void {
+    if (ex.role === 'incoming') this.appPort ??= appPortOf(ex);
+    if (this.failed) {
+      if (ex.role === 'incoming') this.notTried.tests++;
+      else this.notTried.mocks++;
+      return;
+    }
+    try {
+      this.io.files.writeExchange(ex);
+      if (ex.role === 'incoming') this.progress.tests++;
+      else this.progress.mocks++;
+    } catch (err) {
+      this.failed = true;
+      const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
+      const hint = err instanceof TlsrecError ? err.hint : undefined;
+      this.io.report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
+    }
+    this.io.exchangeDone?.(ex.request.body.length + ex.response.body.length);
+  }
+
+  /**
+   * The recorder died (SIGKILL) without stopping its capture: a process of the command it had
+   * stopped while it looked at a file, or a cgroup it had frozen for backpressure, would wait
+   * forever. Once the recorder has really exited (its BPF links closed with its files, so nothing
+   * stops them again), they go on. Its exit shows as this process being handed to another parent,
+   * which the kernel does after closing the dying process's files.
+   */
+  private releaseCommandOnceRecorderIsGone(): void {
+    const { clock } = this.io;
+    const recorder = this.io.parentPid();
+    const deadline = clock.now() + RECORDER_EXIT_WAIT_MS;
+    const check = (): void => {
+      if (this.io.parentPid() === recorder && clock.now() < deadline) {
+        clock.setTimeout(check, 10);
+        return;
+      }
+      try {
+        const continued = this.io.releaseCommand?.() ?? 0;
+        if (continued > 0) this.io.warn(`tlsrec ended without stopping its capture; continued ${continued} stopped process(es) of the recorded command`);
+      } catch {
+        // the cgroup is gone: nothing of the command is left to continue
+      }
+    };
+    check();
+  }
+
+  /** The next tick in `ms`, replacing any tick already planned. */
+  private schedule(ms: number): void {
+    if (this.finishing) return;
+    if (this.timer !== undefined) this.io.clock.clearTimeout(this.timer);
+    this.timer = this.io.clock.setTimeout(() => this.tick(), ms);
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    const { clock } = this.io;
+    try {
+      const backlog = this.spool.backlogBytes();
+      const mode = this.pacing.mode(clock.now(), this.spool.handledBytes() + backlog, backlog, !this.commandEnded && !this.recorderDone);
+      if (mode === 'wait') {
+        this.schedule(WAIT_CHECK_MS);
+        return;
+      }
+      const paced = mode === 'paced';
+      const until = clock.now() + (paced ? PACED_SLICE_MS : FULL_SLICE_MS);
+      let progressed = false;
+      while (clock.now() < until && this.stepOne()) progressed = true;
+      if (clock.now() - this.lastReport >= REPORT_MS && this.progress.bytes !== this.reported) {
+        this.io.report({ progress: { ...this.progress } });
+        this.reported = this.progress.bytes;
+        this.lastReport = clock.now();
+      }
+      if (!progressed && this.recorderDone) {
+        this.finishing = true;
+        this.finish().then(this.resolveDone, this.rejectDone);
+        return;
+      }
+      this.idleMs = progressed ? IDLE_MIN_MS : Math.min(this.idleMs * 2, IDLE_MAX_MS);
+      this.schedule(!progressed ? this.idleMs : paced ? PACED_GAP_MS : 0);
+    } catch (err) {
+      this.finishing = true;
+      this.rejectDone(err);
+    }
+  }
+
+  private async finish(): Promise<void> {
+    const leftover = this.spool.finish();
+    while (this.next < this.queued.length) this.sink.push(this.queued[this.next++]!);
+    const stats = this.sink.finish(); // completes what ends with the stream (close-delimited bodies)
+    const summary = await this.io.files.close();
+    this.io.report({
+      end: {
+        tests: summary.tests,
+        mocks: summary.mocks,
+        failedTests: summary.failedTests + this.notTried.tests,
+        failedMocks: summary.failedMocks + this.notTried.mocks,
+      },
+      leftover,
+      stats,
+      ...(this.appPort === undefined ? {} : { appPort: this.appPort }),
+    });
+  }
 }
 
 /** The port the app served on, from a request it received. */
@@ -121,140 +293,3 @@ function appPortOf(ex: Exchange): number | undefined {
   if (m) return Number(m[1]);
   return host ? (ex.tls ? 443 : 80) : undefined;
 }
-
-let recorderDone = false;
-/** The recorded command has ended: nothing to yield to any more. */
-let commandEnded = false;
-/** What tlsrec wrote on stdin; RECORDER_DONE in it means tlsrec stopped its capture itself. */
-let said = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (text: string) => {
-  commandEnded = true;
-  said = (said + text).slice(-64);
-  schedule(0); // full speed from now on, not after an idle wait
-});
-const onStdinEnd = (): void => {
-  if (recorderDone) return;
-  recorderDone = true;
-  if (!said.includes(RECORDER_DONE) && config.commandCgroup) releaseCommandOnceRecorderIsGone(config.commandCgroup);
-  schedule(0); // tlsrec waits for the end report
-};
-process.stdin.on('end', onStdinEnd);
-process.stdin.on('error', onStdinEnd);
-process.stdin.resume();
-
-/**
- * tlsrec died (SIGKILL) without stopping its capture: a process of the command it had stopped
- * while it looked at a file, or a cgroup it had frozen for backpressure, would wait forever. Once
- * tlsrec has really exited (its BPF links closed with its files, so nothing stops them again),
- * they go on. Its exit is seen as this process being handed to another parent, which the kernel
- * does after closing the dying process's files.
- */
-function releaseCommandOnceRecorderIsGone(cgroupPath: string): void {
-  const recorder = process.ppid;
-  const deadline = Date.now() + 5000;
-  const check = (): void => {
-    if (process.ppid === recorder && Date.now() < deadline) {
-      setTimeout(check, 10);
-      return;
-    }
-    try {
-      const continued = Cgroup.at(cgroupPath).release();
-      if (continued > 0) process.stderr.write(`tlsrec: writer process: tlsrec ended without stopping its capture; continued ${continued} stopped process(es) of the recorded command\n`);
-    } catch {
-      // the cgroup is gone: nothing of the command is left to continue
-    }
-  };
-  check();
-}
-
-/**
- * With nothing in the spool the writer looks again after IDLE_MIN_MS, doubling up to IDLE_MAX_MS
- * while nothing comes: an idle recording woke it ~95 times a second at a steady 10 ms (3 % of a
- * CPU, session 9). The end of stdin wakes it at once, so the backoff never delays tlsrec's stop.
- */
-const IDLE_MIN_MS = 10;
-const IDLE_MAX_MS = 200;
-/** Under load (mode 'wait') the writer only re-reads the arrival rate, this often. */
-const WAIT_CHECK_MS = 100;
-/**
- * When paced (light traffic while the command runs), the writer works PACED_SLICE_MS at a time
- * with PACED_GAP_MS between slices (at most a fifth of a CPU). The idle CPU class alone did not
- * keep it out of the app's way: a writer that is always runnable, even at idle class, left the app
- * sharing a CPU with the load generator more often. Measured with a 200 µs handler under wrk, 10
- * paired rounds: p99 lower in 8, median 21.3 -> 20.1 ms, throughput higher in 5 of 6
- * (bench/README.md, session 6). Under load it waits altogether (writer-pacing.ts).
- */
-const PACED_SLICE_MS = 5;
-const PACED_GAP_MS = 20;
-const pacing = new WriterPacing();
-const REPORT_MS = 250;
-let lastReport = 0;
-let reported = -1;
-let idleMs = IDLE_MIN_MS;
-let timer: NodeJS.Timeout | undefined;
-let finishing = false;
-
-/** The next tick in `ms`, replacing any tick already planned. */
-function schedule(ms: number): void {
-  if (finishing) return;
-  clearTimeout(timer);
-  timer = setTimeout(tick, ms);
-}
-
-async function finish(): Promise<void> {
-  // tlsrec closed stdin after its last append: everything is in the spool.
-  const leftover = reader.finish();
-  while (next < queued.length) reconstructor.push(queued[next++]!);
-  const stats = reconstructor.finish(); // completes what ends with the stream (close-delimited bodies)
-  const summary = await writer.close();
-  report({
-    end: {
-      tests: summary.tests,
-      mocks: summary.mocks,
-      failedTests: summary.failedTests + notTried.tests,
-      failedMocks: summary.failedMocks + notTried.mocks,
-    },
-    leftover,
-    stats,
-    ...(appPort === undefined ? {} : { appPort }),
-  });
-}
-
-function tick(): void {
-  try {
-    // Work in slices so stdin's end and the reports get their turn.
-    const backlog = reader.backlogBytes();
-    const mode = pacing.mode(Date.now(), reader.handledBytes() + backlog, backlog, !commandEnded && !recorderDone);
-    if (mode === 'wait') {
-      schedule(WAIT_CHECK_MS);
-      return;
-    }
-    const paced = mode === 'paced';
-    const until = Date.now() + (paced ? PACED_SLICE_MS : 50);
-    let progressed = false;
-    while (Date.now() < until && stepOne()) progressed = true;
-    if (Date.now() - lastReport >= REPORT_MS && progress.bytes !== reported) {
-      report({ progress: { ...progress } });
-      reported = progress.bytes;
-      lastReport = Date.now();
-    }
-    if (!progressed && recorderDone) {
-      finishing = true;
-      finish().catch(fail);
-      return;
-    }
-    idleMs = progressed ? IDLE_MIN_MS : Math.min(idleMs * 2, IDLE_MAX_MS);
-    schedule(!progressed ? idleMs : paced ? PACED_GAP_MS : 0);
-  } catch (err) {
-    fail(err);
-  }
-}
-
-function fail(err: unknown): void {
-  // No end report: tlsrec says the writer stopped early and where the spool is.
-  process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
-  process.exitCode = 1;
-}
-
-schedule(0);

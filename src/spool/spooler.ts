@@ -1,96 +1,58 @@
-// `record` writes its files in a second process at the lowest CPU priority, so that
-// reconstructing HTTP, rendering YAML and creating files do not take CPU from the app being
-// recorded.
+// The recorder's side of the spool: it queues the captured records, seals them (cipher.ts) and
+// appends them to the spool (segments.ts), and it starts and supervises the file-writer process
+// (file-writer-process.ts) that reads them back, reconstructs the exchanges and writes the test
+// files and mocks.yaml.
 //
-// Why: per exchange, creating a test file cost 0.06-0.4 ms of kernel time on these machines,
-// rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one of those
-// milliseconds is taken from the recorded app (bench/overhead.mjs). So the recorder only copies
-// the captured records, as the kernel wrote them (native/decode.ts), to a spool, encrypted by
-// spool-cipher.ts, many runs a write(2); the writer process (writer-process.ts, idle CPU class,
-// and pacing itself while it is not far behind) reconstructs the exchanges and writes test files
-// and mocks.yaml, in order, whenever the CPU has time, and is raised to normal priority, unpaced,
-// and waited for when recording ends. Measured: the recorder's CPU under a bare HTTPS load went
-// from 34 % to 10 % of a core when it stopped reconstructing (bench/README.md, session 5), and to
-// 6-7 % when it stopped decoding and re-encoding the records (session 6).
+// Why a second process: per exchange, creating a test file costs 0.06-0.4 ms of kernel time on
+// these machines, rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one
+// of those milliseconds would be taken from the recorded app (bench/overhead.mjs). So the recorder
+// only copies the records, as the kernel wrote them, to the spool, many runs a write(2); the
+// file-writer process (idle CPU class, pacing itself while it is not far behind) does the rest
+// whenever the CPU has time, and is raised to normal priority, unpaced, and waited for when
+// recording ends. The recorder's CPU under a bare HTTPS load is 6-7 % of a core this way, against
+// 34 % when it reconstructed in process (bench/README.md).
 //
-// Nothing is lost when tlsrec dies: the spool is on disk before the writer reads it, and the
-// writer, seeing its stdin close, writes everything complete and exits. If the writer dies,
-// tlsrec reports how much captured traffic it had not written yet.
+// Nothing is lost when tlsrec dies: the spool is on disk before the file-writer process reads it,
+// and that process, seeing its stdin close, writes everything complete and exits. If it dies,
+// the recorder reports how much captured traffic was not written.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { causeText, OutputError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
-import type { ReconstructStats } from '../record/reconstruct.js';
-import { SPOOL_KEY_ENV, SpoolCipher } from './cipher.js';
-import { SpoolWriteError, SpoolWriter } from './segments.js';
+import { defaultMonoToWallNs, outputError, TestSetWriter, type TestSetSummary, type TestSetWriterOptions } from '../format/test-set-writer.js';
 import { setIdleScheduling } from '../native/ffi.js';
-import { defaultMonoToWallNs, outputError, TestSetWriter, type WriterOptions, type WriterSummary } from '../format/test-set-writer.js';
+import { SpoolCipher } from './cipher.js';
+import {
+  RECORDER_DONE,
+  SPOOL_KEY_ENV,
+  type FileWriterConfig,
+  type FileWriterEnd,
+  type FileWriterFailure,
+  type FileWriterProgress,
+  type FileWriterReport,
+} from './file-writer-protocol.js';
+import { SpoolAppendError, SpoolAppender } from './segments.js';
 
-/** Started with this (JSON in argv[2]). */
-export interface WriterProcessConfig {
-  setDir: string;
-  prefix: string;
-  writer: Omit<WriterOptions, 'monoToWallNs'> & { testSet: string };
-  /**
-   * Kernel time → epoch offset (ns, decimal), measured once by tlsrec so that the timestamps in the
-   * files are what tlsrec saw, whatever the writer process would measure itself.
-   */
-  monoToWallNs: string;
-  /**
-   * The recorded command's cgroup: if tlsrec dies without saying it stopped the capture (SIGKILL),
-   * the writer process lets the command's processes go on (Cgroup.release).
-   */
+export interface SpoolerOptions extends TestSetWriterOptions {
+  /** The file-writer process's entry script (src/record/file-writer-main.ts, compiled). */
+  fileWriterScript: string;
+  /** See FileWriterConfig.commandCgroup. */
   commandCgroup?: string;
 }
 
-export interface BackgroundWriterOptions extends WriterOptions {
-  /** The writer process's script. Default: writer-process-main.js next to this module. */
-  writerScript?: string;
-  /** See WriterProcessConfig.commandCgroup. */
-  commandCgroup?: string;
-}
-
-/** A file the writer process could not write: its OutputError's message and hint, the errno code. */
-export interface WriterFailure {
-  message: string;
-  code?: string;
-  hint?: string;
-}
-
-/** Files written so far, and how many bytes of records (unencrypted) were read from the spool. */
-export interface WriterProgress {
-  tests: number;
-  mocks: number;
-  bytes: number;
-}
-
-/** What the writer process says on stdout, one JSON object a line. */
-export type WriterReport =
-  | { progress: WriterProgress }
-  | { failure: WriterFailure }
-  | { end: WriterSummary; leftover: number; stats: ReconstructStats; appPort?: number };
-
-export interface BackgroundWriterSummary extends WriterSummary {
+export interface SpoolerSummary<Stats> extends TestSetSummary {
   /** Exchanges reconstructed that did not reach the files (each is behind one of lateErrors). */
   notWritten: number;
-  /** Captured bytes (records) that never reached the writer: the spool failed, or the writer died. */
+  /** Captured bytes (records) that never reached the files: the spool failed, or the process died. */
   notWrittenBytes: number;
   /** Why: the failures met after writeRecords had returned. */
   lateErrors: OutputError[];
-  /** What reconstruction made of the traffic; undefined when the writer process died. */
-  stats?: ReconstructStats;
+  /** What reconstruction made of the traffic; undefined when the file-writer process died. */
+  stats?: Stats;
   /** The port the app served on, from the first request it received. */
   appPort?: number;
 }
-
-/**
- * The line tlsrec writes on the writer's stdin just before closing it, once its capture has
- * stopped. (Any earlier line means the recorded command has ended: stop pacing.)
- */
-export const RECORDER_DONE = 'capture-stopped';
 
 /**
  * Queued batches are written to the spool after this long, or once this much is queued: one
@@ -100,15 +62,13 @@ export const RECORDER_DONE = 'capture-stopped';
 const FLUSH_MS = 20;
 const FLUSH_BYTES = 1024 * 1024;
 
-const WRITER_SCRIPT = fileURLToPath(new URL('../record/file-writer-main.js', import.meta.url));
-
 /**
- * The writer's CPU priority: idle class while recording (it runs when a CPU has nothing else to
- * do, and yields at once to the app), normal at the end. Nice 19 was not enough: with the
- * scheduler's autogroups (sched_autogroup_enabled, the default on most distributions and on these
- * machines) a nice value only counts within a session, and even in tlsrec's session a nice-19
- * writer took a fifth to a third of a core from a busy app (measured). Best effort: failing both,
- * the writer runs at normal priority, which is slower for the app, not wrong.
+ * The file-writer process's CPU priority: idle class while recording (it runs when a CPU has
+ * nothing else to do, and yields at once to the app), normal at the end. Nice 19 is not enough:
+ * with the scheduler's autogroups (sched_autogroup_enabled, the default on most distributions and
+ * on these machines) a nice value only counts within a session, and even in tlsrec's session a
+ * nice-19 process took a fifth to a third of a core from a busy app (measured). Best effort:
+ * failing both, the process runs at normal priority, which is slower for the app, not wrong.
  */
 function setBackground(pid: number, background: boolean): void {
   if (setIdleScheduling(pid, background)) return;
@@ -116,22 +76,22 @@ function setBackground(pid: number, background: boolean): void {
 }
 
 /**
- * V8's young generation at 1 MiB semi-spaces instead of 16: the writer's live heap is a few MiB
- * (one exchange at a time), and the default reserve was a third of its memory (measured: peak
- * ~110 -> ~90 MB recording 1 GiB of 2 MiB bodies, in bench/README.md).
+ * V8's young generation at 1 MiB semi-spaces instead of 16: the file-writer process's live heap is
+ * a few MiB (one exchange at a time), and the default reserve would be a third of its memory
+ * (peak ~110 against ~90 MB recording 1 GiB of 2 MiB bodies, in bench/README.md).
  */
-const WRITER_NODE_FLAGS = ['--max-semi-space-size=1'];
+const FILE_WRITER_NODE_FLAGS = ['--max-semi-space-size=1'];
 
-export class BackgroundWriter {
+export class Spooler<Stats = unknown> {
   readonly dir: string;
   readonly name: string;
-  private readonly spool: SpoolWriter;
+  private readonly spool: SpoolAppender;
   private readonly cipher = SpoolCipher.generate();
   private readonly child: ChildProcess;
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
-  private progress: WriterProgress = { tests: 0, mocks: 0, bytes: 0 };
-  private end: Extract<WriterReport, { end: unknown }> | undefined;
-  private readonly failures: WriterFailure[] = [];
+  private progress: FileWriterProgress = { tests: 0, mocks: 0, bytes: 0 };
+  private end: FileWriterEnd<Stats> | undefined;
+  private readonly failures: FileWriterFailure[] = [];
   /** Records not yet in the spool: sealed into one frame and written by flush(). */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -140,26 +100,26 @@ export class BackgroundWriter {
   /** Captured bytes that never reached the spool (disk full), and why. */
   private notSpooledBytes = 0;
   private firstSpoolError: OutputError | undefined;
-  private closed: Promise<BackgroundWriterSummary> | undefined;
+  private closed: Promise<SpoolerSummary<Stats>> | undefined;
   private hurried = false;
 
-  private constructor(setWriter: TestSetWriter, opts: BackgroundWriterOptions) {
+  private constructor(setWriter: TestSetWriter, opts: SpoolerOptions) {
     this.dir = setWriter.dir;
     this.name = setWriter.name;
     const prefix = `.tlsrec-spool-${process.pid}`;
-    this.spool = new SpoolWriter(this.dir, prefix);
-    const { monoToWallNs, writerScript, commandCgroup, ...writerOpts } = opts;
-    const config: WriterProcessConfig = {
+    this.spool = new SpoolAppender(this.dir, prefix);
+    const { monoToWallNs, fileWriterScript, commandCgroup, ...fileOpts } = opts;
+    const config: FileWriterConfig = {
       setDir: this.dir,
       prefix,
-      writer: { ...writerOpts, testSet: this.name },
+      files: { ...fileOpts, testSet: this.name },
       monoToWallNs: (monoToWallNs ?? defaultMonoToWallNs()).toString(),
       ...(commandCgroup === undefined ? {} : { commandCgroup }),
     };
     // Not detached, so it stays in the app's scheduling group (see setBackground): the terminal's
     // Ctrl-C reaches it too, and it ignores that. The key goes in the environment, which only
     // the process's owner can read (/proc/<pid>/environ), never on the world-readable command line.
-    this.child = spawn(process.execPath, [...WRITER_NODE_FLAGS, writerScript ?? WRITER_SCRIPT, JSON.stringify(config)], {
+    this.child = spawn(process.execPath, [...FILE_WRITER_NODE_FLAGS, fileWriterScript, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, [SPOOL_KEY_ENV]: this.cipher.keyHex() },
     });
@@ -180,12 +140,12 @@ export class BackgroundWriter {
     });
   }
 
-  /** Creates (or continues) the test set, as TestSetWriter.create does, and starts the writer process. */
-  static async start(opts: BackgroundWriterOptions = {}): Promise<BackgroundWriter> {
+  /** Creates (or continues) the test set, as TestSetWriter.create does, and starts the file-writer process. */
+  static async start<Stats = unknown>(opts: SpoolerOptions): Promise<Spooler<Stats>> {
     const setWriter = await TestSetWriter.create(opts);
     await setWriter.close(); // it only claimed the directory and installed the schemas
     try {
-      return new BackgroundWriter(setWriter, opts);
+      return new Spooler<Stats>(setWriter, opts);
     } catch (err) {
       throw outputError('the spool in', setWriter.dir, err);
     }
@@ -229,21 +189,21 @@ export class BackgroundWriter {
     } catch (err) {
       this.spool.discard();
       this.notSpooledBytes += bytes;
-      this.firstSpoolError ??= outputError('captured traffic to the spool in', this.dir, err instanceof SpoolWriteError ? err.cause : err);
+      this.firstSpoolError ??= outputError('captured traffic to the spool in', this.dir, err instanceof SpoolAppendError ? err.cause : err);
     }
   }
 
-  /** What the writer has written so far. */
+  /** What the file-writer process has written so far. */
   written(): { tests: number; mocks: number } {
     return { tests: this.progress.tests, mocks: this.progress.mocks };
   }
 
-  /** Captured bytes in the spool that the writer has not reported handled yet. */
+  /** Captured bytes in the spool that the file-writer process has not reported handled yet. */
   private remainingBytes(): number {
     return Math.max(0, this.spooledBytes - this.progress.bytes);
   }
 
-  /** No more appends: the rest goes to the spool, and the writer, at normal priority, sees the end. */
+  /** No more appends: the rest goes to the spool, and the file-writer process, at normal priority, sees the end. */
   private endSpool(): void {
     this.flush();
     try {
@@ -253,46 +213,46 @@ export class BackgroundWriter {
     }
     this.hurry();
     // Only ever after the capture has stopped (it continued every process it had stopped): the
-    // writer must not. A stdin that closes without this line means tlsrec died.
+    // file-writer process must not. A stdin that closes without this line means tlsrec died.
     this.child.stdin?.write(`${RECORDER_DONE}\n`);
     this.child.stdin?.end();
   }
 
   /**
-   * The recorded command has ended: the writer runs at normal priority and without pauses from
-   * now on, so that it catches up while tlsrec drains the ring and detaches its probes (~2 s)
-   * rather than after.
+   * The recorded command has ended: the file-writer process runs at normal priority and without
+   * pauses from now on, so that it catches up while tlsrec drains the ring and detaches its probes
+   * (~2 s) rather than after.
    */
   hurry(): void {
     if (this.hurried) return;
     this.hurried = true;
     if (this.child.pid !== undefined && this.child.exitCode === null) setBackground(this.child.pid, false);
-    this.child.stdin?.write('\n'); // and it stops pacing itself (writer-process.ts)
+    this.child.stdin?.write('\n'); // and it stops pacing itself (file-writer-process.ts)
   }
 
-  /** The writer process's pid (for messages), undefined if it could not be started. */
+  /** The file-writer process's pid (for messages), undefined if it could not be started. */
   get pid(): number | undefined {
     return this.child.pid;
   }
 
   /**
-   * Stop waiting for the writer: what is queued goes to the spool, and the writer process, at
-   * normal priority, finishes writing it on its own (it also ignores the terminal's Ctrl-C).
+   * Stop waiting for the file-writer process: what is queued goes to the spool, and the process,
+   * at normal priority, finishes writing it on its own (it also ignores the terminal's Ctrl-C).
    * For a user who does not want to wait; returns how many captured bytes it still had to handle.
    */
   leaveRunning(): number {
     this.endSpool();
     this.child.stdout?.destroy(); // no reports needed any more
     this.child.unref(); // tlsrec may exit before it
-    this.closed ??= Promise.reject(new Error('BackgroundWriter: left running'));
+    this.closed ??= Promise.reject(new Error('Spooler: left running'));
     this.closed.catch(() => undefined);
     return this.remainingBytes();
   }
 
   private onReport(line: string): void {
-    let report: WriterReport;
+    let report: FileWriterReport<Stats>;
     try {
-      report = JSON.parse(line) as WriterReport;
+      report = JSON.parse(line) as FileWriterReport<Stats>;
     } catch {
       return;
     }
@@ -302,10 +262,11 @@ export class BackgroundWriter {
   }
 
   /**
-   * No more records: raises the writer to normal priority and waits for it to write the rest.
+   * No more records: raises the file-writer process to normal priority and waits for it to write
+   * the rest.
    * `onWaiting` hears, once, how many captured bytes are left if that takes more than a second.
    */
-  close(onWaiting?: (remainingBytes: number) => void): Promise<BackgroundWriterSummary> {
+  close(onWaiting?: (remainingBytes: number) => void): Promise<SpoolerSummary<Stats>> {
     this.closed ??= (async () => {
       this.endSpool();
       const slow = setTimeout(() => onWaiting?.(this.remainingBytes()), 1000);
@@ -330,12 +291,12 @@ export class BackgroundWriter {
           ...(this.end.appPort === undefined ? {} : { appPort: this.end.appPort }),
         };
       }
-      // The writer died. What it wrote is on disk; the rest of the spool cannot be read without
+      // The file-writer process died. What it wrote is on disk; the rest of the spool cannot be read without
       // the key, which ends with this process: it is removed rather than left as litter.
       const how = exit.error ? causeText(exit.error) : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
       const missing = this.remainingBytes();
       this.spool.remove();
-      lateErrors.push(new OutputError(`the writer process stopped early (${how}); ${formatBytes(missing)} of captured traffic was not written`, {
+      lateErrors.push(new OutputError(`the file-writer process stopped early (${how}); ${formatBytes(missing)} of captured traffic was not written`, {
         stage: 'write recording',
         hint: 'the exchanges written before are complete; please report this as a bug',
       }));
@@ -353,3 +314,10 @@ export class BackgroundWriter {
   }
 }
 
+/** What could not be written ("3 exchange(s) and 1.2 MiB of captured traffic"), undefined for nothing. */
+export function notWrittenText(files: SpoolerSummary<unknown>): string | undefined {
+  const parts: string[] = [];
+  if (files.notWritten > 0) parts.push(`${files.notWritten} exchange(s)`);
+  if (files.notWrittenBytes > 0) parts.push(`${formatBytes(files.notWrittenBytes)} of captured traffic`);
+  return parts.length > 0 ? parts.join(' and ') : undefined;
+}
