@@ -1,6 +1,6 @@
 // Ring records as spool frames: the format the kernel writes (decodeRecords of src/native/decode.ts;
 // encodeRecords of test/helpers/ring-records.ts makes them from recorded events), sealed by
-// spool-cipher.ts. What the recorder seals, the writer process must open and decode to the same
+// src/spool/cipher.ts. What the recorder seals, the file-writer process must open and decode to the same
 // events, bytes for bytes, through a real spool on disk; and nothing of the plaintext may be on disk.
 
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// FileWriterPacing (src/record/writer-pacing.ts) decides from a clock and byte counts it is handed, so
+// FileWriterPacing (src/spool/pacing.ts) decides from a clock and byte counts it is handed, so
 // these tests drive it with made-up times: no timing in the test.
 import { describe, expect, it } from 'vitest';
 import { FileWriterPacing } from '../src/spool/pacing.js';

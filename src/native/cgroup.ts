@@ -58,7 +58,7 @@ export class Cgroup {
     return new Cgroup(dir, BigInt(statSync(dir, { bigint: true }).ino));
   }
 
-  /** The cgroup at `path`, made by another process (the writer process gets its recorder's). */
+  /** The cgroup at `path`, made by another process (the file-writer process gets its recorder's). */
   static at(path: string): Cgroup {
     return new Cgroup(path, BigInt(statSync(path, { bigint: true }).ino));
   }
