@@ -1,7 +1,7 @@
-// The recorder's side of the spool: it queues the captured records, seals them (cipher.ts) and
-// appends them to the spool (segments.ts), and it starts and supervises the file-writer process
-// (file-writer-process.ts) that reads them back, reconstructs the exchanges and writes the test
-// files and mocks.yaml.
+// The recorder's side of the spool: it queues the captured records (spool-queue.ts), which seals
+// them (cipher.ts) and appends them to the spool (segments.ts), and it starts and supervises the
+// file-writer process (file-writer-process.ts) that reads them back, reconstructs the exchanges and
+// writes the test files and mocks.yaml.
 //
 // Why a second process: per exchange, creating a test file costs 0.06-0.4 ms of kernel time on
 // these machines, rendering it ~0.05 ms and reconstructing it ~0.02-0.03 ms; under load every one
@@ -32,7 +32,8 @@ import {
   type FileWriterProgress,
   type FileWriterReport,
 } from './file-writer-protocol.js';
-import { SpoolAppendError, SpoolAppender } from './segments.js';
+import { SpoolAppender } from './segments.js';
+import { SpoolQueue } from './spool-queue.js';
 
 export interface SpoolerOptions extends TestSetWriterOptions {
   /** The file-writer process's entry script (src/record/file-writer-main.ts, compiled). */
@@ -53,14 +54,6 @@ export interface SpoolerSummary<Stats> extends TestSetSummary {
   /** The port the app served on, from the first request it received. */
   appPort?: number;
 }
-
-/**
- * Queued batches are written to the spool after this long, or once this much is queued: one
- * write(2) for many batches (a write cost ~90 µs of the recorder's time on these machines,
- * whatever its size), and the spool is never more than a moment behind the capture.
- */
-const FLUSH_MS = 20;
-const FLUSH_BYTES = 1024 * 1024;
 
 /**
  * The file-writer process's CPU priority: idle class while recording (it runs when a CPU has
@@ -92,14 +85,7 @@ export class Spooler<Stats = unknown> {
   private progress: FileWriterProgress = { tests: 0, mocks: 0, bytes: 0 };
   private end: FileWriterEnd<Stats> | undefined;
   private readonly failures: FileWriterFailure[] = [];
-  /** Records not yet in the spool: sealed into one frame and written by flush(). */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private flushTimer: NodeJS.Timeout | undefined;
-  private spooledBytes = 0;
-  /** Captured bytes that never reached the spool (disk full), and why. */
-  private notSpooledBytes = 0;
-  private firstSpoolError: OutputError | undefined;
+  private readonly queue: SpoolQueue;
   private closed: Promise<SpoolerSummary<Stats>> | undefined;
   private hurried = false;
 
@@ -108,6 +94,7 @@ export class Spooler<Stats = unknown> {
     this.name = setWriter.name;
     const prefix = `.tlsrec-spool-${process.pid}`;
     this.spool = new SpoolAppender(this.dir, prefix);
+    this.queue = new SpoolQueue(this.spool, this.cipher, this.dir);
     const { monoToWallNs, fileWriterScript, commandCgroup, ...fileOpts } = opts;
     const config: FileWriterConfig = {
       setDir: this.dir,
@@ -152,45 +139,16 @@ export class Spooler<Stats = unknown> {
   }
 
   /**
-   * Queues captured records (whole ones, in the ring's format: CaptureOptions.onRecords), kept
-   * as they are until they are written; they reach the spool within FLUSH_MS, when 1 MiB is
-   * queued, or at flush(). Never throws: records that cannot be spooled are counted and reported
-   * by close().
+   * Queues captured records for the spool (SpoolQueue.push). Never throws: records that cannot be
+   * spooled are counted and reported by close().
    */
   writeRecords(records: Buffer): void {
-    if (records.length === 0) return;
-    this.pending.push(records);
-    this.pendingBytes += records.length;
-    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
-    else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
+    this.queue.push(records);
   }
 
-  /** Writes the queued records to the spool, as one encrypted frame in one write. */
+  /** Writes the queued records to the spool now. */
   flush(): void {
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = undefined;
-    }
-    if (this.pending.length === 0) return;
-    const batches = this.pending;
-    const bytes = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
-    if (this.firstSpoolError) {
-      // After the first failure (a full disk, mostly) nothing more is spooled: the files then hold
-      // a prefix of the recording without holes, rather than whatever happened to fit later.
-      this.notSpooledBytes += bytes;
-      return;
-    }
-    try {
-      this.spool.append(this.cipher.seal(batches));
-      this.spool.flush();
-      this.spooledBytes += bytes;
-    } catch (err) {
-      this.spool.discard();
-      this.notSpooledBytes += bytes;
-      this.firstSpoolError ??= outputError('captured traffic to the spool in', this.dir, err instanceof SpoolAppendError ? err.cause : err);
-    }
+    this.queue.flush();
   }
 
   /** What the file-writer process has written so far. */
@@ -200,7 +158,7 @@ export class Spooler<Stats = unknown> {
 
   /** Captured bytes in the spool that the file-writer process has not reported handled yet. */
   private remainingBytes(): number {
-    return Math.max(0, this.spooledBytes - this.progress.bytes);
+    return Math.max(0, this.queue.spooledBytes() - this.progress.bytes);
   }
 
   /** No more appends: the rest goes to the spool, and the file-writer process, at normal priority, sees the end. */
@@ -277,7 +235,8 @@ export class Spooler<Stats = unknown> {
         ...(f.hint ? { hint: f.hint } : {}),
         cause: Object.assign(new Error(f.message), f.code ? { code: f.code } : {}),
       }));
-      if (this.firstSpoolError) lateErrors.unshift(this.firstSpoolError);
+      const spoolError = this.queue.error();
+      if (spoolError) lateErrors.unshift(spoolError);
       if (this.end) {
         if (this.end.leftover > 0) {
           lateErrors.push(new OutputError(`the spool ended in an incomplete record (${this.end.leftover} bytes)`, { stage: 'write recording' }));
@@ -286,7 +245,7 @@ export class Spooler<Stats = unknown> {
           ...this.end.end,
           lateErrors,
           notWritten: this.end.end.failedTests + this.end.end.failedMocks,
-          notWrittenBytes: this.notSpooledBytes,
+          notWrittenBytes: this.queue.notSpooledBytes(),
           stats: this.end.stats,
           ...(this.end.appPort === undefined ? {} : { appPort: this.end.appPort }),
         };
@@ -307,7 +266,7 @@ export class Spooler<Stats = unknown> {
         failedMocks: 0,
         lateErrors,
         notWritten: 0,
-        notWrittenBytes: this.notSpooledBytes + missing,
+        notWrittenBytes: this.queue.notSpooledBytes() + missing,
       };
     })();
     return this.closed;
