@@ -350,7 +350,7 @@ function readsBackAs(text: string, value: string): boolean {
   }
 }
 
-/** The former writer: a `yaml` Document of the whole file. For values emit.ts does not handle. */
+/** A `yaml` Document of the whole file, for values emit.ts does not handle. */
 export function renderYamlWithLibrary(doc: TestCaseDoc | MockDoc): string {
   const d = new Document(doc);
   // Large plain bodies are written as block literals by hand: the YAML library takes ~50 ms per
