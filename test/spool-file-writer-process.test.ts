@@ -10,6 +10,7 @@ import { OutputError } from '../src/errors.js';
 import type { TestSetSummary } from '../src/format/test-set-writer.js';
 import type { CaptureEvent } from '../src/model/events.js';
 import type { Exchange } from '../src/model/exchange.js';
+import { appPortOf } from '../src/record/app-port.js';
 import { readEventFile } from '../src/record/event-file.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { FileWriterProcess, type Clock, type FileWriterIo } from '../src/spool/file-writer-process.js';
@@ -123,6 +124,7 @@ function harness(overrides: Partial<FileWriterIo<ReconstructStats>> = {}, opts: 
       return 2;
     },
     warn: (message) => warnings.push(message),
+    appPortOf,
     ...overrides,
   });
   const h: Harness = {

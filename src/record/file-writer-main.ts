@@ -19,6 +19,7 @@ const [
   { SPOOL_KEY_ENV },
   { SpoolReader },
   { Reconstructor },
+  { appPortOf },
 ] = await Promise.all([
   import('../errors.js'),
   import('../native/cgroup.js'),
@@ -30,6 +31,7 @@ const [
   import('../spool/file-writer-protocol.js'),
   import('../spool/segments.js'),
   import('./reconstruct.js'),
+  import('./app-port.js'),
 ]);
 type Config = import('../spool/file-writer-protocol.js').FileWriterConfig;
 
@@ -61,7 +63,9 @@ async function main(): Promise<void> {
     parentPid: () => process.ppid,
     ...(commandCgroup === undefined ? {} : { releaseCommand: () => Cgroup.at(commandCgroup).release() }),
     warn: (message) => process.stderr.write(`tlsrec: file-writer process: ${message}\n`),
-    exchangeDone: (bodyBytes) => collector.note(bodyBytes), // the exchange and its renderings are garbage now
+    appPortOf,
+    // The exchange and its renderings are garbage now.
+    exchangeDone: (ex) => collector.note(ex.request.body.length + ex.response.body.length),
   });
 
   process.stdin.setEncoding('utf8');

@@ -13,7 +13,6 @@
 
 import { causeText, TlsrecError } from '../errors.js';
 import type { TestSetSummary } from '../format/test-set-writer.js';
-import { firstHeader } from '../http/headers.js';
 import type { CaptureEvent } from '../model/events.js';
 import type { Exchange } from '../model/exchange.js';
 import { RECORDER_DONE, type FileWriterProgress, type FileWriterReport } from './file-writer-protocol.js';
@@ -72,8 +71,10 @@ export interface FileWriterIo<Stats> {
   releaseCommand?(): number;
   /** One line for the user (stderr): what goes wrong where no report can carry it. */
   warn(message: string): void;
-  /** Called after each exchange is handed to the files with the size of its bodies (body-gc.ts). */
-  exchangeDone?(bodyBytes: number): void;
+  /** The port the app served on, from an exchange it received (the end report carries the first). */
+  appPortOf(ex: Exchange): number | undefined;
+  /** Called after each exchange has been handed to the files (body-gc.ts collects its garbage). */
+  exchangeDone?(ex: Exchange): void;
 }
 
 /** With nothing in the spool the process looks again after IDLE_MIN_MS, doubling up to IDLE_MAX_MS. */
@@ -182,7 +183,7 @@ export class FileWriterProcess<Stats> {
   }
 
   private write(ex: Exchange): void {
-    if (ex.role === 'incoming') this.appPort ??= appPortOf(ex);
+    if (ex.role === 'incoming') this.appPort ??= this.io.appPortOf(ex);
     if (this.failed) {
       if (ex.role === 'incoming') this.notTried.tests++;
       else this.notTried.mocks++;
@@ -198,7 +199,7 @@ export class FileWriterProcess<Stats> {
       const hint = err instanceof TlsrecError ? err.hint : undefined;
       this.io.report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
     }
-    this.io.exchangeDone?.(ex.request.body.length + ex.response.body.length);
+    this.io.exchangeDone?.(ex);
   }
 
   /**
@@ -285,11 +286,3 @@ export class FileWriterProcess<Stats> {
   }
 }
 
-/** The port the app served on, from a request it received. */
-function appPortOf(ex: Exchange): number | undefined {
-  if (ex.localPort) return ex.localPort;
-  const host = firstHeader(ex.request.headers, 'host');
-  const m = host ? /:(\d+)$/.exec(host) : null;
-  if (m) return Number(m[1]);
-  return host ? (ex.tls ? 443 : 80) : undefined;
-}
