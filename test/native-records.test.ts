@@ -1,6 +1,6 @@
 // Ring records as spool frames: the format the kernel writes (decodeRecords of src/capture/decode.ts;
 // encodeRecords of test/helpers/ring-records.ts makes them from recorded events), sealed by
-// spool-cipher.ts. What the recorder seals, the writer process must open and decode to the same
+// src/spool/cipher.ts. What the recorder seals, the file-writer process must open and decode to the same
 // events, bytes for bytes, through a real spool on disk; and nothing of the plaintext may be on disk.
 
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -8,12 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SpoolReader, SpoolWriter } from '../src/format/spool.js';
+import { SpoolReader, SpoolAppender } from '../src/spool/segments.js';
 import { dataLength, decodeRecords, execTgid, recordLength } from '../src/capture/decode.js';
 import { CAP_EVENT, CAP_HDR_SIZE } from '../src/capture/record-layout.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
-import { SpoolCipher } from '../src/record/spool-cipher.js';
+import { SpoolCipher } from '../src/spool/cipher.js';
 import { seededRandom } from './helpers/random.js';
 import { compareBuffersFast } from './helpers/buffer-equality.js';
 import { encodeRecords } from './helpers/ring-records.js';
@@ -140,7 +140,7 @@ describe('SpoolCipher', () => {
     try {
       const all = [...[...recorded.values()].flat(), ...handBuilt()];
       const cipher = SpoolCipher.generate();
-      const writer = new SpoolWriter(dir, 'spool', 256 * 1024);
+      const writer = new SpoolAppender(dir, 'spool', 256 * 1024);
       for (let i = 0; i < all.length; i += 50) {
         writer.append(cipher.seal([encodeRecords(all.slice(i, i + 25)), encodeRecords(all.slice(i + 25, i + 50))]));
         writer.flush();

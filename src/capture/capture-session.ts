@@ -69,7 +69,8 @@ export interface CaptureOptions {
   onBehind?(behind: boolean): void;
 }
 
-export const DEFAULT_RINGBUF_BYTES = RING_MAX_ENTRIES.events;
+import { DEFAULT_RINGBUF_BYTES } from './defaults.js';
+export { DEFAULT_RINGBUF_BYTES };
 
 /** bpf/capture.bpf.o of this package; the same relative path works from src/capture and dist/capture. */
 export function defaultBpfObjectPath(): string {

@@ -18,8 +18,8 @@ export interface BackpressureStats {
   peakBacklogBytes: number;
 }
 
-/** 16 MiB: 64 MiB cost ~60 MB more memory at peak and gave no more throughput (bench/README.md). */
-export const DEFAULT_MAX_BACKLOG_BYTES = 16 << 20;
+import { DEFAULT_MAX_BACKLOG_BYTES } from './defaults.js';
+export { DEFAULT_MAX_BACKLOG_BYTES };
 
 /**
  * Longest single pause. Waiting for the backlog to halve takes ~300 ms under small-request load

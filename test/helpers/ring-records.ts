@@ -1,6 +1,6 @@
 // CaptureEvents -> ring records (the layout of src/capture/record-layout.ts that decodeRecord reads), so that tests
 // can feed the event files of real recordings (fixtures/events, JSON lines) to the stages that
-// take records: the spool and the writer process. Exec records get no file name (CaptureEvent has
+// take records: the spool and the file-writer process. Exec records get no file name (CaptureEvent has
 // none), and open records the kernel's struct cap_addr.
 
 import { isIP } from 'node:net';
