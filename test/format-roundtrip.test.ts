@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadTestSets } from '../src/format/reader.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import type { Exchange } from '../src/model/exchange.js';
 import { makeExchange, MONO_TO_WALL } from './fixtures-format/make-exchange.js';
 

@@ -9,7 +9,7 @@ import { loadConfig, loadTestSets } from '../src/format/reader.js';
 import { readSecretsFile } from '../src/format/secrets-file.js';
 import { findSecretFormats, isSecretKey } from '../src/format/secrets.js';
 import { matchTemplate, substitute } from '../src/format/templates.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import type { Exchange } from '../src/model/exchange.js';
 import { MockMatcher } from '../src/replay/mocks/matcher.js';
 import { SecretStore } from '../src/replay/secrets.js';

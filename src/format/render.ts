@@ -1,4 +1,4 @@
-// Pure planning for the writer: Exchange -> on-disk document -> YAML text. No file system here.
+// Pure planning for the test-set writer (test-set-writer.ts): Exchange -> on-disk document -> YAML text. No file system here.
 
 import { Document, parse, Scalar } from 'yaml';
 import type { HttpExchange as Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
@@ -8,6 +8,7 @@ import { firstHeader } from '../model/headers.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
 import { findVolatileFields, windowAround } from './volatile.js';
 import type { RecordingRefs, Role } from './variables.js';
+import { shellQuote } from '../shell-quote.js';
 import {
   API_VERSION,
   type HeaderMapDoc,
@@ -197,10 +198,6 @@ export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly 
 
 const CURL_BODY_LIMIT = 16 * 1024;
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /** The request as a curl command (informational, like Keploy's `curl:` field). */
 export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptions = {}, written?: HttpRequestDoc): string {
   const lines = [`curl --request ${req.method}`, `--url ${shellQuote(url)}`];
@@ -388,7 +385,7 @@ function readsBackAs(text: string, value: string): boolean {
   }
 }
 
-/** The former writer: a `yaml` Document of the whole file. For values emit.ts does not handle. */
+/** A `yaml` Document of the whole file, for values emit.ts does not handle. */
 export function renderYamlWithLibrary(doc: TestCaseDoc | MockDoc): string {
   const d = new Document(doc);
   // Large plain bodies are written as block literals by hand: the YAML library takes ~50 ms per

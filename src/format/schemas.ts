@@ -200,7 +200,7 @@ export const configSchema: JsonSchema = {
   },
 };
 
-/** File names under schema/ (and under <root>/.schema/ where the writer copies them). */
+/** File names under schema/ (and under <root>/.schema/ where the test-set writer copies them). */
 export const SCHEMA_FILES = {
   test: 'test.schema.json',
   mock: 'mocks.schema.json',

@@ -15,7 +15,7 @@ import { RecordingRefs } from './variables.js';
 
 export { defaultMonoToWallNs, exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 
-export interface WriterOptions extends DocOptions {
+export interface TestSetWriterOptions extends DocOptions {
   /** Directory holding the test sets. Default "tlsrec". */
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
@@ -32,7 +32,7 @@ export interface WriterOptions extends DocOptions {
   secretsFile?: string;
 }
 
-export interface WriterSummary {
+export interface TestSetSummary {
   tests: number;
   mocks: number;
   /** Exchanges that could not be written (each also raised an OutputError from writeExchange). */
@@ -154,8 +154,8 @@ export class TestSetWriter {
   /** A hand-edited mocks.yaml may lack its final newline. */
   private mocksNeedNewline = false;
   private closed = false;
-  private renderOtherMock: WriterOptions['renderOtherMock'];
-  private readonly counts: WriterSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
+  private renderOtherMock: TestSetWriterOptions['renderOtherMock'];
+  private readonly counts: TestSetSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
 
   private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number) {
     this.name = name;
@@ -167,7 +167,7 @@ export class TestSetWriter {
     this.nextMock = nextMock;
   }
 
-  static async create(opts: WriterOptions = {}): Promise<TestSetWriter> {
+  static async create(opts: TestSetWriterOptions = {}): Promise<TestSetWriter> {
     const rootDir = opts.rootDir ?? 'tlsrec';
     try {
       fs.mkdirSync(rootDir, { recursive: true });
@@ -272,7 +272,7 @@ export class TestSetWriter {
   }
 
   /** Closes mocks.yaml and makes the new directory entries durable. Safe to call twice. */
-  async close(): Promise<WriterSummary> {
+  async close(): Promise<TestSetSummary> {
     if (!this.closed) {
       this.closed = true;
       if (this.mocksFd !== undefined) {
