@@ -1,8 +1,8 @@
 // End to end, as root with real eBPF: fixtures/db-app/redis.mjs (ioredis: GET/SET, an INCR
 // counter, a hash, a pipeline, MULTI/EXEC) recorded against a real redis-server that wants a
-// password; then, with the server stopped, `tlsrec test` answers every Redis command from
-// mocks.yaml; a change to one returned field fails by name; a command the recording never saw is a
-// reported miss, not a hang.
+// password, in plaintext and over TLS (rediss://, the fixture CA); then, with the server stopped,
+// `tlsrec test` answers every Redis command from mocks.yaml; a change to one returned field fails by
+// name; a command the recording never saw is a reported miss, not a hang.
 
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needsEbpf } from './helpers/env.js';
-import { freePort, repoRoot, run, start, stopAll, tlsrecBin, waitForHttp, waitForOutput, type Started } from './helpers/procs.js';
+import { fixtureCa, freePort, repoRoot, run, start, stopAll, tlsrecBin, waitForHttp, waitForOutput, type Started } from './helpers/procs.js';
 
 const ebpf = needsEbpf();
 const redisApp = join(repoRoot, 'fixtures', 'db-app', 'redis.mjs');
@@ -25,7 +25,9 @@ function hasRedisServer(): boolean {
   }
 }
 
-describe.runIf(ebpf.run)('Redis recorded and answered from mocks (real eBPF, real redis-server)', () => {
+const certs = join(repoRoot, 'fixtures', 'certs');
+
+describe.runIf(ebpf.run).each(['plain', 'tls'] as const)('Redis (%s) recorded and answered from mocks (real eBPF, real redis-server)', (mode) => {
   let work: string;
   let appEnv: NodeJS.ProcessEnv;
   let redis: Started | undefined;
@@ -36,10 +38,17 @@ describe.runIf(ebpf.run)('Redis recorded and answered from mocks (real eBPF, rea
     if (!hasRedisServer()) throw new Error('redis-server is not installed (.ci/run installs it from Debian\'s redis-server package)');
     work = mkdtempSync(join(tmpdir(), 'tlsrec-redis-'));
     const redisPort = await freePort();
-    redis = start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD], { cwd: work });
+    const listen = mode === 'tls'
+      ? ['--port', '0', '--tls-port', String(redisPort), '--tls-cert-file', join(certs, 'server.pem'), '--tls-key-file', join(certs, 'server.key'), '--tls-ca-cert-file', fixtureCa, '--tls-auth-clients', 'no']
+      : ['--port', String(redisPort)];
+    redis = start('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD], { cwd: work });
     await waitForOutput(redis, /Ready to accept connections/);
     const port = await freePort();
-    appEnv = { PORT: String(port), REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${redisPort}` };
+    appEnv = {
+      PORT: String(port),
+      REDIS_URL: `${mode === 'tls' ? 'rediss' : 'redis'}://:${PASSWORD}@127.0.0.1:${redisPort}`,
+      ...(mode === 'tls' ? { NODE_EXTRA_CA_CERTS: fixtureCa } : {}),
+    };
     const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', redisApp], { cwd: work, env: appEnv });
     const base = `http://127.0.0.1:${port}`;
     await waitForHttp(`${base}/health`);
