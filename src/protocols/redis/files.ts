@@ -106,7 +106,7 @@ export function redisMockDoc(ex: RedisExchange, n: number, opts: DocOptions = {}
 
 export function redisYaml(doc: RedisMockDoc, schemaRef?: string): string {
   const d = new Document(doc);
-  const text = d.toString({ lineWidth: 0, indent: 2 });
+  const text = d.toString({ lineWidth: 0, indent: 2, doubleQuotedAsJSON: true });
   return schemaRef ? `# yaml-language-server: $schema=${schemaRef}\n${text}` : text;
 }
 
