@@ -92,10 +92,9 @@ class FdLink implements BpfLink {
 }
 
 /**
- * Detach links side by side. Closing a uprobe link waits for RCU grace periods. Perf-event uprobe
- * links took ~0.1 s each and one at a time even when closed from several threads (the kernel
- * serialises them: 18 links were ~1.9 s of every recording's stop); uprobe_multi links took
- * ~0.05 s each one after another and 0.08 s for 18 closed at once (bench/README.md, session 7).
+ * Detach links side by side. Closing a uprobe link waits for RCU grace periods: a perf-event uprobe
+ * link takes ~0.1 s and the kernel serialises them even when closed from several threads (18 links
+ * ~1.9 s); uprobe_multi links take ~0.05 s each one after another and ~0.08 s for 18 closed at once.
  */
 export async function destroyLinks(links: BpfLink[]): Promise<void> {
   await Promise.all(links.map((l) => l.destroyInThread()));
