@@ -1,0 +1,18 @@
+// The readers the loader (src/format/reader.ts) is given for the `kind:`s other protocols read:
+// built from the registry here, since format/ does not import protocols/.
+
+import type { DocReader, DocReaders } from '../format/protocol-docs.js';
+import { PROTOCOLS } from './index.js';
+import type { Protocol } from './protocol.js';
+
+/** Readers by kind for every protocol that reads mock or test documents; the first to claim a kind keeps it. */
+export function docReaders(protocols: readonly Protocol[] = PROTOCOLS): DocReaders {
+  const mocks = new Map<string, DocReader>();
+  const tests = new Map<string, DocReader>();
+  for (const p of protocols) {
+    const { readMock, readTest, mockKinds = [], testKinds = [] } = p.files;
+    if (readMock) for (const k of mockKinds) if (!mocks.has(k)) mocks.set(k, { protocol: p.name, read: (doc, where) => readMock.call(p.files, doc, where) });
+    if (readTest) for (const k of testKinds) if (!tests.has(k)) tests.set(k, { protocol: p.name, read: (doc, where) => readTest.call(p.files, doc, where) });
+  }
+  return { mocks, tests };
+}
