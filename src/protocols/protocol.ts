@@ -164,6 +164,8 @@ export interface ReplayContext {
 
 /** One failed check of a replayed test (shown like an HTTP response failure). */
 export interface ReplayFailure {
+  /** How the report files it. Default 'body'. */
+  kind?: 'status' | 'header' | 'body';
   /** Where it differed: "status", a header name, a JSON path ("$.user.id"), "grpc-status"... */
   path: string;
   expected: string;
@@ -227,7 +229,8 @@ export interface Protocol<T extends ProtocolTypes = ProtocolTypes> extends Recor
     readonly alpn?: readonly string[];
     /**
      * Serve one redirected connection (plaintext, or the front's TLS socket) whose first bytes
-     * `accepts` took or whose ALPN is one of `alpn`: the first bytes are still unread on `socket`.
+     * `accepts` took or whose ALPN is one of `alpn`: the first bytes are still unread on `socket`,
+     * which flows once serve returns (listen for 'data', or read it, before returning).
      * The protocol owns the socket until it closes; it reports every call as a hit or a miss.
      */
     serve?(socket: Duplex, ctx: MockServeContext<T['mock']>): void;
