@@ -19,7 +19,7 @@ import { isMap, parseDocument } from 'yaml';
 import { AppError, InterruptedError, UsageError, causeText } from '../errors.js';
 import { mergeNoise } from '../format/noise.js';
 import { listTestSets, loadConfig, loadTestSets } from '../format/reader.js';
-import { docReaders } from '../protocols/doc-readers.js';
+import { docReaders } from '../protocols/files.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { anyRecentTime, findVolatileFields } from '../format/volatile.js';
 import { firstHeader } from '../model/headers.js';

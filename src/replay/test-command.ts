@@ -3,7 +3,7 @@
 // replay engine.
 
 import { loadConfig, loadTestSets } from '../format/reader.js';
-import { docReaders } from '../protocols/doc-readers.js';
+import { docReaders } from '../protocols/files.js';
 import { UsageError } from '../errors.js';
 import { runTests, type TestOptions, type TestRunResult } from './run-tests.js';
 import type { TestSelection } from './select.js';

@@ -1,7 +1,9 @@
-// The readers the loader (src/format/reader.ts) is given for the `kind:`s other protocols read:
-// built from the registry here, since format/ does not import protocols/.
+// The registry's `files` as format/ takes them (format/ does not import protocols/): the readers
+// the loader (src/format/reader.ts) is given for the `kind:`s other protocols read, and the
+// document makers the writer (src/format/writer.ts) is given for their exchanges.
 
 import type { DocReader, DocReaders } from '../format/protocol-docs.js';
+import type { ExchangeDocs } from '../format/writer.js';
 import { PROTOCOLS } from './index.js';
 import type { Protocol } from './protocol.js';
 
@@ -15,4 +17,11 @@ export function docReaders(protocols: readonly Protocol[] = PROTOCOLS): DocReade
     if (readTest) for (const k of testKinds) if (!tests.has(k)) tests.set(k, { protocol: p.name, read: (doc, where) => readTest.call(p.files, doc, where) });
   }
   return { mocks, tests };
+}
+
+/** Document makers by protocol name, for every protocol but HTTP/1 (which the writer renders itself). */
+export function exchangeDocs(protocols: readonly Protocol[] = PROTOCOLS): Map<string, ExchangeDocs> {
+  const out = new Map<string, ExchangeDocs>();
+  for (const p of protocols) if (p.name !== 'http1' && !out.has(p.name)) out.set(p.name, p.files);
+  return out;
 }
