@@ -11,7 +11,7 @@ import type { HeaderList } from '../model/exchange.js';
 import { decodeBody, isValidBase64 } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
 import { mergeNoise, parseMockNoise, parseNoise } from './noise.js';
-import type { DocReader, DocReaders, LoadedDoc } from './protocol-docs.js';
+import type { DocRead, DocReader, DocReaders, LoadedDoc } from './protocol-docs.js';
 import { configSchema, mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
 import {
@@ -275,7 +275,7 @@ function readProtocolDoc(
   report: (p: YamlPath, m: string, atKey?: boolean) => void,
 ): LoadedDoc | undefined {
   const { file, line, index } = where;
-  let read;
+  let read: DocRead<unknown>;
   try {
     read = reader.read(value, { file, line, index });
   } catch (err) {
