@@ -13,7 +13,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
 import type { Exchange as AnyExchange, HttpExchange as Exchange } from '../src/model/exchange.js';
-import { renderProtocolMock } from '../src/record/protocol-mock.js';
+import { exchangeDocs } from '../src/protocols/files.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { Spooler } from '../src/spool/spooler.js';
 import { TestSetWriter } from '../src/format/test-set-writer.js';
@@ -84,7 +84,7 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
     const viaProcess = newDir();
     for (const rec of recordings) {
       // One test set per recording, in the same order in both roots (test-set-0, -1, ...).
-      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL, renderOtherMock: (ex, n) => renderProtocolMock(ex, n, { monoToWallNs: MONO_TO_WALL }) });
+      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL }, exchangeDocs());
       for (const ex of rec.every) sync.writeExchange(ex);
       const syncSummary = await sync.close();
 

@@ -335,7 +335,7 @@ const BODY_PATHS: BlockPaths = { spec: { req: { body: true }, resp: { body: true
  *
  * Written by the small emitter in emit.ts (~10x faster than building a `yaml` Document for every
  * exchange while recording); a value it does not handle (Buffer, bigint, NaN...) goes through the
- * library as before.
+ * library.
  */
 export function renderYaml(doc: TestCaseDoc | MockDoc, schemaRef?: string): string {
   let text: string;

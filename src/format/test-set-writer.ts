@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { causeText, InputFileError, OutputError } from '../errors.js';
-import type { Exchange, HttpExchange } from '../model/exchange.js';
+import type { Exchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
 import { readSecretsFile, rewriteProducer, writeSecret } from './secrets-file.js';
@@ -20,16 +20,21 @@ export interface TestSetWriterOptions extends DocOptions {
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
   testSet?: string;
-  /**
-   * YAML text of the n-th mock document of an exchange of another protocol than HTTP/1 (the
-   * recording layer passes its protocol's `files`; format/ does not import protocols/).
-   */
-  renderOtherMock?: (ex: Exclude<Exchange, HttpExchange>, n: number) => string;
   /** JSON keys and paths redacted in addition to the defaults (tlsrec.yaml `redact:`). */
   redactKeys?: string[];
   redactPaths?: string[];
   /** Where secret values go (0600), by the names their references use. Default: nowhere (names only). */
   secretsFile?: string;
+}
+
+/**
+ * How exchanges of a protocol other than HTTP/1 become documents: that protocol's `files`
+ * (src/protocols/), given by protocol name to TestSetWriter.create by the recording side.
+ */
+export interface ExchangeDocs {
+  testDoc(ex: Exchange, n: number, opts: DocOptions): unknown;
+  mockDoc(ex: Exchange, n: number, opts: DocOptions): unknown;
+  yaml(doc: unknown, schemaRef?: string): string;
 }
 
 export interface TestSetSummary {
@@ -154,10 +159,18 @@ export class TestSetWriter {
   /** A hand-edited mocks.yaml may lack its final newline. */
   private mocksNeedNewline = false;
   private closed = false;
-  private renderOtherMock: TestSetWriterOptions['renderOtherMock'];
   private readonly counts: TestSetSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
+  private readonly docs: ReadonlyMap<string, ExchangeDocs>;
 
-  private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number) {
+  private constructor(
+    name: string,
+    dir: string,
+    opts: DocOptions,
+    nextTest: number,
+    nextMock: number,
+    docs: ReadonlyMap<string, ExchangeDocs>,
+  ) {
+    this.docs = docs;
     this.name = name;
     this.dir = dir;
     this.testsDir = path.join(dir, 'tests');
@@ -167,7 +180,8 @@ export class TestSetWriter {
     this.nextMock = nextMock;
   }
 
-  static async create(opts: TestSetWriterOptions = {}): Promise<TestSetWriter> {
+  /** `docs`: the document makers of protocols other than HTTP/1, by protocol name. */
+  static async create(opts: TestSetWriterOptions = {}, docs: ReadonlyMap<string, ExchangeDocs> = new Map()): Promise<TestSetWriter> {
     const rootDir = opts.rootDir ?? 'tlsrec';
     try {
       fs.mkdirSync(rootDir, { recursive: true });
@@ -198,9 +212,7 @@ export class TestSetWriter {
         ...(secretsFile ? { onSecret: (name: string, value: string) => writeSecret(secretsFile, name, value) } : {}),
         rewriteProducer,
       });
-      const writer = new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
-      writer.renderOtherMock = opts.renderOtherMock;
-      return writer;
+      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock, docs);
     } catch (err) {
       if (err instanceof OutputError || err instanceof InputFileError) throw err;
       throw outputError('test set directory in', rootDir, err);
@@ -213,19 +225,19 @@ export class TestSetWriter {
    */
   writeExchange(ex: Exchange): void {
     if (this.closed) throw new Error('TestSetWriter.writeExchange after close()');
-    if (ex.protocol !== 'http1') {
-      if (!this.renderOtherMock) throw new Error(`TestSetWriter: no renderer for ${ex.protocol} exchanges`);
-      this.writeMock(this.renderOtherMock(ex, this.nextMock));
-    } else if (ex.role === 'incoming') this.writeTest(ex);
-    else this.writeMock(renderYaml(exchangeToMockDoc(ex, this.nextMock, this.opts)));
+    if (ex.role === 'incoming') this.writeTest(ex);
+    else this.writeMock(ex);
   }
 
-  private writeTest(ex: HttpExchange): void {
+  private writeTest(ex: Exchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
     if (this.opts.refs) this.opts.refs.currentFile = file;
-    const text = renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
     try {
+      // Other protocols' tests get no $schema line: the test schema describes Http documents.
+      const text = ex.protocol === 'http1'
+        ? renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`)
+        : this.otherDoc(ex, 'testDoc', n);
       writeFileAtomic(file, text);
     } catch (err) {
       this.counts.failedTests++;
@@ -235,9 +247,11 @@ export class TestSetWriter {
     this.counts.tests++;
   }
 
-  private writeMock(doc: string): void {
+  private writeMock(ex: Exchange): void {
+    const n = this.nextMock;
     const file = this.mocksFile;
     try {
+      const doc = ex.protocol === 'http1' ? renderYaml(exchangeToMockDoc(ex, n, this.opts)) : this.otherDoc(ex, 'mockDoc', n);
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);
         this.mocksSize = fs.fstatSync(this.mocksFd).size;
@@ -262,6 +276,18 @@ export class TestSetWriter {
     }
     this.nextMock++;
     this.counts.mocks++;
+  }
+
+  /** YAML of another protocol's test or mock document, made by its `files`. */
+  private otherDoc(ex: Exchange, which: 'testDoc' | 'mockDoc', n: number): string {
+    const docs = this.docsOf(ex);
+    return docs.yaml(docs[which](ex, n, this.opts));
+  }
+
+  private docsOf(ex: Exchange): ExchangeDocs {
+    const docs = this.docs.get(ex.protocol);
+    if (!docs) throw new Error(`no document writer for ${ex.protocol} exchanges`);
+    return docs;
   }
 
   private endsWithNewline(): boolean {

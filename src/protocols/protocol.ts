@@ -15,6 +15,9 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { CaptureSource, Direction } from '../model/events.js';
 import type { Exchange, ExchangePayload, SkippedStream } from '../model/exchange.js';
+import type { DocRead, DocWhere, LoadedDoc } from '../format/protocol-docs.js';
+
+export type { DocPath, DocProblem, DocRead, DocWhere, LoadedDoc } from '../format/protocol-docs.js';
 
 /** What is known about a connection when its first bytes are looked at. */
 export interface DetectContext {
@@ -100,49 +103,6 @@ export interface ProtocolTypes {
 
 // ---- the replay half: reading documents, serving mocks, replaying tests ----
 
-/** A place inside one YAML document: keys and sequence indices from its root. */
-export type DocPath = ReadonlyArray<string | number>;
-
-/** Something wrong in a document; the reader turns `path` into file:line:column. */
-export interface DocProblem {
-  path: DocPath;
-  /** What was found and what was expected, e.g. "spec.query: expected a string, found 3". */
-  message: string;
-  /** Point at the key rather than its value (a misspelled or unknown key). */
-  atKey?: boolean;
-}
-
-/** Where the document a protocol reads comes from. */
-export interface DocWhere {
-  file: string;
-  /** 1-based line where the document starts in `file`. */
-  line: number;
-  /** Mocks: 0-based position of the document in mocks.yaml, all kinds counted (the recorded order). */
-  index: number;
-}
-
-/** What a protocol's reader gives: the value, or every problem found in the document. */
-export type DocRead<V> = { value: V } | { problems: DocProblem[] };
-
-/**
- * A mock or test of a protocol other than HTTP/1, as loaded: the protocol-neutral envelope the
- * reader fills (from the document's `kind` and `name` and where it was), around the protocol's own
- * value. HTTP/1 mocks and tests keep their own types (src/format/types.ts Mock, TestCase).
- */
-export interface LoadedDoc<V = unknown> {
-  /** The Protocol that read it (its `name`). */
-  protocol: string;
-  /** The document's `kind:`. */
-  kind: string;
-  file: string;
-  /** 1-based line where the document starts. */
-  line: number;
-  name: string;
-  /** Mocks: 0-based position in mocks.yaml, all kinds counted. Tests: position in the set's test files. */
-  index: number;
-  value: V;
-}
-
 /** A call the mock server answered with a recorded mock (MockReport.served). */
 export interface MockCallHit {
   /** The mock's name. */
@@ -204,6 +164,8 @@ export interface ReplayContext {
 
 /** One failed check of a replayed test (shown like an HTTP response failure). */
 export interface ReplayFailure {
+  /** How the report files it. Default 'body'. */
+  kind?: 'status' | 'header' | 'body';
   /** Where it differed: "status", a header name, a JSON path ("$.user.id"), "grpc-status"... */
   path: string;
   expected: string;
@@ -267,7 +229,8 @@ export interface Protocol<T extends ProtocolTypes = ProtocolTypes> extends Recor
     readonly alpn?: readonly string[];
     /**
      * Serve one redirected connection (plaintext, or the front's TLS socket) whose first bytes
-     * `accepts` took or whose ALPN is one of `alpn`: the first bytes are still unread on `socket`.
+     * `accepts` took or whose ALPN is one of `alpn`: the first bytes are still unread on `socket`,
+     * which flows once serve returns (listen for 'data', or read it, before returning).
      * The protocol owns the socket until it closes; it reports every call as a hit or a miss.
      */
     serve?(socket: Duplex, ctx: MockServeContext<T['mock']>): void;

@@ -20,7 +20,7 @@ const [
   { SpoolReader },
   { Reconstructor },
   { appPortOf },
-  { renderProtocolMock },
+  { exchangeDocs },
 ] = await Promise.all([
   import('../errors.js'),
   import('../native/cgroup.js'),
@@ -33,7 +33,7 @@ const [
   import('../spool/segments.js'),
   import('./reconstruct.js'),
   import('./app-port.js'),
-  import('./protocol-mock.js'),
+  import('../protocols/files.js'),
 ]);
 type Config = import('../spool/file-writer-protocol.js').FileWriterConfig;
 
@@ -49,8 +49,7 @@ async function main(): Promise<void> {
   delete process.env[SPOOL_KEY_ENV];
   process.stdout.on('error', () => undefined); // the recorder is gone: write the files anyway
 
-  const monoToWallNs = BigInt(config.monoToWallNs);
-  const files = await TestSetWriter.create({ ...config.files, monoToWallNs, renderOtherMock: (ex, n) => renderProtocolMock(ex, n, { ...config.files, monoToWallNs }) });
+  const files = await TestSetWriter.create({ ...config.files, monoToWallNs: BigInt(config.monoToWallNs) }, exchangeDocs());
   const collector = new BodyGarbageCollector(1024 * 1024);
   const { commandCgroup } = config;
   const writer = new FileWriterProcess({
