@@ -109,11 +109,11 @@ function mockEndpoint(mocks: LoadedDoc<RedisMock>[]): Promise<{ port: number; hi
 }
 
 /** A raw RESP2 client: send commands, read `n` replies. */
-async function rawClient(port: number, commands: string[][], n: number): Promise<RespValue[]> {
+async function rawClient(port: number, commands: Array<string[] | Buffer>, n: number): Promise<RespValue[]> {
   const sock = net.connect(port, '127.0.0.1');
   const reader = new RespReader();
   const out: RespValue[] = [];
-  sock.write(Buffer.concat(commands.map((c) => encodeCommand(c))));
+  sock.write(Buffer.concat(commands.map((c) => (Buffer.isBuffer(c) ? c : encodeCommand(c)))));
   await new Promise<void>((resolve, reject) => {
     sock.on('error', reject);
     sock.on('data', (d: Buffer) => {
@@ -152,13 +152,26 @@ describe('the Redis mock endpoint', () => {
     expect(misses.map((m) => [m.method, m.url, m.closest?.field])).toEqual([['GET', 'redis://10.9.9.9:6379 user:2', 'command[1]'], ['HKEYS', 'redis://10.9.9.9:6379 user:1', undefined]]);
     // The connection is still usable after a miss.
     expect(await redis.ping()).toBe('PONG');
-    expect(hits.some((h) => h.url.includes('not-the-recorded-one'))).toBe(false);
+    // Housekeeping the recording has (CLIENT SETNAME fixture-app) is answered by its mock; the rest locally.
+    expect(hits.filter((h) => h.method === 'CLIENT').map((h) => h.url)).toContain('redis://10.9.9.9:6379 setname fixture-app');
+    expect(JSON.stringify([hits, misses])).not.toContain('not-the-recorded-one');
+  });
+
+  it('a recorded AUTH answers any password, and reports show it redacted', async () => {
+    const auth: RedisExchange = {
+      protocol: 'redis', role: 'outgoing', conn: 'c', tgid: 1, tls: false, indexOnConn: 0,
+      command: ['AUTH', 'app', '[REDACTED]'].map((a) => Buffer.from(a)), replies: [{ type: 'simple', value: 'OK' }], pushes: [], requestNs: 0n, responseNs: 0n,
+    };
+    const { port, hits } = await mockEndpoint(throughDisk([auth]));
+    const replies = await rawClient(port, [['AUTH', 'app', 'another-secret'], ['AUTH', 'x']], 2);
+    expect(replies).toEqual([{ type: 'simple', value: 'OK' }, { type: 'simple', value: 'OK' }]);
+    expect(hits).toEqual([{ mock: 'mock-0', method: 'AUTH', url: 'redis://10.9.9.9:6379 app [REDACTED]' }]);
   });
 
   it('answers a RESP2 client in RESP2 (a map becomes a flat array) and inline commands', async () => {
     const mocks = throughDisk(recordedExchanges());
     const { port } = await mockEndpoint(mocks);
-    const replies = await rawClient(port, [['SELECT', '0'], ['HGETALL', 'user:1'], ['PING']], 3);
-    expect(replies.map((r) => encodeResp(r, 2).toString())).toEqual(['+OK\r\n', '*4\r\n$4\r\nname\r\n$3\r\nAda\r\n$4\r\nlang\r\n$2\r\nen\r\n', '+PONG\r\n']);
+    const replies = await rawClient(port, [['SELECT', '0'], ['HGETALL', 'user:1'], Buffer.from('PING\r\nGET note\r\n')], 4);
+    expect(replies.map((r) => encodeResp(r, 2).toString())).toEqual(['+OK\r\n', '*4\r\n$4\r\nname\r\n$3\r\nAda\r\n$4\r\nlang\r\n$2\r\nen\r\n', '+PONG\r\n', '$22\r\n{"text":"hello","n":1}\r\n']);
   });
 });

@@ -8,6 +8,7 @@
 import type { RespValue } from '../../model/redis.js';
 import type { LoadedDoc } from '../protocol.js';
 import type { RedisMock } from './files.js';
+import { redactCommand } from './reconstruct.js';
 
 export interface RedisCall {
   command: readonly Buffer[];
@@ -75,7 +76,7 @@ export class RedisMockMatcher {
       }
       return { kind: 'hit', mock: candidates[candidates.length - 1]!, reused: true };
     }
-    const shown = showCommand(call.command);
+    const shown = showCommand(redactCommand([...call.command]));
     if (same.length === 0) return { kind: 'miss', message: `tlsrec: no mock for ${shown} (no ${name} command was recorded)` };
     // Closest: most arguments equal; ties go to an unused mock, then to the first recorded.
     let best = same[0]!;
