@@ -118,6 +118,9 @@ describe.runIf(ebpf.run).each(['plain', 'tls'] as const)('Redis (%s) recorded an
     const res = await tlsrecTest(dir);
     expect(res.output).toMatch(/^9 passed, 0 failed/m);
     expect(res.code).toBe(0);
+    // Every recorded command answered something, the connection's HELLO/AUTH and CLIENT calls too.
+    expect(res.output).not.toContain('mocks were not used');
+    expect(res.output).not.toContain('mock miss');
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
