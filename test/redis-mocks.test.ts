@@ -168,6 +168,23 @@ describe('the Redis mock endpoint', () => {
     expect(hits).toEqual([{ mock: 'mock-0', method: 'AUTH', url: 'redis://10.9.9.9:6379 app [REDACTED]' }]);
   });
 
+  it('noise: an argument named in noise.req or matching a noise.value regex is not compared', async () => {
+    const read = (doc: Record<string, unknown>, index: number): LoadedDoc<RedisMock> => {
+      const r = readRedisMock(doc, { file: 'mocks.yaml', line: 1, index });
+      if (!('value' in r)) throw new Error(JSON.stringify(r.problems));
+      return { protocol: 'redis', kind: 'Redis', file: 'mocks.yaml', line: 1, name: `mock-${index}`, index, value: r.value };
+    };
+    const mocks = [
+      read({ spec: { command: ['SET', 'session', 'token-1', 'PXAT', '1700000000000'], reply: { simple: 'OK' } }, noise: { req: ['command.4'] } }, 0),
+      read({ spec: { command: ['ZADD', 'seen', '1700000000', 'user:1'], reply: 1 }, noise: { value: ['^1[0-9]{9}$'] } }, 1),
+    ];
+    const { port, hits, misses } = await mockEndpoint(mocks);
+    const replies = await rawClient(port, [['SET', 'session', 'token-1', 'PXAT', '1800000000000'], ['ZADD', 'seen', '1800000001', 'user:1'], ['SET', 'session', 'token-2', 'PXAT', '1']], 3);
+    expect(replies.map((r) => encodeResp(r).toString())).toEqual(['+OK\r\n', ':1\r\n', '-ERR tlsrec: no mock for SET session token-2 PXAT 1: closest mock-0 differed at command[2] (expected token-1, got token-2)\r\n']);
+    expect(hits.map((h) => h.mock)).toEqual(['mock-0', 'mock-1']);
+    expect(misses).toHaveLength(1);
+  });
+
   it('answers a RESP2 client in RESP2 (a map becomes a flat array) and inline commands', async () => {
     const mocks = throughDisk(recordedExchanges());
     const { port } = await mockEndpoint(mocks);
