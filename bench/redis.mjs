@@ -149,15 +149,18 @@ console.log(`mock endpoint vs redis-server: sequential ${fmt(ms('seqPerS', 'mock
 const rr = await replayRun(server.port, o.tests);
 await stop(server.child, 'SIGTERM');
 let t = performance.now();
-const test = run(NODE, [TLSREC, 'test'], { cwd: rr.dir, env: rr.env });
+const test = run(NODE, [TLSREC, 'test'], { cwd: rr.dir, env: { ...rr.env, NO_COLOR: '1' } });
 const exit = await test.exited;
 const testS = (performance.now() - t) / 1000;
 const passed = /(\d+) passed, (\d+) failed/m.exec(test.out + test.err);
+// The replay loop alone: the sum of the per-test times the terminal reporter prints.
+const loopS = [...(test.out + test.err).matchAll(/^\s+✓ \S+\s+GET \/dashboard\s+(\d+) ms$/gm)].reduce((a, m) => a + Number(m[1]), 0) / 1000;
 console.log(`\n## 3. tlsrec test: ${o.tests} recorded GET /dashboard tests, redis-server stopped`);
 table([
   ['', 'wall s', 'tests/s', 'result'],
   ['live app + redis-server (recording)', fmt(rr.liveS), fmt(o.tests / rr.liveS, 0), ''],
   ['tlsrec test from mocks (incl. app start)', fmt(testS), fmt(o.tests / testS, 0), passed ? `${passed[1]} passed, ${passed[2]} failed (exit ${exit.code})` : `exit ${exit.code}: ${(test.out + test.err).slice(-300)}`],
+  ['  of which the tests themselves', fmt(loopS), fmt(o.tests / loopS, 0), ''],
 ]);
 rmSync(rr.dir, { recursive: true, force: true });
-saveJson('redis', { rounds, speeds, replay: { liveS: rr.liveS, testS, exit: exit.code, passed: passed?.[0] } });
+saveJson('redis', { rounds, speeds, replay: { liveS: rr.liveS, testS, loopS, exit: exit.code, passed: passed?.[0] } });
