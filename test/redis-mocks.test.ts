@@ -185,6 +185,26 @@ describe('the Redis mock endpoint', () => {
     expect(misses).toHaveLength(1);
   });
 
+  it('pub/sub: a SUBSCRIBE mock answers its per-channel replies, then the messages recorded after it', async () => {
+    const b = (x: string): RespValue => ({ type: 'bulk', value: Buffer.from(x) });
+    const sub: RedisExchange = {
+      protocol: 'redis', role: 'outgoing', conn: 'c', tgid: 1, tls: false, indexOnConn: 0,
+      command: ['SUBSCRIBE', 'news', 'sport'].map((a) => Buffer.from(a)),
+      replies: [{ type: 'push', value: [b('subscribe'), b('news'), { type: 'integer', value: 1n }] }, { type: 'push', value: [b('subscribe'), b('sport'), { type: 'integer', value: 2n }] }],
+      pushes: [{ type: 'push', value: [b('message'), b('news'), b('hello')] }],
+      requestNs: 0n, responseNs: 0n,
+    };
+    const { port } = await mockEndpoint(throughDisk([sub]));
+    const replies = await rawClient(port, [['SUBSCRIBE', 'news', 'sport']], 3);
+    // A RESP2 client gets arrays for the RESP3 pushes, as from Redis itself.
+    expect(replies.map((r) => encodeResp(r, 2).toString())).toEqual([
+      '*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n',
+      '*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:2\r\n',
+      '*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n',
+    ]);
+    expect(replies.every((r) => r.type === 'array')).toBe(true);
+  });
+
   it('answers a RESP2 client in RESP2 (a map becomes a flat array) and inline commands', async () => {
     const mocks = throughDisk(recordedExchanges());
     const { port } = await mockEndpoint(mocks);

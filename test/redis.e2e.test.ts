@@ -5,7 +5,7 @@
 // name; a command the recording never saw is a reported miss, not a hang.
 
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,17 +31,21 @@ describe.runIf(ebpf.run).each(['plain', 'tls'] as const)('Redis (%s) recorded an
   let work: string;
   let appEnv: NodeJS.ProcessEnv;
   let redis: Started | undefined;
+  /** How the recorded redis-server was started, to start a fresh one at the same address for passthrough. */
+  let redisArgs: string[] = [];
+  let redisPort = 0;
   /** What the app answered while recording, by request. */
   const recorded: Record<string, unknown> = {};
 
   beforeAll(async () => {
     if (!hasRedisServer()) throw new Error('redis-server is not installed (.ci/run installs it from Debian\'s redis-server package)');
     work = mkdtempSync(join(tmpdir(), 'tlsrec-redis-'));
-    const redisPort = await freePort();
+    redisPort = await freePort();
     const listen = mode === 'tls'
       ? ['--port', '0', '--tls-port', String(redisPort), '--tls-cert-file', join(certs, 'server.pem'), '--tls-key-file', join(certs, 'server.key'), '--tls-ca-cert-file', fixtureCa, '--tls-auth-clients', 'no']
       : ['--port', String(redisPort)];
-    redis = start('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD], { cwd: work });
+    redisArgs = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', PASSWORD];
+    redis = start('redis-server', redisArgs, { cwd: work });
     await waitForOutput(redis, /Ready to accept connections/);
     const port = await freePort();
     appEnv = {
@@ -121,6 +125,27 @@ describe.runIf(ebpf.run).each(['plain', 'tls'] as const)('Redis (%s) recorded an
     // Every recorded command answered something, the connection's HELLO/AUTH and CLIENT calls too.
     expect(res.output).not.toContain('mocks were not used');
     expect(res.output).not.toContain('mock miss');
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('passthrough: with the Redis address in passthrough the app talks to a real (fresh) redis-server, no Redis mock used', async () => {
+    const dir = copyOfRecording();
+    const config = join(dir, 'tlsrec.yaml');
+    const text = readFileSync(config, 'utf8');
+    expect(text).toMatch(/^passthrough: \[\]$/m);
+    writeFileSync(config, text.replace(/^passthrough: \[\]$/m, `passthrough: ["127.0.0.1:${redisPort}"]`));
+    const fresh = start('redis-server', redisArgs, { cwd: dir });
+    try {
+      await waitForOutput(fresh, /Ready to accept connections/);
+      const res = await tlsrecTest(dir);
+      // A fresh server answers as the recorded one did (the counter starts again at 1).
+      expect(res.output).toMatch(/^9 passed, 0 failed/m);
+      expect(res.code).toBe(0);
+      expect(res.output).toMatch(/24 of 24 mocks were not used/);
+    } finally {
+      fresh.child.kill('SIGTERM');
+      await fresh.exited;
+    }
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
