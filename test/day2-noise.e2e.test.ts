@@ -164,6 +164,7 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     expect(sessionAfter).toContain('# hand comment: the session endpoint');
     expect(sessionAfter).toContain('body.items.seenAt: []');
     expect(sessionAfter).toContain('"plan": "enterprise"');
+    expect(sessionAfter).toContain('"token": "{{ .token }}"'); // the captured variable stays a reference
     expect(sessionAfter).toMatch(/ {4}body: \|-?\n {6}\{\n/); // still a readable block scalar
     // only the body's lines changed
     const changedLines = sessionAfter.split('\n').filter((l, i) => l !== sessionBefore.split('\n')[i]);
