@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { causeText, OutputError } from '../errors.js';
-import type { Exchange } from '../model/exchange.js';
+import type { Exchange, HttpExchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
 
@@ -18,6 +18,15 @@ export interface WriterOptions extends DocOptions {
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
   testSet?: string;
+}
+
+/**
+ * The YAML text of an exchange's test or mock, for exchanges that are not HTTP (their protocol's
+ * `files`); without it the writer renders Keploy `kind: Http` documents itself.
+ */
+export interface ExchangeDocs {
+  test(n: number, opts: DocOptions): string;
+  mock(n: number, opts: DocOptions): string;
 }
 
 export interface WriterSummary {
@@ -188,16 +197,17 @@ export class TestSetWriter {
    * Incoming exchanges become tests/test-N.yaml, outgoing ones are appended to mocks.yaml.
    * Throws OutputError when the file cannot be written; the writer stays usable and counts it.
    */
-  writeExchange(ex: Exchange): void {
+  writeExchange(ex: Exchange, docs?: ExchangeDocs): void {
     if (this.closed) throw new Error('TestSetWriter.writeExchange after close()');
-    if (ex.role === 'incoming') this.writeTest(ex);
-    else this.writeMock(ex);
+    if (!docs && ex.protocol === 'grpc') throw new Error('TestSetWriter.writeExchange: a gRPC exchange needs its documents');
+    if (ex.role === 'incoming') this.writeTest(ex as HttpExchange, docs);
+    else this.writeMock(ex as HttpExchange, docs);
   }
 
-  private writeTest(ex: Exchange): void {
+  private writeTest(ex: HttpExchange, docs: ExchangeDocs | undefined): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
-    const text = renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
+    const text = docs ? docs.test(n, this.opts) : renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
     try {
       writeFileAtomic(file, text);
     } catch (err) {
@@ -208,10 +218,10 @@ export class TestSetWriter {
     this.counts.tests++;
   }
 
-  private writeMock(ex: Exchange): void {
+  private writeMock(ex: HttpExchange, docs: ExchangeDocs | undefined): void {
     const n = this.nextMock;
     const file = this.mocksFile;
-    const doc = renderYaml(exchangeToMockDoc(ex, n, this.opts));
+    const doc = docs ? docs.mock(n, this.opts) : renderYaml(exchangeToMockDoc(ex, n, this.opts));
     try {
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);

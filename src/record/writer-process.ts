@@ -14,6 +14,7 @@ import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './ba
 import { Cgroup } from '../native/cgroup.js';
 import { decodeRecords } from '../native/decode.js';
 import type { Exchange } from '../model/exchange.js';
+import { grpcWriterDocs } from '../protocols/http2/index.js';
 import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolReader } from '../format/spool.js';
@@ -101,7 +102,7 @@ function write(ex: Exchange): void {
     return;
   }
   try {
-    writer.writeExchange(ex);
+    writer.writeExchange(ex, ex.protocol === 'grpc' ? grpcWriterDocs(ex) : undefined);
     if (ex.role === 'incoming') progress.tests++;
     else progress.mocks++;
   } catch (err) {
@@ -110,7 +111,12 @@ function write(ex: Exchange): void {
     const hint = err instanceof TlsrecError ? err.hint : undefined;
     report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
-  collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
+  collector.note(exchangeBytes(ex)); // the exchange and its renderings are garbage now
+}
+
+function exchangeBytes(ex: Exchange): number {
+  if (ex.protocol === 'grpc') return [...ex.request.messages, ...ex.response.messages].reduce((n, m) => n + m.data.length, 0);
+  return ex.request.body.length + ex.response.body.length;
 }
 
 /** The port the app served on, from a request it received. */
