@@ -63,7 +63,9 @@ function h2Server(): http2.Http2Server {
       if (path.startsWith('/json')) {
         if (path.includes('push') && stream.pushAllowed) {
           stream.pushStream({ ':path': '/pushed.css' }, (err, push) => {
-            if (!err) push.respond({ ':status': 200, 'content-type': 'text/css' }) || push.end('body{}');
+            if (err) return;
+            push.respond({ ':status': 200, 'content-type': 'text/css' });
+            push.end('body{}');
           });
         }
         stream.respond({ ':status': 200, 'content-type': 'application/json', 'content-encoding': 'gzip', 'x-request-path': path });
@@ -198,7 +200,7 @@ describe('HTTP/2 from node:http2 through the relay', () => {
   });
 
   it('gives the same exchanges fed one byte at a time', () => {
-    const oneByte = h2Events.flatMap((e) => (e.type !== 'data' ? [e] : [...e.data].map((_, i) => ({ ...e, pos: e.pos + BigInt(i), chunkOff: e.chunkOff + i, data: e.data.subarray(i, i + 1) }))));
+    const oneByte = h2Events.flatMap((e): CaptureEvent[] => (e.type !== 'data' ? [e] : [...e.data].map((_, i) => ({ ...e, pos: e.pos + BigInt(i), chunkOff: e.chunkOff + i, data: e.data.subarray(i, i + 1) }))));
     expect(view(run(oneByte).ex)).toEqual(view(run(h2Events).ex));
   });
 

@@ -38,7 +38,7 @@ export async function startShopServer(): Promise<{ port: number; close(): Promis
 
 export function shopClient(port: number): { getPrice(req: PriceRequest, md?: Record<string, string>): Promise<{ reply?: PriceReply; code: number; details?: string }>; close(): void } {
   const Prices = shopPackage().Prices;
-  const client = new Prices(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as PricesClient;
+  const client = new Prices(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PricesClient;
   return {
     getPrice: (req, md = {}) =>
       new Promise((resolve) => {
