@@ -21,12 +21,13 @@ export interface WriterOptions extends DocOptions {
 }
 
 /**
- * The YAML text of an exchange's test or mock, for exchanges that are not HTTP (their protocol's
- * `files`); without it the writer renders Keploy `kind: Http` documents itself.
+ * How exchanges of a protocol other than HTTP/1 become documents: that protocol's `files`
+ * (src/protocols/), given by protocol name to TestSetWriter.create by the recording side.
  */
 export interface ExchangeDocs {
-  test(n: number, opts: DocOptions): string;
-  mock(n: number, opts: DocOptions): string;
+  testDoc(ex: Exchange, n: number, opts: DocOptions): unknown;
+  mockDoc(ex: Exchange, n: number, opts: DocOptions): unknown;
+  yaml(doc: unknown, schemaRef?: string): string;
 }
 
 export interface WriterSummary {
@@ -36,6 +37,9 @@ export interface WriterSummary {
   failedTests: number;
   failedMocks: number;
 }
+
+/** HTTP/1 and HTTP/2 exchanges are Keploy `kind: Http` documents, which the writer renders itself. */
+const isHttp = (ex: Exchange): ex is HttpExchange => ex.protocol === 'http1' || ex.protocol === 'http2';
 
 /** Where the writer copies the schemas, relative to the root: `$schema` lines point there. */
 export const SCHEMA_DIR = '.schema';
@@ -152,8 +156,17 @@ export class TestSetWriter {
   private mocksNeedNewline = false;
   private closed = false;
   private readonly counts: WriterSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
+  private readonly docs: ReadonlyMap<string, ExchangeDocs>;
 
-  private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number) {
+  private constructor(
+    name: string,
+    dir: string,
+    opts: DocOptions,
+    nextTest: number,
+    nextMock: number,
+    docs: ReadonlyMap<string, ExchangeDocs>,
+  ) {
+    this.docs = docs;
     this.name = name;
     this.dir = dir;
     this.testsDir = path.join(dir, 'tests');
@@ -163,7 +176,8 @@ export class TestSetWriter {
     this.nextMock = nextMock;
   }
 
-  static async create(opts: WriterOptions = {}): Promise<TestSetWriter> {
+  /** `docs`: the document makers of protocols other than HTTP/1, by protocol name. */
+  static async create(opts: WriterOptions = {}, docs: ReadonlyMap<string, ExchangeDocs> = new Map()): Promise<TestSetWriter> {
     const rootDir = opts.rootDir ?? 'tlsrec';
     try {
       fs.mkdirSync(rootDir, { recursive: true });
@@ -186,7 +200,7 @@ export class TestSetWriter {
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
-      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
+      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock, docs);
     } catch (err) {
       if (err instanceof OutputError) throw err;
       throw outputError('test set directory in', rootDir, err);
@@ -197,18 +211,21 @@ export class TestSetWriter {
    * Incoming exchanges become tests/test-N.yaml, outgoing ones are appended to mocks.yaml.
    * Throws OutputError when the file cannot be written; the writer stays usable and counts it.
    */
-  writeExchange(ex: Exchange, docs?: ExchangeDocs): void {
+  writeExchange(ex: Exchange): void {
     if (this.closed) throw new Error('TestSetWriter.writeExchange after close()');
-    if (!docs && ex.protocol === 'grpc') throw new Error('TestSetWriter.writeExchange: a gRPC exchange needs its documents');
-    if (ex.role === 'incoming') this.writeTest(ex as HttpExchange, docs);
-    else this.writeMock(ex as HttpExchange, docs);
+    if (ex.role === 'incoming') this.writeTest(ex);
+    else this.writeMock(ex);
   }
 
-  private writeTest(ex: HttpExchange, docs: ExchangeDocs | undefined): void {
+  private writeTest(ex: Exchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
-    const text = docs ? docs.test(n, this.opts) : renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
     try {
+      // Other protocols' tests get no $schema line: the test schema describes Http documents.
+      const other = isHttp(ex) ? undefined : this.docsOf(ex);
+      const text = other
+        ? other.yaml(other.testDoc(ex, n, this.opts))
+        : renderYaml(exchangeToTestDoc(ex as HttpExchange, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
       writeFileAtomic(file, text);
     } catch (err) {
       this.counts.failedTests++;
@@ -218,11 +235,12 @@ export class TestSetWriter {
     this.counts.tests++;
   }
 
-  private writeMock(ex: HttpExchange, docs: ExchangeDocs | undefined): void {
+  private writeMock(ex: Exchange): void {
     const n = this.nextMock;
     const file = this.mocksFile;
-    const doc = docs ? docs.mock(n, this.opts) : renderYaml(exchangeToMockDoc(ex, n, this.opts));
     try {
+      const other = isHttp(ex) ? undefined : this.docsOf(ex);
+      const doc = other ? other.yaml(other.mockDoc(ex, n, this.opts)) : renderYaml(exchangeToMockDoc(ex as HttpExchange, n, this.opts));
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);
         this.mocksSize = fs.fstatSync(this.mocksFd).size;
@@ -247,6 +265,12 @@ export class TestSetWriter {
     }
     this.nextMock++;
     this.counts.mocks++;
+  }
+
+  private docsOf(ex: Exchange): ExchangeDocs {
+    const docs = this.docs.get(ex.protocol);
+    if (!docs) throw new Error(`no document writer for ${ex.protocol} exchanges`);
+    return docs;
   }
 
   private endsWithNewline(): boolean {

@@ -14,11 +14,11 @@ import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './ba
 import { Cgroup } from '../native/cgroup.js';
 import { decodeRecords } from '../native/decode.js';
 import type { Exchange } from '../model/exchange.js';
-import { grpcWriterDocs } from '../protocols/http2/index.js';
 import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolReader } from '../format/spool.js';
 import { TestSetWriter } from '../format/writer.js';
+import { exchangeDocs } from '../protocols/files.js';
 import { firstHeader } from '../model/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
@@ -43,7 +43,7 @@ const report = (r: WriterReport): void => {
 
 let writer: TestSetWriter;
 try {
-  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
+  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) }, exchangeDocs());
 } catch (err) {
   // One line, no stack: tlsrec then says the writer stopped early and where the spool is.
   process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
@@ -102,7 +102,7 @@ function write(ex: Exchange): void {
     return;
   }
   try {
-    writer.writeExchange(ex, ex.protocol === 'grpc' ? grpcWriterDocs(ex) : undefined);
+    writer.writeExchange(ex);
     if (ex.role === 'incoming') progress.tests++;
     else progress.mocks++;
   } catch (err) {

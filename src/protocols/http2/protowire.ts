@@ -114,3 +114,66 @@ export function describeMessage(bytes: Buffer): string {
   const fields = decodeWire(bytes);
   return fields ? wireText(fields) : `0x${bytes.toString('hex')}`;
 }
+
+// ---- the text back to bytes: hand edits of decoded_data are re-encoded on replay ----------------
+
+function varint(n: bigint): Buffer {
+  const out: number[] = [];
+  let v = BigInt.asUintN(64, n);
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v > 0n) b |= 0x80;
+    out.push(b);
+  } while (v > 0n);
+  return Buffer.from(out);
+}
+
+const key = (field: number, wt: number): Buffer => varint((BigInt(field) << 3n) | BigInt(wt));
+
+/** The bytes of a message written as wireText writes it (`1: 42`, `2: "x"`, `3 { … }`, `4: 0x…`, `5: 7i32`). */
+export function encodeWireText(text: string): Buffer {
+  const lines = text.split('\n').map((l) => l.replace(/\s+# (float|double) \S+$/, '').trim()).filter((l) => l !== '');
+  let i = 0;
+  const block = (): Buffer => {
+    const parts: Buffer[] = [];
+    while (i < lines.length) {
+      const line = lines[i++]!;
+      if (line === '}') return Buffer.concat(parts);
+      let m = /^(\d+)\s*\{$/.exec(line);
+      if (m) {
+        const inner = block();
+        parts.push(key(Number(m[1]), 2), varint(BigInt(inner.length)), inner);
+        continue;
+      }
+      m = /^(\d+):\s*(.*)$/.exec(line);
+      if (!m) throw new Error(`line "${line}": expected "N: value" or "N {"`);
+      const field = Number(m[1]);
+      const v = m[2]!;
+      let mm: RegExpExecArray | null;
+      if (v.startsWith('"')) {
+        const s = Buffer.from(JSON.parse(v) as string, 'utf8');
+        parts.push(key(field, 2), varint(BigInt(s.length)), s);
+      } else if ((mm = /^0x([0-9a-f]*)$/i.exec(v))) {
+        const b = Buffer.from(mm[1]!, 'hex');
+        parts.push(key(field, 2), varint(BigInt(b.length)), b);
+      } else if ((mm = /^(-?\d+)i32$/.exec(v))) {
+        const b = Buffer.alloc(4);
+        b.writeInt32LE(Number(mm[1]));
+        parts.push(key(field, 5), b);
+      } else if ((mm = /^(-?\d+)i64$/.exec(v))) {
+        const b = Buffer.alloc(8);
+        b.writeBigInt64LE(BigInt(mm[1]!));
+        parts.push(key(field, 1), b);
+      } else if (/^-?\d+$/.test(v)) {
+        parts.push(key(field, 0), varint(BigInt(v)));
+      } else {
+        throw new Error(`field ${field}: cannot read the value ${v}`);
+      }
+    }
+    return Buffer.concat(parts);
+  };
+  const out = block();
+  if (i < lines.length) throw new Error('a "}" without its "N {"');
+  return out;
+}
