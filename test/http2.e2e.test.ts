@@ -70,6 +70,12 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     return work;
   }
 
+  async function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
+    const p = start('node', [tlsrecBin, ...args], { cwd: work, env: { NO_COLOR: '1', ...env } });
+    const code = await p.exited;
+    return { code, output: p.output() };
+  }
+
   async function recordCommand(cmd: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
     newWorkDir();
     const rec = start('node', [tlsrecBin, 'record', '-q', '--', ...cmd], { cwd: work, env });
@@ -154,5 +160,52 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     expect(tests[0]!.spec.grpcReq.body.decoded_data).toBe('1: "book-9"\n2: 3');
     expect(tests[0]!.spec.grpcResp.body.decoded_data).toMatch(/^1: "book-9"\n2: 5997\n3: "EUR"/);
   });
-});
 
+  it('replay: an app whose upstreams are HTTP/2 (ALPN h2) and gRPC passes offline from its mocks', async () => {
+    newWorkDir();
+    const port = await freePort();
+    const appEnv = { PORT: String(port), UPSTREAM_H2: h2Url, GRPC_ADDR: grpcAddr, NODE_EXTRA_CA_CERTS: fixtureCa };
+    const app = join(repoRoot, 'fixtures', 'app', 'h2-app.mjs');
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', app], { cwd: work, env: appEnv });
+    await waitForOutput(rec, /h2 app listening/);
+    const base = `http://127.0.0.1:${port}`;
+    expect(await (await fetch(`${base}/health`)).text()).toBe('ok');
+    expect(await (await fetch(`${base}/quote?sym=AB`)).json()).toEqual({ quote: { symbol: 'AB', price: 29.8, currency: 'EUR', via: 'h2' } });
+    expect(((await (await fetch(`${base}/price?sku=book-1&q=2`)).json()) as { reply: { cents: string } }).reply.cents).toBe('3998');
+    expect(await (await fetch(`${base}/price?sku=missing`)).json()).toEqual({ code: 5, details: 'no such sku: missing' });
+    await new Promise((r) => setTimeout(r, 300));
+    rec.child.kill('SIGINT');
+    expect(await rec.exited, rec.output()).toBe(0);
+    const mocks = mocksOf(work);
+    expect(mocks.map((m) => m.kind).sort()).toEqual(['Http', 'gRPC', 'gRPC']);
+
+    // Every outgoing call is redirected to the mock server and answered from the mocks, all of them used.
+    const res = await run(['test', '--app-port', String(port), '--', 'node', app], appEnv);
+    expect(res.output).toMatch(/4 passed/);
+    expect(res.output).not.toMatch(/not used/);
+    expect(res.code, res.output).toBe(0);
+  });
+
+  it('replay: a gRPC server recorded as tests passes, and a changed field fails naming it', async () => {
+    newWorkDir();
+    const port = await freePort();
+    const app = join(repoRoot, 'fixtures', 'app', 'grpc-server.mjs');
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', app], { cwd: work, env: { PORT: String(port) } });
+    await waitForOutput(rec, /grpc app listening/);
+    const client = shopClient(port);
+    await client.getPrice({ sku: 'book-9', quantity: 3 });
+    await client.getPrice({ sku: 'missing', quantity: 1 });
+    client.close();
+    await new Promise((r) => setTimeout(r, 300));
+    rec.child.kill('SIGINT');
+    expect(await rec.exited, rec.output()).toBe(0);
+
+    const pass = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port) });
+    expect(pass.code, pass.output).toBe(0);
+    const changed = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port), SHOP_CURRENCY: 'USD' });
+    expect(changed.code, changed.output).toBe(1);
+    expect(changed.output).toContain('$.3');
+    expect(changed.output).toContain('"EUR"');
+    expect(changed.output).toContain('"USD"');
+  });
+});

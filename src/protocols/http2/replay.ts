@@ -9,7 +9,7 @@
 
 import * as http2 from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import type { LoadedDoc } from '../../format/protocol-docs.js';
 import type { HeaderList } from '../../model/exchange.js';
 import type { MockServeContext, ReplayContext, ReplayFailure, ReplayOutcome } from '../protocol.js';
@@ -107,7 +107,11 @@ export function serveHttp2(socket: Duplex, ctx: MockServeContext<GrpcCall>): voi
     }
   });
   server.on('sessionError', () => socket.destroy());
-  server.emit('connection', socket);
+  // nghttp2 reads a socket's handle directly, past what the mock server put back (the first bytes):
+  // a socket with buffered bytes is read through the stream API instead.
+  const conn = socket.readableLength > 0 ? Duplex.from({ readable: socket, writable: socket }) : socket;
+  conn.on('error', () => socket.destroy());
+  server.emit('connection', conn);
 }
 
 async function answerGrpc(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ctx: MockServeContext<GrpcCall>): Promise<void> {
