@@ -141,8 +141,15 @@ async function answerGrpc(req: http2.Http2ServerRequest, res: http2.Http2ServerR
   const message = `no gRPC mock for ${path}${closest ? `; closest ${closest.mock}: ${closest.field} ${closest.detail}` : ''}`;
   ctx.miss({ method: 'POST', url: path, ...(closest ? { closest } : {}), message });
   res.writeHead(200, { 'content-type': 'application/grpc' });
-  res.addTrailers({ 'grpc-status': UNAVAILABLE, 'grpc-message': encodeURIComponent(`tlsrec: ${message}`) });
+  res.addTrailers({ 'grpc-status': UNAVAILABLE, 'grpc-message': grpcPercentEncode(`tlsrec: ${message}`) });
   res.end();
+}
+
+/** grpc-message's percent-encoding: bytes outside printable ASCII, and '%', as %XX of their UTF-8. */
+function grpcPercentEncode(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
 }
 
 function closestMock(sameCall: readonly LoadedDoc<GrpcCall>[], all: readonly LoadedDoc<GrpcCall>[], service: string, method: string, messages: ReadonlyArray<{ data: Buffer }>): { mock: string; field: string; detail: string } | undefined {
