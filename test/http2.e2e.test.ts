@@ -186,11 +186,12 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     expect(res.code, res.output).toBe(0);
   });
 
-  it('replay: a gRPC server recorded as tests passes, and a changed field fails naming it', async () => {
+  it('replay: a gRPC server recorded as tests (--proto) passes, and a changed field fails naming it', async () => {
     newWorkDir();
     const port = await freePort();
     const app = join(repoRoot, 'fixtures', 'app', 'grpc-server.mjs');
-    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', app], { cwd: work, env: { PORT: String(port) } });
+    const protoDir = join(repoRoot, 'fixtures', 'proto');
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--proto', protoDir, '--', 'node', app], { cwd: work, env: { PORT: String(port) } });
     await waitForOutput(rec, /grpc app listening/);
     const client = shopClient(port);
     await client.getPrice({ sku: 'book-9', quantity: 3 });
@@ -200,11 +201,16 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     rec.child.kill('SIGINT');
     expect(await rec.exited, rec.output()).toBe(0);
 
+    // the .proto directory is remembered, and the messages are written as JSON too
+    expect(readFileSync(join(work, 'tlsrec.yaml'), 'utf8')).toContain(`proto:\n  - ${protoDir}\n`);
+    const tests = testsOf(work);
+    expect(tests[0]!.spec.grpcResp.body.decoded_json).toEqual({ sku: 'book-9', cents: '5997', currency: 'EUR', tags: ['book'], detail: { in_stock: true, weight: 0.25 } });
+
     const pass = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port) });
     expect(pass.code, pass.output).toBe(0);
     const changed = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port), SHOP_CURRENCY: 'USD' });
     expect(changed.code, changed.output).toBe(1);
-    expect(changed.output).toContain('$.3');
+    expect(changed.output).toContain('$.currency');
     expect(changed.output).toContain('"EUR"');
     expect(changed.output).toContain('"USD"');
   });

@@ -181,6 +181,7 @@ function configFromText(file: string, text: string, c: Collector): Config | unde
     passthrough: Array.isArray(v.passthrough) ? v.passthrough.map(String) : [],
     redactHeaders: Array.isArray(obj(v.redact).headers) ? (obj(v.redact).headers as unknown[]).map(String) : [],
     ...(v.env === undefined ? {} : { env: Object.fromEntries(Object.entries(obj(v.env)).map(([k, x]) => [k, String(x)])) }),
+    ...(Array.isArray(v.proto) ? { protoDirs: v.proto.map((d) => path.resolve(path.dirname(file), String(d))) } : {}),
   };
 }
 

@@ -31,6 +31,8 @@ export interface DocOptions {
   monoToWallNs?: bigint;
   /** false: do not add record-time noise for volatile response fields (volatile.ts). Default true. */
   flagVolatile?: boolean;
+  /** Directories of the user's .proto files (record --proto): gRPC messages are also written as JSON. */
+  protoDirs?: readonly string[];
 }
 
 /** Response headers that change on every request: ignored when comparing by default. */

@@ -213,4 +213,6 @@ export interface Config {
   redactHeaders: string[];
   /** tlsrec.yaml `env:` (absent when the file has none): set for the app by test and rerecord, unless tlsrec's own environment has the name. */
   env?: Record<string, string>;
+  /** tlsrec.yaml `proto:`, absolute: directories of .proto files for gRPC messages. */
+  protoDirs?: string[];
 }

@@ -198,6 +198,7 @@ export class TestSetWriter {
         ...(opts.redact === false ? { redact: false } : {}),
         ...(opts.redactHeaders ? { redactHeaders: opts.redactHeaders } : {}),
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
+        ...(opts.protoDirs && opts.protoDirs.length > 0 ? { protoDirs: opts.protoDirs } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
       return new TestSetWriter(name, dir, docOpts, nextTest, nextMock, docs);

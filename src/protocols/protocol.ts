@@ -166,6 +166,8 @@ export interface ReplayContext {
   timeoutMs: number;
   /** Aborted when the run is interrupted. */
   signal: AbortSignal;
+  /** Directories of .proto files (tlsrec.yaml `proto:`), for protocols that decode messages with them. */
+  protoDirs?: readonly string[];
 }
 
 /** One failed check of a replayed test (shown like an HTTP response failure). */

@@ -24,6 +24,7 @@ import { writeEventLine } from './event-file.js';
 import type { LossCounters } from '../model/events.js';
 import { decodeRecords } from '../native/decode.js';
 import { writeConfigEnv } from '../format/config-env.js';
+import { writeConfigProto } from '../format/config-proto.js';
 
 export interface RecordOptions {
   command: string[];
@@ -43,6 +44,8 @@ export interface RecordOptions {
   out?: NodeJS.WriteStream;
   /** Written into tlsrec.yaml `env:` after the recording (`record --env NAME`). */
   configEnv?: Record<string, string>;
+  /** Directories of .proto files (`record --proto DIR`): written into tlsrec.yaml `proto:`, and gRPC messages decoded with them. */
+  protoDirs?: string[];
   /** Added to the command's environment (rerecord: tlsrec.yaml `env:`). */
   commandEnv?: Record<string, string>;
   /**
@@ -80,6 +83,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       ...(opts.testSet === undefined ? {} : { testSet: opts.testSet }),
       redactHeaders: opts.redact ? opts.extraRedactHeaders : undefined,
       redact: opts.redact,
+      ...(opts.protoDirs ? { protoDirs: opts.protoDirs } : {}),
       commandCgroup: cgroup.path,
     });
     writer = setWriter;
@@ -136,6 +140,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, written.appPort);
       if (opts.configEnv) writeConfigEnv(opts.configPath, opts.configEnv);
+      if (opts.protoDirs) writeConfigProto(opts.configPath, opts.protoDirs);
     } catch (err) {
       // Said on its own line: the exchanges' error below may hide it otherwise.
       out.write(`tlsrec: warning: ${causeText(err)}\n`);

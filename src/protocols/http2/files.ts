@@ -10,6 +10,8 @@ import type { GrpcExchange, GrpcMessage, GrpcSide, HeaderList } from '../../mode
 import { defaultMonoToWallNs, rfc3339, type DocOptions } from '../../format/render.js';
 import { redactHeaders } from '../../format/redact.js';
 import { API_VERSION } from '../../format/types.js';
+import type protobuf from 'protobufjs';
+import { messageJson, protoSchema } from './proto.js';
 import { describeMessage } from './protowire.js';
 
 export interface GrpcHeadersDoc {
@@ -23,6 +25,8 @@ export interface GrpcBodyDoc {
   decoded_data: string;
   /** tlsrec: the message's exact bytes. */
   data_base64: string;
+  /** tlsrec: the message as JSON, by the user's .proto files (record --proto DIR), for reading. */
+  decoded_json?: Record<string, unknown>;
 }
 
 export interface GrpcReqDoc {
@@ -69,30 +73,33 @@ function headersDoc(pseudo: HeaderList, ordinary: HeaderList, opts: DocOptions):
   return { pseudo_headers: headerMap(pseudo), ordinary_headers: headerMap(headers) };
 }
 
-export function messageDoc(m: GrpcMessage | undefined): GrpcBodyDoc {
+export function messageDoc(m: GrpcMessage | undefined, type?: protobuf.Type): GrpcBodyDoc {
   if (!m) return { compression_flag: 0, message_length: 0, decoded_data: '', data_base64: '' };
+  const json = type && !m.compressed ? messageJson(type, m.data) : undefined;
   return {
     compression_flag: m.compressed ? 1 : 0,
     message_length: m.data.length,
     // a compressed message's bytes are not protobuf until decompressed with the side's grpc-encoding
     decoded_data: m.compressed ? `0x${m.data.toString('hex')}` : describeMessage(m.data),
     data_base64: m.data.toString('base64'),
+    ...(json ? { decoded_json: json } : {}),
   };
 }
 
-function sideDoc(side: GrpcSide, opts: DocOptions): GrpcReqDoc {
-  const doc: GrpcReqDoc = { headers: headersDoc(side.pseudoHeaders, side.headers, opts), body: messageDoc(side.messages[0]) };
-  if (side.messages.length > 1) doc.messages = side.messages.map(messageDoc);
+function sideDoc(side: GrpcSide, opts: DocOptions, type: protobuf.Type | undefined): GrpcReqDoc {
+  const doc: GrpcReqDoc = { headers: headersDoc(side.pseudoHeaders, side.headers, opts), body: messageDoc(side.messages[0], type) };
+  if (side.messages.length > 1) doc.messages = side.messages.map((m) => messageDoc(m, type));
   return doc;
 }
 
 function spec(ex: GrpcExchange, opts: DocOptions): GrpcSpecDoc {
-  const resp = sideDoc(ex.response, opts);
+  const types = protoSchema(opts.protoDirs)?.method(ex.service, ex.method);
+  const resp = sideDoc(ex.response, opts, types?.response);
   return {
     metadata: {},
     service: ex.service,
     method: ex.method,
-    grpcReq: sideDoc(ex.request, opts),
+    grpcReq: sideDoc(ex.request, opts, types?.request),
     grpcResp: { ...resp, trailers: headersDoc([], ex.response.trailers, opts) },
     created: Number(wallNs(ex.request.firstByteNs, opts) / 1_000_000_000n),
   };

@@ -14,6 +14,7 @@ import type { LoadedDoc } from '../../format/protocol-docs.js';
 import type { HeaderList } from '../../model/exchange.js';
 import type { MockServeContext, ReplayContext, ReplayFailure, ReplayOutcome } from '../protocol.js';
 import type { GrpcCall } from './read.js';
+import { jsonDiff, messageJson, protoSchema } from './proto.js';
 import { decodeWire, type WireField } from './protowire.js';
 import { grpcMessages, isGrpcContentType } from './reconstruct.js';
 
@@ -227,10 +228,16 @@ export async function replayGrpc(test: LoadedDoc<GrpcCall>, ctx: ReplayContext):
   if ((em ?? '') !== (am ?? '')) fail('header', 'grpc-message', em ?? '(none)', am ?? '(none)');
   const got = grpcMessages(answer.body).messages;
   const want = t.response.messages;
+  // With the user's .proto files, fields are named ($.currency); without, numbered ($.3).
+  const type = protoSchema(ctx.protoDirs)?.method(t.service, t.method)?.response;
   if (got.length !== want.length) fail('body', '$', `${want.length} message(s)`, `${got.length} message(s)`);
   else {
     want.forEach((w, i) => {
-      for (const d of messageDiff(w.data, got[i]!.data, want.length > 1 ? `$[${i}]` : '$')) fail('body', d.path, d.expected, d.actual);
+      const root = want.length > 1 ? `$[${i}]` : '$';
+      const e = type && !w.compressed ? messageJson(type, w.data) : undefined;
+      const a = type && e && !got[i]!.compressed ? messageJson(type, got[i]!.data) : undefined;
+      const diffs = e && a ? jsonDiff(e, a, root) : messageDiff(w.data, got[i]!.data, root);
+      for (const d of diffs) fail('body', d.path, d.expected, d.actual);
     });
   }
   return { method: 'POST', url, passed: failures.length === 0, failures, durationMs };
