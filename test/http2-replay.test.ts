@@ -112,6 +112,28 @@ describe('gRPC mocks read back and served over h2c', () => {
   });
 });
 
+describe('gRPC mock noise', () => {
+  it('a mock with noise on a request field answers calls that differ only there', async () => {
+    const file = join(set.dir, 'mocks.yaml');
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace(/^name: mock-0\n/m, 'name: mock-0\nnoise:\n  req:\n    - body.2\n'));
+    let noisy: MockServer | undefined;
+    try {
+      const edited = load();
+      expect((edited.protocolMocks![0]!.value as GrpcCall).noisePaths).toEqual(['$.2']);
+      noisy = await startMockServer({ matcher: new MockMatcher(edited.mocks), ca, protocols: PROTOCOLS, protocolMocks: edited.protocolMocks ?? [] });
+      const client = shopClient(noisy.port);
+      expect((await client.getPrice({ sku: 'book-1', quantity: 7 })).reply?.cents).toBe('3998');
+      // field 1 is not noise: still a miss
+      expect((await client.getPrice({ sku: 'book-2', quantity: 2 })).code).toBe(14);
+      client.close();
+    } finally {
+      writeFileSync(file, text);
+      await noisy?.close();
+    }
+  });
+});
+
 describe('the wire text', () => {
   it('encodes back to the exact bytes', () => {
     for (const m of set.protocolMocks ?? []) {

@@ -3,6 +3,7 @@
 // (written by hand or by Keploy) or whose `decoded_data` was edited is re-encoded from the wire
 // text (protowire.ts encodeWireText).
 
+import { parseMockNoise } from '../../format/noise.js';
 import type { DocProblem, DocRead } from '../../format/protocol-docs.js';
 import type { HeaderList } from '../../model/exchange.js';
 import { describeMessage, encodeWireText } from './protowire.js';
@@ -19,6 +20,8 @@ export interface GrpcCall {
   method: string;
   request: GrpcSideRead;
   response: GrpcSideRead & { trailers: HeaderList };
+  /** Mocks: request message fields ignored when matching (`noise: {req: [body.2]}` -> "$.2"). */
+  noisePaths?: string[];
 }
 
 type Obj = Readonly<Record<string, unknown>>;
@@ -93,6 +96,9 @@ export function readGrpcDoc(doc: Obj): DocRead<GrpcCall> {
   const service = typeof spec.service === 'string' ? spec.service : (m?.[1] ?? '');
   const method = typeof spec.method === 'string' ? spec.method : (m?.[2] ?? '');
   if (!service || !method) problems.push({ path: ['spec', 'grpcReq', 'headers', 'pseudo_headers'], message: 'spec.grpcReq.headers.pseudo_headers: no :path "/package.Service/Method" to name the call' });
+  const noise = parseMockNoise(doc.noise);
+  for (const p of noise.problems) problems.push({ path: p.at, message: p.message });
   if (problems.length > 0) return { problems };
-  return { value: { service, method, request: { pseudoHeaders: request.pseudoHeaders, headers: request.headers, messages: request.messages }, response } };
+  const noisePaths = noise.noise?.bodyPaths.map((p) => ['$', ...p].join('.'));
+  return { value: { service, method, request: { pseudoHeaders: request.pseudoHeaders, headers: request.headers, messages: request.messages }, response, ...(noisePaths && noisePaths.length > 0 ? { noisePaths } : {}) } };
 }

@@ -91,9 +91,11 @@ export interface GrpcCallIn {
   messages: ReadonlyArray<{ data: Buffer }>;
 }
 
-/** Same service, method and request messages (byte for byte). */
+/** Same service, method and request messages: byte for byte, or differing only in the mock's noise fields. */
 export function sameCall(mock: GrpcCall, c: GrpcCallIn): boolean {
-  return mock.service === c.service && mock.method === c.method && mock.request.messages.length === c.messages.length && mock.request.messages.every((x, i) => x.data.equals(c.messages[i]!.data));
+  if (mock.service !== c.service || mock.method !== c.method || mock.request.messages.length !== c.messages.length) return false;
+  const noise = new Set(mock.noisePaths ?? []);
+  return mock.request.messages.every((x, i) => x.data.equals(c.messages[i]!.data) || (noise.size > 0 && messageDiff(x.data, c.messages[i]!.data).every((d) => noise.has(d.path))));
 }
 
 export function serveHttp2(socket: Duplex, ctx: MockServeContext<GrpcCall>): void {
