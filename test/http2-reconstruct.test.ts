@@ -265,6 +265,47 @@ describe('gRPC from @grpc/grpc-js through the relay', () => {
   });
 });
 
+describe('hand-made HTTP/2 frames', () => {
+  const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
+    const h = Buffer.alloc(9);
+    h.writeUIntBE(payload.length, 0, 3);
+    h[3] = type;
+    h[4] = flags;
+    h.writeUInt32BE(stream, 5);
+    return Buffer.concat([h, payload]);
+  };
+  const events = (out: Buffer, inn: Buffer): CaptureEvent[] => {
+    const base = { tgid: 3, tid: 3, source: 'socket' as const, connId: 5n };
+    return [
+      { ...base, tsNs: 1n, type: 'data', dir: 'out', pos: 0n, callLen: out.length, chunkOff: 0, data: out },
+      { ...base, tsNs: 2n, type: 'data', dir: 'in', pos: 0n, callLen: inn.length, chunkOff: 0, data: inn },
+      { ...base, tsNs: 3n, type: 'close' },
+    ];
+  };
+  const GET = Buffer.from([0x82, 0x84, 0x86]); // :method GET, :path /, :scheme http (static table)
+
+  it('a stream whose response has no :status is skipped with the reason; the next stream is written', () => {
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const out = Buffer.concat([preface, frame(4, 0, 0, Buffer.alloc(0)), frame(1, 5, 1, GET), frame(1, 5, 3, GET)]);
+    const noStatus = Buffer.from([0x0f, 0x10, 0x0a, ...Buffer.from('text/plain')]); // content-type only
+    const inn = Buffer.concat([frame(4, 0, 0, Buffer.alloc(0)), frame(1, 5, 1, noStatus), frame(1, 5, 3, Buffer.from([0x88]))]);
+    const { ex, stats } = run(events(out, inn));
+    expect(http(ex).map((e) => [e.request.target, e.response.statusCode])).toEqual([['/', 200]]);
+    expect(stats.skipped).toHaveLength(1);
+    expect(stats.skipped[0]!.reason).toBe('parse-error');
+    expect(stats.skipped[0]!.detail).toMatch(/stream 1: response with no :status: skipped/);
+  });
+
+  it('an HPACK index past the table is a parse error for the connection, never a crash', () => {
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const out = Buffer.concat([preface, frame(1, 5, 1, Buffer.from([0xff, 0x40]))]); // index 62 + 64: empty dynamic table
+    const { ex, stats } = run(events(out, Buffer.alloc(0)));
+    expect(ex).toEqual([]);
+    expect(stats.skipped[0]!.reason).toBe('parse-error');
+    expect(stats.skipped[0]!.detail).toMatch(/out: HPACK/);
+  });
+});
+
 describe('HPACK (RFC 7541 appendix C)', () => {
   const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -280,6 +280,12 @@ export class Http2Connection implements ConnectionReconstructor {
     this.streams.delete(s.id);
     this.closed.add(s.id);
     if (this.lost) return;
+    const bad = malformed(s);
+    if (bad) {
+      this.unpairedBytes += s.req.dataBytes + s.res.dataBytes;
+      this.ctx.problems.push({ reason: 'parse-error', detail: `stream ${s.id}: ${bad}: skipped` });
+      return;
+    }
     this.ctx.emit(this.exchange(s));
   }
 
@@ -362,6 +368,17 @@ export class Http2Connection implements ConnectionReconstructor {
       },
     };
   }
+}
+
+/** Why a stream's header blocks do not make a request and a response (RFC 9113 §8.3), if they do not. */
+function malformed(s: H2Stream): string | undefined {
+  const req = s.req.headers!;
+  const method = firstHeader(req, ':method');
+  if (!method) return 'request without :method';
+  if (method !== 'CONNECT' && !firstHeader(req, ':path')) return 'request without :path';
+  const status = firstHeader(s.res.headers!, ':status');
+  if (!status || !/^[1-5]\d\d$/.test(status)) return `response with ${status ? `an invalid :status "${status}"` : 'no :status'}`;
+  return undefined;
 }
 
 function joined(parts: Buffer[]): Buffer {
