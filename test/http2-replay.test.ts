@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestSets } from '../src/format/reader.js';
 import type { TestSet } from '../src/format/types.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import type { Exchange } from '../src/model/exchange.js';
 import { docReaders, exchangeDocs } from '../src/protocols/files.js';
 import { describeMessage, encodeWireText } from '../src/protocols/http2/protowire.js';
