@@ -1,7 +1,7 @@
 // Pure planning for the test-set writer (test-set-writer.ts): Exchange -> on-disk document -> YAML text. No file system here.
 
 import { Document, parse, Scalar } from 'yaml';
-import type { Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
+import type { HttpExchange as Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
 import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
 import { encodeBody, storedAsBase64, type StoredBody } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
@@ -33,6 +33,8 @@ export interface DocOptions {
   monoToWallNs?: bigint;
   /** false: do not add record-time noise for volatile response fields (volatile.ts). Default true. */
   flagVolatile?: boolean;
+  /** Directories of the user's .proto files (record --proto): gRPC messages are also written as JSON. */
+  protoDirs?: readonly string[];
   /**
    * Secrets become named references and values that flow become variables (variables.ts); one per
    * test set, fed every exchange in order. Without it, secret headers become [REDACTED].
