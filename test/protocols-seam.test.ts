@@ -64,7 +64,7 @@ function lineProtocol(seen: Array<{ dir: Direction; text: string }>, contexts: D
 
 function run(events: CaptureEvent[], protocols?: readonly RecordingProtocol[]): { ex: Exchange[]; skipped: SkippedStream[] } {
   const ex: Exchange[] = [];
-  const r = new Reconstructor({ onExchange: (e) => { if (e.protocol === 'http1') ex.push(e); }, ...(protocols ? { protocols } : {}) });
+  const r = new Reconstructor({ onExchange: (e) => ex.push(e as Exchange), ...(protocols ? { protocols } : {}) });
   for (const e of events) r.push(e);
   return { ex, skipped: r.finish().skipped };
 }

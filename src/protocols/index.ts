@@ -3,7 +3,8 @@
 // http1/ that exports a Protocol, and one line here.
 
 import { http1 } from './http1/index.js';
+import { http2 } from './http2/index.js';
 import type { Protocol } from './protocol.js';
 import { redis } from './redis/index.js';
 
-export const PROTOCOLS: readonly Protocol[] = [http1, redis];
+export const PROTOCOLS: readonly Protocol[] = [http1, http2, redis];
