@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { exchangeToMockDoc, renderYaml } from '../src/format/render.js';
 import { prettyJson, minifyJson } from '../src/format/json.js';
-import type { Exchange } from '../src/model/exchange.js';
+import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 
 function exchange(body: Buffer, contentType: string): Exchange {
   return {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadTestSets } from '../src/format/reader.js';
 import type { CaptureEvent, Direction } from '../src/model/events.js';
-import type { Exchange, SkippedStream } from '../src/model/exchange.js';
+import type { HttpExchange as Exchange, SkippedStream } from '../src/model/exchange.js';
 import { PROTOCOLS } from '../src/protocols/index.js';
 import { http1 } from '../src/protocols/http1/index.js';
 import { detectHttp1 } from '../src/protocols/http1/reconstruct.js';
@@ -64,7 +64,7 @@ function lineProtocol(seen: Array<{ dir: Direction; text: string }>, contexts: D
 
 function run(events: CaptureEvent[], protocols?: readonly RecordingProtocol[]): { ex: Exchange[]; skipped: SkippedStream[] } {
   const ex: Exchange[] = [];
-  const r = new Reconstructor({ onExchange: (e) => ex.push(e), ...(protocols ? { protocols } : {}) });
+  const r = new Reconstructor({ onExchange: (e) => ex.push(e as Exchange), ...(protocols ? { protocols } : {}) });
   for (const e of events) r.push(e);
   return { ex, skipped: r.finish().skipped };
 }

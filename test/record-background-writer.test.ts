@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
-import type { Exchange } from '../src/model/exchange.js';
+import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { BackgroundWriter } from '../src/record/background-writer.js';
 import { TestSetWriter } from '../src/format/writer.js';
@@ -54,7 +54,7 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
       const events: CaptureEvent[] = [];
       const exchanges: Exchange[] = [];
       for await (const ev of readEventFile(join(eventsDir, name))) events.push(ev);
-      const r = new Reconstructor({ onExchange: (ex) => exchanges.push(ex) });
+      const r = new Reconstructor({ onExchange: (ex) => exchanges.push(ex as Exchange) });
       for (const ev of events) r.push(ev);
       recordings.push({ name, events, exchanges, stats: r.finish() });
     }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseEventLine } from '../src/record/event-file.js';
 import type { CaptureEvent, DataEvent } from '../src/model/events.js';
-import type { Exchange } from '../src/model/exchange.js';
+import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 
 function load(name: string): CaptureEvent[] {
@@ -18,7 +18,7 @@ function load(name: string): CaptureEvent[] {
 
 function reconstruct(events: CaptureEvent[]): { ex: Exchange[]; stats: ReconstructStats } {
   const ex: Exchange[] = [];
-  const r = new Reconstructor({ onExchange: (e) => ex.push(e) });
+  const r = new Reconstructor({ onExchange: (e) => ex.push(e as Exchange) });
   for (const e of events) r.push(e);
   return { ex, stats: r.finish() };
 }

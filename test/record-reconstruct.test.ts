@@ -3,7 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { parseEventLine, readEventFile, writeEventLine } from '../src/record/event-file.js';
 import type { CaptureEvent, DataEvent } from '../src/model/events.js';
-import type { Exchange, SkippedStream } from '../src/model/exchange.js';
+import type { HttpExchange as Exchange, SkippedStream } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 
 const dir = new URL('../fixtures/events/', import.meta.url);
@@ -16,7 +16,7 @@ function load(name: string): CaptureEvent[] {
 function run(events: Iterable<CaptureEvent>): { ex: Exchange[]; stats: ReconstructStats; skipped: SkippedStream[] } {
   const ex: Exchange[] = [];
   const skipped: SkippedStream[] = [];
-  const r = new Reconstructor({ onExchange: (e) => ex.push(e), onSkipped: (s) => skipped.push(s) });
+  const r = new Reconstructor({ onExchange: (e) => ex.push(e as Exchange), onSkipped: (s) => skipped.push(s) });
   for (const e of events) r.push(e);
   return { ex, stats: r.finish(), skipped };
 }

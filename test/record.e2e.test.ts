@@ -25,7 +25,7 @@ import {
 import { patternBytes, sha256 } from './helpers/bodies.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
-import type { Exchange } from '../src/model/exchange.js';
+import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 import { Reconstructor } from '../src/record/reconstruct.js';
 
 const ebpf = needsEbpf();
@@ -179,7 +179,7 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     const tlsIn = events.reduce((n, ev) => n + (ev.type === 'data' && ev.source === 'tls' && ev.dir === 'in' ? ev.data.length : 0), 0);
     expect(tlsIn).toBeGreaterThan(size); // the body and the response head
     const exchanges: Exchange[] = [];
-    const reconstructor = new Reconstructor({ onExchange: (ex) => exchanges.push(ex) });
+    const reconstructor = new Reconstructor({ onExchange: (ex) => exchanges.push(ex as Exchange) });
     for (const ev of events) reconstructor.push(ev);
     reconstructor.finish();
     expect(exchanges).toHaveLength(1);

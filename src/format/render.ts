@@ -1,7 +1,7 @@
 // Pure planning for the writer: Exchange -> on-disk document -> YAML text. No file system here.
 
 import { Document, parse, Scalar } from 'yaml';
-import type { Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
+import type { HttpExchange as Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
 import { emitYaml, UnsupportedValue, type BlockPaths } from './emit.js';
 import { encodeBody, storedAsBase64, type StoredBody } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { causeText, OutputError } from '../errors.js';
-import type { Exchange } from '../model/exchange.js';
+import type { Exchange, HttpExchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
 
@@ -18,6 +18,11 @@ export interface WriterOptions extends DocOptions {
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
   testSet?: string;
+  /**
+   * YAML text of the n-th mock document of an exchange of another protocol than HTTP/1 (the
+   * recording layer passes its protocol's `files`; format/ does not import protocols/).
+   */
+  renderOtherMock?: (ex: Exclude<Exchange, HttpExchange>, n: number) => string;
 }
 
 export interface WriterSummary {
@@ -134,6 +139,7 @@ export class TestSetWriter {
   private readonly testsDir: string;
   private readonly mocksFile: string;
   private readonly opts: DocOptions;
+  private readonly renderOtherMock: WriterOptions['renderOtherMock'];
   private nextTest: number;
   private nextMock: number;
   private mocksFd: number | undefined;
@@ -144,7 +150,8 @@ export class TestSetWriter {
   private closed = false;
   private readonly counts: WriterSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
 
-  private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number) {
+  private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number, renderOtherMock?: WriterOptions['renderOtherMock']) {
+    this.renderOtherMock = renderOtherMock;
     this.name = name;
     this.dir = dir;
     this.testsDir = path.join(dir, 'tests');
@@ -177,7 +184,7 @@ export class TestSetWriter {
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
-      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
+      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock, opts.renderOtherMock);
     } catch (err) {
       if (err instanceof OutputError) throw err;
       throw outputError('test set directory in', rootDir, err);
@@ -190,11 +197,14 @@ export class TestSetWriter {
    */
   writeExchange(ex: Exchange): void {
     if (this.closed) throw new Error('TestSetWriter.writeExchange after close()');
-    if (ex.role === 'incoming') this.writeTest(ex);
-    else this.writeMock(ex);
+    if (ex.protocol !== 'http1') {
+      if (!this.renderOtherMock) throw new Error(`TestSetWriter: no renderer for ${ex.protocol} exchanges`);
+      this.writeMock(this.renderOtherMock(ex, this.nextMock));
+    } else if (ex.role === 'incoming') this.writeTest(ex);
+    else this.writeMock(renderYaml(exchangeToMockDoc(ex, this.nextMock, this.opts)));
   }
 
-  private writeTest(ex: Exchange): void {
+  private writeTest(ex: HttpExchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
     const text = renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
@@ -208,10 +218,8 @@ export class TestSetWriter {
     this.counts.tests++;
   }
 
-  private writeMock(ex: Exchange): void {
-    const n = this.nextMock;
+  private writeMock(doc: string): void {
     const file = this.mocksFile;
-    const doc = renderYaml(exchangeToMockDoc(ex, n, this.opts));
     try {
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);

@@ -1,5 +1,5 @@
 // Builds Exchange values for the format tests.
-import type { Exchange, HeaderList } from '../../src/model/exchange.js';
+import type { HttpExchange as Exchange, HeaderList } from '../../src/model/exchange.js';
 
 export interface ExOpts {
   role?: 'incoming' | 'outgoing';
