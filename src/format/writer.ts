@@ -22,7 +22,7 @@ export interface WriterOptions extends DocOptions {
    * YAML text of the n-th mock document of an exchange of another protocol than HTTP/1 (the
    * recording layer passes its protocol's `files`; format/ does not import protocols/).
    */
-  renderOtherMock?: (ex: Exclude<Exchange, HttpExchange>, n: number) => string;
+  renderOtherMock?: (ex: Exclude<Exchange, HttpExchange>, n: number, opts: DocOptions) => string;
 }
 
 export interface WriterSummary {
@@ -199,7 +199,7 @@ export class TestSetWriter {
     if (this.closed) throw new Error('TestSetWriter.writeExchange after close()');
     if (ex.protocol !== 'http1') {
       if (!this.renderOtherMock) throw new Error(`TestSetWriter: no renderer for ${ex.protocol} exchanges`);
-      this.writeMock(this.renderOtherMock(ex, this.nextMock));
+      this.writeMock(this.renderOtherMock(ex, this.nextMock, this.opts));
     } else if (ex.role === 'incoming') this.writeTest(ex);
     else this.writeMock(renderYaml(exchangeToMockDoc(ex, this.nextMock, this.opts)));
   }

@@ -10,9 +10,9 @@ import type { Protocol } from './protocol.js';
 export const PROTOCOLS: readonly Protocol[] = [http1, postgres as unknown as Protocol];
 
 /** YAML text of the n-th mock of a non-HTTP/1 exchange, through its protocol's `files`. */
-export function renderOtherMock(ex: Exclude<Exchange, HttpExchange>, n: number): string {
+export function renderOtherMock(ex: Exclude<Exchange, HttpExchange>, n: number, opts: { monoToWallNs?: bigint }): string {
   switch (ex.protocol) {
     case 'postgres':
-      return postgres.files.yaml(postgres.files.mockDoc(ex, n, {}));
+      return postgres.files.yaml(postgres.files.mockDoc(ex, n, opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}));
   }
 }
