@@ -301,6 +301,14 @@ export class PostgresConnection implements ConnectionReconstructor {
   // ---- server ----------------------------------------------------------------------------
 
   private readServer(): void {
+    if (this.clientStartup && this.owed.length === 0 && this.buf.in.length > 0) {
+      // A Postgres server never speaks before the client's first message is complete: the short
+      // client prefix only looked like a startup packet's length.
+      this.ctx.problems.push({ reason: 'not-http', detail: 'not Postgres: the server spoke before the client sent a whole startup packet' });
+      this.stop('in');
+      this.stop('out');
+      return;
+    }
     for (;;) {
       if (this.serverByteOwed > 0 && this.owed[0]?.k === 'ssl') {
         if (this.buf.in.length === 0) return;
