@@ -6,10 +6,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { causeText, OutputError } from '../errors.js';
-import type { Exchange, HttpExchange } from '../model/exchange.js';
+import { causeText, InputFileError, OutputError } from '../errors.js';
+import type { Exchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
+import { readSecretsFile, rewriteProducer, writeSecret } from './secrets-file.js';
+import { RecordingRefs } from './variables.js';
 
 export { defaultMonoToWallNs, exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 
@@ -18,11 +20,11 @@ export interface WriterOptions extends DocOptions {
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
   testSet?: string;
-  /**
-   * YAML text of the n-th mock document of an exchange of another protocol than HTTP/1 (the
-   * recording layer passes its protocol's `files`; format/ does not import protocols/).
-   */
-  renderOtherMock?: (ex: Exclude<Exchange, HttpExchange>, n: number, opts: DocOptions) => string;
+  /** JSON keys and paths redacted in addition to the defaults (tlsrec.yaml `redact:`). */
+  redactKeys?: string[];
+  redactPaths?: string[];
+  /** Where secret values go (0600), by the names their references use. Default: nowhere (names only). */
+  secretsFile?: string;
 }
 
 export interface WriterSummary {
@@ -139,7 +141,6 @@ export class TestSetWriter {
   private readonly testsDir: string;
   private readonly mocksFile: string;
   private readonly opts: DocOptions;
-  private readonly renderOtherMock: WriterOptions['renderOtherMock'];
   private nextTest: number;
   private nextMock: number;
   private mocksFd: number | undefined;
@@ -150,8 +151,7 @@ export class TestSetWriter {
   private closed = false;
   private readonly counts: WriterSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
 
-  private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number, renderOtherMock?: WriterOptions['renderOtherMock']) {
-    this.renderOtherMock = renderOtherMock;
+  private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number) {
     this.name = name;
     this.dir = dir;
     this.testsDir = path.join(dir, 'tests');
@@ -184,9 +184,17 @@ export class TestSetWriter {
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
-      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock, opts.renderOtherMock);
+      const secretsFile = opts.secretsFile;
+      docOpts.refs = new RecordingRefs({
+        redact: opts.redact !== false,
+        rules: { headers: opts.redactHeaders ?? [], keys: opts.redactKeys ?? [], paths: opts.redactPaths ?? [] },
+        knownSecrets: secretsFile ? readSecretsFile(secretsFile) : {},
+        ...(secretsFile ? { onSecret: (name: string, value: string) => writeSecret(secretsFile, name, value) } : {}),
+        rewriteProducer,
+      });
+      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
     } catch (err) {
-      if (err instanceof OutputError) throw err;
+      if (err instanceof OutputError || err instanceof InputFileError) throw err;
       throw outputError('test set directory in', rootDir, err);
     }
   }
@@ -197,16 +205,14 @@ export class TestSetWriter {
    */
   writeExchange(ex: Exchange): void {
     if (this.closed) throw new Error('TestSetWriter.writeExchange after close()');
-    if (ex.protocol !== 'http1') {
-      if (!this.renderOtherMock) throw new Error(`TestSetWriter: no renderer for ${ex.protocol} exchanges`);
-      this.writeMock(this.renderOtherMock(ex, this.nextMock, this.opts));
-    } else if (ex.role === 'incoming') this.writeTest(ex);
-    else this.writeMock(renderYaml(exchangeToMockDoc(ex, this.nextMock, this.opts)));
+    if (ex.role === 'incoming') this.writeTest(ex);
+    else this.writeMock(ex);
   }
 
-  private writeTest(ex: HttpExchange): void {
+  private writeTest(ex: Exchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
+    if (this.opts.refs) this.opts.refs.currentFile = file;
     const text = renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
     try {
       writeFileAtomic(file, text);
@@ -218,8 +224,10 @@ export class TestSetWriter {
     this.counts.tests++;
   }
 
-  private writeMock(doc: string): void {
+  private writeMock(ex: Exchange): void {
+    const n = this.nextMock;
     const file = this.mocksFile;
+    const doc = renderYaml(exchangeToMockDoc(ex, n, this.opts));
     try {
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);

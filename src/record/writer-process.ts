@@ -14,7 +14,6 @@ import { RECORDER_DONE, type WriterProcessConfig, type WriterReport } from './ba
 import { Cgroup } from '../native/cgroup.js';
 import { decodeRecords } from '../native/decode.js';
 import type { Exchange } from '../model/exchange.js';
-import { renderOtherMock } from '../protocols/index.js';
 import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolReader } from '../format/spool.js';
@@ -43,7 +42,7 @@ const report = (r: WriterReport): void => {
 
 let writer: TestSetWriter;
 try {
-  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs), renderOtherMock });
+  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
 } catch (err) {
   // One line, no stack: tlsrec then says the writer stopped early and where the spool is.
   process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);
@@ -111,13 +110,12 @@ function write(ex: Exchange): void {
     const hint = err instanceof TlsrecError ? err.hint : undefined;
     report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
-  collector.note(ex.protocol === 'http1' ? ex.request.body.length + ex.response.body.length : 0); // the exchange and its renderings are garbage now
+  collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
 }
 
 /** The port the app served on, from a request it received. */
 function appPortOf(ex: Exchange): number | undefined {
   if (ex.localPort) return ex.localPort;
-  if (ex.protocol !== 'http1') return undefined;
   const host = firstHeader(ex.request.headers, 'host');
   const m = host ? /:(\d+)$/.exec(host) : null;
   if (m) return Number(m[1]);
