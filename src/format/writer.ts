@@ -6,12 +6,10 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { causeText, InputFileError, OutputError } from '../errors.js';
+import { causeText, OutputError } from '../errors.js';
 import type { Exchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
-import { readSecretsFile, rewriteProducer, writeSecret } from './secrets-file.js';
-import { RecordingRefs } from './variables.js';
 
 export { defaultMonoToWallNs, exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 
@@ -20,11 +18,6 @@ export interface WriterOptions extends DocOptions {
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
   testSet?: string;
-  /** JSON keys and paths redacted in addition to the defaults (tlsrec.yaml `redact:`). */
-  redactKeys?: string[];
-  redactPaths?: string[];
-  /** Where secret values go (0600), by the names their references use. Default: nowhere (names only). */
-  secretsFile?: string;
 }
 
 export interface WriterSummary {
@@ -184,17 +177,9 @@ export class TestSetWriter {
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
-      const secretsFile = opts.secretsFile;
-      docOpts.refs = new RecordingRefs({
-        redact: opts.redact !== false,
-        rules: { headers: opts.redactHeaders ?? [], keys: opts.redactKeys ?? [], paths: opts.redactPaths ?? [] },
-        knownSecrets: secretsFile ? readSecretsFile(secretsFile) : {},
-        ...(secretsFile ? { onSecret: (name: string, value: string) => writeSecret(secretsFile, name, value) } : {}),
-        rewriteProducer,
-      });
       return new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
     } catch (err) {
-      if (err instanceof OutputError || err instanceof InputFileError) throw err;
+      if (err instanceof OutputError) throw err;
       throw outputError('test set directory in', rootDir, err);
     }
   }
@@ -212,7 +197,6 @@ export class TestSetWriter {
   private writeTest(ex: Exchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
-    if (this.opts.refs) this.opts.refs.currentFile = file;
     const text = renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
     try {
       writeFileAtomic(file, text);
