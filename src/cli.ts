@@ -255,7 +255,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--config <file>', 'config file', 'tlsrec.yaml')
     .action(async (opts: Record<string, unknown>) => {
       const { checkFiles, checkSummary } = await import('./format/check-files.js');
+      const { docReaders } = await import('./protocols/files.js');
       const result = checkFiles({
+        readers: docReaders(),
         dir: String(opts.dir),
         ...(Array.isArray(opts.testSet) ? { testSets: opts.testSet as string[] } : {}),
         configPath: String(opts.config),

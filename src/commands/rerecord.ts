@@ -19,6 +19,7 @@ import { isMap, parseDocument } from 'yaml';
 import { AppError, InterruptedError, UsageError, causeText } from '../errors.js';
 import { mergeNoise } from '../format/noise.js';
 import { listTestSets, loadConfig, loadTestSets } from '../format/reader.js';
+import { docReaders } from '../protocols/files.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { anyRecentTime, findVolatileFields } from '../format/volatile.js';
 import { firstHeader } from '../model/headers.js';
@@ -82,7 +83,7 @@ type Sent = { ok: true } | { ok: false; error: string };
 
 export async function rerecordCommand(opts: RerecordOptions): Promise<RerecordResult> {
   const config = loadConfig(opts.configPath);
-  const all = loadTestSets(opts.dir, { config });
+  const all = loadTestSets(opts.dir, { config, readers: docReaders() });
   if (all.length === 0) {
     throw new UsageError(`no test sets found in ${opts.dir}`, {
       stage: 'read tests',
@@ -191,7 +192,7 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
     throw driveError;
   }
 
-  const fresh = listTestSets(opts.dir).includes(newSet) ? loadTestSets(opts.dir, { only: [newSet], config })[0]! : undefined;
+  const fresh = listTestSets(opts.dir).includes(newSet) ? loadTestSets(opts.dir, { only: [newSet], config, readers: docReaders() })[0]! : undefined;
   const { pairs, unmatched } = matchByRequest(set.tests.filter((t) => sent.get(t)?.ok === true), fresh?.tests ?? []);
   for (const t of unmatched) rmSync(t.file, { force: true });
 

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputFileError, UsageError } from '../errors.js';
 import { loadConfig, loadTestSets } from './reader.js';
+import type { DocReaders } from './protocol-docs.js';
 import type { Config, TestSet } from './types.js';
 
 export interface CheckFilesOptions {
@@ -13,6 +14,8 @@ export interface CheckFilesOptions {
   /** Only these sets (default: every set under `dir`). */
   testSets?: string[];
   configPath: string;
+  /** Readers of other protocols' kinds (from the protocol registry). */
+  readers?: DocReaders;
 }
 
 export interface CheckFilesResult {
@@ -20,7 +23,7 @@ export interface CheckFilesResult {
   configFile: string | undefined;
   sets: number;
   tests: number;
-  /** HTTP mocks (what the mock server would serve). */
+  /** Mocks the mock server would serve, of every protocol that reads them. */
   mocks: number;
   /** YAML files read: test files, mocks.yaml files and the config. */
   files: number;
@@ -42,7 +45,11 @@ export function checkFiles(opts: CheckFilesOptions): CheckFilesResult {
   }
   let sets: TestSet[] = [];
   try {
-    sets = loadTestSets(opts.dir, { ...(opts.testSets ? { only: opts.testSets } : {}), ...(config ? { config } : {}) });
+    sets = loadTestSets(opts.dir, {
+      ...(opts.testSets ? { only: opts.testSets } : {}),
+      ...(config ? { config } : {}),
+      ...(opts.readers ? { readers: opts.readers } : {}),
+    });
   } catch (err) {
     collect(err);
   }
@@ -66,12 +73,12 @@ export function checkFiles(opts: CheckFilesOptions): CheckFilesResult {
     notes.push(`${configFile ?? `${opts.configPath} (absent)`}: no command to start the app; give one to tlsrec test after -- or use --app-url`);
   }
   const mocksFiles = sets.filter((s) => fs.existsSync(path.join(s.dir, 'mocks.yaml'))).length;
-  const tests = sets.reduce((n, s) => n + s.tests.length, 0);
+  const tests = sets.reduce((n, s) => n + s.tests.length + (s.protocolTests?.length ?? 0), 0);
   return {
     configFile,
     sets: sets.length,
     tests,
-    mocks: sets.reduce((n, s) => n + s.mocks.length, 0),
+    mocks: sets.reduce((n, s) => n + s.mocks.length + (s.protocolMocks?.length ?? 0), 0),
     files: tests + mocksFiles + (configFile ? 1 : 0),
     notes,
   };

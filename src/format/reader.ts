@@ -11,6 +11,7 @@ import type { HeaderList } from '../model/exchange.js';
 import { decodeBody, isValidBase64 } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
 import { mergeNoise, parseMockNoise, parseNoise } from './noise.js';
+import type { DocReader, DocReaders, LoadedDoc } from './protocol-docs.js';
 import { configSchema, mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
 import {
@@ -190,7 +191,11 @@ export interface LoadOptions {
   only?: string[];
   /** Its noise applies to every test. Default: no config noise (the caller loads tlsrec.yaml). */
   config?: Config;
+  /** Readers of other protocols' kinds (from the protocol registry). Default: HTTP documents only. */
+  readers?: DocReaders;
 }
+
+const NO_READERS: DocReaders = { mocks: new Map(), tests: new Map() };
 
 function isDir(p: string): boolean {
   try {
@@ -229,12 +234,13 @@ export function loadTestSets(rootDir: string, opts: LoadOptions = {}): TestSet[]
     }
   }
   const configNoise = opts.config?.noise ?? [];
-  const sets = names.map((name) => loadOneSet(rootDir, name, configNoise, c));
+  const readers = opts.readers ?? NO_READERS;
+  const sets = names.map((name) => loadOneSet(rootDir, name, configNoise, readers, c));
   throwIfProblems(c, `invalid test files in ${rootDir}`, 'read tests');
   return sets;
 }
 
-function loadOneSet(rootDir: string, name: string, configNoise: NoiseRule[], c: Collector): TestSet {
+function loadOneSet(rootDir: string, name: string, configNoise: NoiseRule[], readers: DocReaders, c: Collector): TestSet {
   const dir = path.join(rootDir, name);
   const testsDir = path.join(dir, 'tests');
   const warnings: string[] = [];
@@ -245,22 +251,58 @@ function loadOneSet(rootDir: string, name: string, configNoise: NoiseRule[], c: 
         .sort(naturalCompare)
     : [];
   const tests: TestCase[] = [];
-  for (const f of files) {
-    const t = loadTestFile(path.join(testsDir, f), configNoise, c);
-    if (t) tests.push(t);
-  }
+  const protocolTests: LoadedDoc[] = [];
+  files.forEach((f, index) => {
+    const t = loadTestFile(path.join(testsDir, f), index, configNoise, readers.tests, c);
+    if (t && 'protocol' in t) protocolTests.push(t);
+    else if (t) tests.push(t);
+  });
   const mocksFile = path.join(dir, 'mocks.yaml');
-  const mocks = fs.existsSync(mocksFile) ? loadMocksFile(mocksFile, c, warnings) : [];
+  const protocolMocks: LoadedDoc[] = [];
+  const mocks = fs.existsSync(mocksFile) ? loadMocksFile(mocksFile, c, warnings, readers.mocks, protocolMocks) : [];
   const set: TestSet = { name, dir, tests, mocks, noise: configNoise };
+  if (protocolTests.length > 0) set.protocolTests = protocolTests;
+  if (protocolMocks.length > 0) set.protocolMocks = protocolMocks;
   if (warnings.length > 0) set.warnings = warnings;
   return set;
 }
 
-function loadTestFile(file: string, configNoise: NoiseRule[], c: Collector): TestCase | undefined {
+/** A document of a kind another protocol reads, through that protocol's reader, into its envelope. */
+function readProtocolDoc(
+  reader: DocReader,
+  value: Obj,
+  where: { file: string; line: number; index: number; fallbackName: string },
+  report: (p: YamlPath, m: string, atKey?: boolean) => void,
+): LoadedDoc | undefined {
+  const { file, line, index } = where;
+  let read;
+  try {
+    read = reader.read(value, { file, line, index });
+  } catch (err) {
+    report([], `the ${reader.protocol} reader failed on this document: ${(err as Error).message}`);
+    return undefined;
+  }
+  if ('problems' in read) {
+    for (const p of read.problems) report(p.path, p.message, p.atKey);
+    if (read.problems.length === 0) report([], `the ${reader.protocol} reader rejected this document without saying why`);
+    return undefined;
+  }
+  return { protocol: reader.protocol, kind: String(value.kind), file, line, name: str(value.name) ?? where.fallbackName, index, value: read.value };
+}
+
+function loadTestFile(
+  file: string,
+  index: number,
+  configNoise: NoiseRule[],
+  readers: ReadonlyMap<string, DocReader>,
+  c: Collector,
+): TestCase | LoadedDoc | undefined {
   const text = readText(file, c);
   if (text === undefined) return undefined;
   // Fast path for the common case, a valid file; positions are worked out only if a check fails.
   const fast = parseFastOrUndefined(text);
+  const fastKind = obj(fast).kind;
+  if (typeof fastKind === 'string' && readers.has(fastKind)) return loadProtocolTestFile(file, text, index, readers.get(fastKind)!, c);
   if (fast !== undefined && isSchemaValid(testSchema, fast)) {
     let slow: ParsedFile | undefined;
     const located = (): { doc: Document.Parsed; lc: LineCounter } => {
@@ -284,12 +326,32 @@ function loadTestFile(file: string, configNoise: NoiseRule[], c: Collector): Tes
     c.at(file, parsed.docs[1]!, parsed.lineCounter, [], 'expected one test case per file, found another YAML document');
   }
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const kind = obj(value).kind;
+  if (typeof kind === 'string' && readers.has(kind)) return loadProtocolTestFile(file, text, index, readers.get(kind)!, c);
   const issues = schemaProblems(file, doc, parsed.lineCounter, testSchema, value);
   issues.forEach((p) => c.add(p));
   if (issues.length > 0) return undefined;
   return buildTestCase(file, value, positionOf(doc, parsed.lineCounter, []).line, configNoise, c, (p, m, atKey = false) =>
     c.at(file, doc, parsed.lineCounter, p, m, atKey),
   );
+}
+
+/** A test file of a kind another protocol reads: one document, read through that protocol. */
+function loadProtocolTestFile(file: string, text: string, index: number, reader: DocReader, c: Collector): LoadedDoc | undefined {
+  const parsed = parseYaml(file, text);
+  parsed.problems.forEach((p) => c.add(p));
+  const doc = parsed.docs[0];
+  if (parsed.problems.length > 0 || !doc) return undefined;
+  if (parsed.docs.length > 1) {
+    c.at(file, parsed.docs[1]!, parsed.lineCounter, [], 'expected one test case per file, found another YAML document');
+  }
+  const before = c.problems.length;
+  const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
+  const value = obj(doc.toJS({ maxAliasCount: 100 }));
+  const line = positionOf(doc, parsed.lineCounter, []).line;
+  const fallbackName = path.basename(file).replace(/\.ya?ml$/i, '');
+  const t = readProtocolDoc(reader, value, { file, line, index, fallbackName }, report);
+  return c.problems.length > before ? undefined : t;
 }
 
 /** Line of the first thing that is not a comment or blank (where a one-document file's content starts). */
@@ -383,14 +445,20 @@ export function splitMockUrl(
   return anyScheme ? { scheme, anyScheme: true, host, path: p, query } : { scheme, host, path: p, query };
 }
 
-function loadMocksFile(file: string, c: Collector, warnings: string[]): Mock[] {
+function loadMocksFile(
+  file: string,
+  c: Collector,
+  warnings: string[],
+  readers: ReadonlyMap<string, DocReader>,
+  protocolMocks: LoadedDoc[],
+): Mock[] {
   const text = readText(file, c);
   if (text === undefined) return [];
   const parsed = parseYaml(file, text);
   parsed.problems.forEach((p) => c.add(p));
   const mocks: Mock[] = [];
   const skipped = new Map<string, number>();
-  for (const doc of parsed.docs) {
+  for (const [index, doc] of parsed.docs.entries()) {
     const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
     const issues = schemaProblems(file, doc, parsed.lineCounter, mockSchema, value);
     issues.forEach((p) => c.add(p));
@@ -398,9 +466,16 @@ function loadMocksFile(file: string, c: Collector, warnings: string[]): Mock[] {
     const v = obj(value);
     const kind = String(v.kind);
     const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
+    const reader = readers.get(kind);
+    if (reader) {
+      const line = positionOf(doc, parsed.lineCounter, []).line;
+      const m = readProtocolDoc(reader, v, { file, line, index, fallbackName: `mock-${index}` }, report);
+      if (m) protocolMocks.push(m);
+      continue;
+    }
     if (kind !== 'Http') {
       if (OTHER_KEPLOY_KINDS.has(kind)) skipped.set(kind, (skipped.get(kind) ?? 0) + 1);
-      else report(['kind'], `unknown mock kind ${JSON.stringify(kind)}, expected "Http"`);
+      else report(['kind'], `unknown mock kind ${JSON.stringify(kind)}, expected ${['Http', ...readers.keys()].map((k) => JSON.stringify(k)).join(' or ')}`);
       continue;
     }
     const before = c.problems.length;

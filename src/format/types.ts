@@ -3,6 +3,7 @@
 // writer turns exchanges into files. Replay code never looks at raw YAML documents.
 
 import type { HeaderList } from '../model/exchange.js';
+import type { LoadedDoc } from './protocol-docs.js';
 
 export const API_VERSION = 'api.keploy.io/v1beta1';
 
@@ -191,6 +192,10 @@ export interface TestSet {
   dir: string;
   tests: TestCase[];
   mocks: Mock[];
+  /** Tests of other protocols (kinds a registered protocol reads), in file order. */
+  protocolTests?: LoadedDoc[];
+  /** Mocks of other protocols, in mocks.yaml order (their `index` counts every document). */
+  protocolMocks?: LoadedDoc[];
   /** Noise for every test of this set (tlsrec.yaml noise merged in by the loader). */
   noise: NoiseRule[];
   /** Things the loader skipped without failing, e.g. Keploy mocks of other kinds (Postgres, Mongo). */

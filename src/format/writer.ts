@@ -20,6 +20,16 @@ export interface WriterOptions extends DocOptions {
   testSet?: string;
 }
 
+/**
+ * How exchanges of a protocol other than HTTP/1 become documents: that protocol's `files`
+ * (src/protocols/), given by protocol name to TestSetWriter.create by the recording side.
+ */
+export interface ExchangeDocs {
+  testDoc(ex: Exchange, n: number, opts: DocOptions): unknown;
+  mockDoc(ex: Exchange, n: number, opts: DocOptions): unknown;
+  yaml(doc: unknown, schemaRef?: string): string;
+}
+
 export interface WriterSummary {
   tests: number;
   mocks: number;
@@ -143,8 +153,17 @@ export class TestSetWriter {
   private mocksNeedNewline = false;
   private closed = false;
   private readonly counts: WriterSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
+  private readonly docs: ReadonlyMap<string, ExchangeDocs>;
 
-  private constructor(name: string, dir: string, opts: DocOptions, nextTest: number, nextMock: number) {
+  private constructor(
+    name: string,
+    dir: string,
+    opts: DocOptions,
+    nextTest: number,
+    nextMock: number,
+    docs: ReadonlyMap<string, ExchangeDocs>,
+  ) {
+    this.docs = docs;
     this.name = name;
     this.dir = dir;
     this.testsDir = path.join(dir, 'tests');
@@ -154,7 +173,8 @@ export class TestSetWriter {
     this.nextMock = nextMock;
   }
 
-  static async create(opts: WriterOptions = {}): Promise<TestSetWriter> {
+  /** `docs`: the document makers of protocols other than HTTP/1, by protocol name. */
+  static async create(opts: WriterOptions = {}, docs: ReadonlyMap<string, ExchangeDocs> = new Map()): Promise<TestSetWriter> {
     const rootDir = opts.rootDir ?? 'tlsrec';
     try {
       fs.mkdirSync(rootDir, { recursive: true });
@@ -177,7 +197,7 @@ export class TestSetWriter {
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
-      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock);
+      return new TestSetWriter(name, dir, docOpts, nextTest, nextMock, docs);
     } catch (err) {
       if (err instanceof OutputError) throw err;
       throw outputError('test set directory in', rootDir, err);
@@ -197,8 +217,12 @@ export class TestSetWriter {
   private writeTest(ex: Exchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
-    const text = renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
     try {
+      // Other protocols' tests get no $schema line: the test schema describes Http documents.
+      const other = ex.protocol === 'http1' ? undefined : this.docsOf(ex);
+      const text = other
+        ? other.yaml(other.testDoc(ex, n, this.opts))
+        : renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
       writeFileAtomic(file, text);
     } catch (err) {
       this.counts.failedTests++;
@@ -211,8 +235,9 @@ export class TestSetWriter {
   private writeMock(ex: Exchange): void {
     const n = this.nextMock;
     const file = this.mocksFile;
-    const doc = renderYaml(exchangeToMockDoc(ex, n, this.opts));
     try {
+      const other = ex.protocol === 'http1' ? undefined : this.docsOf(ex);
+      const doc = other ? other.yaml(other.mockDoc(ex, n, this.opts)) : renderYaml(exchangeToMockDoc(ex, n, this.opts));
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);
         this.mocksSize = fs.fstatSync(this.mocksFd).size;
@@ -237,6 +262,12 @@ export class TestSetWriter {
     }
     this.nextMock++;
     this.counts.mocks++;
+  }
+
+  private docsOf(ex: Exchange): ExchangeDocs {
+    const docs = this.docs.get(ex.protocol);
+    if (!docs) throw new Error(`no document writer for ${ex.protocol} exchanges`);
+    return docs;
   }
 
   private endsWithNewline(): boolean {

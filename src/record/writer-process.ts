@@ -18,6 +18,7 @@ import { Reconstructor } from './reconstruct.js';
 import { SPOOL_KEY_ENV, SpoolCipher } from './spool-cipher.js';
 import { SpoolReader } from '../format/spool.js';
 import { TestSetWriter } from '../format/writer.js';
+import { exchangeDocs } from '../protocols/files.js';
 import { firstHeader } from '../model/headers.js';
 import { BodyGarbageCollector } from './body-gc.js';
 import { causeText, TlsrecError } from '../errors.js';
@@ -42,7 +43,7 @@ const report = (r: WriterReport): void => {
 
 let writer: TestSetWriter;
 try {
-  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) });
+  writer = await TestSetWriter.create({ ...config.writer, monoToWallNs: BigInt(config.monoToWallNs) }, exchangeDocs());
 } catch (err) {
   // One line, no stack: tlsrec then says the writer stopped early and where the spool is.
   process.stderr.write(`tlsrec: writer process: ${causeText(err)}\n`);

@@ -16,7 +16,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InterruptedError, TlsrecError, UsageError, causeText } from '../errors.js';
+import type { LoadedDoc } from '../format/protocol-docs.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
+import type { Protocol } from '../protocols/protocol.js';
 import { Cgroup } from '../native/cgroup.js';
 import { startApp, type RunningApp } from './app.js';
 import { configEnvForApp } from './app-env.js';
@@ -36,6 +38,7 @@ import {
 import { createSender, requestPath, type Sender } from './sender.js';
 import { selectTests, type TestSelection } from './select.js';
 import { writeGithubReport } from './report/github.js';
+import { inFileOrder, replayProtocolTest } from './protocol-tests.js';
 
 export interface TestOptions {
   dir: string;
@@ -63,6 +66,8 @@ export interface TestOptions {
   cwd?: string;
   /** Replaces the mock server module (tests). */
   startMockSession?: StartMockSession;
+  /** Protocols that replay tests and serve mocks of kinds other than Http. Default: the registry. */
+  protocols?: readonly Protocol[];
   /** Install SIGINT/SIGTERM handlers for the run. Default true. */
   handleSignals?: boolean;
   /** --test / --grep / --shard: which tests of the sets run (a set's mocks stay whole). */
@@ -272,12 +277,14 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
 
   const command = opts.command ?? opts.config.command;
   const what = opts.appUrl ? `app at ${opts.appUrl}` : `app: ${command!.join(' ')}`;
-  terminal?.setStart(set.name, set.tests.length, what);
+  const mockCount = set.mocks.length + (set.protocolMocks?.length ?? 0);
+  const tests = inFileOrder(set.tests, set.protocolTests ?? []);
+  terminal?.setStart(set.name, tests.length, what);
   try {
     let baseUrl: string;
     if (opts.appUrl) {
       baseUrl = new URL(opts.appUrl).origin;
-      if (opts.mocks && set.mocks.length > 0) note('mocks are not served to an app that tlsrec did not start (--app-url); its outgoing calls go to the real upstreams');
+      if (opts.mocks && mockCount > 0) note('mocks are not served to an app that tlsrec did not start (--app-url); its outgoing calls go to the real upstreams');
     } else {
       const port = opts.appPort ?? opts.config.appPort ?? portFromTests(set);
       const healthUrl = opts.healthUrl ?? opts.config.healthUrl;
@@ -293,11 +300,19 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       if (ctx.mockStarter && cgroup) {
         const start = await intr.race(ctx.mockStarter());
         tmpDir = mkdtempSync(join(tmpdir(), 'tlsrec-mocks-'));
-        const sessionOpts = { mocks: set.mocks, cgroup, passthrough: opts.config.passthrough, tmpDir, ...(port !== undefined ? { appPort: port } : {}) };
+        const sessionOpts = {
+          mocks: set.mocks,
+          protocolMocks: set.protocolMocks ?? [],
+          ...(opts.protocols ? { protocols: opts.protocols } : {}),
+          cgroup,
+          passthrough: opts.config.passthrough,
+          tmpDir,
+          ...(port !== undefined ? { appPort: port } : {}),
+        };
         mocks = await intr.raceOwned(start(sessionOpts), (m) => m.close());
         env = { ...env, ...mocks.env };
-      } else if (!opts.mocks && set.mocks.length > 0) {
-        note(`mocks disabled: ${set.mocks.length} recorded mock${set.mocks.length === 1 ? '' : 's'} not served; outgoing calls reach the real upstreams`);
+      } else if (!opts.mocks && mockCount > 0) {
+        note(`mocks disabled: ${mockCount} recorded mock${mockCount === 1 ? '' : 's'} not served; outgoing calls reach the real upstreams`);
       }
       // Not raced: startApp watches the abort signal itself and stops what it started.
       app = await startApp({
@@ -318,12 +333,15 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
 
     sender = createSender({ baseUrl, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
     let appDied = false;
-    for (const test of set.tests) {
+    for (const test of tests) {
       intr.check();
       const missesBefore = mocks ? mocks.report().misses.length : 0;
       let tr: TestReport;
       if (appDied) {
         tr = failedTest(test, 'request', `${test.name}: not run: the app is no longer running`);
+      } else if ('protocol' in test) {
+        const replay = { baseUrl, timeoutMs: opts.requestTimeoutMs ?? 30_000, signal: intr.abort.signal };
+        tr = await intr.race(replayProtocolTest(test, opts.protocols, replay));
       } else {
         tr = await intr.race(runOne(test, set, sender, opts.config, opts.onResponse));
         // A connection reset usually means the app died; its exit event may trail the error a little.
@@ -361,7 +379,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         finalMisses = r.misses;
         if (opts.onMockCalls && mocks.calls) opts.onMockCalls(set, mocks.calls());
         report.mocks = {
-          total: set.mocks.length,
+          total: mockCount,
           served: r.served.map((x) => ({ mock: x.mock, method: x.method, url: x.url })),
           misses: [],
           unused: [...r.unused],
@@ -392,12 +410,12 @@ function copyMiss(m: MockMiss): MockMissInfo {
   return m.closest ? { method: m.method, url: m.url, closest: { ...m.closest } } : { method: m.method, url: m.url };
 }
 
-function failedTest(test: TestCase, kind: 'request', message: string): TestReport {
+function failedTest(test: TestCase | LoadedDoc, kind: 'request', message: string): TestReport {
   return {
     name: test.name,
     file: test.file,
-    method: test.request.method,
-    url: requestPath(test.request.url),
+    method: 'protocol' in test ? test.kind : test.request.method,
+    url: 'protocol' in test ? '' : requestPath(test.request.url),
     passed: false,
     durationMs: 0,
     failures: [{ kind, expected: 'a response', actual: 'none', message }],

@@ -10,6 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
+import type { LoadedDoc } from '../format/protocol-docs.js';
 import type { TestCase, TestSet } from '../format/types.js';
 import { requestPath } from './sender.js';
 
@@ -95,7 +96,8 @@ function listNames(names: string[], max = 10): string {
 
 /** Apply a selection to loaded sets, in their order and in each set's test order. */
 export function selectTests(sets: TestSet[], sel: TestSelection): SelectionResult {
-  const total = sets.reduce((n, s) => n + s.tests.length, 0);
+  const countOf = (s: TestSet): number => s.tests.length + (s.protocolTests?.length ?? 0);
+  const total = sets.reduce((n, s) => n + countOf(s), 0);
   const description = describeSelection(sel);
   const patterns = (sel.tests ?? []).map((p) => ({ text: p, re: globToRegExp(p), byPath: p.includes('/'), hits: 0 }));
   let grep: RegExp | undefined;
@@ -112,9 +114,8 @@ export function selectTests(sets: TestSet[], sel: TestSelection): SelectionResul
   }
 
   // Name and grep first (the user's choice), then the shard (the CI split of that choice).
-  const chosen = sets.map((set) => ({
-    set,
-    tests: set.tests.filter((t) => {
+  const chosen = sets.map((set) => {
+    const wanted = (t: TestCase | LoadedDoc): boolean => {
       if (patterns.length > 0) {
         let any = false;
         for (const p of patterns) {
@@ -125,9 +126,12 @@ export function selectTests(sets: TestSet[], sel: TestSelection): SelectionResul
         }
         if (!any) return false;
       }
-      return grep === undefined || grepTargets(t).some((s) => grep.test(s));
-    }),
-  }));
+      // Other protocols' tests are searched as "KIND name".
+      const targets = 'protocol' in t ? [`${t.kind} ${t.name}`] : grepTargets(t);
+      return grep === undefined || targets.some((s) => grep.test(s));
+    };
+    return { set, tests: set.tests.filter(wanted), protocolTests: (set.protocolTests ?? []).filter(wanted) };
+  });
   const where = `${sets.length} test set${sets.length === 1 ? '' : 's'} (${listNames(sets.map((s) => s.name))}), ${total} test${total === 1 ? '' : 's'}`;
   const unmatched = patterns.filter((p) => p.hits === 0);
   if (unmatched.length > 0) {
@@ -139,7 +143,7 @@ export function selectTests(sets: TestSet[], sel: TestSelection): SelectionResul
       },
     );
   }
-  const matched = chosen.reduce((n, c) => n + c.tests.length, 0);
+  const matched = chosen.reduce((n, c) => n + c.tests.length + c.protocolTests.length, 0);
   if (matched === 0) {
     throw new UsageError(`no test matches ${describeSelection({ ...sel, shard: undefined })} in ${where}`, {
       stage: 'select tests',
@@ -149,11 +153,17 @@ export function selectTests(sets: TestSet[], sel: TestSelection): SelectionResul
   const shard = sel.shard;
   const out: TestSet[] = [];
   let selected = 0;
-  for (const { set, tests } of chosen) {
-    const kept = shard ? tests.filter((t) => shardOf(set.name, t.name, shard.count) === shard.index) : tests;
-    if (kept.length === 0) continue;
-    selected += kept.length;
-    out.push(kept.length === set.tests.length ? set : { ...set, tests: kept });
+  for (const { set, tests, protocolTests } of chosen) {
+    const inShard = (t: { name: string }): boolean => !shard || shardOf(set.name, t.name, shard.count) === shard.index;
+    const kept = tests.filter(inShard);
+    const keptOthers = protocolTests.filter(inShard);
+    if (kept.length + keptOthers.length === 0) continue;
+    selected += kept.length + keptOthers.length;
+    if (kept.length + keptOthers.length === countOf(set)) out.push(set);
+    else {
+      const { protocolTests: _all, ...rest } = set;
+      out.push(keptOthers.length > 0 ? { ...rest, tests: kept, protocolTests: keptOthers } : { ...rest, tests: kept });
+    }
   }
   return { sets: out, selected, total, description };
 }

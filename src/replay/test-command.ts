@@ -3,6 +3,7 @@
 // replay engine.
 
 import { loadConfig, loadTestSets } from '../format/reader.js';
+import { docReaders } from '../protocols/files.js';
 import { UsageError } from '../errors.js';
 import { runTests, type TestOptions, type TestRunResult } from './run-tests.js';
 import type { TestSelection } from './select.js';
@@ -27,7 +28,7 @@ export type TestCommandOptions = Pick<
 
 export async function testCommand(opts: TestCommandOptions): Promise<TestRunResult> {
   const config = loadConfig(opts.configPath);
-  const sets = loadTestSets(opts.dir, { only: opts.testSets, config });
+  const sets = loadTestSets(opts.dir, { only: opts.testSets, config, readers: docReaders() });
   if (sets.length === 0) {
     throw new UsageError(`no test sets found in ${opts.dir}`, {
       stage: 'read tests',
@@ -68,7 +69,7 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
   };
   if (opts.detectNoise) {
     const { detectNoiseAndTest } = await import('./detect-noise.js');
-    return detectNoiseAndTest(runOpts, () => loadTestSets(opts.dir, { only: opts.testSets, config }));
+    return detectNoiseAndTest(runOpts, () => loadTestSets(opts.dir, { only: opts.testSets, config, readers: docReaders() }));
   }
   if (opts.update) {
     const { updateAndTest } = await import('./update.js');

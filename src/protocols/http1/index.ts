@@ -4,7 +4,7 @@
 // HTTP/1 code, referenced where it lives.
 
 import type { HttpExchange } from '../../model/exchange.js';
-import type { MockDoc, NoiseRule, Mock, TestCaseDoc } from '../../format/types.js';
+import type { MockDoc, NoiseRule, Mock, TestCase, TestCaseDoc } from '../../format/types.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from '../../format/render.js';
 import { compareResponse, type ActualResponse, type CompareResult, type ExpectedResponse } from '../../replay/compare.js';
 import { MockMatcher, type IncomingCall, type MatchOutcome } from '../../replay/mocks/matcher.js';
@@ -26,6 +26,7 @@ export interface Http1Types {
   mock: Mock;
   call: IncomingCall;
   matchOutcome: MatchOutcome;
+  test: TestCase;
 }
 
 export const http1: Protocol<Http1Types> = {

@@ -4,10 +4,13 @@
 
 import { lookup } from 'node:dns/promises';
 import { isIP, isIPv4 } from 'node:net';
+import type { LoadedDoc } from '../../format/protocol-docs.js';
 import type { Mock } from '../../format/types.js';
 import type { Cgroup } from '../../native/cgroup.js';
 import { attachRedirect, type PassthroughRule, type Redirect } from '../../native/redirect.js';
 import { EnvironmentError, UsageError, causeText } from '../../errors.js';
+import { PROTOCOLS } from '../../protocols/index.js';
+import type { Protocol } from '../../protocols/protocol.js';
 import { createRunCa, type RunCa } from './ca.js';
 import { startDnsServer, type DnsServer } from './dns.js';
 import { MockMatcher, type MockReport, type ReceivedCall } from './matcher.js';
@@ -18,6 +21,10 @@ export { formatMiss } from './matcher.js';
 
 export interface MockSessionOptions {
   mocks: Mock[];
+  /** Mocks of other protocols (TestSet.protocolMocks), served through their protocol's `mocks.serve`. */
+  protocolMocks?: LoadedDoc[];
+  /** The protocols the mock server hands connections to. Default: the registry. */
+  protocols?: readonly Protocol[];
   cgroup: Cgroup;
   appPort?: number;
   /** "127.0.0.1:5432", "db.internal:5432", "10.0.0.0/8", "10.1.2.3" (any port). */
@@ -102,7 +109,7 @@ export async function startMockSession(opts: MockSessionOptions): Promise<MockSe
 
   try {
     ca = createRunCa({ tmpDir: opts.tmpDir, hosts: opts.mocks.map((m) => m.request.host) });
-    server = await startMockServer({ matcher, ca });
+    server = await startMockServer({ matcher, ca, protocols: opts.protocols ?? PROTOCOLS, protocolMocks: opts.protocolMocks ?? [] });
     dns = await startDnsServer({ overrides: passthrough.dnsOverrides });
     redirect = attachRedirect({
       cgroupPath: opts.cgroup.path,
@@ -119,7 +126,10 @@ export async function startMockSession(opts: MockSessionOptions): Promise<MockSe
   let closing: Promise<void> | undefined;
   return {
     env: ca.appEnv(process.env),
-    report: () => matcher.report(),
+    report: () => {
+      const r = matcher.report();
+      return { ...r, unused: [...r.unused, ...(server?.unusedProtocolMocks() ?? [])] };
+    },
     calls: () => matcher.receivedCalls(),
     close: () => (closing ??= close()),
   };

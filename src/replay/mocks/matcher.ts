@@ -325,6 +325,16 @@ export class MockMatcher {
     return { kind: 'miss', miss, message };
   }
 
+  /** A call another protocol's mock answered: kept with the HTTP ones, in the order they came. */
+  noteServed(entry: MockReport['served'][number]): void {
+    this.served.push(entry);
+  }
+
+  /** A call of another protocol that no mock answered. */
+  noteMiss(miss: MockMiss): void {
+    this.misses.push(miss);
+  }
+
   /** Every call received so far, in order, with the mock that answered or the closest one. */
   receivedCalls(): ReceivedCall[] {
     return [...this.calls];

@@ -1,15 +1,20 @@
 // The mock server: ONE TCP port on 127.0.0.1 that speaks plain HTTP/1.1 and HTTP/1.1 over TLS, since
 // the redirect sends every outgoing connection of the app here whatever its original port. The
 // first byte decides: 0x16 (a TLS handshake record) goes to a TLS server that signs a certificate
-// for the SNI, anything else to the HTTP parser.
+// for the SNI, anything else to the HTTP parser — unless another protocol takes the connection
+// (protocol-mocks.ts): by the first plaintext bytes (its `mocks.accepts`), or, inside TLS, by the
+// ALPN id negotiated (its `mocks.alpn`) or else by the first decrypted bytes.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
+import type { LoadedDoc } from '../../format/protocol-docs.js';
+import type { Protocol } from '../../protocols/protocol.js';
 import { decodeContentEncoding, encodeContentEncoding } from '../../protocols/http1/content-encoding.js';
 import { EnvironmentError, causeText } from '../../errors.js';
 import type { RunCa } from './ca.js';
 import { splitTarget, type IncomingCall, type MockMatcher } from './matcher.js';
+import { ProtocolMocks } from './protocol-mocks.js';
 
 export interface MockServerOptions {
   matcher: MockMatcher;
@@ -18,10 +23,16 @@ export interface MockServerOptions {
   host?: string;
   /** Called for each miss with the one-line explanation (for logs). */
   onMiss?: (message: string) => void;
+  /** Protocols besides HTTP/1: those with `mocks.serve` are handed the connections they take. */
+  protocols?: readonly Protocol[];
+  /** Their mocks (TestSet.protocolMocks), in recorded order. */
+  protocolMocks?: readonly LoadedDoc[];
 }
 
 export interface MockServer {
   readonly port: number;
+  /** Names of the other protocols' mocks that answered no call (HTTP's are in the matcher's report). */
+  unusedProtocolMocks(): string[];
   close(): Promise<void>;
 }
 
@@ -32,6 +43,7 @@ const DROP_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection
 export async function startMockServer(opts: MockServerOptions): Promise<MockServer> {
   const { matcher, ca } = opts;
   const sockets = new Set<Socket>();
+  const others = new ProtocolMocks(opts.protocols ?? [], opts.protocolMocks ?? [], matcher, ca, opts.onMiss);
 
   const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -47,7 +59,8 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
   const tlsServer = tls.createServer({
     ...ca.defaultCredentials,
     handshakeTimeout: 10_000,
-    ALPNProtocols: ['http/1.1'], // no h2: the mock server speaks HTTP/1.1 only
+    // Other protocols' ids first: OpenSSL takes the first of the server's list the client offers.
+    ALPNProtocols: [...others.alpn, 'http/1.1'],
     SNICallback: (servername, cb) => {
       try {
         cb(null, ca.contextFor(servername));
@@ -56,7 +69,26 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
       }
     },
   });
-  tlsServer.on('secureConnection', (s: TLSSocket) => httpServer.emit('connection', s));
+  tlsServer.on('secureConnection', (s: TLSSocket) => {
+    const destination = {
+      ...(typeof s.servername === 'string' ? { servername: s.servername } : {}),
+      ...(typeof s.alpnProtocol === 'string' ? { alpn: s.alpnProtocol } : {}),
+    };
+    const byAlpn = others.byAlpn(s.alpnProtocol);
+    if (byAlpn) others.serve(byAlpn, s, destination);
+    else if (others.serving.length === 0) httpServer.emit('connection', s);
+    else {
+      s.on('error', () => s.destroy());
+      s.once('data', (first: Buffer) => {
+        s.pause();
+        s.unshift(first);
+        const p = others.byFirstBytes(first);
+        if (p) others.serve(p, s, destination);
+        else httpServer.emit('connection', s);
+        s.resume();
+      });
+    }
+  });
   tlsServer.on('tlsClientError', (_err, s) => {
     // A failed handshake (a client that rejects our certificate, or not TLS at all): drop it.
     s.destroy();
@@ -119,8 +151,12 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
       socket.unshift(first);
       // TLSSocket drains the buffer itself on the next tick: resuming here would emit the
       // ClientHello to nobody. The HTTP server only adds a 'data' listener, so it needs a resume.
+      const other = first[0] === TLS_HANDSHAKE ? undefined : others.byFirstBytes(first);
       if (first[0] === TLS_HANDSHAKE) tlsServer.emit('connection', socket);
-      else {
+      else if (other) {
+        others.serve(other, socket, {});
+        socket.resume();
+      } else {
         httpServer.emit('connection', socket);
         socket.resume();
       }
@@ -160,6 +196,7 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
   let closed: Promise<void> | undefined;
   return {
     port,
+    unusedProtocolMocks: () => others.unused(),
     close(): Promise<void> {
       closed ??= new Promise<void>((resolve) => {
         front.close(() => resolve());
