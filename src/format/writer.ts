@@ -219,10 +219,9 @@ export class TestSetWriter {
     const file = path.join(this.testsDir, `test-${n}.yaml`);
     try {
       // Other protocols' tests get no $schema line: the test schema describes Http documents.
-      const other = ex.protocol === 'http1' ? undefined : this.docsOf(ex);
-      const text = other
-        ? other.yaml(other.testDoc(ex, n, this.opts))
-        : renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
+      const text = ex.protocol === 'http1'
+        ? renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`)
+        : this.docsOf(ex).yaml(this.docsOf(ex).testDoc(ex, n, this.opts));
       writeFileAtomic(file, text);
     } catch (err) {
       this.counts.failedTests++;
@@ -236,8 +235,7 @@ export class TestSetWriter {
     const n = this.nextMock;
     const file = this.mocksFile;
     try {
-      const other = ex.protocol === 'http1' ? undefined : this.docsOf(ex);
-      const doc = other ? other.yaml(other.mockDoc(ex, n, this.opts)) : renderYaml(exchangeToMockDoc(ex, n, this.opts));
+      const doc = ex.protocol === 'http1' ? renderYaml(exchangeToMockDoc(ex, n, this.opts)) : this.docsOf(ex).yaml(this.docsOf(ex).mockDoc(ex, n, this.opts));
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);
         this.mocksSize = fs.fstatSync(this.mocksFd).size;

@@ -111,12 +111,13 @@ function write(ex: Exchange): void {
     const hint = err instanceof TlsrecError ? err.hint : undefined;
     report({ failure: { message: causeText(err), ...(code ? { code } : {}), ...(hint ? { hint } : {}) } });
   }
-  collector.note(ex.request.body.length + ex.response.body.length); // the exchange and its renderings are garbage now
+  collector.note(ex.protocol === 'http1' ? ex.request.body.length + ex.response.body.length : 0); // the exchange and its renderings are garbage now
 }
 
 /** The port the app served on, from a request it received. */
 function appPortOf(ex: Exchange): number | undefined {
   if (ex.localPort) return ex.localPort;
+  if (ex.protocol !== 'http1') return undefined;
   const host = firstHeader(ex.request.headers, 'host');
   const m = host ? /:(\d+)$/.exec(host) : null;
   if (m) return Number(m[1]);

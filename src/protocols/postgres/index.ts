@@ -1,13 +1,15 @@
 // Postgres as a Protocol: the app is the client (a connection it opened to a database), so every
 // exchange is a mock. Recording: detect + reconstruct (reconstruct.ts); files: `kind: Postgres`
-// documents (files.ts); replay: the mock endpoint that speaks the protocol (serve.ts) and the
-// matcher (matcher.ts).
+// documents (files.ts, read back by read.ts); replay: the mock endpoint that speaks the protocol
+// (serve.ts) and the matcher (matcher.ts).
 
 import type { PostgresExchange } from '../../model/exchange.js';
 import type { Protocol } from '../protocol.js';
 import { postgresMockDoc, postgresYaml, type PgDocOptions, type PostgresMockDoc } from './files.js';
-import { detectPostgres, PostgresConnection } from './reconstruct.js';
 import { PgMockMatcher, type PgCall, type PgMatchOutcome, type PgMock } from './matcher.js';
+import { readPostgresMock } from './read.js';
+import { detectPostgres, PostgresConnection } from './reconstruct.js';
+import { servePostgres } from './serve.js';
 
 export interface PostgresTypes {
   exchange: PostgresExchange;
@@ -21,6 +23,7 @@ export interface PostgresTypes {
   mock: PgMock;
   call: PgCall;
   matchOutcome: PgMatchOutcome;
+  test: never;
 }
 
 export const postgres: Protocol<PostgresTypes> = {
@@ -29,6 +32,8 @@ export const postgres: Protocol<PostgresTypes> = {
   reconstruct: (ctx) => new PostgresConnection(ctx),
   files: {
     kind: 'Postgres',
+    mockKinds: ['Postgres'],
+    readMock: readPostgresMock,
     testDoc: () => {
       throw new Error('Postgres exchanges are mocks: the app is the database client');
     },
@@ -37,7 +42,8 @@ export const postgres: Protocol<PostgresTypes> = {
   },
   compare: () => ({ passed: false }),
   mocks: {
-    accepts: (first) => detectPostgres(first, { dir: 'out' }).verdict !== 'no',
+    accepts: (first) => detectPostgres(first, { dir: 'out' }).verdict === 'yes',
     matcher: (mocks) => new PgMockMatcher(mocks),
+    serve: servePostgres,
   },
 };

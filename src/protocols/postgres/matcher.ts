@@ -4,7 +4,7 @@
 // across all connections (a pool spreads them over several), the last one again once all are used.
 // A miss names the closest mock and the field that differed.
 
-import type { PgResult, PgValue } from '../../model/postgres.js';
+import type { PgError, PgResult, PgValue } from '../../model/postgres.js';
 import { valueText } from './values.js';
 
 export interface PgMock {
@@ -21,6 +21,9 @@ export interface PgMock {
   txStatus?: 'I' | 'T' | 'E';
   /** Parameter positions (0-based) the matcher does not compare. */
   noiseParams: Set<number>;
+  database?: string;
+  notices?: PgError[];
+  notifications?: Array<{ pid: number; channel: string; payload: string }>;
 }
 
 export interface PgCall {
@@ -30,7 +33,7 @@ export interface PgCall {
 }
 
 export type PgMatchOutcome =
-  | { kind: 'hit'; mock: PgMock }
+  | { kind: 'hit'; mock: PgMock; reused: boolean }
   | { kind: 'miss'; reason: string; closest?: { mock: PgMock; field: string; expected: string; actual: string } };
 
 /** SQL with runs of whitespace outside quotes and comments as one space, no trailing semicolon. */
@@ -75,9 +78,12 @@ function show(v: string | null | undefined): string {
 export class PgMockMatcher {
   private readonly mocks: readonly PgMock[];
   private readonly normSql: string[];
-  private readonly used = new Set<number>();
 
-  constructor(mocks: readonly PgMock[]) {
+  /**
+   * `used` marks the mocks that answered, shared by every connection of a run (a pool spreads
+   * repeated queries over its connections; the recorded order holds across them).
+   */
+  constructor(mocks: readonly PgMock[], private readonly used: { has(m: PgMock): boolean; add(m: PgMock): unknown } = new Set<PgMock>()) {
     this.mocks = [...mocks].sort((a, b) => a.index - b.index);
     this.normSql = this.mocks.map((m) => normaliseSql(m.sql));
   }
@@ -95,15 +101,24 @@ export class PgMockMatcher {
     return undefined;
   }
 
+  /** The first mock with this SQL, without using it up (to describe a statement before it is bound). */
+  peek(sql: string): PgMock | undefined {
+    const n = normaliseSql(sql);
+    const i = this.normSql.indexOf(n);
+    return i < 0 ? undefined : this.mocks[i];
+  }
+
   match(call: PgCall): PgMatchOutcome {
     const sql = normaliseSql(call.sql);
     const sameSql: number[] = [];
     for (let i = 0; i < this.mocks.length; i++) if (this.normSql[i] === sql) sameSql.push(i);
     const hits = sameSql.filter((i) => !this.paramDiff(this.mocks[i]!, call));
     if (hits.length > 0) {
-      const i = hits.find((h) => !this.used.has(h)) ?? hits[hits.length - 1]!;
-      this.used.add(i);
-      return { kind: 'hit', mock: this.mocks[i]! };
+      const i = hits.find((h) => !this.used.has(this.mocks[h]!)) ?? hits[hits.length - 1]!;
+      const mock = this.mocks[i]!;
+      const reused = this.used.has(mock);
+      this.used.add(mock);
+      return { kind: 'hit', mock, reused };
     }
     if (sameSql.length > 0) {
       const m = this.mocks[sameSql[0]!]!;

@@ -20,7 +20,8 @@ export interface TypedMessage {
 }
 
 export type FirstMessage =
-  | { kind: 'ssl' | 'gssenc'; size: 8 }
+  | { kind: 'ssl'; size: 8 }
+  | { kind: 'gssenc'; size: 8 }
   | { kind: 'cancel'; size: number }
   | { kind: 'startup'; size: number; params: Record<string, string> }
   | { kind: 'unknown'; size: number; code: number };

@@ -1,0 +1,114 @@
+// The Postgres mock endpoint with a real `pg` client: the mocks written from the real pg session
+// (test/golden/postgres-pool/mocks.yaml) are loaded by the reader and served by the mock server;
+// the client connects with a password (never checked), runs the same queries and gets the
+// recorded rows, tags, errors and notices; repeated queries answer in recorded order across a
+// pool; a query never recorded is an ErrorResponse naming the closest mock, reported as a miss.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadTestSets } from '../src/format/reader.js';
+import { docReaders } from '../src/protocols/files.js';
+import { PROTOCOLS } from '../src/protocols/index.js';
+import { normaliseSql, PgMockMatcher } from '../src/protocols/postgres/matcher.js';
+import { createRunCa, type RunCa } from '../src/replay/mocks/ca.js';
+import { MockMatcher } from '../src/replay/mocks/matcher.js';
+import { startMockServer, type MockServer } from '../src/replay/mocks/server.js';
+
+const GOLDEN = fileURLToPathCompat(new URL('./golden/postgres-pool/mocks.yaml', import.meta.url));
+function fileURLToPathCompat(u: URL): string {
+  return decodeURIComponent(u.pathname);
+}
+
+describe('postgres mock matching', () => {
+  it('normalises whitespace and comments outside quotes, and a trailing semicolon', () => {
+    expect(normaliseSql('  SELECT  *\n FROM t -- note\n WHERE a = $1 ;')).toBe('SELECT * FROM t WHERE a = $1');
+    expect(normaliseSql("SELECT 'a  b'")).toBe("SELECT 'a  b'");
+  });
+
+  it('repeated identical queries in recorded order, then the last again; a param miss names the field', () => {
+    const mk = (index: number, n: number, params: Array<string | number>) => ({ file: 'm', name: `mock-${index}`, index, sql: 'UPDATE c SET n = n + 1 WHERE k = $1 RETURNING n', params, mode: 'extended' as const, results: [{ rows: [[n]] }], noiseParams: new Set<number>() });
+    const m = new PgMockMatcher([mk(0, 1, ['a']), mk(1, 2, ['a']), mk(2, 9, ['b'])]);
+    const call = { sql: 'UPDATE c  SET n = n + 1 WHERE k = $1 RETURNING n', params: ['a'] };
+    const got = [m.match(call), m.match(call), m.match(call)].map((o) => (o.kind === 'hit' ? [o.mock.name, o.reused] : o.kind));
+    expect(got).toEqual([['mock-0', false], ['mock-1', false], ['mock-1', true]]);
+    const miss = m.match({ ...call, params: ['zz'] });
+    expect(miss).toMatchObject({ kind: 'miss', closest: { field: 'params[0]', expected: '"a"', actual: '"zz"' } });
+  });
+});
+
+describe('postgres mock endpoint with a real pg client', () => {
+  let root: string;
+  let ca: RunCa;
+  let server: MockServer;
+  let matcher: MockMatcher;
+  const misses: string[] = [];
+
+  beforeAll(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsrec-pg-serve-'));
+    fs.mkdirSync(path.join(root, 'test-set-0', 'tests'), { recursive: true });
+    fs.copyFileSync(GOLDEN, path.join(root, 'test-set-0', 'mocks.yaml'));
+    const set = loadTestSets(root, { readers: docReaders(PROTOCOLS) })[0]!;
+    expect(set.protocolMocks!.length).toBe(22);
+    ca = createRunCa({ tmpDir: root, hosts: [] });
+    matcher = new MockMatcher(set.mocks);
+    server = await startMockServer({ matcher, ca, protocols: PROTOCOLS, protocolMocks: set.protocolMocks!, onMiss: (m) => misses.push(m) });
+  });
+  afterAll(async () => {
+    await server?.close();
+    ca?.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  const pool = (): pg.Pool => new pg.Pool({ host: '127.0.0.1', port: server.port, user: 'tlsrec_app', password: 'not-the-recorded-one', database: 'tlsrec_app', max: 2 });
+
+  it('answers the recorded session: transaction, params, prepared, binary, multi-statement, errors, notices', async () => {
+    const p = pool();
+    const notices: string[] = [];
+    p.on('connect', (c) => c.on('notice', (n) => notices.push(n.message ?? '')));
+    try {
+      const c = await p.connect();
+      await c.query('BEGIN');
+      const ins = await c.query('INSERT INTO users (name, email, score, active, born) VALUES ($1, $2, $3, $4, $5) RETURNING id', ['ann', 'ann@example.test', '12.50', true, '1990-04-01']);
+      expect(ins.rows).toEqual([{ id: 1 }]);
+      await c.query('COMMIT');
+      c.release();
+      const sel = await p.query('SELECT id, name, email, score, active, born FROM users WHERE id = $1', [1]);
+      expect(sel.rows[0]).toMatchObject({ id: 1, name: 'ann', email: 'ann@example.test', score: '12.50', active: true });
+      expect(sel.fields.map((f) => f.name)).toEqual(['id', 'name', 'email', 'score', 'active', 'born']);
+      // a counter, across the pool's connections, in recorded order
+      const n = await Promise.all([1, 2, 3].map(() => p.query('UPDATE counters SET n = n + 1 WHERE name = $1 RETURNING n', ['hits'])));
+      expect(n.map((r) => r.rows[0].n).sort()).toEqual(['1', '2', '3']);
+      const named = await p.query({ name: 'user-by-name', text: 'SELECT id, email FROM users WHERE name = $1', values: ['bob'] });
+      expect(named.rows).toEqual([{ id: 2, email: null }]);
+      const bin = await p.query({ text: 'SELECT $1::int4 AS n, 2.5::float8 AS f, true AS b', values: [7], binary: true });
+      expect(bin.rows).toEqual([{ n: 7, f: 2.5, b: true }]);
+      const two = (await p.query('SELECT 1 AS one; SELECT 2 AS two')) as unknown as pg.QueryResult[];
+      expect(two.map((r) => r.rows)).toEqual([[{ one: 1 }], [{ two: 2 }]]);
+      await expect(p.query('INSERT INTO users (name, email) VALUES ($1, $2)', ['dup', 'ann@example.test'])).rejects.toMatchObject({ code: '23505', constraint: 'users_email_key' });
+      await expect(p.query('SELEC broken FROM $1', ['x'])).rejects.toMatchObject({ code: '42601' });
+      await p.query("DO $$ BEGIN RAISE NOTICE 'hello from %', 'plpgsql'; END $$");
+      expect(notices).toContain('hello from plpgsql');
+    } finally {
+      await p.end();
+    }
+  });
+
+  it('a query never recorded is an error naming the closest mock, reported as a miss, and the connection goes on', async () => {
+    const p = pool();
+    try {
+      const before = matcher.report().misses.length;
+      const err = await p.query('SELECT id, email FROM users WHERE name = $1', ['carol']).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'XX000', message: expect.stringMatching(/no recorded Postgres mock .*closest mock-1[34] differs at params\[0\]: expected "(ann|bob)", got "carol"/) });
+      const misses2 = matcher.report().misses.slice(before);
+      expect(misses2).toEqual([expect.objectContaining({ method: 'QUERY', closest: expect.objectContaining({ field: 'params[0]' }) })]);
+      const sqlMiss = await p.query('SELECT nothing_like_it').catch((e: unknown) => e);
+      expect(sqlMiss).toMatchObject({ message: expect.stringMatching(/no mock for this SQL/) });
+      expect((await p.query('SELECT count(*) AS n FROM users')).rows).toEqual([{ n: '2' }]);
+    } finally {
+      await p.end();
+    }
+  });
+});
