@@ -83,7 +83,8 @@ describe('postgres mock endpoint with a real pg client', () => {
       expect(n.map((r) => r.rows[0].n).sort()).toEqual(['1', '2', '3']);
       const named = await p.query({ name: 'user-by-name', text: 'SELECT id, email FROM users WHERE name = $1', values: ['bob'] });
       expect(named.rows).toEqual([{ id: 2, email: null }]);
-      const bin = await p.query({ text: 'SELECT $1::int4 AS n, 2.5::float8 AS f, true AS b', values: [7], binary: true });
+      // `binary` is a pg option its type definitions leave out
+      const bin = await p.query({ text: 'SELECT $1::int4 AS n, 2.5::float8 AS f, true AS b', values: [7], binary: true } as pg.QueryConfig<number[]>);
       expect(bin.rows).toEqual([{ n: 7, f: 2.5, b: true }]);
       const two = (await p.query('SELECT 1 AS one; SELECT 2 AS two')) as unknown as pg.QueryResult[];
       expect(two.map((r) => r.rows)).toEqual([[{ one: 1 }], [{ two: 2 }]]);

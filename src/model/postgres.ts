@@ -27,7 +27,7 @@ export interface PgError {
   message: string;
   detail?: string;
   hint?: string;
-  /** Every other field the server sent, keyed by its one-letter code. */
+  /** Every other field the server sent, by name (schema, table, constraint, position…; see wire.ts). */
   fields?: Record<string, string>;
 }
 

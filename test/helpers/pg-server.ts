@@ -85,7 +85,12 @@ export async function startPgServer(opts: { user?: string; password?: string; da
     proc = undefined;
     if (!p || p.exitCode !== null) return;
     const gone = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGINT'); // fast shutdown
+    // runuser does not pass signals on: pg_ctl signals the postmaster (fast shutdown) and waits.
+    try {
+      asPostgres('pg_ctl', ['-D', data, 'stop', '-m', 'fast', '-w']);
+    } catch {
+      p.kill('SIGKILL');
+    }
     await gone;
   };
   await start();

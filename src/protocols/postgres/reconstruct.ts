@@ -9,7 +9,7 @@ import type { Direction } from '../../model/events.js';
 import type { PgColumn, PgError, PgRequest, PgResponse, PgResult, PgValue } from '../../model/postgres.js';
 import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor, Detection, DetectContext } from '../protocol.js';
 import { decodeValue } from './values.js';
-import { CANCEL_REQUEST, FieldReader, GSSENC_REQUEST, MAX_STARTUP_LENGTH, PROTOCOL_3_0, readErrorFields, readFirstMessage, readTypedMessage, SSL_REQUEST, type TypedMessage } from './wire.js';
+import { CANCEL_REQUEST, ERROR_FIELD_NAMES, FieldReader, GSSENC_REQUEST, MAX_STARTUP_LENGTH, PROTOCOL_3_0, readErrorFields, readFirstMessage, readTypedMessage, SSL_REQUEST, type TypedMessage } from './wire.js';
 
 /** Is this a Postgres client's first message (StartupMessage, SSLRequest, GSSENCRequest, CancelRequest)? */
 export function detectPostgres(first: Buffer, ctx: Pick<DetectContext, 'dir'>): Detection {
@@ -102,7 +102,7 @@ export function readError(body: Buffer): PgError {
   if (f.has('D')) err.detail = f.get('D')!;
   if (f.has('H')) err.hint = f.get('H')!;
   const rest: Record<string, string> = {};
-  for (const [k, v] of f) if (!'SVCMDH'.includes(k)) rest[k] = v;
+  for (const [k, v] of f) if (!'SVCMDH'.includes(k)) rest[ERROR_FIELD_NAMES[k] ?? k] = v;
   if (Object.keys(rest).length > 0) err.fields = rest;
   return err;
 }

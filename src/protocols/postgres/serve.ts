@@ -13,7 +13,7 @@ import type { PgColumn, PgError, PgResult, PgValue } from '../../model/postgres.
 import type { MockServeContext } from '../protocol.js';
 import { PgMockMatcher, type PgMatchOutcome, type PgMock } from './matcher.js';
 import { decodeValue, encodeValue, valueText } from './values.js';
-import { FieldReader, MessageWriter, readFirstMessage, readTypedMessage } from './wire.js';
+import { errorFieldCode, FieldReader, MessageWriter, readFirstMessage, readTypedMessage } from './wire.js';
 
 /** SQLSTATE of the mock's own errors: XX000 internal_error (there is no class for "not recorded"). */
 const MISS_SQLSTATE = 'XX000';
@@ -65,7 +65,10 @@ function errorResponse(e: PgError, type: 'E' | 'N' = 'E'): Buffer {
   field('M', e.message);
   field('D', e.detail);
   field('H', e.hint);
-  for (const [k, v] of Object.entries(e.fields ?? {})) field(k, v);
+  for (const [k, v] of Object.entries(e.fields ?? {})) {
+    const code = errorFieldCode(k);
+    if (code) field(code, v);
+  }
   return w.byte(0).done();
 }
 

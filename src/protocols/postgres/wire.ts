@@ -157,3 +157,15 @@ export function readErrorFields(body: Buffer): Map<string, string> {
   }
   return fields;
 }
+
+/** ErrorResponse field codes beyond severity/code/message/detail/hint, by their documented names. */
+export const ERROR_FIELD_NAMES: Readonly<Record<string, string>> = {
+  P: 'position', p: 'internalPosition', q: 'internalQuery', W: 'where', s: 'schema', t: 'table',
+  c: 'column', d: 'dataType', n: 'constraint', F: 'file', L: 'line', R: 'routine',
+};
+
+/** The field code for a name ERROR_FIELD_NAMES gives (or a one-letter code as it is). */
+export function errorFieldCode(name: string): string | undefined {
+  for (const [code, n] of Object.entries(ERROR_FIELD_NAMES)) if (n === name) return code;
+  return name.length === 1 ? name : undefined;
+}
