@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import pg from 'pg';
 
 export interface PgServer {
   port: number;
@@ -95,7 +96,13 @@ export async function startPgServer(opts: { user?: string; password?: string; da
   };
   await start();
   // The database the app uses, created over the wire with the user's password.
-  execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', user, '-d', 'postgres', '-c', `CREATE DATABASE ${database}`], { env: { ...process.env, PGPASSWORD: password }, stdio: 'pipe' });
+  const admin = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'postgres' });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${database.replace(/"/g, '""')}"`);
+  } finally {
+    await admin.end();
+  }
   return {
     port,
     user,
