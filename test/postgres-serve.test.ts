@@ -39,6 +39,47 @@ describe('postgres mock matching', () => {
   });
 });
 
+describe('reading kind: Postgres mocks', () => {
+  function load(yaml: string) {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsrec-pg-read-'));
+    try {
+      fs.mkdirSync(path.join(root, 's', 'tests'), { recursive: true });
+      fs.writeFileSync(path.join(root, 's', 'mocks.yaml'), yaml);
+      return loadTestSets(root, { readers: docReaders(PROTOCOLS) })[0]!;
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }
+  const doc = (request: string, extra = '') => `version: api.keploy.io/v1beta1
+kind: Postgres
+name: mock-0
+spec:
+  request:
+${request}
+  response:
+    results:
+      - columns:
+          - { name: at, type: timestamptz }
+        rows:
+          - [ "2024-01-01 00:00:00+00" ]
+        commandTag: SELECT 1
+${extra}`;
+
+  it('reads a hand-written mock with noise on a parameter position', () => {
+    const set = load(doc('    sql: SELECT now() WHERE $1::int > 0 AND $2::text <> \'\'\n    params: [ 1, "2024-05-01T10:00:00Z" ]', 'noise: [ params.1 ]\n'));
+    const m = set.protocolMocks![0]!.value as import('../src/protocols/postgres/matcher.js').PgMock;
+    expect([m.sql, m.params, [...m.noiseParams]]).toEqual(["SELECT now() WHERE $1::int > 0 AND $2::text <> ''", [1, '2024-05-01T10:00:00Z'], [1]]);
+    const matcher = new PgMockMatcher([m]);
+    expect(matcher.match({ sql: m.sql, params: ['1', '2031-01-01T00:00:00Z'] }).kind).toBe('hit');
+    expect(matcher.match({ sql: m.sql, params: ['2', '2031-01-01T00:00:00Z'] })).toMatchObject({ kind: 'miss', closest: { field: 'params[0]' } });
+  });
+
+  it('points at file:line:column for a mock that is not well formed', () => {
+    expect(() => load(doc('    sql: 42'))).toThrow(/mocks\.yaml:\d+:\d+: spec\.request\.sql: expected the SQL text, found 42/);
+    expect(() => load(doc('    sql: SELECT 1', 'noise: [ body.x ]\n'))).toThrow(/mocks\.yaml:\d+:\d+: noise\.0: expected "params\.N"/);
+  });
+});
+
 describe('postgres mock endpoint with a real pg client', () => {
   let root: string;
   let ca: RunCa;
