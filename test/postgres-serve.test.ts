@@ -74,6 +74,14 @@ ${extra}`;
     expect(matcher.match({ sql: m.sql, params: ['2', '2031-01-01T00:00:00Z'] })).toMatchObject({ kind: 'miss', closest: { field: 'params[0]' } });
   });
 
+  it("skips Keploy's packet-style Postgres mocks with a warning, as before", () => {
+    const keploy = fs.readFileSync(new URL('./fixtures-format/keploy/test-set-0/mocks.yaml', import.meta.url), 'utf8');
+    expect(keploy).toMatch(/kind: Postgres\n[^]*postgresrequests/);
+    const set = load(keploy);
+    expect(set.protocolMocks ?? []).toEqual([]);
+    expect(set.warnings).toEqual([expect.stringMatching(/skipped 1 Postgres mock/)]);
+  });
+
   it('points at file:line:column for a mock that is not well formed', () => {
     expect(() => load(doc('    sql: 42'))).toThrow(/mocks\.yaml:\d+:\d+: spec\.request\.sql: expected the SQL text, found 42/);
     expect(() => load(doc('    sql: SELECT 1', 'noise: [ body.x ]\n'))).toThrow(/mocks\.yaml:\d+:\d+: noise\.0: expected "params\.N"/);

@@ -34,6 +34,11 @@ export const postgres: Protocol<PostgresTypes> = {
     kind: 'Postgres',
     mockKinds: ['Postgres'],
     readMock: readPostgresMock,
+    // Keploy's own `kind: Postgres` mocks are wire packets (spec.postgresrequests…): not this shape.
+    claimsMock: (doc) => {
+      const spec = doc.spec;
+      return typeof spec === 'object' && spec !== null && 'request' in spec;
+    },
     testDoc: () => {
       throw new Error('Postgres exchanges are mocks: the app is the database client');
     },
