@@ -2,7 +2,7 @@
 // Idle cost: what a recording left running costs the machine while nothing happens. tlsrec
 // records the bench's HTTPS server (node), which nobody calls; after a warm-up, the CPU time
 // (/proc/PID/stat utime+stime) and the wake-ups (context switches, /proc/PID/status) of tlsrec's
-// two processes — the recorder and its writer process — are counted over --seconds, and those of
+// two processes — the recorder and its file-writer process — are counted over --seconds, and those of
 // the idle app itself beside them. Absolute figures: there is nothing to compare an idle
 // recording with but doing nothing.
 //

@@ -212,11 +212,11 @@ export function procMem(pid) {
   }
 }
 
-/** The writer process (src/record/background-writer.ts) of the `tlsrec record` process `pid`, if it runs. */
-export const writerOf = (pid) => childProcessOf(pid, 'writer-process-main.js');
+/** The file-writer process (src/spool/spooler.ts) of the `tlsrec record` process `pid`, if it runs. */
+export const writerOf = (pid) => childProcessOf(pid, 'file-writer-main.js');
 
 /**
- * Samples the memory of a `tlsrec record` process every `ms`: its VmHWM, its writer process's
+ * Samples the memory of a `tlsrec record` process every `ms`: its VmHWM, its file-writer process's
  * VmHWM, and the peak of their RSS together (the figure that counts for the machine).
  */
 export function sampleRecordMemory(pid, ms = 100) {

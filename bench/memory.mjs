@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Memory: peak RSS (VmHWM from /proc/PID/status) of the tlsrec process and of its writer process
+// Memory: peak RSS (VmHWM from /proc/PID/status) of the tlsrec process and of its file-writer process
 // (and the peak of the two together) — not the app —
 //  1. recording a server: `tlsrec record -- node blob-server.mjs`, curl (outside) downloads
 //     2 MiB responses over one keep-alive connection: 256 MiB and 1 GiB in total -> tests

@@ -75,10 +75,10 @@ struct {
 
 /* The kernel's adaptive wake-up: an irq_work (an interrupt; a VM exit on a virtual machine) only
  * for a record that lands in a ring the consumer had emptied. User space drains from a timer while
- * records keep coming, so under load that is one a drain (1,175 in a 5 s wrk run of the bare HTTPS
- * server, no throughput change measurable: bench/README.md, session 4), and with no traffic it
- * sleeps on the rings (src/native/fd-waiter.ts) until this wakes it: no timer costs CPU while
- * nothing happens. For the `mapped` ring it is what lets a stopped process go on within a moment. */
+ * records keep coming, so under load that is one a drain (about 1,200 in a 5 s wrk run of the bare
+ * HTTPS server, no throughput change measurable), and with no traffic it sleeps on the rings in
+ * epoll_wait (src/capture/ring-drainer.ts) until this wakes it: no timer costs CPU while nothing
+ * happens. For the `mapped` ring it is what lets a stopped process go on within a moment. */
 #define RB_SUBMIT 0
 
 /* One record being assembled: header + up to one chunk. Per-CPU because it is far larger than the
@@ -589,8 +589,8 @@ static __always_inline bool is_tracked_syscall(long nr)
 /* After close(fd): the close event of the socket we tracked on fd, which is forgotten. At the exit
  * the number is already free, and another thread may have reused it for a socket it tracked (the
  * entry is then that one's, with its own struct sock): that one is left alone. There is no
- * sys_enter program to do this before the fd goes: attached, it cost every system call on the
- * machine as much again as sys_exit (bench/README.md, session 8). */
+ * sys_enter program to do this before the fd goes: attached, it costs every system call on the
+ * machine as much again as sys_exit (bench/README.md). */
 static __always_inline void close_socket(__u64 id, __u32 fd)
 {
 	struct sock_key k = { .tgid = id >> 32, .fd = fd };
@@ -608,7 +608,7 @@ static __always_inline void close_socket(__u64 id, __u32 fd)
  * process in scope that maps any other file executable is stopped until user space has looked at
  * it: the probes are then in place before the process can call into the file. This is what lets
  * tlsrec attach only to files its command really maps (an up-front probe in the system libssl
- * would trap every libssl user on the machine, in and out of scope: bench/README.md, session 7). */
+ * traps every libssl user on the machine, in and out of scope: bench/README.md). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -617,7 +617,8 @@ struct {
 } known_files SEC(".maps");
 
 /* CAP_MAP records, apart from `events`: a full data ring must not cost a stopped process its
- * wake-up, and user space polls this one on its own short timer whatever the data ring's period. */
+ * wake-up. User space sleeps on both rings when idle and drains this one first on every pass
+ * (src/capture/attach-policy.ts): a stopped process waits at most one drain period. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 << 10);

@@ -1,5 +1,6 @@
-/* Shared between bpf/capture.bpf.c (kernel) and src/native/capture.ts (user space, which decodes the
- * same layout by hand: keep CAP_HDR_SIZE and the field offsets in sync with src/native/events-decode.ts). */
+/* The records and settings shared between bpf/capture.bpf.c (kernel) and user space. User space reads
+ * and writes them through one table, src/capture/record-layout.ts; test/capture-record-layout.test.ts
+ * parses this file and fails when the two differ. */
 #ifndef TLSREC_CAPTURE_H
 #define TLSREC_CAPTURE_H
 

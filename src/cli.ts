@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_RINGBUF_BYTES } from './capture/defaults.js';
 import { InputFileError, isTlsrecError, type ExitCode } from './errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -29,6 +30,14 @@ function byteSize(value: string): number {
   const m = /^(\d+)([KMG]?)i?B?$/i.exec(value.trim());
   if (!m) throw new InvalidArgumentError('expected a size such as 64M, 512K or 0');
   return Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+}
+
+/** Bytes as the size options take them: 67108864 -> "64M". */
+function sizeText(bytes: number): string {
+  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+    if (bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -96,7 +105,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '(OpenSSL SSL_read/SSL_write uprobes: no proxy, no certificate) or plaintext sockets. ' +
         'Requests the command RECEIVES become tests (<dir>/<test-set>/tests/test-N.yaml); requests it SENDS ' +
         'become mocks (<dir>/<test-set>/mocks.yaml). Stop with Ctrl-C, or let COMMAND exit. ' +
-        'The files are written by a helper process that only uses otherwise idle CPU, so under load ' +
+        'The files are written by a file-writer process that only uses otherwise idle CPU, so under load ' +
         'they appear later; record waits for the last ones before it exits. ' +
         'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN).',
     )
@@ -125,24 +134,27 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--dir <path>', 'where test sets are written', 'tlsrec')
     .option('--test-set <name>', 'test set name (default: the next free test-set-N)')
     .option('--config <file>', 'config file written when absent (command, app port)', 'tlsrec.yaml')
-    .option('--redact <header>', 'also redact this header (repeatable)', collect)
+    .option('--redact <header>', 'also keep this header out of the files (repeatable; JSON keys and paths: redact in tlsrec.yaml)', collect)
     .option('--env <name>', 'write this environment variable and its current value into tlsrec.yaml env: for replay (repeatable; in clear, not for secrets)', collect)
-    .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys) in the files')
+    .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys, passwords, tokens) in the files')
     .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
     .addOption(
       new Option('--ringbuf <size>', 'kernel ring buffer size, a power of two: 64M, 256M, 512K')
         .argParser(ringbufSize)
-        .default(64 * 1024 * 1024, '64M'),
+        .default(DEFAULT_RINGBUF_BYTES, sizeText(DEFAULT_RINGBUF_BYTES)),
     )
     .addOption(
       new Option('--max-backlog <size>', 'pause the command (up to 20 ms at a time) while more than this much captured data waits in tlsrec\'s memory, rather than lose data (0: never pause)')
         .argParser(byteSize)
-        .default(16 * 1024 * 1024, '16M'),
+        .default(DEFAULT_MAX_BACKLOG_BYTES, sizeText(DEFAULT_MAX_BACKLOG_BYTES)),
     )
     .option('-q, --quiet', 'no status line and no summary')
     .option('--verbose', 'show details (verifier logs, attach points)')
     .action(async (command: string[], opts: Record<string, unknown>) => {
-      const { recordCommand } = await import('./record/record-command.js');
+      const [{ recordCommand }, { processSignals, recordTerminal }] = await Promise.all([
+        import('./record/record-command.js'),
+        import('./cli/record-terminal.js'),
+      ]);
       const { envValues } = await import('./format/config-env.js');
       const configEnv = envValues((opts.env as string[] | undefined) ?? []);
       const result = await recordCommand({
@@ -156,8 +168,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         dumpEvents: opts.dumpEvents as string | undefined,
         ringbufBytes: opts.ringbuf as number,
         maxBacklogBytes: opts.maxBacklog as number,
-        quiet: Boolean(opts.quiet),
-        verbose: Boolean(opts.verbose),
+        observer: recordTerminal(process.stderr, { quiet: Boolean(opts.quiet), verbose: Boolean(opts.verbose) }),
+        interrupts: processSignals(),
       });
       setExit(result.exitCode);
     });
@@ -184,7 +196,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '\ntlsrec.yaml `env:` (see record --env) is set in the app\'s environment; a variable already set\n' +
         'where tlsrec runs wins (PORT=4000 tlsrec test overrides env: {PORT: "3000"} for one run).\n' +
         '\nExit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
-        '130/143 interrupted.\n' +
+        '130/143 interrupted.\n\n' +
+        'Secrets: a {{ .secret.NAME }} in a test takes its value from TLSREC_SECRET_NAME, else from the\n' +
+        'secrets file named in tlsrec.yaml (written by record, git-ignored). Reports show [secret NAME].\n' +
         SELECTION_HELP,
     )
     .argument('[command...]', 'the command that starts the app (default: command in tlsrec.yaml)')
@@ -299,7 +313,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')))
     .option('--verbose', 'show the recording\'s summary and details')
     .action(async (command: string[], opts: Record<string, unknown>) => {
-      const { rerecordCommand } = await import('./commands/rerecord.js');
+      const [{ rerecordCommand }, { recordTerminal }] = await Promise.all([
+        import('./commands/rerecord.js'),
+        import('./cli/record-terminal.js'),
+      ]);
+      const verbose = Boolean(opts.verbose);
       const result = await rerecordCommand({
         command: command.length > 0 ? command : undefined,
         dir: String(opts.dir),
@@ -308,7 +326,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         appPort: opts.appPort as number | undefined,
         healthUrl: opts.healthUrl as string | undefined,
         readyTimeoutMs: opts.readyTimeout === undefined ? undefined : (opts.readyTimeout as number) * 1000,
-        verbose: Boolean(opts.verbose),
+        verbose,
+        recordObserver: recordTerminal(process.stderr, { quiet: !verbose, verbose }),
         out: process.stdout,
       });
       setExit(result.exitCode);

@@ -92,10 +92,6 @@ export class InterruptedError extends TlsrecError {
     super(`interrupted by ${signal}; ${what}`, { stage });
     this.exitCode = signal === 'SIGINT' ? 130 : 143;
   }
-  /** Kept for callers written against the first version. */
-  get signalExitCode(): 130 | 143 {
-    return this.exitCode;
-  }
 }
 
 export function isTlsrecError(err: unknown): err is TlsrecError {

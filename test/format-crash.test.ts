@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OutputError } from '../src/errors.js';
 import { loadTestSets } from '../src/format/reader.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { makeExchange } from './fixtures-format/make-exchange.js';
 
 let root: string;

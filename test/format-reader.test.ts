@@ -115,6 +115,9 @@ describe('tlsrec.yaml', () => {
       noise: [],
       passthrough: [],
       redactHeaders: [],
+      redactKeys: [],
+      redactPaths: [],
+      secretsFile: path.join(dir, '.tlsrec-secrets.yaml'),
     });
   });
 

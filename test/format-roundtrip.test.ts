@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadTestSets } from '../src/format/reader.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import type { Exchange } from '../src/model/exchange.js';
 import { makeExchange, MONO_TO_WALL } from './fixtures-format/make-exchange.js';
 
@@ -128,7 +128,7 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
     expect(m1!.request.scheme).toBe('http');
   });
 
-  it('repeated headers become a list and come back in order; secrets are redacted and noisy', async () => {
+  it('repeated headers become a list and come back in order; secrets become references, noisy in responses', async () => {
     const w = await record(
       [
         makeExchange({
@@ -145,26 +145,27 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
     const t = set!.tests[0]!;
     expect(t.request.headers).toEqual([
       ['Host', 'localhost:3000'],
-      ['Authorization', '[REDACTED]'],
-      ['X-Api-Key', '[REDACTED]'],
+      ['Authorization', 'Bearer {{ .secret.AUTHORIZATION }}'],
+      ['X-Api-Key', '{{ .secret.X_API_KEY }}'],
       ['X-Custom', 'c'],
-      ['X-Tenant', '[REDACTED]'],
+      ['X-Tenant', '{{ .secret.X_TENANT }}'],
     ]);
+    // Credentials the app hands out are captured at replay ({{ .name }}), never written.
     expect(t.expected.headers).toEqual([
       ['Date', 'x'],
-      ['Set-Cookie', '[REDACTED]'],
-      ['Set-Cookie', '[REDACTED]'],
+      ['Set-Cookie', 'a={{ .a }}'],
+      ['Set-Cookie', 'b={{ .b }}'],
       ['Vary', 'Accept'],
       ['Vary', 'Origin'],
-      ['X-Session-Token', '[REDACTED]'],
+      ['X-Session-Token', '{{ .x_session_token }}'],
     ]);
     expect(t.noise.map((n) => n.key)).toEqual(['header.Date', 'header.Set-Cookie', 'header.X-Session-Token']);
     expect(t.noise[1]!.target).toEqual({ type: 'header', name: 'set-cookie' });
     expect(t.noise[1]!.patterns).toEqual([]);
     expect((parse(text) as { curl: string }).curl).toBe(
       "curl --request GET \\\n  --url 'http://localhost:3000/' \\\n  --header 'Host: localhost:3000' \\\n" +
-        "  --header 'Authorization: [REDACTED]' \\\n  --header 'X-Api-Key: [REDACTED]' \\\n" +
-        "  --header 'X-Custom: c' \\\n  --header 'X-Tenant: [REDACTED]'\n",
+        "  --header 'Authorization: Bearer {{ .secret.AUTHORIZATION }}' \\\n  --header 'X-Api-Key: {{ .secret.X_API_KEY }}' \\\n" +
+        "  --header 'X-Custom: c' \\\n  --header 'X-Tenant: {{ .secret.X_TENANT }}'\n",
     );
   });
 

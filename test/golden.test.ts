@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TestSetWriter } from '../src/format/writer.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { readEventFile } from '../src/record/event-file.js';
 import { Reconstructor } from '../src/record/reconstruct.js';
 import { exchangeDocs } from '../src/protocols/files.js';

@@ -9,13 +9,13 @@
 //   4. the ring buffer overflows (--ringbuf)  -> exit 3, LOST counted, nothing corrupt written
 //   4b. a small --max-backlog                -> the command is paused, nothing lost, bodies exact
 //   5. non-HTTP streams (SMTP-like, h2 preface) -> exit 0, skipped and counted, HTTPS still a mock
-//   6. tlsrec is SIGKILLed                    -> its writer process still writes every exchange
+//   6. tlsrec is SIGKILLed                    -> its file-writer process still writes every exchange
 //                                                it was handed, and removes the spool
-//   7. the writer process dies                -> exit 3, said so with the amount not written; the
+//   7. the file-writer process dies           -> exit 3, said so with the amount not written; the
 //                                                spool (unreadable without the key) removed
-//   6b. tlsrec is SIGKILLed while a process waits for its file to be looked at -> the writer
+//   6b. tlsrec is SIGKILLed while a process waits for its file to be looked at -> the file-writer
 //                                                process continues it (nothing is left stopped)
-//   8. Ctrl-C while tlsrec waits for its writer -> exit 130 at once; the writer still finishes
+//   8. Ctrl-C while tlsrec waits for the files -> exit 130 at once; the file-writer process still finishes
 
 import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -84,9 +84,8 @@ function appProcesses(port: number): number[] {
   return found;
 }
 
-/** The writer process a tlsrec process started (see src/record/background-writer.ts). */
-/** The writer process `tlsrec record` (pid `tlsrecPid`) spawned. */
-const writerProcessOf = (tlsrecPid: number): number | undefined => childProcessOf(tlsrecPid, 'writer-process-main.js');
+/** The file-writer process `tlsrec record` (pid `tlsrecPid`) spawned (src/spool/spooler.ts). */
+const writerProcessOf = (tlsrecPid: number): number | undefined => childProcessOf(tlsrecPid, 'file-writer-main.js');
 
 function isAlive(pid: number): boolean {
   try {
@@ -252,12 +251,12 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
   }
 
   /**
-   * Record the fixture app with its writer process held (SIGSTOP), so that exchanges pile up in
+   * Record the fixture app with its file-writer process held (SIGSTOP), so that exchanges pile up in
    * the spool; then `load` for 0.8 s. The writer is killed at cleanup if it is still there.
    */
   async function recordWithWriterHeld(work: string, workers: number, tag: string) {
     const { rec, base } = await recordApp(work);
-    const writer = await waitFor('the writer process', () => writerProcessOf(rec.child.pid!));
+    const writer = await waitFor('the file-writer process', () => writerProcessOf(rec.child.pid!));
     process.kill(writer, 'SIGSTOP');
     cleanups.push(() => {
       try { process.kill(writer, 'SIGKILL'); } catch { /* gone */ }
@@ -370,7 +369,7 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(recordCgroups(rec.child.pid!)).toEqual([]);
   });
 
-  it('tlsrec is SIGKILLed: its writer process still writes every exchange it was handed, then removes the spool', async () => {
+  it('tlsrec is SIGKILLed: its file-writer process still writes every exchange it was handed, then removes the spool', async () => {
     const work = newWorkDir();
     const { rec, writer, completed } = await recordWithWriterHeld(work, 4, 'W');
     await sleep(500); // tlsrec polls the ring every few ms: everything completed is spooled by now
@@ -381,7 +380,7 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     await releaseWriterAndCheck(work, writer, completed);
   });
 
-  it('tlsrec is SIGKILLed while a process of the command waits for its file to be looked at: the writer process lets it go on', async () => {
+  it('tlsrec is SIGKILLed while a process of the command waits for its file to be looked at: the file-writer process lets it go on', async () => {
     const work = newWorkDir();
     const fifo = join(work, 'go');
     const done = join(work, 'done');
@@ -410,7 +409,7 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     rec.child.kill('SIGKILL');
     await rec.exited;
     await waitFor('touch to go on and create its file', () => (existsSync(done) ? true : undefined));
-    await waitFor("the writer process's message", () => (/continued 1 stopped process\(es\) of the recorded command/.test(rec.output()) ? true : undefined));
+    await waitFor("the file-writer process's message", () => (/continued 1 stopped process\(es\) of the recorded command/.test(rec.output()) ? true : undefined));
     expect(rec.output()).not.toMatch(STACK_TRACE);
   });
 
@@ -425,13 +424,13 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(await rec.exited).toBe(130);
     expect(Date.now() - t).toBeLessThan(3_000);
     const out = rec.output();
-    expect(out).toMatch(new RegExp(`not waiting: the writer process \\(pid ${writer}\\) goes on writing the rest \\([\\d.]+ (B|KiB|MiB) of captured traffic\\)`));
+    expect(out).toMatch(new RegExp(`not waiting: the file-writer process \\(pid ${writer}\\) goes on writing the rest \\([\\d.]+ (B|KiB|MiB) of captured traffic\\)`));
     expect(out).not.toMatch(STACK_TRACE);
     expect(isAlive(writer)).toBe(true);
     await releaseWriterAndCheck(work, writer, completed);
   });
 
-  it('the writer process dies: exit 3 saying how much was not written, no stack trace, no spool left', async () => {
+  it('the file-writer process dies: exit 3 saying how much was not written, no stack trace, no spool left', async () => {
     const work = newWorkDir();
     const { rec, writer } = await recordWithWriterHeld(work, 2, 'D');
     await sleep(300);
@@ -440,7 +439,7 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
 
     expect(await rec.exited).toBe(3);
     const out = rec.output();
-    const m = /writer process stopped early \(killed by SIGKILL\); ([\d.]+) (B|KiB|MiB) of captured traffic was not written/.exec(out);
+    const m = /file-writer process stopped early \(killed by SIGKILL\); ([\d.]+) (B|KiB|MiB) of captured traffic was not written/.exec(out);
     expect(m, out).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(0); // the writer was held while the load ran: all of it
     expect(out).toContain('TLSREC_E_OUTPUT');

@@ -1,4 +1,5 @@
-// Imports go one way, down the stages: model <- native, format <- protocols <- record, replay <- commands <- cli.
+// Imports go one way, down the stages: model <- native <- capture, format <- spool, protocols <-
+// record, replay <- commands <- cli.
 // Every static and dynamic import in src/**/*.ts is checked against that order, and the module
 // graph must have no cycle.
 
@@ -10,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 /** Plain helpers at the top of src/ that import nothing of the project's stages. */
-const SHARED = new Set(['errors.ts', 'format-bytes.ts', 'ip-bytes.ts']);
+const SHARED = new Set(['errors.ts', 'format-bytes.ts', 'ip-bytes.ts', 'shell-quote.ts']);
 
 /** Which areas each area may import from (besides itself and the shared helpers). */
 const MAY_IMPORT: Record<string, readonly string[]> = {
@@ -19,11 +20,15 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   native: ['model'],
   format: ['model'],
   protocols: ['model', 'format'],
-  record: ['model', 'native', 'format', 'protocols'],
+  // The recorder's capture side: the kernel's records, through native/.
+  capture: ['model', 'native'],
+  // The hand-off from the recorder to the file-writer process (segments, cipher, the child's logic).
+  spool: ['model', 'native', 'format'],
+  record: ['model', 'native', 'format', 'protocols', 'capture', 'spool'],
   replay: ['model', 'native', 'format', 'protocols'],
   // Engines of commands that drive both pipelines (rerecord: a recording driven by replay's sender).
-  commands: ['model', 'native', 'format', 'protocols', 'record', 'replay'],
-  cli: ['model', 'native', 'format', 'protocols', 'record', 'replay', 'commands'],
+  commands: ['model', 'native', 'capture', 'spool', 'format', 'protocols', 'record', 'replay'],
+  cli: ['model', 'native', 'capture', 'spool', 'format', 'protocols', 'record', 'replay', 'commands'],
 };
 
 /**

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi, type TestContext } from 'vitest';
 import type { BodyValue, Mock } from '../src/format/types.js';
 import { Cgroup, argvInCgroup } from '../src/native/cgroup.js';
-import { CGROUP_SOCK_ADDR_ATTACH_TYPES, cgroupAttachedProgramIds } from '../src/native/libbpf.js';
+import { CGROUP_SOCK_ADDR_ATTACH_TYPES, cgroupAttachedProgramIds } from '../src/native/bpf-query.js';
 import { startMockSession, type MockSession } from '../src/replay/mocks/index.js';
 
 vi.setConfig({ testTimeout: 30_000 });

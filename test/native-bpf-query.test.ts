@@ -11,7 +11,7 @@ import {
   cgroupAttachedProgramIds,
   loadedBpfProgram,
   loadedBpfPrograms,
-} from '../src/native/libbpf.js';
+} from '../src/native/bpf-query.js';
 import { attachRedirect } from '../src/native/redirect.js';
 import { needsEbpf } from './helpers/env.js';
 

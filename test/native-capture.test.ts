@@ -8,9 +8,9 @@ import { createServer as createNetServer, type AddressInfo, type Server, type So
 import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
 import { Cgroup, argvInCgroup } from '../src/native/cgroup.js';
-import { CaptureSession, captureUnsupportedReason } from '../src/native/capture.js';
+import { CaptureSession, captureUnsupportedReason } from '../src/capture/capture-session.js';
 import { uprobeMultiSupported } from '../src/native/libbpf.js';
-import { decodeRecords } from '../src/native/decode.js';
+import { decodeRecords } from '../src/capture/decode.js';
 import { processState } from '../src/native/proc.js';
 import type { CaptureEvent, DataEvent, OpenEvent } from '../src/model/events.js';
 

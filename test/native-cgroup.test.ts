@@ -31,6 +31,32 @@ describe.runIf(env.run)('Cgroup (real cgroup v2, root)', () => {
     }
   });
 
+  it('terminate(): SIGTERM ends the processes that heed it at once, SIGKILL the rest after the grace period', async () => {
+    const cg = Cgroup.create('terminate');
+    const started = (command: string[]) => {
+      const argv = argvInCgroup(cg, command);
+      return spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    };
+    try {
+      const polite = started(['sleep', '30']);
+      for (let i = 0; i < 500 && cg.pids().length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      const politeExit = new Promise((r) => polite.once('exit', (_code, signal) => r(signal)));
+      expect(await cg.terminate(5_000)).toBe(true);
+      expect(await politeExit).toBe('SIGTERM');
+
+      // A shell that ignores SIGTERM (and its sleep child, which inherits that).
+      const stubborn = started(['/bin/sh', '-c', "trap '' TERM; sleep 30; true"]);
+      for (let i = 0; i < 500 && cg.pids().length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(cg.pids()).toHaveLength(2);
+      const stubbornExit = new Promise((r) => stubborn.once('exit', (_code, signal) => r(signal)));
+      expect(await cg.terminate(300)).toBe(true);
+      expect(await stubbornExit).toBe('SIGKILL');
+      expect(cg.pids()).toEqual([]);
+    } finally {
+      expect(await cg.destroy()).toBe(true);
+    }
+  });
+
   it('freezes and thaws its processes (the kernel confirms in cgroup.events)', async () => {
     const cg = Cgroup.create('freeze');
     const argv = argvInCgroup(cg, ['sleep', '30']);

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnvironmentError } from '../src/errors.js';
 import { Cgroup } from '../src/native/cgroup.js';
-import { captureUnsupportedReason, defaultBpfObjectPath } from '../src/native/capture.js';
-import { decodeRecord } from '../src/native/decode.js';
+import { captureUnsupportedReason, defaultBpfObjectPath } from '../src/capture/capture-session.js';
+import { decodeRecord } from '../src/capture/decode.js';
 import { BpfObject, summariseVerifierLog, uprobeMultiSupported } from '../src/native/libbpf.js';
 
 const unsupported = captureUnsupportedReason();

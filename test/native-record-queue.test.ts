@@ -1,4 +1,4 @@
-// The queue between the ring buffer drain and the consumer (src/native/record-queue.ts), fed with
+// The queue between the ring buffer drain and the consumer (src/capture/record-queue.ts), fed with
 // the records of real eBPF recordings: what comes out is what went in, whole records in order;
 // bytes handed over are never written over by later pushes; the backlog it reports to
 // backpressure; and it lets go of chunks it has handed over (chunks kept reachable would add up to
@@ -10,8 +10,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeRecords } from '../src/native/decode.js';
-import { RecordQueue } from '../src/native/record-queue.js';
+import { decodeRecords } from '../src/capture/decode.js';
+import { RecordQueue } from '../src/capture/record-queue.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
 import { seededRandom } from './helpers/random.js';

@@ -1,6 +1,6 @@
-// Ring records as spool frames: the format the kernel writes (decodeRecords of src/native/decode.ts;
+// Ring records as spool frames: the format the kernel writes (decodeRecords of src/capture/decode.ts;
 // encodeRecords of test/helpers/ring-records.ts makes them from recorded events), sealed by
-// spool-cipher.ts. What the recorder seals, the writer process must open and decode to the same
+// src/spool/cipher.ts. What the recorder seals, the file-writer process must open and decode to the same
 // events, bytes for bytes, through a real spool on disk; and nothing of the plaintext may be on disk.
 
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -8,11 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SpoolReader, SpoolWriter } from '../src/format/spool.js';
-import { CAP_HDR_SIZE, dataLength, decodeRecords, execTgid, recordLength } from '../src/native/decode.js';
+import { SpoolReader, SpoolAppender } from '../src/spool/segments.js';
+import { dataLength, decodeRecords, execTgid, recordLength } from '../src/capture/decode.js';
+import { CAP_EVENT, CAP_HDR_SIZE } from '../src/capture/record-layout.js';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
-import { SpoolCipher } from '../src/record/spool-cipher.js';
+import { SpoolCipher } from '../src/spool/cipher.js';
 import { seededRandom } from './helpers/random.js';
 import { compareBuffersFast } from './helpers/buffer-equality.js';
 import { encodeRecords } from './helpers/ring-records.js';
@@ -81,7 +82,7 @@ describe('encodeRecords / decodeRecords', () => {
     expect(() => decodeRecords(batch.subarray(0, batch.length - 1))).toThrow(/offset \d+ says 5 payload bytes, 4 are left/);
     expect(() => decodeRecords(batch.subarray(0, 47))).toThrow(/47 bytes at offset 0 are not a whole event header/);
     const badType = Buffer.from(batch);
-    badType[44] = 99;
+    badType[CAP_EVENT.fields.type.offset] = 99;
     expect(() => decodeRecords(badType)).toThrow(/unknown event type 99 at offset 0/);
   });
 });
@@ -104,7 +105,7 @@ describe('recordLength / dataLength / execTgid (what the recorder reads of a rin
     // An exec record is reserved with room for a long file name; its header says how much is used.
     const exec = Buffer.alloc(CAP_HDR_SIZE + 256);
     encodeRecords([handBuilt()[0]!]).copy(exec);
-    exec.writeUInt32LE(9, 40);
+    exec.writeUInt32LE(9, CAP_EVENT.fields.len.offset);
     exec.write('/bin/curl', CAP_HDR_SIZE);
     expect(recordLength(exec)).toBe(CAP_HDR_SIZE + 9);
   });
@@ -113,9 +114,9 @@ describe('recordLength / dataLength / execTgid (what the recorder reads of a rin
     const { view } = views()[3]!; // the data record "hello"
     expect(recordLength(view.subarray(0, CAP_HDR_SIZE - 1))).toBe(0);
     const unknown = Buffer.from(view);
-    unknown[44] = 99;
+    unknown[CAP_EVENT.fields.type.offset] = 99;
     expect(recordLength(unknown)).toBe(0);
-    unknown[44] = 0;
+    unknown[CAP_EVENT.fields.type.offset] = 0;
     expect(recordLength(unknown)).toBe(0);
   });
 
@@ -139,7 +140,7 @@ describe('SpoolCipher', () => {
     try {
       const all = [...[...recorded.values()].flat(), ...handBuilt()];
       const cipher = SpoolCipher.generate();
-      const writer = new SpoolWriter(dir, 'spool', 256 * 1024);
+      const writer = new SpoolAppender(dir, 'spool', 256 * 1024);
       for (let i = 0; i < all.length; i += 50) {
         writer.append(cipher.seal([encodeRecords(all.slice(i, i + 25)), encodeRecords(all.slice(i + 25, i + 50))]));
         writer.flush();

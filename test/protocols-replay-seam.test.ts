@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputFileError } from '../src/errors.js';
 import { loadTestSets } from '../src/format/reader.js';
 import type { Config, TestSet } from '../src/format/types.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { http1 } from '../src/protocols/http1/index.js';
 import { docReaders, exchangeDocs } from '../src/protocols/files.js';
 import { PROTOCOLS } from '../src/protocols/index.js';

@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, loadTestSets } from '../src/format/reader.js';
 import { TestFilePositions, jsonValueLine } from '../src/format/positions.js';
-import { exchangeToTestDoc, renderYaml } from '../src/format/writer.js';
+import { exchangeToTestDoc, renderYaml } from '../src/format/test-set-writer.js';
 import { jsonPath } from '../src/replay/compare.js';
 import { escapeData, escapeProperty, fieldOf, githubSummary, markdownCell, parseJsonPath, writeGithubReport } from '../src/replay/report/github.js';
 import type { TestReport } from '../src/replay/report/model.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { findCgroup2Mount } from '../src/native/cgroup.js';
-import { BPF_PROG_TYPE_CGROUP_SOCK_ADDR, loadedBpfPrograms } from '../src/native/libbpf.js';
+import { BPF_PROG_TYPE_CGROUP_SOCK_ADDR, loadedBpfPrograms } from '../src/native/bpf-query.js';
 import { needsEbpf } from './helpers/env.js';
 import { fixtureApp, fixtureCa, freePort, repoRoot, run, start, startUpstream, stopAll, tlsrecBin, waitForHttp, type Started } from './helpers/procs.js';
 

@@ -12,7 +12,7 @@
 import { fileURLToPath } from 'node:url';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, destroyLinks, numPossibleCpus, uprobeMultiSupported } from '../../dist/native/libbpf.js';
 import { opensslOffsets } from '../../dist/native/elf.js';
-import { OPENSSL_PROBES } from '../../dist/native/capture.js';
+import { OPENSSL_PROBES } from '../../dist/capture/attach-policy.js';
 
 const syscalls = process.argv[2]?.startsWith('--syscalls') ? process.argv[2] : undefined;
 const files = process.argv.slice(syscalls ? 3 : 2);

@@ -23,7 +23,8 @@ import { docReaders } from '../protocols/files.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { anyRecentTime, findVolatileFields } from '../format/volatile.js';
 import { firstHeader } from '../model/headers.js';
-import { recordCommand } from '../record/record-command.js';
+import { DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_RINGBUF_BYTES } from '../capture/defaults.js';
+import { recordCommand, type RecordObserver } from '../record/record-command.js';
 import { acceptingHost, healthAnswers } from '../replay/app.js';
 import { configEnvForApp } from '../replay/app-env.js';
 import { compareResponse } from '../replay/compare.js';
@@ -45,8 +46,8 @@ export interface RerecordOptions {
   verbose: boolean;
   /** The per-test report. */
   out: NodeJS.WritableStream;
-  /** Where the recording's own summary goes with --verbose (stderr by default). */
-  recordOut?: NodeJS.WriteStream;
+  /** Hears the recording as it goes (the CLI shows its summary with --verbose). */
+  recordObserver?: RecordObserver;
 }
 
 export type RerecordOutcome = 'same' | 'differs' | 'no-answer';
@@ -166,11 +167,9 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
       configPath: opts.configPath,
       redact: true,
       extraRedactHeaders: config.redactHeaders,
-      ringbufBytes: 64 * 1024 * 1024,
-      maxBacklogBytes: 16 * 1024 * 1024,
-      quiet: !opts.verbose,
-      verbose: opts.verbose,
-      ...(opts.recordOut ? { out: opts.recordOut } : {}),
+      ringbufBytes: DEFAULT_RINGBUF_BYTES,
+      maxBacklogBytes: DEFAULT_MAX_BACKLOG_BYTES,
+      ...(opts.recordObserver ? { observer: opts.recordObserver } : {}),
       commandEnv: configEnvForApp(config.env ?? {}),
       drive,
     });

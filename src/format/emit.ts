@@ -1,4 +1,4 @@
-// A small YAML writer for the fixed-shape documents renderYaml receives (nested maps with string
+// A small YAML emitter for the fixed-shape documents renderYaml receives (nested maps with string
 // keys, arrays, strings, finite numbers, booleans, null). The `yaml` library builds a Document per
 // exchange, ~0.25 ms each, which limits how fast recording can go; this writes the same block
 // style directly. It only ever chooses a form it knows reads back exactly: plain scalars for a

@@ -11,7 +11,8 @@ import type { HeaderList } from '../model/exchange.js';
 import { decodeBody, isValidBase64 } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
 import { mergeNoise, parseMockNoise, parseNoise } from './noise.js';
-import type { DocReader, DocReaders, LoadedDoc } from './protocol-docs.js';
+import { DEFAULT_SECRETS_FILE } from './secrets-file.js';
+import type { DocRead, DocReader, DocReaders, LoadedDoc } from './protocol-docs.js';
 import { configSchema, mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
 import {
@@ -140,6 +141,9 @@ const DEFAULT_CONFIG: Config = {
   noise: [],
   passthrough: [],
   redactHeaders: [],
+  redactKeys: [],
+  redactPaths: [],
+  secretsFile: DEFAULT_SECRETS_FILE,
 };
 
 /**
@@ -147,7 +151,7 @@ const DEFAULT_CONFIG: Config = {
  * throws InputFileError with every problem.
  */
 export function loadConfig(file: string = DEFAULT_CONFIG_FILE): Config {
-  if (!fs.existsSync(file)) return { ...DEFAULT_CONFIG };
+  if (!fs.existsSync(file)) return { ...DEFAULT_CONFIG, secretsFile: path.join(path.dirname(file), DEFAULT_SECRETS_FILE) };
   const c = new Collector();
   const text = readText(file, c);
   const config = text === undefined ? undefined : configFromText(file, text, c);
@@ -179,9 +183,23 @@ function configFromText(file: string, text: string, c: Collector): Config | unde
     readyTimeoutMs: typeof v.readyTimeout === 'number' ? Math.round(v.readyTimeout * 1000) : DEFAULT_READY_TIMEOUT_MS,
     noise,
     passthrough: Array.isArray(v.passthrough) ? v.passthrough.map(String) : [],
-    redactHeaders: Array.isArray(obj(v.redact).headers) ? (obj(v.redact).headers as unknown[]).map(String) : [],
     ...(v.env === undefined ? {} : { env: Object.fromEntries(Object.entries(obj(v.env)).map(([k, x]) => [k, String(x)])) }),
+    ...redactLists(v.redact),
+    secretsFile: path.join(path.dirname(file), str(v.secrets) ?? DEFAULT_SECRETS_FILE),
   };
+}
+
+/** tlsrec.yaml `redact:` as a list (paths start with "$." or "body.", the rest are names) or { headers, keys, paths }. */
+function redactLists(redact: unknown): Pick<Config, 'redactHeaders' | 'redactKeys' | 'redactPaths'> {
+  const strings = (x: unknown): string[] => (Array.isArray(x) ? x.map(String) : []);
+  if (Array.isArray(redact)) {
+    const all = strings(redact);
+    const isPath = (e: string): boolean => /^(\$|body\.)/.test(e) || e.includes('.');
+    const names = all.filter((e) => !isPath(e));
+    return { redactHeaders: names, redactKeys: names, redactPaths: all.filter(isPath) };
+  }
+  const r = obj(redact);
+  return { redactHeaders: strings(r.headers), redactKeys: strings(r.keys), redactPaths: strings(r.paths) };
 }
 
 // ---- test sets ----
@@ -275,7 +293,7 @@ function readProtocolDoc(
   report: (p: YamlPath, m: string, atKey?: boolean) => void,
 ): LoadedDoc | undefined {
   const { file, line, index } = where;
-  let read;
+  let read: DocRead<unknown>;
   try {
     read = reader.read(value, { file, line, index });
   } catch (err) {

@@ -1,4 +1,4 @@
-// Pure planning for the writer: Exchange -> on-disk document -> YAML text. No file system here.
+// Pure planning for the test-set writer (test-set-writer.ts): Exchange -> on-disk document -> YAML text. No file system here.
 
 import { Document, parse, Scalar } from 'yaml';
 import type { HttpExchange as Exchange, HeaderList, HttpRequestMessage } from '../model/exchange.js';
@@ -7,6 +7,8 @@ import { encodeBody, storedAsBase64, type StoredBody } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
 import { isSecretHeader, redactHeaders } from './redact.js';
 import { findVolatileFields, windowAround } from './volatile.js';
+import type { RecordingRefs, Role } from './variables.js';
+import { shellQuote } from '../shell-quote.js';
 import {
   API_VERSION,
   type HeaderMapDoc,
@@ -31,6 +33,11 @@ export interface DocOptions {
   monoToWallNs?: bigint;
   /** false: do not add record-time noise for volatile response fields (volatile.ts). Default true. */
   flagVolatile?: boolean;
+  /**
+   * Secrets become named references and values that flow become variables (variables.ts); one per
+   * test set, fed every exchange in order. Without it, secret headers become [REDACTED].
+   */
+  refs?: RecordingRefs;
 }
 
 /** Response headers that change on every request: ignored when comparing by default. */
@@ -127,17 +134,21 @@ function redacted(headers: HeaderList, opts: DocOptions): HeaderList {
   return opts.redact === false ? headers : redactHeaders(headers, opts.redactHeaders);
 }
 
-function requestDoc(ex: Exchange, url: string, opts: DocOptions, withParams: boolean): HttpRequestDoc {
+function requestDoc(ex: Exchange, url: string, opts: DocOptions, withParams: boolean, role: Role = withParams ? 'test' : 'mock'): HttpRequestDoc {
   const req = ex.request;
-  const headers = redacted(req.headers, opts);
+  const refs = opts.refs;
+  const headers = refs ? refs.requestHeaders(req.headers, role) : redacted(req.headers, opts);
+  if (refs) url = refs.requestUrl(url, role);
   const proto = protoOf(req.httpVersion);
+  const stored = storedBody(req.body, req.headers, req.bodyDecoded);
+  if (refs && stored.body_encoding === undefined) stored.body = refs.requestBody(stored.body, firstHeader(req.headers, 'content-type'), role);
   const doc: HttpRequestDoc = {
     method: req.method,
     proto_major: proto.major,
     proto_minor: proto.minor,
     url,
     header: headersToMap(headers),
-    ...storedBody(req.body, req.headers, req.bodyDecoded),
+    ...stored,
     timestamp: rfc3339(wallNs(req.firstByteNs, opts)),
   };
   const params = withParams ? urlParams(url) : undefined;
@@ -153,10 +164,13 @@ function responseDoc(ex: Exchange, opts: DocOptions): HttpResponseDoc {
   const res = ex.response;
   const proto = protoOf(res.httpVersion);
   const stored = storedBody(res.body, res.headers, res.bodyDecoded);
+  const refs = opts.refs;
+  const role: Role = ex.role === 'incoming' ? 'test' : 'mock';
+  if (refs && stored.body_encoding === undefined) stored.body = refs.responseBody(stored.body, firstHeader(res.headers, 'content-type'), role);
   const { body, ...encoding } = stored;
   return {
     status_code: res.statusCode,
-    header: headersToMap(redacted(res.headers, opts)),
+    header: headersToMap(refs ? refs.responseHeaders(res.headers, role) : redacted(res.headers, opts)),
     body,
     ...encoding,
     status_message: res.statusMessage,
@@ -184,14 +198,12 @@ export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly 
 
 const CURL_BODY_LIMIT = 16 * 1024;
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /** The request as a curl command (informational, like Keploy's `curl:` field). */
-export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptions = {}): string {
+export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptions = {}, written?: HttpRequestDoc): string {
   const lines = [`curl --request ${req.method}`, `--url ${shellQuote(url)}`];
-  for (const [name, value] of redacted(req.headers, opts)) {
+  // With references, the request as written (secrets already references) instead of the recorded one.
+  const headers: HeaderList = written ? Object.entries(written.header).flatMap(([n, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [n, x])) : redacted(req.headers, opts);
+  for (const [name, value] of headers) {
     if (/^(content-length|transfer-encoding)$/i.test(name)) continue; // curl computes the framing
     lines.push(`--header ${shellQuote(`${name}: ${value}`)}`);
   }
@@ -200,7 +212,7 @@ export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptio
     // would repeat the work of spec.req.body.
     if (storedAsBase64(req.body, firstHeader(req.headers, 'content-type')) || !req.bodyDecoded) lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
     else if (req.body.length > CURL_BODY_LIMIT) lines.push('--data-binary @body.txt  # large body: see spec.req.body');
-    else lines.push(`--data-raw ${shellQuote(req.body.toString('utf8'))}`);
+    else lines.push(`--data-raw ${shellQuote(written && written.body.includes('{{') ? written.body : req.body.toString('utf8'))}`);
   }
   return lines.map((l, i) => (i === 0 ? l : '  ' + l)).join(' \\\n') + '\n';
 }
@@ -222,19 +234,21 @@ function testNoise(ex: Exchange, url: string, opts: DocOptions): NoiseDoc {
 
 export function exchangeToTestDoc(ex: Exchange, n: number, opts: DocOptions = {}): TestCaseDoc {
   const url = testUrl(ex, opts);
+  // The request before the response: a value can flow from one into the other (refs).
+  const req = requestDoc(ex, url, opts, true);
   return {
     version: API_VERSION,
     kind: 'Http',
     name: `test-${n}`,
     spec: {
       metadata: {},
-      req: requestDoc(ex, url, opts, true),
+      req,
       resp: responseDoc(ex, opts),
       objects: [],
       assertions: { noise: testNoise(ex, url, opts) },
       created: Number(wallNs(ex.request.firstByteNs, opts) / 1_000_000_000n),
     },
-    curl: curlCommand(ex.request, url, opts),
+    curl: curlCommand(ex.request, opts.refs ? req.url : url, opts, opts.refs ? req : undefined),
   };
 }
 
@@ -321,7 +335,7 @@ const BODY_PATHS: BlockPaths = { spec: { req: { body: true }, resp: { body: true
  *
  * Written by the small emitter in emit.ts (~10x faster than building a `yaml` Document for every
  * exchange while recording); a value it does not handle (Buffer, bigint, NaN...) goes through the
- * library as before.
+ * library.
  */
 export function renderYaml(doc: TestCaseDoc | MockDoc, schemaRef?: string): string {
   let text: string;
@@ -371,7 +385,7 @@ function readsBackAs(text: string, value: string): boolean {
   }
 }
 
-/** The former writer: a `yaml` Document of the whole file. For values emit.ts does not handle. */
+/** A `yaml` Document of the whole file, for values emit.ts does not handle. */
 export function renderYamlWithLibrary(doc: TestCaseDoc | MockDoc): string {
   const d = new Document(doc);
   // Large plain bodies are written as block literals by hand: the YAML library takes ~50 ms per

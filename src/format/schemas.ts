@@ -169,9 +169,25 @@ export const configSchema: JsonSchema = {
       description: 'Outgoing destinations not redirected to mocks: "127.0.0.1:5432", "db.internal:5432", "10.0.0.0/8".',
     },
     redact: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { headers: { type: 'array', items: { type: 'string' } } },
+      description:
+        'Also redacted when recording (besides Authorization, Cookie, API keys, passwords, tokens): a list of header names, JSON keys ' +
+        'and JSON paths ("$.user.ssn"), or { headers, keys, paths }.',
+      oneOf: [
+        { type: 'array', items: { type: 'string' } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            headers: { type: 'array', items: { type: 'string' } },
+            keys: { type: 'array', items: { type: 'string' } },
+            paths: { type: 'array', items: { type: 'string' } },
+          },
+        },
+      ],
+    },
+    secrets: {
+      type: 'string',
+      description: 'The secrets file (NAME: value), relative to tlsrec.yaml; written 0600 and git-ignored by record. Default .tlsrec-secrets.yaml.',
     },
     env: {
       type: 'object',
@@ -184,7 +200,7 @@ export const configSchema: JsonSchema = {
   },
 };
 
-/** File names under schema/ (and under <root>/.schema/ where the writer copies them). */
+/** File names under schema/ (and under <root>/.schema/ where the test-set writer copies them). */
 export const SCHEMA_FILES = {
   test: 'test.schema.json',
   mock: 'mocks.schema.json',

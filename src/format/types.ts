@@ -94,10 +94,15 @@ export interface ConfigDoc {
   noise?: NoiseDoc;
   /** Outgoing destinations that are NOT redirected to mocks: "127.0.0.1:5432", "db.internal:5432", "10.0.0.0/8". */
   passthrough?: string[];
-  /** Header names redacted when recording (added to the defaults). */
-  redact?: { headers?: string[] };
   /** Environment variables the app needs at replay (values in clear: not for secrets). */
   env?: Record<string, string | number | boolean>;
+  /**
+   * Redacted when recording, in addition to the defaults: a list of JSON keys/header names and
+   * JSON paths ("$.user.ssn"), or { headers, keys, paths }.
+   */
+  redact?: string[] | { headers?: string[]; keys?: string[]; paths?: string[] };
+  /** The secrets file (NAME: value), relative to tlsrec.yaml. Default .tlsrec-secrets.yaml. */
+  secrets?: string;
 }
 
 // ---- normalized model (what replay uses) ----
@@ -213,4 +218,10 @@ export interface Config {
   redactHeaders: string[];
   /** tlsrec.yaml `env:` (absent when the file has none): set for the app by test and rerecord, unless tlsrec's own environment has the name. */
   env?: Record<string, string>;
+  /** JSON keys (and query/form names) redacted in addition to the defaults. */
+  redactKeys?: string[];
+  /** JSON paths in bodies redacted in addition to the defaults. */
+  redactPaths?: string[];
+  /** Path of the secrets file (resolved against tlsrec.yaml's directory). */
+  secretsFile?: string;
 }

@@ -58,7 +58,7 @@ export class Cgroup {
     return new Cgroup(dir, BigInt(statSync(dir, { bigint: true }).ino));
   }
 
-  /** The cgroup at `path`, made by another process (the writer process gets its recorder's). */
+  /** The cgroup at `path`, made by another process (the file-writer process gets its recorder's). */
   static at(path: string): Cgroup {
     return new Cgroup(path, BigInt(statSync(path, { bigint: true }).ino));
   }
@@ -110,6 +110,17 @@ export class Cgroup {
       await new Promise((r) => setTimeout(r, 20));
     }
     return true;
+  }
+
+  /**
+   * Stop every process of the cgroup: SIGTERM, up to `graceMs` for them to exit, then SIGKILL and
+   * up to `killWaitMs` more. Resolves true once the cgroup is empty, false if it never was.
+   */
+  async terminate(graceMs: number, killWaitMs = 5_000): Promise<boolean> {
+    this.signalAll('SIGTERM');
+    if (await this.waitEmpty(graceMs)) return true;
+    this.signalAll('SIGKILL');
+    return this.waitEmpty(killWaitMs);
   }
 
   /**

@@ -1,8 +1,7 @@
 // Sleeping until a BPF ring buffer has something, instead of polling it from a timer. Node cannot
 // watch an arbitrary file descriptor, so epoll_wait(2) runs on a thread of libuv's pool (ffi-rs's
-// runInNewThread) and its promise resolves on the main thread. A timer that drained the rings
-// every 2-4 ms woke tlsrec ~530 times a second and cost it 4-6 % of a CPU with no traffic at all
-// (bench/README.md, session 9).
+// runInNewThread) and its promise resolves on the main thread. A timer draining the rings every
+// few milliseconds would wake tlsrec hundreds of times a second with no traffic at all (bench/README.md).
 
 import { DataType, allocMem, call, callErrno, callInThread, ensureLibc, freeMem } from './ffi.js';
 import { EnvironmentError } from '../errors.js';

@@ -81,12 +81,6 @@ export function toExternal(addr: number): JsExternal {
   return call('libc', 'memset', DataType.External, [DataType.I64, DataType.I32, DataType.I64], [addr, 0, 0]) as JsExternal;
 }
 
-/** JsExternal → address number. 0 for NULL. */
-export function addressOf(ptr: JsExternal): number {
-  ensureLibc();
-  return call('libc', 'memset', DataType.I64, [DataType.External, DataType.I32, DataType.I64], [ptr, 0, 0]) as number;
-}
-
 /** A zero-copy Buffer over native memory at `addr`. The caller keeps the memory alive. */
 export function viewAt(addr: number, length: number): Buffer {
   return createExternalBuffer(toExternal(addr), length);

@@ -3,7 +3,7 @@
 // document makers the writer (src/format/writer.ts) is given for their exchanges.
 
 import type { DocReader, DocReaders } from '../format/protocol-docs.js';
-import type { ExchangeDocs } from '../format/writer.js';
+import type { ExchangeDocs } from '../format/test-set-writer.js';
 import { PROTOCOLS } from './index.js';
 import type { Protocol } from './protocol.js';
 

@@ -194,11 +194,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       if (cgroup) {
-        cgroup.signalAll('SIGTERM');
-        if (!(await cgroup.waitEmpty(graceMs))) {
-          cgroup.signalAll('SIGKILL');
-          await cgroup.waitEmpty(5_000);
-        }
+        await cgroup.terminate(graceMs);
       } else if (child.pid !== undefined && exit === undefined) {
         signalGroup(child.pid, 'SIGTERM');
         if (!(await Promise.race([closed.then(() => true), deadlineAfter(graceMs).then(() => false)]))) {

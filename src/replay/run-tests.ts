@@ -38,6 +38,10 @@ import {
 import { createSender, requestPath, type Sender } from './sender.js';
 import { selectTests, type TestSelection } from './select.js';
 import { writeGithubReport } from './report/github.js';
+import { SecretStore, scrubbingStream } from './secrets.js';
+import { keployTemplateValues, VariableScope } from './variables.js';
+import { hasRef } from '../format/templates.js';
+import { secretNameFor } from '../format/secrets.js';
 import { inFileOrder, replayProtocolTest } from './protocol-tests.js';
 
 export interface TestOptions {
@@ -78,6 +82,8 @@ export interface TestOptions {
   onResponse?: (test: TestCase, set: TestSet, response: ActualResponse | undefined) => void;
   /** Sees every outgoing call the mock server received during a set, once the set has run. */
   onMockCalls?: (set: TestSet, calls: ReceivedCall[]) => void;
+  /** Values of {{ .secret.NAME }}. Default: the secrets file of `config` and TLSREC_SECRET_* of the environment. */
+  secrets?: SecretStore;
 }
 
 export interface TestRunResult {
@@ -198,6 +204,7 @@ interface Ctx {
   intr: Interruptor;
   terminal: TerminalReporter | undefined;
   mockStarter: (() => Promise<StartMockSession>) | undefined;
+  secrets: SecretStore;
 }
 
 export async function runTests(opts: TestOptions): Promise<TestRunResult> {
@@ -212,12 +219,19 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
     });
   }
   const terminal = opts.reporters.includes('terminal') ? new TerminalReporter(opts.out) : undefined;
+  const secrets = opts.secrets ?? SecretStore.load(opts.config);
+  // Said once per missing secret, before the run; the failures it causes name it again.
+  for (const [name, tests] of secrets.missing(sets)) {
+    const shown = tests.slice(0, 3).join(', ') + (tests.length > 3 ? `, and ${tests.length - 3} more` : '');
+    if (terminal) opts.out.write(`tlsrec: secret ${name} is not set; ${tests.length === 1 ? 'a test sends' : `${tests.length} tests send`} it (${shown}): ${secrets.hint(name)}\n`);
+  }
   const intr = new Interruptor(opts.handleSignals ?? true);
   const ctx: Ctx = {
     opts,
     intr,
     terminal,
     mockStarter: opts.mocks ? async () => opts.startMockSession ?? (await loadMockSessionStarter()) : undefined,
+    secrets,
   };
   const setReports: SetReport[] = [];
   if (picked.description !== '') {
@@ -274,6 +288,8 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
   let tmpDir: string | undefined;
   const missRanges: Array<[TestReport, number, number]> = [];
   let finalMisses: MockMiss[] = [];
+  const scope = new VariableScope(ctx.secrets, keployTemplateValues(set.dir));
+  const copyMiss = (m: MockMiss): MockMissInfo => ctx.secrets.scrubDeep(copyMissInfo(m));
 
   const command = opts.command ?? opts.config.command;
   const what = opts.appUrl ? `app at ${opts.appUrl}` : `app: ${command!.join(' ')}`;
@@ -307,6 +323,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
           cgroup,
           passthrough: opts.config.passthrough,
           tmpDir,
+          fillResponse: scope.fillMockResponse,
           ...(port !== undefined ? { appPort: port } : {}),
         };
         mocks = await intr.raceOwned(start(sessionOpts), (m) => m.close());
@@ -325,7 +342,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
           ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
           cgroup: cgroup ?? null,
           verbose: opts.verbose === true,
-          out: opts.out,
+          out: scrubbingStream(opts.out, ctx.secrets),
           signal: intr.abort.signal,
         });
       baseUrl = app.baseUrl;
@@ -343,7 +360,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         const replay = { baseUrl, timeoutMs: opts.requestTimeoutMs ?? 30_000, signal: intr.abort.signal };
         tr = await intr.race(replayProtocolTest(test, opts.protocols, replay));
       } else {
-        tr = await intr.race(runOne(test, set, sender, opts.config, opts.onResponse));
+        tr = await intr.race(runOne(test, set, sender, opts.config, scope, ctx.secrets, opts.onResponse));
         // A connection reset usually means the app died; its exit event may trail the error a little.
         const noResponse = tr.failures.some((f) => f.kind === 'request');
         const exit = app && noResponse ? await intr.race(app.waitExit(1_000)) : app?.exited();
@@ -403,10 +420,10 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
     report.mocks.misses = all;
     for (const [tr, from, to] of missRanges) tr.mockMisses = all.slice(from, to);
   }
-  return report;
+  return ctx.secrets.scrubDeep(report);
 }
 
-function copyMiss(m: MockMiss): MockMissInfo {
+function copyMissInfo(m: MockMiss): MockMissInfo {
   return m.closest ? { method: m.method, url: m.url, closest: { ...m.closest } } : { method: m.method, url: m.url };
 }
 
@@ -428,29 +445,75 @@ async function runOne(
   set: TestSet,
   sender: Sender,
   config: Config,
+  scope: VariableScope,
+  secrets: SecretStore,
+  onResponse?: TestOptions['onResponse'],
+): Promise<TestReport> {
+  const tr = await runPrepared(test, set, sender, config, scope, secrets, onResponse);
+  return secrets.scrubDeep(tr);
+}
+
+/** Path and query as the file has them: references stay readable ({{ .token }}, not %7B%7B…), values never show. */
+function shownPath(url: string): string {
+  return hasRef(url) ? url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/' : requestPath(url);
+}
+
+/**
+ * Needed secrets nobody supplied: the failure says which variable to set, first. Headers written
+ * as [REDACTED] (files recorded before references existed) are named too, with what to write instead.
+ */
+function withSecretHint(tr: TestReport, missing: string[], secrets: SecretStore, recorded: TestCase): TestReport {
+  if (tr.passed) return tr;
+  const hints = missing.map((name) => ({
+    kind: 'request' as const,
+    expected: `secret ${name}`,
+    actual: 'not supplied',
+    message: `${tr.name}: sends secret ${name}, which is not set: ${secrets.hint(name)}`,
+  }));
+  for (const [name] of recorded.request.headers.filter(([, v]) => v === '[REDACTED]')) {
+    const ref = `{{ .secret.${secretNameFor(name)} }}`;
+    hints.push({
+      kind: 'request' as const,
+      expected: `header ${name}`,
+      actual: '[REDACTED]',
+      message: `${tr.name}: header ${name} was recorded as [REDACTED] and is sent so: write ${ref} there and ${secrets.hint(secretNameFor(name))}, or record again`,
+    });
+  }
+  return hints.length === 0 ? tr : { ...tr, failures: [...hints, ...tr.failures] };
+}
+
+async function runPrepared(
+  recorded: TestCase,
+  set: TestSet,
+  sender: Sender,
+  config: Config,
+  scope: VariableScope,
+  secrets: SecretStore,
   onResponse?: TestOptions['onResponse'],
 ): Promise<TestReport> {
   const started = performance.now();
+  const { test, missingSecrets } = scope.prepare(recorded);
   try {
     const sent = await sender.send(test);
-    onResponse?.(test, set, sent.response);
-    const cmp = compareResponse(test.name, test.expected, sent.response, noiseFor(test, set, config));
+    // --detect-noise and --update see the answer against the test as it stands in its file.
+    onResponse?.(recorded, set, sent.response);
+    const cmp = compareResponse(test.name, scope.expect(test.expected, sent.response), sent.response, noiseFor(test, set, config));
     const tr: TestReport = {
       name: test.name,
       file: test.file,
       method: test.request.method,
-      url: requestPath(test.request.url),
+      url: shownPath(recorded.request.url),
       passed: cmp.passed,
       durationMs: sent.durationMs,
       failures: cmp.failures,
       mockMisses: [],
     };
     if (cmp.diff !== undefined) tr.diff = cmp.diff;
-    return tr;
+    return withSecretHint(tr, missingSecrets, secrets, recorded);
   } catch (err) {
-    onResponse?.(test, set, undefined);
-    const tr = failedTest(test, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
+    onResponse?.(recorded, set, undefined);
+    const tr = failedTest(recorded, 'request', `${test.name}: no response from the app: ${causeText(err)}`);
     tr.durationMs = performance.now() - started;
-    return tr;
+    return withSecretHint(tr, missingSecrets, secrets, recorded);
   }
 }

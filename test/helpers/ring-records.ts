@@ -1,18 +1,24 @@
-// CaptureEvents -> ring records (the format of bpf/capture.h that decodeRecord reads), so that tests
+// CaptureEvents -> ring records (the layout of src/capture/record-layout.ts that decodeRecord reads), so that tests
 // can feed the event files of real recordings (fixtures/events, JSON lines) to the stages that
-// take records: the spool and the writer process. Exec records get no file name (CaptureEvent has
+// take records: the spool and the file-writer process. Exec records get no file name (CaptureEvent has
 // none), and open records the kernel's struct cap_addr.
 
 import { isIP } from 'node:net';
-import { CAP_CLOSE, CAP_DATA, CAP_EXEC, CAP_HDR_SIZE, CAP_LOSS, CAP_OPEN } from '../../src/native/decode.js';
+import { CAP_ADDR, CAP_EVENT, CAP_HDR_SIZE, Dir, LossReason, RecordType, Role, Source } from '../../src/capture/record-layout.js';
 import { ipv6Bytes } from '../../src/ip-bytes.js';
 import type { CaptureEvent, Direction, OpenEvent } from '../../src/model/events.js';
 
-const TYPE_CODE = { data: CAP_DATA, open: CAP_OPEN, close: CAP_CLOSE, loss: CAP_LOSS, exec: CAP_EXEC } as const;
+const TYPE_CODE = {
+  data: RecordType.CAP_DATA,
+  open: RecordType.CAP_OPEN,
+  close: RecordType.CAP_CLOSE,
+  loss: RecordType.CAP_LOSS,
+  exec: RecordType.CAP_EXEC,
+} as const;
+const EV = CAP_EVENT.fields;
+const ADDR = CAP_ADDR.fields;
 const AF_INET = 2;
 const AF_INET6 = 10;
-/** struct cap_addr of bpf/capture.bpf.c: family u16, lport u16, rport u16, pad u16, laddr[16], raddr[16]. */
-const CAP_ADDR_SIZE = 40;
 
 function addrBytes(ip: string, asV4: boolean): Buffer {
   const kind = isIP(ip);
@@ -25,12 +31,12 @@ function addrBytes(ip: string, asV4: boolean): Buffer {
 function addrPayload(ev: OpenEvent): Buffer | undefined {
   if (ev.localAddr === undefined || ev.remoteAddr === undefined) return undefined;
   const v4 = isIP(ev.localAddr) === 4 && isIP(ev.remoteAddr) === 4;
-  const p = Buffer.alloc(CAP_ADDR_SIZE);
-  p.writeUInt16LE(v4 ? AF_INET : AF_INET6, 0);
-  p.writeUInt16LE(ev.localPort ?? 0, 2);
-  p.writeUInt16LE(ev.remotePort ?? 0, 4);
-  addrBytes(ev.localAddr, v4).copy(p, 8);
-  addrBytes(ev.remoteAddr, v4).copy(p, 24);
+  const p = Buffer.alloc(CAP_ADDR.size);
+  p.writeUInt16LE(v4 ? AF_INET : AF_INET6, ADDR.family.offset);
+  p.writeUInt16LE(ev.localPort ?? 0, ADDR.localPort.offset);
+  p.writeUInt16LE(ev.remotePort ?? 0, ADDR.remotePort.offset);
+  addrBytes(ev.localAddr, v4).copy(p, ADDR.localAddr.offset);
+  addrBytes(ev.remoteAddr, v4).copy(p, ADDR.remoteAddr.offset);
   return p;
 }
 
@@ -65,22 +71,22 @@ export function encodeRecords(events: readonly CaptureEvent[]): Buffer {
       pos = ev.pos;
       callLen = ev.len; // the kernel puts a loss's length there too
       dir = ev.dir;
-      aux = ev.reason === 'read_fault' ? 2 : 1;
+      aux = ev.reason === 'read_fault' ? LossReason.CAP_LOSS_READ_FAULT : LossReason.CAP_LOSS_RINGBUF_FULL;
     } else if (ev.type === 'open') {
-      aux = ev.role === 'accept' ? 2 : 1;
+      aux = ev.role === 'accept' ? Role.CAP_ROLE_ACCEPT : Role.CAP_ROLE_CONNECT;
     }
-    view.setBigUint64(at, ev.tsNs, true);
-    view.setBigUint64(at + 8, ev.connId, true);
-    view.setBigUint64(at + 16, pos, true);
-    view.setUint32(at + 24, ev.tgid, true);
-    view.setUint32(at + 28, ev.tid, true);
-    view.setUint32(at + 32, callLen, true);
-    view.setUint32(at + 36, chunkOff, true);
-    view.setUint32(at + 40, payload?.length ?? 0, true);
-    out[at + 44] = TYPE_CODE[ev.type];
-    out[at + 45] = ev.source === 'tls' ? 1 : 0;
-    out[at + 46] = dir === 'out' ? 1 : 0;
-    out[at + 47] = aux;
+    view.setBigUint64(at + EV.tsNs.offset, ev.tsNs, true);
+    view.setBigUint64(at + EV.conn.offset, ev.connId, true);
+    view.setBigUint64(at + EV.pos.offset, pos, true);
+    view.setUint32(at + EV.tgid.offset, ev.tgid, true);
+    view.setUint32(at + EV.tid.offset, ev.tid, true);
+    view.setUint32(at + EV.callLen.offset, callLen, true);
+    view.setUint32(at + EV.chunkOff.offset, chunkOff, true);
+    view.setUint32(at + EV.len.offset, payload?.length ?? 0, true);
+    out[at + EV.type.offset] = TYPE_CODE[ev.type];
+    out[at + EV.source.offset] = ev.source === 'tls' ? Source.CAP_SRC_TLS : Source.CAP_SRC_SOCKET;
+    out[at + EV.dir.offset] = dir === 'out' ? Dir.CAP_DIR_OUT : Dir.CAP_DIR_IN;
+    out[at + EV.aux.offset] = aux;
     at += CAP_HDR_SIZE;
     if (payload) at += payload.copy(out, at);
   }

@@ -31,6 +31,8 @@ export interface MockSessionOptions {
   passthrough: string[];
   /** Parent of the session's private directory (CA bundles), removed at close. */
   tmpDir: string;
+  /** Fills in a served response's variables with this run's values (VariableScope). */
+  fillResponse?: (response: Mock['response']) => Mock['response'];
 }
 
 export interface MockSession {
@@ -109,7 +111,13 @@ export async function startMockSession(opts: MockSessionOptions): Promise<MockSe
 
   try {
     ca = createRunCa({ tmpDir: opts.tmpDir, hosts: opts.mocks.map((m) => m.request.host) });
-    server = await startMockServer({ matcher, ca, protocols: opts.protocols ?? PROTOCOLS, protocolMocks: opts.protocolMocks ?? [] });
+    server = await startMockServer({
+      matcher,
+      ca,
+      protocols: opts.protocols ?? PROTOCOLS,
+      protocolMocks: opts.protocolMocks ?? [],
+      ...(opts.fillResponse ? { fillResponse: opts.fillResponse } : {}),
+    });
     dns = await startDnsServer({ overrides: passthrough.dnsOverrides });
     redirect = attachRedirect({
       cgroupPath: opts.cgroup.path,

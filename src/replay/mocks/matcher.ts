@@ -14,6 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { HeaderList } from '../../model/exchange.js';
 import type { Mock, MockNoise } from '../../format/types.js';
 import { noisePathMatches, normalizeNoisePath, type Seg } from '../compare.js';
+import { hasRef, templateMatches } from '../../format/templates.js';
 
 export type Stage = 'method' | 'host' | 'path' | 'query' | 'body';
 export const STAGES: readonly Stage[] = ['method', 'host', 'path', 'query', 'body'];
@@ -123,7 +124,8 @@ export function matchStages(mock: Mock, call: IncomingCall): StageResult {
   passed.push('host');
 
   const wantPath = m.path === '' ? '/' : m.path;
-  if (wantPath !== call.path) return fail('path', `expected ${wantPath}, got ${call.path}`);
+  // A recorded value that flows ({{ .id }}) or a secret ({{ .secret.KEY }}) matches any value there.
+  if (wantPath !== call.path && !(hasRef(wantPath) && templateMatches(wantPath, call.path))) return fail('path', `expected ${wantPath}, got ${call.path}`);
   passed.push('path');
 
   const q = compareQuery(m.query, call.query);
@@ -137,7 +139,16 @@ export function matchStages(mock: Mock, call: IncomingCall): StageResult {
 }
 
 /** Query as a multiset of pairs: order does not matter, repetitions do. */
-function compareQuery(want: Array<[string, string]>, got: Array<[string, string]>): string | undefined {
+function compareQuery(wantPairs: Array<[string, string]>, gotPairs: Array<[string, string]>): string | undefined {
+  // Pairs whose recorded value is a reference match a pair of the same name with any value.
+  const got = [...gotPairs];
+  const want = wantPairs.filter(([k, v]) => {
+    if (!hasRef(v)) return true;
+    const i = got.findIndex(([gk, gv]) => gk === k && templateMatches(v, gv));
+    if (i < 0) return true;
+    got.splice(i, 1);
+    return false;
+  });
   const count = (pairs: Array<[string, string]>): Map<string, number> => {
     const m = new Map<string, number>();
     for (const [k, v] of pairs) {
@@ -195,6 +206,7 @@ function compareText(want: Buffer, got: Buffer): { detail: string } | undefined 
   if (want.equals(got)) return undefined;
   const w = want.toString('utf8');
   const g = got.toString('utf8');
+  if (hasRef(w) && templateMatches(w, g)) return undefined;
   let i = 0;
   while (i < w.length && i < g.length && w[i] === g[i]) i++;
   return { detail: `text differs at character ${i} (expected ${snippet(w.slice(i))}, got ${snippet(g.slice(i))})` };
@@ -244,6 +256,7 @@ export function ignoredBy(noise: MockNoise | undefined): IgnoreField | undefined
 export function jsonDiff(want: unknown, got: unknown, path = '$', ignore?: IgnoreField, segs: Seg[] = []): { path: string; detail: string } | undefined {
   if (ignore && segs.length > 0 && ignore(segs, want)) return undefined;
   if (isDeepStrictEqual(want, got)) return undefined;
+  if (typeof want === 'string' && typeof got === 'string' && hasRef(want) && templateMatches(want, got)) return undefined;
   const tw = typeName(want);
   const tg = typeName(got);
   if (tw !== tg) return { path, detail: `expected ${tw} ${show(want)}, got ${tg} ${show(got)}` };

@@ -13,6 +13,7 @@ import type { Protocol } from '../../protocols/protocol.js';
 import { decodeContentEncoding, encodeContentEncoding } from '../../protocols/http1/content-encoding.js';
 import { EnvironmentError, causeText } from '../../errors.js';
 import type { RunCa } from './ca.js';
+import type { Mock } from '../../format/types.js';
 import { splitTarget, type IncomingCall, type MockMatcher } from './matcher.js';
 import { ProtocolMocks } from './protocol-mocks.js';
 
@@ -23,6 +24,8 @@ export interface MockServerOptions {
   host?: string;
   /** Called for each miss with the one-line explanation (for logs). */
   onMiss?: (message: string) => void;
+  /** Fills in a response's variables ({{ .token }}) with this run's values before it is sent. */
+  fillResponse?: (response: Mock['response']) => Mock['response'];
   /** Protocols besides HTTP/1: those with `mocks.serve` are handed the connections they take. */
   protocols?: readonly Protocol[];
   /** Their mocks (TestSet.protocolMocks), in recorded order. */
@@ -127,7 +130,7 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
       res.end(text);
       return;
     }
-    const r = outcome.mock.response;
+    const r = opts.fillResponse ? opts.fillResponse(outcome.mock.response) : outcome.mock.response;
     const flat: string[] = [];
     let contentEncoding: string | undefined;
     for (const [k, v] of r.headers) {

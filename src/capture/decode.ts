@@ -1,23 +1,17 @@
-// Decodes ring buffer records (struct cap_event of bpf/capture.h + payload) into CaptureEvents.
+// Decodes ring buffer records (struct cap_event + payload, record-layout.ts) into CaptureEvents.
 // The spool between the recorder and its writer process carries the records as the kernel wrote
-// them (src/record/background-writer.ts): the recorder only looks at a few header fields
-// (recordLength and the helpers after it) and the writer process decodes (decodeRecords).
-// Keep the offsets in sync with bpf/capture.h.
+// them: the recorder only looks at a few header fields (recordLength and the helpers after it) and
+// the writer process decodes (decodeRecords).
 
 import type { CaptureEvent, CaptureSource, Direction } from '../model/events.js';
+import { CAP_ADDR, CAP_EVENT, CAP_HDR_SIZE, Dir, LossReason, RecordType, Role, Source } from './record-layout.js';
 
-export const CAP_HDR_SIZE = 48;
-/** enum cap_type of bpf/capture.h */
-export const CAP_DATA = 1;
-export const CAP_OPEN = 2;
-export const CAP_CLOSE = 3;
-export const CAP_LOSS = 4;
-export const CAP_EXEC = 5;
-/** Only on the `mapped` ring (src/native/capture.ts reads it), never spooled. */
-export const CAP_MAP = 6;
+const EV = CAP_EVENT.fields;
+const ADDR = CAP_ADDR.fields;
+const AF_INET = 2;
 
 function ipText(family: number, b: Buffer): string {
-  if (family === 2) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (family === AF_INET) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   // IPv4-mapped IPv6 (::ffff:a.b.c.d): show the IPv4 address, as Node does for dual-stack sockets.
   if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   const parts: string[] = [];
@@ -37,40 +31,40 @@ export interface DecodeSideInfo {
  */
 export function decodeRecord(rec: Buffer, side?: DecodeSideInfo): CaptureEvent | undefined {
   if (rec.length < CAP_HDR_SIZE) return undefined;
-  const tsNs = rec.readBigUInt64LE(0);
-  const connId = rec.readBigUInt64LE(8);
-  const pos = rec.readBigUInt64LE(16);
-  const tgid = rec.readUInt32LE(24);
-  const tid = rec.readUInt32LE(28);
-  const callLen = rec.readUInt32LE(32);
-  const chunkOff = rec.readUInt32LE(36);
-  const len = Math.min(rec.readUInt32LE(40), rec.length - CAP_HDR_SIZE);
-  const type = rec[44];
-  const source: CaptureSource = rec[45] === 1 ? 'tls' : 'socket';
-  const dir: Direction = rec[46] === 1 ? 'out' : 'in';
-  const aux = rec[47];
+  const tsNs = rec.readBigUInt64LE(EV.tsNs.offset);
+  const connId = rec.readBigUInt64LE(EV.conn.offset);
+  const pos = rec.readBigUInt64LE(EV.pos.offset);
+  const tgid = rec.readUInt32LE(EV.tgid.offset);
+  const tid = rec.readUInt32LE(EV.tid.offset);
+  const callLen = rec.readUInt32LE(EV.callLen.offset);
+  const chunkOff = rec.readUInt32LE(EV.chunkOff.offset);
+  const len = Math.min(rec.readUInt32LE(EV.len.offset), rec.length - CAP_HDR_SIZE);
+  const type = rec[EV.type.offset];
+  const source: CaptureSource = rec[EV.source.offset] === Source.CAP_SRC_TLS ? 'tls' : 'socket';
+  const dir: Direction = rec[EV.dir.offset] === Dir.CAP_DIR_OUT ? 'out' : 'in';
+  const aux = rec[EV.aux.offset];
   const payload = rec.subarray(CAP_HDR_SIZE, CAP_HDR_SIZE + len);
-  // Object literals written out in full: `{ ...base, ... }` cost ~4 µs a record (V8's object
-  // spread), which was a third of the recorder's CPU under small-request load.
+  // Object literals written out in full: `{ ...base, ... }` costs ~4 µs a record (V8's object
+  // spread), a third of the recorder's CPU under small-request load.
   switch (type) {
-    case CAP_DATA:
+    case RecordType.CAP_DATA:
       return { tsNs, tgid, tid, source, connId, type: 'data', dir, pos, callLen, chunkOff, data: Buffer.from(payload) };
-    case CAP_OPEN: {
-      const ev: CaptureEvent = { tsNs, tgid, tid, source, connId, type: 'open', role: aux === 2 ? 'accept' : 'connect' };
-      if (payload.length >= 40) {
-        const family = payload.readUInt16LE(0);
-        ev.localPort = payload.readUInt16LE(2);
-        ev.remotePort = payload.readUInt16LE(4);
-        ev.localAddr = ipText(family, payload.subarray(8, 24));
-        ev.remoteAddr = ipText(family, payload.subarray(24, 40));
+    case RecordType.CAP_OPEN: {
+      const ev: CaptureEvent = { tsNs, tgid, tid, source, connId, type: 'open', role: aux === Role.CAP_ROLE_ACCEPT ? 'accept' : 'connect' };
+      if (payload.length >= CAP_ADDR.size) {
+        const family = payload.readUInt16LE(ADDR.family.offset);
+        ev.localPort = payload.readUInt16LE(ADDR.localPort.offset);
+        ev.remotePort = payload.readUInt16LE(ADDR.remotePort.offset);
+        ev.localAddr = ipText(family, payload.subarray(ADDR.localAddr.offset, ADDR.localAddr.offset + ADDR.localAddr.size));
+        ev.remoteAddr = ipText(family, payload.subarray(ADDR.remoteAddr.offset, ADDR.remoteAddr.offset + ADDR.remoteAddr.size));
       }
       return ev;
     }
-    case CAP_CLOSE:
+    case RecordType.CAP_CLOSE:
       return { tsNs, tgid, tid, source, connId, type: 'close' };
-    case CAP_LOSS:
-      return { tsNs, tgid, tid, source, connId, type: 'loss', dir, pos, len: callLen, reason: aux === 2 ? 'read_fault' : 'ringbuf_full' };
-    case CAP_EXEC:
+    case RecordType.CAP_LOSS:
+      return { tsNs, tgid, tid, source, connId, type: 'loss', dir, pos, len: callLen, reason: aux === LossReason.CAP_LOSS_READ_FAULT ? 'read_fault' : 'ringbuf_full' };
+    case RecordType.CAP_EXEC:
       if (side) side.execPath = payload.toString('utf8');
       return { tsNs, tgid, tid, source, connId, type: 'exec' };
     default:
@@ -87,19 +81,19 @@ export function decodeRecord(rec: Buffer, side?: DecodeSideInfo): CaptureEvent |
  */
 export function recordLength(rec: Buffer): number {
   if (rec.length < CAP_HDR_SIZE) return 0;
-  const type = rec[44]!;
-  const length = CAP_HDR_SIZE + rec.readUInt32LE(40);
-  return type < CAP_DATA || type > CAP_EXEC || length > rec.length ? 0 : length;
+  const type = rec[EV.type.offset]!;
+  const length = CAP_HDR_SIZE + rec.readUInt32LE(EV.len.offset);
+  return type < RecordType.CAP_DATA || type > RecordType.CAP_EXEC || length > rec.length ? 0 : length;
 }
 
 /** The payload bytes of a data record (what the status line counts as captured); 0 for other records. */
 export function dataLength(rec: Buffer): number {
-  return rec[44] === CAP_DATA ? rec.readUInt32LE(40) : 0;
+  return rec[EV.type.offset] === RecordType.CAP_DATA ? rec.readUInt32LE(EV.len.offset) : 0;
 }
 
 /** The process of an exec record (a new program to look for OpenSSL in), else undefined. */
 export function execTgid(rec: Buffer): number | undefined {
-  return rec[44] === CAP_EXEC ? rec.readUInt32LE(24) : undefined;
+  return rec[EV.type.offset] === RecordType.CAP_EXEC ? rec.readUInt32LE(EV.tgid.offset) : undefined;
 }
 
 /**
@@ -112,11 +106,11 @@ export function decodeRecords(batch: Buffer): CaptureEvent[] {
   let at = 0;
   while (at < batch.length) {
     if (batch.length - at < CAP_HDR_SIZE) throw new Error(`event batch: ${batch.length - at} bytes at offset ${at} are not a whole event header`);
-    const len = batch.readUInt32LE(at + 40);
+    const len = batch.readUInt32LE(at + EV.len.offset);
     const end = at + CAP_HDR_SIZE + len;
     if (end > batch.length) throw new Error(`event batch: the event at offset ${at} says ${len} payload bytes, ${batch.length - at - CAP_HDR_SIZE} are left`);
     const ev = decodeRecord(batch.subarray(at, end));
-    if (!ev) throw new Error(`event batch: unknown event type ${batch[at + 44]} at offset ${at}`);
+    if (!ev) throw new Error(`event batch: unknown event type ${batch[at + EV.type.offset]} at offset ${at}`);
     events.push(ev);
     at = end;
   }

@@ -1,5 +1,5 @@
-// The on-disk spool between the recorder and its writer process (src/format/spool.ts): frame
-// parsing at every split point, and a writer and a reader working on the same directory with small
+// The on-disk spool between the recorder and its file-writer process (src/spool/segments.ts): frame
+// parsing at every split point, and an appender and a reader working on the same directory with small
 // segments, so that rotation, deletion of finished segments and cut-off frames are exercised.
 // Random data comes from a seeded PRNG: a failure names its seed and is reproducible.
 
@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseFrames, segmentPath, SpoolReader, SpoolWriteError, SpoolWriter, type SpoolItem } from '../src/format/spool.js';
+import { parseFrames, segmentPath, SpoolReader, SpoolAppendError, SpoolAppender, type SpoolItem } from '../src/spool/segments.js';
 import { seededRandom } from './helpers/random.js';
 
 const NEXT = '#tlsrec-spool next\n';
@@ -48,7 +48,7 @@ describe('parseFrames', () => {
     expect(records(items)).toEqual([...bodies, '<next>']);
     // A record's data is exactly its bytes (binary kept).
     const bin = items[4]!;
-    expect(bin.kind === 'record' && [...bin.data]).toEqual([0x00, 0xff, 0x0a, 0x0d, 0x80]);
+    expect(bin.kind === 'frame' && [...bin.data]).toEqual([0x00, 0xff, 0x0a, 0x0d, 0x80]);
   });
 
   it('an empty buffer is nothing, with nothing used', () => {
@@ -99,7 +99,7 @@ describe('parseFrames', () => {
   });
 });
 
-describe('SpoolWriter and SpoolReader', () => {
+describe('SpoolAppender and SpoolReader', () => {
   let dir = '';
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'tlsrec-spool-test-'));
@@ -113,7 +113,7 @@ describe('SpoolWriter and SpoolReader', () => {
   /** Writes `count` seeded random records to a spool of 64 KiB segments and closes it; returns them. */
   function closedSpoolOfRandomRecords(seed: number, count: number): Buffer[] {
     const rand = seededRandom(seed);
-    const writer = new SpoolWriter(dir, PREFIX, 64 * 1024);
+    const writer = new SpoolAppender(dir, PREFIX, 64 * 1024);
     const records: Buffer[] = [];
     for (let i = 0; i < count; i++) {
       const data = randomBytes(rand, randomSize(rand));
@@ -155,7 +155,7 @@ describe('SpoolWriter and SpoolReader', () => {
       expect(reader.step()).toBe(false);
       expect(reader.step()).toBe(false);
 
-      const writer = new SpoolWriter(dir, PREFIX, SEG);
+      const writer = new SpoolAppender(dir, PREFIX, SEG);
       expect(writer.prefix).toBe(PREFIX);
       let maxSeg = 0;
       let drains = 0;
@@ -239,7 +239,7 @@ describe('SpoolWriter and SpoolReader', () => {
 
   it('segment layout: frames back to back, a frame that exactly fills a segment stays, the next one rotates', () => {
     const SEG = 1000;
-    const writer = new SpoolWriter(dir, PREFIX, SEG);
+    const writer = new SpoolAppender(dir, PREFIX, SEG);
     expect(readdirSync(dir)).toEqual([`${PREFIX}-0`]); // created by the constructor
     expect(statSync(segmentPath(dir, PREFIX, 0)).size).toBe(0);
     const body = Buffer.alloc(SEG - '#tlsrec-spool 982\n'.length, 0x61);
@@ -269,9 +269,9 @@ describe('SpoolWriter and SpoolReader', () => {
   });
 
   it('does not take over an existing spool with the same prefix', () => {
-    const writer = new SpoolWriter(dir, PREFIX, 1024);
+    const writer = new SpoolAppender(dir, PREFIX, 1024);
     writer.append([Buffer.from('mine')]);
-    expect(() => new SpoolWriter(dir, PREFIX, 1024)).toThrow(/EEXIST/);
+    expect(() => new SpoolAppender(dir, PREFIX, 1024)).toThrow(/EEXIST/);
     writer.close();
     expect(readFileSync(segmentPath(dir, PREFIX, 0), 'latin1')).toBe(frame('mine').toString('latin1'));
   });
@@ -322,7 +322,7 @@ describe('SpoolWriter and SpoolReader', () => {
   });
 
   it('finish() reports a cut-off frame header too, and a cut-off "next" line', () => {
-    const writer = new SpoolWriter(dir, PREFIX, 1024);
+    const writer = new SpoolAppender(dir, PREFIX, 1024);
     writer.append([Buffer.from('a')]);
     writer.close();
     appendFileSync(segmentPath(dir, PREFIX, 0), '#tlsrec-sp');
@@ -333,7 +333,7 @@ describe('SpoolWriter and SpoolReader', () => {
     expect(reader.finish()).toBe('#tlsrec-sp'.length);
     expect(readdirSync(dir)).toEqual([]);
 
-    const w2 = new SpoolWriter(dir, PREFIX, 1024);
+    const w2 = new SpoolAppender(dir, PREFIX, 1024);
     w2.append([Buffer.from('b')]);
     w2.close();
     appendFileSync(segmentPath(dir, PREFIX, 0), NEXT.slice(0, 12));
@@ -345,7 +345,7 @@ describe('SpoolWriter and SpoolReader', () => {
   });
 
   it('a failed batch (short write, then ENOSPC) is cut off whole; later frames follow it without a hole', () => {
-    const w = new SpoolWriter(dir, 'p', 1 << 16);
+    const w = new SpoolAppender(dir, 'p', 1 << 16);
     w.append([Buffer.from('first')]);
     expect(w.flush()).toBe(1);
     const realWritev = fs.writevSync;
@@ -367,9 +367,9 @@ describe('SpoolWriter and SpoolReader', () => {
       } catch (err) {
         caught = err;
       }
-      expect(caught).toBeInstanceOf(SpoolWriteError);
-      expect((caught as SpoolWriteError).frames).toBe(2); // the whole batch, named
-      expect((caught as SpoolWriteError).message).toMatch(/ENOSPC/);
+      expect(caught).toBeInstanceOf(SpoolAppendError);
+      expect((caught as SpoolAppendError).frames).toBe(2); // the whole batch, named
+      expect((caught as SpoolAppendError).message).toMatch(/ENOSPC/);
       expect(w.pendingBytes()).toBe(0);
     } finally {
       for (const spy of spies) spy.mockRestore();
@@ -384,7 +384,7 @@ describe('SpoolWriter and SpoolReader', () => {
   });
 
   it('a batch that fails part way keeps the frames written whole (the reader may have them) and counts only the rest', () => {
-    const w = new SpoolWriter(dir, 'p', 1 << 16);
+    const w = new SpoolAppender(dir, 'p', 1 << 16);
     const realWritev = fs.writevSync;
     const spies = [
       // the first frame and 3 bytes of the second get written, then the disk is full
@@ -407,8 +407,8 @@ describe('SpoolWriter and SpoolReader', () => {
       for (const spy of spies) spy.mockRestore();
       syncBuiltinESMExports();
     }
-    expect(caught).toBeInstanceOf(SpoolWriteError);
-    expect((caught as SpoolWriteError).frames).toBe(2); // "two" and "three"
+    expect(caught).toBeInstanceOf(SpoolAppendError);
+    expect((caught as SpoolAppendError).frames).toBe(2); // "two" and "three"
     expect(readFileSync(segmentPath(dir, 'p', 0), 'latin1')).toBe('#tlsrec-spool 3\none');
     w.append([Buffer.from('four')]);
     w.close();

@@ -1,13 +1,14 @@
-// When the writer process (writer-process.ts) may work while the recorded command runs. Pure: it is
-// handed the clock and the spool's byte counts, so its decisions are tested without timing.
+// When the file-writer process (file-writer-process.ts) may work while the recorded command runs.
+// Pure: it is handed the clock and the spool's byte counts, so its decisions are tested without
+// timing.
 //
-// Why the writer holds back at all: on the 2-vCPU machines measured, any work on the other CPU
+// Why the process holds back at all: on the 2-vCPU machines measured, any work on the other CPU
 // slows the app, whatever its priority (an idle-class busy loop cost the bare server 16-34 % of its
-// throughput; bench/README.md, session 6). The backlog waits on disk (the spool), so holding back
-// costs time at the end, not memory.
+// throughput; bench/README.md). The backlog waits on disk (the spool), so holding back costs time
+// at the end, not memory.
 
-/** What the writer does in its next turn. */
-export type WriterMode =
+/** What the file-writer process does in its next turn. */
+export type FileWriterMode =
   /** Traffic arrives fast (a load test): do nothing until the command ends or the backlog is large. */
   | 'wait'
   /** Light traffic: a short slice of work, then a gap, so files appear as the recording goes on. */
@@ -16,23 +17,23 @@ export type WriterMode =
   | 'full';
 
 export interface PacingSettings {
-  /** Above this rate of spool growth the writer waits. */
+  /** Above this rate of spool growth the process waits. */
   underLoadBytesPerS: number;
   /** The rate is measured over windows of this length. */
   windowMs: number;
-  /** With more than this in the spool, the writer works without pause even under load. */
+  /** With more than this in the spool, the process works without pause even under load. */
   behindBytes: number;
 }
 
 export const DEFAULT_PACING: PacingSettings = {
   underLoadBytesPerS: 1024 * 1024,
-  // Short, and the flip to 'wait' happens as soon as a window's quota has arrived: a writer that
-  // went on with a 1 s window took 11-28 % of a CPU during a bare-server load test (session 7).
+  // Short, and the flip to 'wait' happens as soon as a window's quota has arrived: with a 1 s
+  // window the process took 11-28 % of a CPU during a bare-server load test.
   windowMs: 250,
   behindBytes: 64 * 1024 * 1024,
 };
 
-export class WriterPacing {
+export class FileWriterPacing {
   private mark: { at: number; arrived: number } | undefined;
   private underLoad = false;
 
@@ -41,10 +42,10 @@ export class WriterPacing {
   /**
    * @param now a millisecond clock
    * @param arrivedBytes everything spooled so far (handled + backlog)
-   * @param backlogBytes what the writer has not handled yet
+   * @param backlogBytes what the process has not handled yet
    * @param commandRunning false once the recorded command has ended (or the recorder is done)
    */
-  mode(now: number, arrivedBytes: number, backlogBytes: number, commandRunning: boolean): WriterMode {
+  mode(now: number, arrivedBytes: number, backlogBytes: number, commandRunning: boolean): FileWriterMode {
     this.measure(now, arrivedBytes);
     if (!commandRunning || backlogBytes >= this.settings.behindBytes) return 'full';
     return this.underLoad ? 'wait' : 'paced';

@@ -1,13 +1,13 @@
-// WriterPacing (src/record/writer-pacing.ts) decides from a clock and byte counts it is handed, so
+// FileWriterPacing (src/spool/pacing.ts) decides from a clock and byte counts it is handed, so
 // these tests drive it with made-up times: no timing in the test.
 import { describe, expect, it } from 'vitest';
-import { WriterPacing } from '../src/record/writer-pacing.js';
+import { FileWriterPacing } from '../src/spool/pacing.js';
 
 const settings = { underLoadBytesPerS: 1000_000, windowMs: 100, behindBytes: 10_000_000 };
 
-describe('WriterPacing', () => {
+describe('FileWriterPacing', () => {
   it('is paced while traffic is light, and full once the command has ended', () => {
-    const p = new WriterPacing(settings);
+    const p = new FileWriterPacing(settings);
     let arrived = 0;
     for (let t = 0; t <= 1000; t += 20) {
       arrived += 1000; // 50 kB/s
@@ -17,14 +17,14 @@ describe('WriterPacing', () => {
   });
 
   it('waits as soon as a window quota has arrived, without waiting for the window to end', () => {
-    const p = new WriterPacing(settings);
+    const p = new FileWriterPacing(settings);
     expect(p.mode(0, 0, 0, true)).toBe('paced');
     expect(p.mode(10, 50_000, 50_000, true)).toBe('paced'); // half the 100 kB quota
     expect(p.mode(20, 100_001, 100_001, true)).toBe('wait'); // 20 ms into the window
   });
 
   it('keeps waiting while the load lasts, and goes back to paced a window after it stops', () => {
-    const p = new WriterPacing(settings);
+    const p = new FileWriterPacing(settings);
     let arrived = 0;
     let t = 0;
     p.mode(t, arrived, 0, true);
@@ -48,14 +48,14 @@ describe('WriterPacing', () => {
   });
 
   it('works without pause under load once the backlog passes behindBytes', () => {
-    const p = new WriterPacing(settings);
+    const p = new FileWriterPacing(settings);
     p.mode(0, 0, 0, true);
     expect(p.mode(50, 2_000_000, 2_000_000, true)).toBe('wait');
     expect(p.mode(60, 10_000_000, 10_000_000, true)).toBe('full');
   });
 
   it('measures a late tick over the time that really passed', () => {
-    const p = new WriterPacing(settings);
+    const p = new FileWriterPacing(settings);
     p.mode(0, 0, 0, true);
     // 150 kB in 300 ms is 500 kB/s: under the rate, though more than one window's quota arrived.
     // The flip inside the window does not happen because the tick comes after the window's end.

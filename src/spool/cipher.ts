@@ -1,8 +1,8 @@
-// The spool between the recorder and its writer process holds captured plaintext: request and
+// The spool between the recorder and its file-writer process holds captured plaintext: request and
 // response bytes before anything is redacted. It is encrypted with a key that exists only in the
-// memory of those two processes (the writer gets it in its environment, readable by its owner
-// only), so that what reaches the disk before the test files, or is left behind by a crash, never
-// holds a secret header or body in the clear. AES-256-CTR from node:crypto; each frame's IV is a
+// memory of those two processes (the file-writer process gets it in its environment, readable by
+// its owner only), so that what reaches the disk before the test files, or is left behind by a
+// crash, never holds a secret header or body in the clear. AES-256-CTR from node:crypto; each frame's IV is a
 // random prefix and the frame's number, so no two frames share counter blocks.
 
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
@@ -10,9 +10,6 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 const ALGORITHM = 'aes-256-ctr';
 const KEY_BYTES = 32;
 const IV_BYTES = 16;
-
-/** The environment variable the writer process reads its key from (and deletes). */
-export const SPOOL_KEY_ENV = 'TLSREC_SPOOL_KEY';
 
 export class SpoolCipher {
   /** Bytes a sealed frame has more than its plaintext. */

@@ -1,10 +1,9 @@
-// Collecting garbage after big bodies. A body of MiBs leaves several copies behind (ring chunks,
-// the joined body, its encodings) that V8 would only collect once its heap had grown far past
-// what is live: recording 1 GiB of 2 MiB bodies peaked at ~330 MB (recorder) + ~200 MB (writer).
-// A full collection every MiB of big bodies keeps the writer process, which reconstructs and
-// renders them, near what it really holds (figures in bench/README.md), at a cost of a few ms per
-// collection; small-body traffic rarely triggers one. (The recorder only handles ring chunks of
-// at most 16 KiB, which V8's scavenger takes cheaply.)
+// Collecting garbage after big bodies in the file-writer process. A body of MiBs leaves several
+// copies behind (ring chunks, the joined body, its encodings) that V8 would only collect once its
+// heap had grown far past what is live. A full collection every MiB of big bodies keeps the
+// process, which reconstructs and renders them, near what it really holds (figures in
+// bench/README.md), at a cost of a few ms per collection; small-body traffic rarely triggers one.
+// (The recorder only handles ring chunks of at most 16 KiB, which V8's scavenger takes cheaply.)
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -34,8 +33,8 @@ export class BodyGarbageCollector {
   private bytes = 0;
 
   /**
-   * Collects inside note(): its caller (the writer process) has just let go of the exchange, and
-   * works in 50 ms slices that would otherwise pile up tens of MiB of garbage.
+   * Collects inside note(): its caller (the file-writer process) has just let go of the exchange,
+   * and works in 50 ms slices that would otherwise pile up tens of MiB of garbage.
    */
   constructor(private readonly everyBytes: number) {}
 

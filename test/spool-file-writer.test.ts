@@ -1,10 +1,10 @@
-// The writer process (src/record/background-writer.ts + writer-process.ts) must write exactly the
+// The file-writer process (src/spool/spooler.ts + file-writer-process.ts) must write exactly the
 // files that reconstructing in-process and writing with TestSetWriter give: same tests, same
 // mocks.yaml, byte for byte, and the same reconstruction summary, for every real eBPF event
 // recording in fixtures/events/. Also: nothing of the plaintext reaches the spool, secrets are
 // redacted in the files, and nothing of the spool is left behind.
 //
-// The writer process runs the compiled script (dist/, built by `npm test` before vitest runs).
+// The file-writer process runs the compiled script (dist/, built by `npm test` before vitest runs).
 
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,12 +14,12 @@ import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
 import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
-import { BackgroundWriter } from '../src/record/background-writer.js';
-import { TestSetWriter } from '../src/format/writer.js';
+import { Spooler } from '../src/spool/spooler.js';
+import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { repoRoot } from './helpers/procs.js';
 import { encodeRecords } from './helpers/ring-records.js';
 
-const writerScript = join(repoRoot, 'dist', 'record', 'writer-process-main.js');
+const fileWriterScript = join(repoRoot, 'dist', 'record', 'file-writer-main.js');
 const eventsDir = join(repoRoot, 'fixtures', 'events');
 const MONO_TO_WALL = 1_732_000_000_000_000_000n; // fixed, so both writers render the same timestamps
 
@@ -44,12 +44,12 @@ interface Recording {
   stats: ReconstructStats;
 }
 
-describe('the writer process writes what reconstruction and TestSetWriter write in-process', () => {
+describe('the file-writer process writes what reconstruction and TestSetWriter write in-process', () => {
   const recordings: Recording[] = [];
   let dirs: string[] = [];
 
   beforeAll(async () => {
-    expect(existsSync(writerScript), `${writerScript} (run npm run build)`).toBe(true);
+    expect(existsSync(fileWriterScript), `${fileWriterScript} (run npm run build)`).toBe(true);
     for (const name of readdirSync(eventsDir).filter((n) => n.endsWith('.jsonl')).sort()) {
       const events: CaptureEvent[] = [];
       const exchanges: Exchange[] = [];
@@ -84,7 +84,7 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
       for (const ex of rec.exchanges) sync.writeExchange(ex);
       const syncSummary = await sync.close();
 
-      const bg = await BackgroundWriter.start({ rootDir: viaProcess, monoToWallNs: MONO_TO_WALL, writerScript });
+      const bg = await Spooler.start({ rootDir: viaProcess, monoToWallNs: MONO_TO_WALL, fileWriterScript });
       for (let i = 0; i < rec.events.length; i += 7) {
         bg.writeRecords(encodeRecords(rec.events.slice(i, i + 7)));
         if (i % 21 === 0) bg.flush(); // frames of different sizes
@@ -111,7 +111,7 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     expect(secret).not.toBe('[REDACTED]');
 
     const root = newDir();
-    const bg = await BackgroundWriter.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, writerScript });
+    const bg = await Spooler.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, fileWriterScript });
     process.kill(bg.pid!, 'SIGSTOP'); // so that the spool is still there to be read
     bg.writeRecords(encodeRecords(rec!.events));
     bg.flush();
@@ -126,17 +126,17 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     const files = tree(root);
     const text = [...files.values()].map((b) => b.toString('latin1')).join('\n');
     expect(text).not.toContain(secret);
-    expect(text).toContain('[REDACTED]');
+    expect(text).toContain('{{ .secret.AUTHORIZATION }}');
   });
 
-  it('the redaction options reach the writer process: extra header names, and redaction off', async () => {
+  it('the redaction options reach the file-writer process: extra header names, and redaction off', async () => {
     const rec = recordings.find((r) => r.exchanges.some((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization')))!;
     const secret = rec.exchanges
       .flatMap((e) => e.request.headers)
       .find(([n]) => n.toLowerCase() === 'authorization')![1];
     const written = async (opts: { redact?: boolean; redactHeaders?: string[] }): Promise<string> => {
       const root = newDir();
-      const bg = await BackgroundWriter.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, writerScript, ...opts });
+      const bg = await Spooler.start({ rootDir: root, monoToWallNs: MONO_TO_WALL, fileWriterScript, ...opts });
       bg.writeRecords(encodeRecords(rec.events));
       expect((await bg.close()).lateErrors).toEqual([]);
       return [...tree(root).values()].map((b) => b.toString('latin1')).join('\n');
@@ -146,7 +146,7 @@ describe('the writer process writes what reconstruction and TestSetWriter write 
     expect(byDefault).not.toContain(secret);
     const extra = await written({ redactHeaders: ['CONNECTION'] });
     expect(extra).not.toMatch(/Connection: keep-alive/);
-    expect(extra).toMatch(/Connection: "\[REDACTED\]"/);
+    expect(extra).toMatch(/Connection: "\{\{ \.secret\.CONNECTION \}\}"/);
     expect(extra).not.toContain(secret);
     const off = await written({ redact: false });
     expect(off).toContain(secret);

@@ -1,10 +1,11 @@
-// An append-only spool of framed records on disk, written by one process and read, while it
-// grows, by another. `record` uses it to hand exchanges to its writer process (see
-// record/background-writer.ts): one write(2) per record on the recording side, nothing held in
-// memory on either side, and whatever is in the spool survives the death of either process.
+// An append-only spool of frames on disk, appended to by one process and read, while it grows, by
+// another. `record` uses it to hand the captured records, sealed by cipher.ts, from the recorder
+// (spooler.ts) to its file-writer process: one write(2) for many frames on the recording side,
+// nothing held in memory on either side, and whatever is in the spool survives the death of
+// either process.
 //
 // Segments: <dir>/<prefix>-<k>, each a sequence of frames "#tlsrec-spool <byte length>\n" + bytes.
-// When the writer moves on to segment k+1 (after SEGMENT_BYTES) it ends segment k with the line
+// When the appender moves on to segment k+1 (after SEGMENT_BYTES) it ends segment k with the line
 // "#tlsrec-spool next\n"; the next segment exists before that line is written. The reader deletes
 // a segment once it has handled all of it, so the spool's disk use is the reader's backlog.
 
@@ -22,7 +23,7 @@ export function segmentPath(dir: string, prefix: string, k: number): string {
   return path.join(dir, `${prefix}-${k}`);
 }
 
-export type SpoolItem = { kind: 'record'; data: Buffer } | { kind: 'next' };
+export type SpoolItem = { kind: 'frame'; data: Buffer } | { kind: 'next' };
 
 /**
  * The frame header at `at`: where the frame's body starts and where the frame ends (a rotation
@@ -52,7 +53,7 @@ export function parseFrames(buf: Buffer): { items: SpoolItem[]; used: number } {
   while (at < buf.length) {
     const frame = headerAt(buf, at);
     if (!frame || frame.end > buf.length) break; // still being written
-    items.push(frame.next ? { kind: 'next' } : { kind: 'record', data: buf.subarray(frame.bodyStart, frame.end) });
+    items.push(frame.next ? { kind: 'next' } : { kind: 'frame', data: buf.subarray(frame.bodyStart, frame.end) });
     at = frame.end;
   }
   return { items, used: at };
@@ -64,13 +65,13 @@ function frameLength(buf: Buffer): number {
 }
 
 /** A batch that could not be written: its frames are not in the spool (the file was cut back). */
-export class SpoolWriteError extends Error {
+export class SpoolAppendError extends Error {
   constructor(override readonly cause: unknown, readonly frames: number) {
     super(cause instanceof Error ? cause.message : String(cause));
   }
 }
 
-/** Inside SpoolWriter: a write failed after `frames` whole frames of its batch were on disk. */
+/** Inside SpoolAppender: a write failed after `frames` whole frames of its batch were on disk. */
 class PartialWrite extends Error {
   constructor(override readonly cause: unknown, readonly frames: number) {
     super('partial write');
@@ -82,7 +83,7 @@ class PartialWrite extends Error {
  * queue with one writev(2) per segment, at explicit positions. A batch that fails is cut off again
  * whole, so the spool always ends on a frame boundary.
  */
-export class SpoolWriter {
+export class SpoolAppender {
   private seg = 0;
   private fd: number;
   private size = 0;
@@ -100,7 +101,7 @@ export class SpoolWriter {
   }
 
   append(parts: readonly Buffer[]): void {
-    if (this.closed) throw new Error('SpoolWriter.append after close()');
+    if (this.closed) throw new Error('SpoolAppender.append after close()');
     let length = 0;
     for (const p of parts) length += p.length;
     const header = Buffer.from(`#tlsrec-spool ${length}\n`, 'latin1');
@@ -121,7 +122,7 @@ export class SpoolWriter {
     return n;
   }
 
-  /** Writes what was appended. Returns the number of frames written; throws SpoolWriteError. */
+  /** Writes what was appended. Returns the number of frames written; throws SpoolAppendError. */
   flush(): number {
     const frames = this.queue;
     this.queue = [];
@@ -137,7 +138,7 @@ export class SpoolWriter {
         done += this.writeFrames(frames.slice(done, end));
       }
     } catch (err) {
-      throw new SpoolWriteError(err instanceof PartialWrite ? err.cause : err, frames.length - done - (err instanceof PartialWrite ? err.frames : 0));
+      throw new SpoolAppendError(err instanceof PartialWrite ? err.cause : err, frames.length - done - (err instanceof PartialWrite ? err.frames : 0));
     }
     return done;
   }
@@ -216,7 +217,7 @@ export class SpoolWriter {
   }
 }
 
-/** The reading side: hands each record to `onRecord` in order, deletes finished segments. */
+/** The reading side: hands each frame to `onFrame` in order, deletes finished segments. */
 export class SpoolReader {
   private seg = 0;
   private fd: number | undefined;
@@ -226,8 +227,8 @@ export class SpoolReader {
   /** Bytes of the frames handled so far (headers included). */
   private handled = 0;
 
-  /** `onRecord` gets a view of the reader's buffer: valid during the call only (copy what you keep). */
-  constructor(private readonly dir: string, private readonly prefix: string, private readonly onRecord: (data: Buffer) => void) {}
+  /** `onFrame` gets a view of the reader's buffer: valid during the call only (copy what you keep). */
+  constructor(private readonly dir: string, private readonly prefix: string, private readonly onFrame: (data: Buffer) => void) {}
 
   /** Reads what is new and handles the complete records in it. False when there was nothing new. */
   step(): boolean {
@@ -246,7 +247,7 @@ export class SpoolReader {
     const chunk = missing > READ_CHUNK ? Buffer.allocUnsafe(missing) : this.chunk;
     const got = fs.readSync(this.fd, chunk, 0, chunk.length, this.offset);
     if (got === 0) {
-      // The writer cut a failed write back after we had read part of it: forget that part.
+      // The appender cut a failed write back after we had read part of it: forget that part.
       const size = fs.fstatSync(this.fd).size;
       if (size < this.offset && this.offset - this.pending.length <= size) {
         this.pending = this.pending.subarray(0, size - (this.offset - this.pending.length));
@@ -265,13 +266,13 @@ export class SpoolReader {
         this.removeSegment();
         this.seg++;
       } else {
-        this.onRecord(item.data);
+        this.onFrame(item.data);
       }
     }
     return true;
   }
 
-  /** Bytes of frames handled so far; with backlogBytes(), everything the writer has spooled. */
+  /** Bytes of frames handled so far; with backlogBytes(), everything appended. */
   handledBytes(): number {
     return this.handled;
   }
@@ -288,8 +289,8 @@ export class SpoolReader {
   }
 
   /**
-   * The writer has closed: handles the rest and removes the last segment. Returns the size of an
-   * incomplete last frame (0 normally: appends are whole or cut off by the writer).
+   * The appender has closed: handles the rest and removes the last segment. Returns the size of an
+   * incomplete last frame (0 normally: appends are whole or cut off by the appender).
    */
   finish(): number {
     while (this.step());

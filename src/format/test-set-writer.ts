@@ -6,18 +6,25 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { causeText, OutputError } from '../errors.js';
+import { causeText, InputFileError, OutputError } from '../errors.js';
 import type { Exchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
+import { readSecretsFile, rewriteProducer, writeSecret } from './secrets-file.js';
+import { RecordingRefs } from './variables.js';
 
 export { defaultMonoToWallNs, exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 
-export interface WriterOptions extends DocOptions {
+export interface TestSetWriterOptions extends DocOptions {
   /** Directory holding the test sets. Default "tlsrec". */
   rootDir?: string;
   /** Test set to write into (created or continued). Default: the next free test-set-N. */
   testSet?: string;
+  /** JSON keys and paths redacted in addition to the defaults (tlsrec.yaml `redact:`). */
+  redactKeys?: string[];
+  redactPaths?: string[];
+  /** Where secret values go (0600), by the names their references use. Default: nowhere (names only). */
+  secretsFile?: string;
 }
 
 /**
@@ -30,7 +37,7 @@ export interface ExchangeDocs {
   yaml(doc: unknown, schemaRef?: string): string;
 }
 
-export interface WriterSummary {
+export interface TestSetSummary {
   tests: number;
   mocks: number;
   /** Exchanges that could not be written (each also raised an OutputError from writeExchange). */
@@ -152,7 +159,7 @@ export class TestSetWriter {
   /** A hand-edited mocks.yaml may lack its final newline. */
   private mocksNeedNewline = false;
   private closed = false;
-  private readonly counts: WriterSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
+  private readonly counts: TestSetSummary = { tests: 0, mocks: 0, failedTests: 0, failedMocks: 0 };
   private readonly docs: ReadonlyMap<string, ExchangeDocs>;
 
   private constructor(
@@ -174,7 +181,7 @@ export class TestSetWriter {
   }
 
   /** `docs`: the document makers of protocols other than HTTP/1, by protocol name. */
-  static async create(opts: WriterOptions = {}, docs: ReadonlyMap<string, ExchangeDocs> = new Map()): Promise<TestSetWriter> {
+  static async create(opts: TestSetWriterOptions = {}, docs: ReadonlyMap<string, ExchangeDocs> = new Map()): Promise<TestSetWriter> {
     const rootDir = opts.rootDir ?? 'tlsrec';
     try {
       fs.mkdirSync(rootDir, { recursive: true });
@@ -197,9 +204,17 @@ export class TestSetWriter {
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
+      const secretsFile = opts.secretsFile;
+      docOpts.refs = new RecordingRefs({
+        redact: opts.redact !== false,
+        rules: { headers: opts.redactHeaders ?? [], keys: opts.redactKeys ?? [], paths: opts.redactPaths ?? [] },
+        knownSecrets: secretsFile ? readSecretsFile(secretsFile) : {},
+        ...(secretsFile ? { onSecret: (name: string, value: string) => writeSecret(secretsFile, name, value) } : {}),
+        rewriteProducer,
+      });
       return new TestSetWriter(name, dir, docOpts, nextTest, nextMock, docs);
     } catch (err) {
-      if (err instanceof OutputError) throw err;
+      if (err instanceof OutputError || err instanceof InputFileError) throw err;
       throw outputError('test set directory in', rootDir, err);
     }
   }
@@ -217,6 +232,7 @@ export class TestSetWriter {
   private writeTest(ex: Exchange): void {
     const n = this.nextTest;
     const file = path.join(this.testsDir, `test-${n}.yaml`);
+    if (this.opts.refs) this.opts.refs.currentFile = file;
     try {
       // Other protocols' tests get no $schema line: the test schema describes Http documents.
       const text = ex.protocol === 'http1'
@@ -276,7 +292,7 @@ export class TestSetWriter {
   }
 
   /** Closes mocks.yaml and makes the new directory entries durable. Safe to call twice. */
-  async close(): Promise<WriterSummary> {
+  async close(): Promise<TestSetSummary> {
     if (!this.closed) {
       this.closed = true;
       if (this.mocksFd !== undefined) {

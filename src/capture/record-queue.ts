@@ -1,9 +1,8 @@
-// The captured records that wait for the consumer (capture.ts): copied out of the ring as they
-// are (one copy a record, into large chunks) and handed over as runs of whole records, in the
-// spool's format. Nothing is decoded here: before session 6 every record became an event object
-// and was encoded again for the spool, and that with its garbage was over half of the recorder's
-// CPU under load (bench/README.md, session 6). The bytes it holds are the backlog that
-// backpressure watches.
+// The captured records that wait for the consumer (flow-control.ts): copied out of the ring as
+// they are (one copy a record, into large chunks) and handed over as runs of whole records, in the
+// spool's format. Nothing is decoded here: turning every record into an event object and encoding
+// it again for the spool, with the garbage that makes, costs over half of the recorder's CPU under
+// load (bench/README.md). The bytes it holds are the backlog that backpressure watches.
 
 /** Records are copied into chunks of this size; a bigger record gets a chunk of its own. */
 const CHUNK_BYTES = 256 * 1024;
