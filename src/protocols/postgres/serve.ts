@@ -87,6 +87,7 @@ export function servePostgres(socket: Duplex, ctx: MockServeContext<PgMock>): vo
 
 class PgMockConnection {
   private buf: Buffer = Buffer.alloc(0);
+  private out: Buffer[] = [];
   private startup = true;
   private database = '';
   private user = '';
@@ -115,16 +116,31 @@ class PgMockConnection {
     return `postgres://${host}${d.port ? `:${d.port}` : ''}/${this.database}`;
   }
 
+  /** Answers go out once per chunk read: one segment for a driver's Parse/Bind/Execute/Sync batch, not one per message. */
+  private send(b: Buffer | string): void {
+    this.out.push(typeof b === 'string' ? Buffer.from(b, 'latin1') : b);
+  }
+
+  private flush(): void {
+    if (this.out.length === 0) return;
+    const all = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
+    this.out = [];
+    this.socket.write(all);
+  }
+
   private data(chunk: Buffer): void {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     try {
       while (this.step()) {
         /* one message per step */
       }
+      this.flush();
     } catch (err) {
       const message = `tlsrec mock: cannot read the client's message: ${err instanceof Error ? err.message : String(err)}`;
-      this.socket.write(errorResponse({ severity: 'FATAL', code: '08P01', message }));
+      this.send(errorResponse({ severity: 'FATAL', code: '08P01', message }));
+      this.flush();
       this.socket.end();
+      return;
     }
   }
 
@@ -139,6 +155,7 @@ class PgMockConnection {
         this.socket.off('data', this.onData);
         this.socket.pause();
         const rest = this.buf;
+        this.flush();
         this.socket.write('S');
         this.ctx.startTls(this.socket).then(
           (secure) => {
@@ -151,17 +168,18 @@ class PgMockConnection {
         return false;
       }
       if (m.kind === 'gssenc') {
-        this.socket.write('N');
+        this.send('N');
         return true;
       }
       if (m.kind === 'cancel' || m.kind === 'unknown') {
+        this.flush();
         this.socket.end();
         return false;
       }
       this.startup = false;
       this.user = m.params.user ?? '';
       this.database = m.params.database ?? this.user;
-      this.socket.write(this.greeting(m.params));
+      this.send(this.greeting(m.params));
       return true;
     }
     const m = readTypedMessage(this.buf, 0);
@@ -208,7 +226,7 @@ class PgMockConnection {
         const paramTypes: number[] = [];
         for (let i = 0; i < n; i++) paramTypes.push(r.uint32());
         this.statements.set(name, { sql, paramTypes });
-        this.socket.write(simple('1'));
+        this.send(simple('1'));
         return true;
       }
       case 'B': {
@@ -234,7 +252,7 @@ class PgMockConnection {
         const resultFormats: number[] = [];
         for (let i = 0; i < nr; i++) resultFormats.push(r.int16());
         this.portals.set(portal, { statement, params, resultFormats });
-        this.socket.write(simple('2'));
+        this.send(simple('2'));
         return true;
       }
       case 'D': {
@@ -248,7 +266,7 @@ class PgMockConnection {
           const pd = new MessageWriter('t').int16(types.length);
           for (const t of types) pd.uint32(t);
           const cols = mock?.results[0]?.columns;
-          this.socket.write(Buffer.concat([pd.done(), cols ? rowDescription(cols, []) : simple('n')]));
+          this.send(Buffer.concat([pd.done(), cols ? rowDescription(cols, []) : simple('n')]));
           return true;
         }
         const portal = this.portals.get(name);
@@ -256,7 +274,7 @@ class PgMockConnection {
         const outcome = this.resolve(portal);
         if (outcome.kind === 'miss') return this.missed(outcome, portal.statement.sql, portal.params), true;
         const cols = outcome.mock.results[0]?.columns;
-        this.socket.write(cols ? rowDescription(cols, portal.resultFormats) : simple('n'));
+        this.send(cols ? rowDescription(cols, portal.resultFormats) : simple('n'));
         return true;
       }
       case 'E': {
@@ -276,7 +294,7 @@ class PgMockConnection {
         else if (res.empty) out.push(simple('I'));
         else out.push(new MessageWriter('C').cstring(res.commandTag ?? '').done());
         if (outcome.mock.txStatus) this.txStatus = outcome.mock.txStatus;
-        this.socket.write(Buffer.concat(out));
+        this.send(Buffer.concat(out));
         return true;
       }
       case 'C': {
@@ -284,17 +302,18 @@ class PgMockConnection {
         const name = r.cstring();
         if (what === 'S') this.statements.delete(name);
         else this.portals.delete(name);
-        this.socket.write(simple('3'));
+        this.send(simple('3'));
         return true;
       }
       case 'S':
         this.skipping = false;
-        this.socket.write(this.ready());
+        this.send(this.ready());
         return true;
       case 'H':
       case 'p':
         return true;
       case 'X':
+        this.flush();
         this.socket.end();
         return false;
       default:
@@ -323,7 +342,7 @@ class PgMockConnection {
   }
 
   private fail(e: PgError): void {
-    this.socket.write(errorResponse(e));
+    this.send(errorResponse(e));
     this.skipping = true;
   }
 
@@ -348,7 +367,7 @@ class PgMockConnection {
     if (outcome.kind === 'miss') {
       this.missed(outcome, sql, undefined);
       this.skipping = false;
-      this.socket.write(this.ready());
+      this.send(this.ready());
       return;
     }
     this.sendResults(outcome.mock.results, outcome.mock);
@@ -362,7 +381,7 @@ class PgMockConnection {
       if (res.columns) out.push(rowDescription(res.columns, []));
       if (res.copy === 'in') {
         out.push(new MessageWriter('G').byte(0).int16(0).done());
-        this.socket.write(Buffer.concat(out));
+        this.send(Buffer.concat(out));
         this.copyIn = { result: res, rest: results.slice(i + 1), mock: { ...mock, notices: [], notifications: [] } };
         return;
       }
@@ -373,7 +392,7 @@ class PgMockConnection {
     }
     if (mock.txStatus) this.txStatus = mock.txStatus;
     out.push(this.ready());
-    this.socket.write(Buffer.concat(out));
+    this.send(Buffer.concat(out));
   }
 
   private copyMessage(type: string): boolean {
@@ -384,7 +403,7 @@ class PgMockConnection {
     if (type === 'f') out.push(errorResponse({ severity: 'ERROR', code: '57014', message: 'COPY from stdin failed' }));
     else if (copy.result.error) out.push(errorResponse(copy.result.error));
     else out.push(new MessageWriter('C').cstring(copy.result.commandTag ?? '').done());
-    this.socket.write(Buffer.concat(out));
+    this.send(Buffer.concat(out));
     this.sendResults(copy.rest, copy.mock);
     return true;
   }
