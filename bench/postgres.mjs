@@ -9,14 +9,15 @@
 //      each) replayed by `tlsrec test` (i) from the Postgres mocks with the server stopped and
 //      (ii) with --no-mocks against the running server; tests/s and the ratio i/ii.
 //
-//   node bench/postgres.mjs [--rounds 3] [--duration 5] [--conns 16] [--tests 300]
+//   node bench/postgres.mjs [--rounds 3] [--duration 5] [--conns 16] [--tests 300] [--parts record,replay]
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, NODE, TLSREC, run, stop, waitPort, wrk, median, table, fmt, port, tlsrecBroken, machine, saveJson, args, countMocks } from './lib.mjs';
 
-const o = args({ rounds: 3, duration: 5, conns: 16, tests: 300 });
+const o = args({ rounds: 3, duration: 5, conns: 16, tests: 300, parts: 'record,replay' });
+const parts = o.parts.split(',');
 const APP = join(ROOT, 'fixtures', 'db-app', 'pg.mjs');
 const USER = 'bench';
 const PASSWORD = 'bench-scram-pw';
@@ -69,7 +70,7 @@ async function seed(base) {
 try {
   // ---- 1. recording overhead ----
   const rows = { a: [], b: [] };
-  for (let round = 0; round < o.rounds; round++) {
+  for (let round = 0; round < (parts.includes('record') ? o.rounds : 0); round++) {
     for (const cfg of round % 2 ? ['b', 'a'] : ['a', 'b']) {
       const work = mkdtempSync(join(tmpdir(), 'tlsrec-bench-pgrec-'));
       const p = port();
@@ -89,6 +90,7 @@ try {
     }
   }
   const m = (cfg, k) => median(rows[cfg].map((r) => r[k]));
+  if (parts.includes('record')) {
   console.log(`\n## 1. recording overhead: wrk -c${o.conns} -d${o.duration}s GET /users/1 (one SELECT each), median of ${o.rounds} rounds`);
   table([
     ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99'],
@@ -97,6 +99,9 @@ try {
   ]);
   const perReq = median(rows.b.map((r) => r.mocks / r.reqs));
   console.log(`Postgres mocks written per request answered in (b), warm-up included: ${fmt(perReq, 3)}`);
+  }
+  const replayRounds = [];
+  if (parts.includes('replay')) {
 
   // ---- 2. replay speed with database mocks ----
   const work = mkdtempSync(join(tmpdir(), 'tlsrec-bench-pgreplay-'));
@@ -108,7 +113,6 @@ try {
   await seed(base);
   for (let i = 0; i < o.tests - 1; i++) await (await fetch(`${base}/${i % 2 ? 'stats' : 'users/1'}`)).arrayBuffer();
   await stop(rec, 'SIGINT', 120000);
-  const replayRounds = [];
   const once = async (mocks) => {
     const t0 = Date.now();
     const t = run(NODE, [TLSREC, 'test', ...(mocks ? [] : ['--no-mocks'])], { cwd: work, env: { ...process.env, PGPASSWORD: PASSWORD } });
@@ -136,6 +140,7 @@ try {
     ['ii --no-mocks, real server', fmt(wr), fmt(o.tests / wr, 0), '1.00'],
   ]);
   rmSync(work, { recursive: true, force: true });
+  }
   const f = saveJson('postgres', { machine: machine(), o, record: rows, replay: replayRounds });
   console.log(`\nraw: ${f}`);
 } finally {

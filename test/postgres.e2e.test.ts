@@ -26,12 +26,12 @@ describe.runIf(ebpf.run)('Postgres recorded from the app and answered offline (r
     rmSync(work, { recursive: true, force: true });
   });
 
-  async function replay(variant: string, reportName: string): Promise<{ report: RunReport; output: string; code: number; ms: number }> {
-    const reportDir = join(work, reportName);
+  async function replay(variant: string, reportName: string, env: NodeJS.ProcessEnv = {}, cwd = work): Promise<{ report: RunReport; output: string; code: number; ms: number }> {
+    const reportDir = join(cwd, reportName);
     const started = Date.now();
     const t = await run('node', [tlsrecBin, 'test', '--reporter', 'terminal', '--reporter', 'json', '--report-dir', reportDir], {
-      cwd: work,
-      env: { PG_FIXTURE_VARIANT: variant, PGPASSWORD: 'not-the-password' },
+      cwd,
+      env: { PG_FIXTURE_VARIANT: variant, PGPASSWORD: 'not-the-password', ...env },
     });
     const file = readdirSync(reportDir).find((f) => f.endsWith('.json'))!;
     return { report: JSON.parse(readFileSync(join(reportDir, file), 'utf8')) as RunReport, output: t.output, code: t.code, ms: Date.now() - started };
@@ -90,5 +90,37 @@ describe.runIf(ebpf.run)('Postgres recorded from the app and answered offline (r
     expect(missed[0]!.mockMisses, miss.output).toEqual([expect.objectContaining({ method: 'QUERY', closest: expect.objectContaining({ field: 'sql' }) })]);
     expect(miss.output).toMatch(/no recorded Postgres mock/);
     expect(miss.ms).toBeLessThan(60_000);
+  }, 180_000);
+
+  it('records Postgres inside TLS (SSLRequest, then the uprobes) and replays it over the run CA', async () => {
+    if (ebpf.reason) throw new Error(`eBPF required (TLSREC_REQUIRE_EBPF=1) but: ${ebpf.reason}`);
+    const tlsWork = mkdtempSync(join(tmpdir(), 'tlsrec-pg-tls-e2e-'));
+    const tlsDb = await startPgServer({ user: 'shop', password: 'tls-secret-pw', database: 'shop', tls: true });
+    try {
+      const appPort = await freePort();
+      const env = { PORT: String(appPort), PGHOST: '127.0.0.1', PGPORT: String(tlsDb.port), PGUSER: tlsDb.user, PGDATABASE: tlsDb.database, PGSSLMODE: 'verify-full' };
+      const rec = start('node', [tlsrecBin, 'record', '-q', '--env', 'PORT', '--env', 'PGHOST', '--env', 'PGPORT', '--env', 'PGUSER', '--env', 'PGDATABASE', '--env', 'PGSSLMODE', '--', 'node', app], {
+        cwd: tlsWork,
+        env: { ...env, PGPASSWORD: tlsDb.password, NODE_EXTRA_CA_CERTS: join(repoRoot, 'fixtures', 'certs', 'ca.pem') },
+      });
+      const base = `http://127.0.0.1:${appPort}`;
+      await waitForHttp(`${base}/health`, 30_000);
+      expect((await fetch(`${base}/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Tia', email: 'tia@shop.test' }) })).status).toBe(201);
+      expect(await (await fetch(`${base}/users/1`)).json()).toMatchObject({ id: 1, name: 'Tia' });
+      rec.child.kill('SIGINT');
+      expect(await rec.exited, rec.output()).toBe(0);
+      const mocks = readFileSync(join(tlsWork, 'tlsrec', 'test-set-0', 'mocks.yaml'), 'utf8');
+      // the queries were read from inside TLS: the socket only carried ciphertext after 'S'
+      expect(mocks).toContain('sql: SELECT id, name, email, plan, active FROM users WHERE id = $1');
+      expect(mocks).not.toContain(tlsDb.password);
+
+      await tlsDb.stop();
+      const ok = await replay('normal', 'r-tls', {}, tlsWork);
+      expect(ok.report.sets[0]!.tests.filter((t) => !t.passed).map((t) => t.name), ok.output).toEqual([]);
+      expect(ok.report.sets[0]!.tests.length, ok.output).toBe(3);
+    } finally {
+      await tlsDb.remove();
+      rmSync(tlsWork, { recursive: true, force: true });
+    }
   }, 180_000);
 });

@@ -56,7 +56,11 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-export async function startPgServer(opts: { user?: string; password?: string; database?: string } = {}): Promise<PgServer> {
+/**
+ * `tls`: also accept TLS (SSLRequest), with the fixture certificate (fixtures/certs/server.pem,
+ * for localhost and 127.0.0.1, signed by fixtures/certs/ca.pem).
+ */
+export async function startPgServer(opts: { user?: string; password?: string; database?: string; tls?: boolean } = {}): Promise<PgServer> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('Postgres server binaries not found under /usr/lib/postgresql (apt-get install postgresql)');
   const user = opts.user ?? 'tlsrec_app';
@@ -67,6 +71,14 @@ export async function startPgServer(opts: { user?: string; password?: string; da
   const data = path.join(dir, 'data');
   const pwfile = path.join(dir, 'pw');
   fs.writeFileSync(pwfile, `${password}\n`);
+  const tlsArgs: string[] = [];
+  if (opts.tls) {
+    const certs = new URL('../../fixtures/certs/', import.meta.url);
+    fs.copyFileSync(new URL('server.pem', certs), path.join(dir, 'server.pem'));
+    fs.copyFileSync(new URL('server.key', certs), path.join(dir, 'server.key'));
+    fs.chmodSync(path.join(dir, 'server.key'), 0o600);
+    tlsArgs.push('-c', 'ssl=on', '-c', `ssl_cert_file=${path.join(dir, 'server.pem')}`, '-c', `ssl_key_file=${path.join(dir, 'server.key')}`);
+  }
   execFileSync('chown', ['-R', 'postgres:postgres', dir]);
   const asPostgres = (cmd: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args], { stdio: 'pipe' });
   // The bootstrap superuser is the test's user: it creates its own database, nothing else is needed.
@@ -75,7 +87,7 @@ export async function startPgServer(opts: { user?: string; password?: string; da
   const port = await freePort();
   let proc: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    proc = spawn('runuser', ['-u', 'postgres', '--', path.join(bin, 'postgres'), '-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc = spawn('runuser', ['-u', 'postgres', '--', path.join(bin, 'postgres'), '-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off', ...tlsArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<never>((_, reject) => proc!.once('exit', (code) => reject(new Error(`postgres exited (${code}): ${stderr.slice(-500)}`))));
