@@ -15,6 +15,7 @@ import type { CaptureEvent } from '../src/model/events.js';
 import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { Spooler } from '../src/spool/spooler.js';
+import { exchangeDocs } from '../src/protocols/files.js';
 import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { repoRoot } from './helpers/procs.js';
 import { encodeRecords } from './helpers/ring-records.js';
@@ -80,7 +81,7 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
     const viaProcess = newDir();
     for (const rec of recordings) {
       // One test set per recording, in the same order in both roots (test-set-0, -1, ...).
-      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL });
+      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL }, exchangeDocs());
       for (const ex of rec.exchanges) sync.writeExchange(ex);
       const syncSummary = await sync.close();
 
