@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestSets } from '../src/format/reader.js';
 import { docReaders } from '../src/protocols/files.js';
 import { PROTOCOLS } from '../src/protocols/index.js';
+import { postgres } from '../src/protocols/postgres/index.js';
 import { normaliseSql, PgMockMatcher } from '../src/protocols/postgres/matcher.js';
 import { createRunCa, type RunCa } from '../src/replay/mocks/ca.js';
 import { MockMatcher } from '../src/replay/mocks/matcher.js';
@@ -80,6 +81,24 @@ ${extra}`;
     const set = load(keploy);
     expect(set.protocolMocks ?? []).toEqual([]);
     expect(set.warnings).toEqual([expect.stringMatching(/skipped 1 Postgres mock/)]);
+  });
+
+  it('record-time noise: a date-time or UUID parameter made while recording is not compared', () => {
+    const now = Date.now();
+    const ex = {
+      protocol: 'postgres' as const, role: 'outgoing' as const, conn: 'c', tgid: 1, tls: false, indexOnConn: 0,
+      request: { mode: 'extended' as const, sql: 'INSERT INTO ev (at, id, n, born) VALUES ($1, $2, $3, $4)', params: [new Date(now).toISOString(), '1b4e28ba-2fa1-4d2b-883f-0016d3cca427', 7, '1990-04-01T00:00:00Z'], paramTypes: [], resultFormats: [], firstByteNs: 0n },
+      response: { results: [{ rows: [], commandTag: 'INSERT 0 1' }], notices: [], notifications: [], firstByteNs: 0n },
+    };
+    const doc = postgres.files.mockDoc(ex, 0, { monoToWallNs: BigInt(now) * 1_000_000n });
+    expect(doc.noise).toEqual(['params.0', 'params.1']);
+    const yaml = postgres.files.yaml(doc);
+    expect(yaml).toMatch(/^noise: \[ params\.0, params\.1 \]$/m);
+    const set = load(yaml);
+    const m = set.protocolMocks![0]!.value as import('../src/protocols/postgres/matcher.js').PgMock;
+    const matcher = new PgMockMatcher([m]);
+    expect(matcher.match({ sql: ex.request.sql, params: ['2031-01-01T00:00:00Z', 'another-uuid', '7', '1990-04-01T00:00:00Z'] }).kind).toBe('hit');
+    expect(matcher.match({ sql: ex.request.sql, params: ['2031-01-01T00:00:00Z', 'x', '8', '1990-04-01T00:00:00Z'] })).toMatchObject({ kind: 'miss', closest: { field: 'params[2]' } });
   });
 
   it('points at file:line:column for a mock that is not well formed', () => {

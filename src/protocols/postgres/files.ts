@@ -8,6 +8,7 @@
 import { Document, isMap, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
 import { API_VERSION } from '../../format/types.js';
 import { defaultMonoToWallNs, rfc3339 } from '../../format/render.js';
+import { classifyVolatile, windowAround } from '../../format/volatile.js';
 import type { PostgresExchange } from '../../model/exchange.js';
 import type { PgColumn, PgError, PgResult, PgValue } from '../../model/postgres.js';
 import { typeName } from './values.js';
@@ -96,9 +97,20 @@ function resultDoc(r: PgResult): PgResultDoc {
   };
 }
 
+/**
+ * Record-time noise: parameter positions whose value is unmistakably volatile (a UUID, a date-time
+ * or an epoch time made while recording, as src/format/volatile.ts flags response fields), so the
+ * next run's value still matches.
+ */
+function volatileParams(params: PgValue[], wallMs: number): string[] {
+  const w = windowAround(wallMs);
+  return params.flatMap((p, i) => (classifyVolatile(p, w) ? [`params.${i}`] : []));
+}
+
 export function postgresMockDoc(ex: PostgresExchange, n: number, opts: PgDocOptions = {}): PostgresMockDoc {
   const { request: q, response: a } = ex;
   const wall = (ns: bigint): bigint => ns + (opts.monoToWallNs ?? defaultMonoToWallNs());
+  const noise = volatileParams(q.params, Number(wall(q.firstByteNs) / 1_000_000n));
   return {
     version: API_VERSION,
     kind: 'Postgres',
@@ -123,6 +135,7 @@ export function postgresMockDoc(ex: PostgresExchange, n: number, opts: PgDocOpti
       reqTimestampMock: rfc3339(wall(q.firstByteNs)),
       resTimestampMock: rfc3339(wall(a.firstByteNs || q.firstByteNs)),
     },
+    ...(noise.length > 0 ? { noise } : {}),
     connectionId: ex.conn,
   };
 }
@@ -135,6 +148,7 @@ export function postgresYaml(doc: PostgresMockDoc, schemaRef?: string): string {
   };
   flow(d.getIn(['spec', 'request', 'params'], true));
   flow(d.getIn(['spec', 'request', 'paramTypes'], true));
+  flow(d.getIn(['noise'], true));
   const results = d.getIn(['spec', 'response', 'results'], true);
   if (isSeq(results)) {
     for (const r of results.items) {
