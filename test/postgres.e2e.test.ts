@@ -3,9 +3,10 @@
 // Postgres server; its queries become `kind: Postgres` mocks with no trace of the password. Then,
 // with the server stopped, `tlsrec test` passes from the mocks alone; the app answering one field
 // differently (PG_FIXTURE_VARIANT=upper-name) fails by that field's name; a query the recording
-// never saw (PG_FIXTURE_VARIANT=by-email) is a reported mock miss, not a hang.
+// never saw (PG_FIXTURE_VARIANT=by-email) is a reported mock miss, not a hang; with the database in
+// `passthrough` it is reached unchanged. A second test records Postgres inside TLS.
 
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,6 +34,7 @@ describe.runIf(ebpf.run)('Postgres recorded from the app and answered offline (r
       cwd,
       env: { PG_FIXTURE_VARIANT: variant, PGPASSWORD: 'not-the-password', ...env },
     });
+    if (!existsSync(reportDir)) throw new Error(`tlsrec test wrote no report (exit ${t.code}):\n${t.output}`);
     const file = readdirSync(reportDir).find((f) => f.endsWith('.json'))!;
     return { report: JSON.parse(readFileSync(join(reportDir, file), 'utf8')) as RunReport, output: t.output, code: t.code, ms: Date.now() - started };
   }
@@ -90,6 +92,21 @@ describe.runIf(ebpf.run)('Postgres recorded from the app and answered offline (r
     expect(missed[0]!.mockMisses, miss.output).toEqual([expect.objectContaining({ method: 'QUERY', closest: expect.objectContaining({ field: 'sql' }) })]);
     expect(miss.output).toMatch(/no recorded Postgres mock/);
     expect(miss.ms).toBeLessThan(60_000);
+
+    // ---- passthrough: the database is reached, unchanged (its rows moved on since recording) ----
+    await db.start();
+    const configFile = join(work, 'tlsrec.yaml');
+    const config = readFileSync(configFile, 'utf8');
+    const entry = `passthrough:\n  - 127.0.0.1:${db.port}\n`;
+    writeFileSync(configFile, /^passthrough:.*$/m.test(config) ? config.replace(/^passthrough:.*$/m, entry.trimEnd()) : `${config.trimEnd()}\n${entry}`);
+    // the real server checks the password again: passthrough is the real database
+    const through = await replay('normal', 'r-through', { PGPASSWORD: db.password });
+    const byName = Object.fromEntries(through.report.sets[0]!.tests.map((t) => [t.name, t]));
+    expect(Object.values(byName).flatMap((t) => t.mockMisses), through.output).toEqual([]);
+    expect(through.output).not.toMatch(/no recorded Postgres mock/);
+    // the real counter is at 3 after recording: the replayed POST /hits now answers 4
+    expect(through.output).toMatch(/\$\.hits: expected 1, got 4/);
+    expect(byName['test-5']!.passed, through.output).toBe(true); // GET /users/1: the same row
   }, 180_000);
 
   it('records Postgres inside TLS (SSLRequest, then the uprobes) and replays it over the run CA', async () => {
