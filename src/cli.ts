@@ -136,6 +136,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--config <file>', 'config file written when absent (command, app port)', 'tlsrec.yaml')
     .option('--redact <header>', 'also keep this header out of the files (repeatable; JSON keys and paths: redact in tlsrec.yaml)', collect)
     .option('--env <name>', 'write this environment variable and its current value into tlsrec.yaml env: for replay (repeatable; in clear, not for secrets)', collect)
+    .option('--proto <dir>', 'a directory of .proto files: gRPC messages are also written as JSON; remembered in tlsrec.yaml proto: (repeatable)', collect)
     .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys, passwords, tokens) in the files')
     .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
     .addOption(
@@ -157,8 +158,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
       ]);
       const { envValues } = await import('./format/config-env.js');
       const configEnv = envValues((opts.env as string[] | undefined) ?? []);
+      const { protoDirsOf } = await import('./format/config-proto.js');
+      const protoDirs = protoDirsOf((opts.proto as string[] | undefined) ?? []);
       const result = await recordCommand({
         ...(Object.keys(configEnv).length > 0 ? { configEnv } : {}),
+        ...(protoDirs.length > 0 ? { protoDirs } : {}),
         command,
         dir: String(opts.dir),
         testSet: opts.testSet as string | undefined,

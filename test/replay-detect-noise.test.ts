@@ -70,6 +70,13 @@ describe('testNoiseBetween', () => {
     expect(notes[0]).toMatch(/status differs between the two runs \(200, 500\)/);
   });
 
+  it('a field recorded as a reference ({{ .token }}) is not made noise: replay captures it and requires it', () => {
+    const withRef = testCase({ id: 'r', token: '{{ .token }}', auth: { bearer: 'Bearer {{ .token }}' } }, [['content-type', 'application/json'], ['x-session', '{{ .session }}']]);
+    const a = resp({ id: 'a', token: 't1', auth: { bearer: 'Bearer t1' } }, [['x-session', 's1']]);
+    const b = resp({ id: 'b', token: 't2', auth: { bearer: 'Bearer t2' } }, [['x-session', 's2']]);
+    expect(testNoiseBetween(withRef, [], a, b, [])).toEqual(['body.id']);
+  });
+
   it('a text body that differs is not made noise; a note says so', () => {
     const notes: string[] = [];
     expect(testNoiseBetween(testCase(recorded, []), [], resp('one'), resp('two'), notes)).toEqual([]);
@@ -107,6 +114,13 @@ describe('mockNoiseBetween', () => {
     const a = [call({ item: 'cup', nonce: 'x' }, { closest: { mock, stage: 'body' } })];
     const b = [call({ item: 'cup', nonce: 'y' }, { closest: { mock, stage: 'body' } })];
     expect([...mockNoiseBetween(a, b, [mock])]).toEqual([[mock, ['body.nonce']]]);
+  });
+
+  it('a field the mock holds as a reference is not made noise; the other varying fields are', () => {
+    const byRef: Mock = { ...mock, request: { ...mock.request, body: json({ item: 'pen', nonce: 'r', session: '{{ .token }}' }) } };
+    const a = [call({ item: 'pen', nonce: 'x', session: 't1' }, { closest: { mock: byRef, stage: 'body' } })];
+    const b = [call({ item: 'pen', nonce: 'y', session: 't2' }, { closest: { mock: byRef, stage: 'body' } })];
+    expect([...mockNoiseBetween(a, b, [byRef])]).toEqual([[byRef, ['body.nonce']]]);
   });
 
   it('ignores misses at other stages, equal bodies and paths the mock already ignores', () => {

@@ -8,7 +8,9 @@
 //   -> a hand edit (noise on the random token and etag) and a hand-added test in the old set
 //   -> the upstream changes (UPSTREAM_VARIANT=changed), `tlsrec rerecord` -> a fresh set whose
 //      /checkout answer is reported as different, hand noise and hand test carried over
-//   -> the fresh set replays offline (upstream stopped)
+//   -> the fresh set replays offline (upstream stopped): `tlsrec test --detect-noise` makes the
+//      /checkout call's nonce and time mock-matching noise, then every test passes, and a plain
+//      `tlsrec test` afterwards passes 100 % with every call served from the fresh mocks
 
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -162,22 +164,29 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
     // ---- the fresh set replays offline ----
     up.child.kill('SIGTERM');
     await up.exited;
+    // The user's loop: /checkout's outgoing body carries a fresh nonce and time on every run, so
+    // --detect-noise writes them as the mock's noise; it ends with a normal run that passes.
+    const mocksFile = join(fresh.dir, 'mocks.yaml');
+    const detect = await run('node', [tlsrecBin, 'test', '--test-set', 'test-set-1', '--detect-noise'], { cwd: work, env: { ...withoutAppEnv, NO_COLOR: '1' } });
+    expect(detect.output).toContain('noise + body.nonce  tlsrec/test-set-1/mocks.yaml (mock-0)');
+    expect(detect.output).toContain('noise + body.at  tlsrec/test-set-1/mocks.yaml (mock-0)');
+    expect(detect.output).toMatch(/^4 passed, 0 failed/m);
+    expect(detect.code, detect.output).toBe(0);
+    expect(readFileSync(mocksFile, 'utf8')).toMatch(/noise:\n\s+req:\n\s+- body\.nonce\n\s+- body\.at\n/);
+
     const reportDir = join(work, 'reports');
     const t = await run('node', [tlsrecBin, 'test', '--test-set', 'test-set-1', '--reporter', 'terminal', '--reporter', 'json', '--report-dir', reportDir], { cwd: work, env: withoutAppEnv });
     const report = JSON.parse(readFileSync(join(reportDir, readdirSync(reportDir).find((f) => f.endsWith('.json'))!), 'utf8')) as RunReport;
-    const results = Object.fromEntries(report.sets[0]!.tests.map((x) => [x.name, x]));
     // Served from the fresh mocks, with the app's port and upstream from tlsrec.yaml env: alone.
-    expect(results['test-1']!.passed, t.output).toBe(true);
-    expect(results['test-2']!.passed, t.output).toBe(true);
-    expect(results['health-by-hand']!.passed, t.output).toBe(true);
-    // /checkout's outgoing body carries a fresh nonce on every run: without mock-matching noise
-    // for it (`tlsrec test --detect-noise`), the call misses its mock, and that is the only reason
-    // this test can fail.
-    const co = results['test-3']!;
-    if (!co.passed) {
-      expect(co.mockMisses, t.output).toHaveLength(1);
-      expect(co.mockMisses[0]!.closest?.detail, t.output).toMatch(/^at \$\.(nonce|at) /);
-    }
+    expect(report.sets[0]!.tests.map((x) => [x.name, x.passed]), t.output).toEqual([
+      ['test-1', true],
+      ['test-2', true],
+      ['test-3', true],
+      ['health-by-hand', true],
+    ]);
+    expect(report.sets[0]!.tests.flatMap((x) => x.mockMisses), t.output).toEqual([]);
+    expect(report.sets[0]!.mocks, t.output).toMatchObject({ total: 1, misses: [], unused: [] });
+    expect(t.code, t.output).toBe(0);
     expect(existsSync(join(work, 'tlsrec', 'test-set-2'))).toBe(false);
   }, 120_000);
 });

@@ -138,6 +138,34 @@ describe.runIf(ebpf.run)('secrets and a login flow (real eBPF)', () => {
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
+  it('rerecord sends the secrets and the flowing token as test does: every answer the same, a fresh set that replays', async () => {
+    // The developer's machine: the secrets file record wrote is there; the upstream is up again.
+    const dir = checkout();
+    cpSync(join(work, '.tlsrec-secrets.yaml'), join(dir, '.tlsrec-secrets.yaml'));
+    const up = await startUpstream();
+    const env = { ...appEnv, UPSTREAM_URL: up.url, NO_COLOR: '1' };
+    const rr = await run('node', [tlsrecBin, 'rerecord'], { cwd: dir, env });
+    expect(rr.output).toMatch(/test-set-0 -> test-set-1/);
+    expect(rr.output).toMatch(/same +test-\d+ +POST \/login/);
+    expect(rr.output).toMatch(/same +test-\d+ +GET \/me/);
+    expect(rr.output).toMatch(/same +test-\d+ +GET \/report\?access_token=/);
+    expect(rr.output).toMatch(/4 same, 0 differ, 0 without an answer/);
+    expect(rr.code, rr.output).toBe(0);
+    const fresh = allText(join(dir, 'tlsrec', 'test-set-1'));
+    expect(fresh).toContain('{{ .secret.X_API_KEY }}');
+    expect(fresh).toContain('{{ .secret.PASSWORD }}');
+    expect(fresh).toMatch(/Bearer \{\{ \.access_token \}\}/);
+    for (const secret of [API_KEY, PASSWORD]) expect(fresh).not.toContain(secret);
+    for (const secret of [API_KEY, PASSWORD]) expect(rr.output).not.toContain(secret);
+    up.proc.child.kill('SIGTERM');
+    await up.proc.exited;
+    // offline, from the fresh set's mocks, the secrets from the file
+    const res = await tlsrecTest(dir, ['--test-set', 'test-set-1'], { UPSTREAM_URL: up.url });
+    expect(res.output).toMatch(/^4 passed, 0 failed/m);
+    expect(res.code).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
   it('a regression that echoes the key: the diff and every report show [secret X_API_KEY], never the key', async () => {
     const dir = checkout();
     const res = await tlsrecTest(dir, ['--verbose'], { TLSREC_SECRET_X_API_KEY: API_KEY, TLSREC_SECRET_PASSWORD: PASSWORD, FIXTURE_VARIANT: 'echo-key' });

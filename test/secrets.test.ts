@@ -210,6 +210,11 @@ describe('replay: secrets supplied, variables captured', () => {
     const scrubbed = secrets.scrubDeep(report);
     expect(JSON.stringify(scrubbed)).not.toMatch(new RegExp(`${API_KEY}|${PASSWORD}|from-env-key-1`));
     expect(scrubbed.message).toBe('sent [secret X_API_KEY] and [secret X_API_KEY] with {{ .secret.PASSWORD }}');
+    // data the report shares (a mock miss listed by its set and by its test) stays one object in the copy
+    const miss = { method: 'POST', url: `https://api.example.com/orders?key=${API_KEY}` };
+    const shared = secrets.scrubDeep({ setMisses: [miss], testMisses: [miss] });
+    expect(shared.testMisses[0]).toBe(shared.setMisses[0]);
+    expect(shared.setMisses[0]!.url).toBe('https://api.example.com/orders?key=[secret X_API_KEY]');
   });
 
   it('a mock whose request refers to a variable or secret matches the value the app sends', async () => {

@@ -2,7 +2,8 @@
 // real upstreams. Per selected set:
 //
 //   record engine (recordCommand: cgroup, eBPF capture, writer) runs the app, no mocks
-//     └─ drive: wait until the app is ready ─▶ send the set's requests in order (sender.ts) ─▶ done
+//     └─ drive: wait until the app is ready ─▶ send the set's requests in order (sender.ts), their
+//        references filled in as `test` does (secrets supplied, variables captured from the answers) ─▶ done
 //   ─▶ the app is stopped, the recording is written as a NEW set (the next free test-set-N)
 //   ─▶ the new set is matched to the old one, test by test, by request (method + path and query +
 //      body): each new test takes the old test's file name and `name`, and the old test's noise
@@ -30,6 +31,8 @@ import { configEnvForApp } from '../replay/app-env.js';
 import { compareResponse } from '../replay/compare.js';
 import { portFromTests, selectTestSets } from '../replay/run-tests.js';
 import { createSender, requestPath } from '../replay/sender.js';
+import { SecretStore } from '../replay/secrets.js';
+import { keployTemplateValues, VariableScope } from '../replay/variables.js';
 
 export interface RerecordOptions {
   dir: string;
@@ -121,6 +124,7 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
     });
   }
   const readyTimeoutMs = opts.readyTimeoutMs ?? config.readyTimeoutMs;
+  const secrets = SecretStore.load(config);
   const sent = new Map<TestCase, Sent>();
   let driveError: unknown;
   // While the app runs, the record engine stops it on SIGINT/SIGTERM and writes what it has; the
@@ -137,6 +141,9 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
     try {
       const baseUrl = await waitReady(port, healthUrl, readyTimeoutMs, appExited);
       const sender = createSender({ baseUrl, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+      // As at replay: {{ .secret.NAME }} from the secrets file or TLSREC_SECRET_*, {{ .token }} from
+      // what the app answered earlier in this run.
+      const scope = new VariableScope(secrets, keployTemplateValues(set.dir));
       try {
         for (const test of set.tests) {
           if (appExited.aborted || interrupted !== undefined) {
@@ -144,7 +151,8 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
             continue;
           }
           try {
-            await sender.send(test);
+            const answer = await sender.send(scope.prepare(test).test);
+            scope.expect(test.expected, answer.response);
             sent.set(test, { ok: true });
           } catch (err) {
             sent.set(test, { ok: false, error: `no response from the app: ${causeText(err)}` });

@@ -184,6 +184,7 @@ function configFromText(file: string, text: string, c: Collector): Config | unde
     noise,
     passthrough: Array.isArray(v.passthrough) ? v.passthrough.map(String) : [],
     ...(v.env === undefined ? {} : { env: Object.fromEntries(Object.entries(obj(v.env)).map(([k, x]) => [k, String(x)])) }),
+    ...(Array.isArray(v.proto) ? { protoDirs: v.proto.map((d) => path.resolve(path.dirname(file), String(d))) } : {}),
     ...redactLists(v.redact),
     secretsFile: path.join(path.dirname(file), str(v.secrets) ?? DEFAULT_SECRETS_FILE),
   };

@@ -33,6 +33,8 @@ export interface DocOptions {
   monoToWallNs?: bigint;
   /** false: do not add record-time noise for volatile response fields (volatile.ts). Default true. */
   flagVolatile?: boolean;
+  /** Directories of the user's .proto files (record --proto): gRPC messages are also written as JSON. */
+  protoDirs?: readonly string[];
   /**
    * Secrets become named references and values that flow become variables (variables.ts); one per
    * test set, fed every exchange in order. Without it, secret headers become [REDACTED].

@@ -197,6 +197,11 @@ export const configSchema: JsonSchema = {
         'Environment variables the app needs at replay (e.g. PORT), set by `tlsrec test` and `tlsrec rerecord`; ' +
         'the environment tlsrec runs in wins. Written in clear by `tlsrec record --env NAME`: not for secrets.',
     },
+    proto: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'Directories of .proto files (relative to this file, or absolute), added by `tlsrec record --proto DIR`: gRPC messages are written as JSON and compared by field name.',
+    },
   },
 };
 

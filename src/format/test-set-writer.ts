@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { causeText, InputFileError, OutputError } from '../errors.js';
-import type { Exchange } from '../model/exchange.js';
+import type { Exchange, HttpExchange } from '../model/exchange.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from './render.js';
 import { SCHEMA_FILES, schemaFileContents } from './schemas.js';
 import { readSecretsFile, rewriteProducer, writeSecret } from './secrets-file.js';
@@ -44,6 +44,9 @@ export interface TestSetSummary {
   failedTests: number;
   failedMocks: number;
 }
+
+/** HTTP/1 and HTTP/2 exchanges are Keploy `kind: Http` documents, which the writer renders itself. */
+const isHttp = (ex: Exchange): ex is HttpExchange => ex.protocol === 'http1' || ex.protocol === 'http2';
 
 /** Where the writer copies the schemas, relative to the root: `$schema` lines point there. */
 export const SCHEMA_DIR = '.schema';
@@ -202,6 +205,7 @@ export class TestSetWriter {
         ...(opts.redact === false ? { redact: false } : {}),
         ...(opts.redactHeaders ? { redactHeaders: opts.redactHeaders } : {}),
         ...(opts.appUrlBase ? { appUrlBase: opts.appUrlBase } : {}),
+        ...(opts.protoDirs && opts.protoDirs.length > 0 ? { protoDirs: opts.protoDirs } : {}),
         ...(opts.monoToWallNs !== undefined ? { monoToWallNs: opts.monoToWallNs } : {}),
       };
       const secretsFile = opts.secretsFile;
@@ -235,9 +239,10 @@ export class TestSetWriter {
     if (this.opts.refs) this.opts.refs.currentFile = file;
     try {
       // Other protocols' tests get no $schema line: the test schema describes Http documents.
-      const text = ex.protocol === 'http1'
-        ? renderYaml(exchangeToTestDoc(ex, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`)
-        : this.docsOf(ex).yaml(this.docsOf(ex).testDoc(ex, n, this.opts));
+      const other = isHttp(ex) ? undefined : this.docsOf(ex);
+      const text = other
+        ? other.yaml(other.testDoc(ex, n, this.opts))
+        : renderYaml(exchangeToTestDoc(ex as HttpExchange, n, this.opts), `../../${SCHEMA_DIR}/${SCHEMA_FILES.test}`);
       writeFileAtomic(file, text);
     } catch (err) {
       this.counts.failedTests++;
@@ -251,7 +256,8 @@ export class TestSetWriter {
     const n = this.nextMock;
     const file = this.mocksFile;
     try {
-      const doc = ex.protocol === 'http1' ? renderYaml(exchangeToMockDoc(ex, n, this.opts)) : this.docsOf(ex).yaml(this.docsOf(ex).mockDoc(ex, n, this.opts));
+      const other = isHttp(ex) ? undefined : this.docsOf(ex);
+      const doc = other ? other.yaml(other.mockDoc(ex, n, this.opts)) : renderYaml(exchangeToMockDoc(ex as HttpExchange, n, this.opts));
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);
         this.mocksSize = fs.fstatSync(this.mocksFd).size;

@@ -218,6 +218,8 @@ export interface Config {
   redactHeaders: string[];
   /** tlsrec.yaml `env:` (absent when the file has none): set for the app by test and rerecord, unless tlsrec's own environment has the name. */
   env?: Record<string, string>;
+  /** tlsrec.yaml `proto:`, absolute: directories of .proto files for gRPC messages. */
+  protoDirs?: string[];
   /** JSON keys (and query/form names) redacted in addition to the defaults. */
   redactKeys?: string[];
   /** JSON paths in bodies redacted in addition to the defaults. */

@@ -12,7 +12,7 @@ export type HeaderList = Array<[name: string, value: string]>;
 
 /** What requests and responses have in common. */
 interface HttpMessage {
-  /** "1.1" or "1.0". */
+  /** "1.1" or "1.0"; "2" for HTTP/2. */
   httpVersion: string;
   headers: HeaderList;
   /**
@@ -70,9 +70,12 @@ export interface ExchangeBase extends ConnectionIdentity {
   indexOnConn: number;
 }
 
-/** An HTTP/1.x request and its final response. */
+/**
+ * An HTTP request and its final response: HTTP/1.x ('http1') or one HTTP/2 stream ('http2', its
+ * pseudo-headers folded into method, target and status; `:authority` becomes a Host header).
+ */
 export interface HttpExchange extends ExchangeBase {
-  protocol: 'http1';
+  protocol: 'http1' | 'http2';
   request: HttpRequestMessage;
   response: HttpResponseMessage;
 }
@@ -84,8 +87,39 @@ export interface PostgresExchange extends ExchangeBase {
   response: PgResponse;
 }
 
+/** One gRPC length-prefixed message, its bytes exactly as sent. */
+export interface GrpcMessage {
+  /** The compressed flag (the message is in the `grpc-encoding` of its side). */
+  compressed: boolean;
+  data: Buffer;
+}
+
+/** One side of a gRPC call on an HTTP/2 stream. */
+export interface GrpcSide {
+  /** Pseudo-headers (':path', ':status', …) and ordinary headers (metadata), in wire order. */
+  pseudoHeaders: HeaderList;
+  headers: HeaderList;
+  messages: GrpcMessage[];
+  /** Trailers (grpc-status, grpc-message, trailing metadata): the response's, or a trailers-only answer. */
+  trailers: HeaderList;
+  /** Bytes after the last whole message that do not make one (a cut-off message). */
+  trailingBytes: number;
+  /** Kernel time of the side's first byte (ns). */
+  firstByteNs: bigint;
+}
+
+/** A gRPC call (an HTTP/2 stream with content-type application/grpc), reconstructed by 'http2'. */
+export interface GrpcExchange extends ExchangeBase {
+  protocol: 'grpc';
+  /** "package.Service" and "Method", from :path "/package.Service/Method". */
+  service: string;
+  method: string;
+  request: GrpcSide;
+  response: GrpcSide;
+}
+
 /** Any protocol's exchange: what reconstruction emits and the writer stores. */
-export type Exchange = HttpExchange | PostgresExchange;
+export type Exchange = HttpExchange | GrpcExchange | PostgresExchange;
 
 /** What a protocol's reconstruction supplies; the connection's identity and the index are added for it. */
 export type ExchangePayload = DistributiveOmit<Exchange, keyof ConnectionIdentity | 'indexOnConn'>;

@@ -22,6 +22,8 @@ export function docReaders(protocols: readonly Protocol[] = PROTOCOLS): DocReade
 /** Document makers by protocol name, for every protocol but HTTP/1 (which the writer renders itself). */
 export function exchangeDocs(protocols: readonly Protocol[] = PROTOCOLS): Map<string, ExchangeDocs> {
   const out = new Map<string, ExchangeDocs>();
-  for (const p of protocols) if (p.name !== 'http1' && !out.has(p.name)) out.set(p.name, p.files);
+  for (const p of protocols) {
+    for (const name of [p.name, ...(p.files.exchangeProtocols ?? [])]) if (name !== 'http1' && !out.has(name)) out.set(name, p.files);
+  }
   return out;
 }

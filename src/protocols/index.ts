@@ -3,7 +3,8 @@
 // http1/ that exports a Protocol, and one line here.
 
 import { http1 } from './http1/index.js';
+import { http2 } from './http2/index.js';
 import { postgres } from './postgres/index.js';
 import type { Protocol } from './protocol.js';
 
-export const PROTOCOLS: readonly Protocol[] = [http1, postgres as unknown as Protocol];
+export const PROTOCOLS: readonly Protocol[] = [http1, http2, postgres];

@@ -11,6 +11,7 @@
 // Everything generic (ordering chunks, gaps, connection identity, counting what is skipped) stays
 // outside: src/record/streams.ts and src/record/reconstruct.ts.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { CaptureSource, Direction } from '../model/events.js';
@@ -146,6 +147,11 @@ export interface MockServeContext<M = unknown> {
    * SSLRequest): resolves once the handshake is done. The certificate is signed for the client's SNI.
    */
   startTls(socket: Duplex, opts?: { alpn?: string[] }): Promise<TLSSocket>;
+  /**
+   * The mock server's HTTP handler: answers a request from the HTTP (`kind: Http`) mocks, or 502 on
+   * a miss. For protocols that carry HTTP requests (HTTP/2's compatibility request and response).
+   */
+  readonly http?: (req: IncomingMessage, res: ServerResponse) => void;
   /** Report a call answered by a mock. */
   hit(call: MockCallHit): void;
   /** Report a call no mock answered (the protocol answers the app with its own error). */
@@ -160,6 +166,8 @@ export interface ReplayContext {
   timeoutMs: number;
   /** Aborted when the run is interrupted. */
   signal: AbortSignal;
+  /** Directories of .proto files (tlsrec.yaml `proto:`), for protocols that decode messages with them. */
+  protoDirs?: readonly string[];
 }
 
 /** One failed check of a replayed test (shown like an HTTP response failure). */
@@ -203,6 +211,8 @@ export interface Protocol<T extends ProtocolTypes = ProtocolTypes> extends Recor
   /** Files: the documents it writes (`kind:` in the YAML) for tests and mocks. */
   readonly files: {
     readonly kind: string;
+    /** Exchange.protocol values of the exchanges it emits besides its own name (HTTP/2 emits 'grpc' calls). */
+    readonly exchangeProtocols?: readonly string[];
     /** The `kind:` values of mock documents it reads (HTTP/1's are read by src/format/reader.ts). */
     readonly mockKinds?: readonly string[];
     /** The `kind:` values of test documents it reads. */

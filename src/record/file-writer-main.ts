@@ -5,6 +5,8 @@
 //
 // It shares tlsrec's terminal, so before anything else is loaded it ignores the Ctrl-C and hangup
 // meant for tlsrec: the files must still be written.
+import type { Exchange } from '../model/exchange.js';
+
 process.on('SIGINT', () => undefined);
 process.on('SIGHUP', () => undefined);
 
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     warn: (message) => process.stderr.write(`tlsrec: file-writer process: ${message}\n`),
     appPortOf,
     // The exchange and its renderings are garbage now.
-    exchangeDone: (ex) => collector.note(ex.protocol === 'http1' ? ex.request.body.length + ex.response.body.length : 0),
+    exchangeDone: (ex) => collector.note(exchangeBytes(ex)),
   });
 
   process.stdin.setEncoding('utf8');
@@ -80,3 +82,10 @@ async function main(): Promise<void> {
 }
 
 await main().catch(fail);
+
+/** Bytes of an exchange's bodies (gRPC: its messages), for the collector's pacing. */
+function exchangeBytes(ex: Exchange): number {
+  if (ex.protocol === 'grpc') return [...ex.request.messages, ...ex.response.messages].reduce((n, m) => n + m.data.length, 0);
+  if (ex.protocol === 'postgres') return 0; // rows are small values, not bodies
+  return ex.request.body.length + ex.response.body.length;
+}

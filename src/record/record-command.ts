@@ -20,6 +20,7 @@ import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLos
 import { formatBytes } from '../format-bytes.js';
 import { writeConfigIfAbsent } from '../format/config-file.js';
 import { writeConfigEnv } from '../format/config-env.js';
+import { writeConfigProto } from '../format/config-proto.js';
 import { loadConfig } from '../format/reader.js';
 import { DEFAULT_SECRETS_FILE, ensureGitignored } from '../format/secrets-file.js';
 import type { LossCounters } from '../model/events.js';
@@ -57,6 +58,8 @@ export interface RecordOptions {
   interrupts?: InterruptSource;
   /** Written into tlsrec.yaml `env:` after the recording (`record --env NAME`). */
   configEnv?: Record<string, string>;
+  /** Directories of .proto files (`record --proto DIR`): written into tlsrec.yaml `proto:`, and gRPC messages decoded with them. */
+  protoDirs?: string[];
   /** Added to the command's environment (rerecord: tlsrec.yaml `env:`). */
   commandEnv?: Record<string, string>;
   /**
@@ -155,6 +158,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       redactKeys: config?.redactKeys ?? [],
       redactPaths: config?.redactPaths ?? [],
       redact: opts.redact,
+      ...(opts.protoDirs ? { protoDirs: opts.protoDirs } : {}),
       ...(opts.redact ? { secretsFile } : {}),
       commandCgroup: cgroup.path,
       fileWriterScript: FILE_WRITER_SCRIPT,
@@ -213,6 +217,7 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     try {
       await writeConfigIfAbsent(opts.configPath, opts.command, files.appPort);
       if (opts.configEnv) writeConfigEnv(opts.configPath, opts.configEnv);
+      if (opts.protoDirs) writeConfigProto(opts.configPath, opts.protoDirs);
     } catch (err) {
       // Said on its own: the exchanges' error below may hide it otherwise.
       observer.warning?.(causeText(err));

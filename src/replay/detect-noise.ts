@@ -6,6 +6,8 @@
 //   - the request body fields of an outgoing call that differ between the runs (a nonce, a time),
 //     written into the mock's own noise (Keploy's `noise: {req: [...]}`) so the matcher finds it.
 //     A call that missed in both runs is compared through the mock the miss report names closest.
+// A field the recording holds as a reference ({{ .token }}) is never made noise: replay already
+// takes the app's value there and still requires the field to be present.
 // What is equal in both runs but differs from the recording is a real change, never noise: the
 // run that follows reports it. A test during which a mock missed answers from a 502, so its
 // fields are only judged once its mocks are found: when mock noise was added, the sets with such
@@ -14,11 +16,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import { relative } from 'node:path';
 import { YamlFileEditor } from '../format/edit.js';
-import type { Mock, NoiseRule, TestCase, TestSet } from '../format/types.js';
+import type { BodyValue, Mock, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import { DEFAULT_NOISE_HEADERS, FRAMING_HEADERS, noisePathMatches, normalizeNoisePath, type ActualResponse, type Seg } from './compare.js';
 import type { ReceivedCall } from './mock-session.js';
 import { ignoredBy, matchStages, splitTarget, type IncomingCall } from './mocks/matcher.js';
 import { parseMockNoise, parseNoiseKey } from '../format/noise.js';
+import { hasRef } from '../format/templates.js';
 import { runTests, selectTestSets, type TestOptions, type TestRunResult } from './run-tests.js';
 import { UsageError } from '../errors.js';
 
@@ -104,6 +107,20 @@ function parseJson(b: Buffer): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
+/** True when the recorded JSON body holds a reference ({{ .token }}) at `segs` or above it. */
+function recordedAsRef(body: BodyValue, segs: readonly Seg[]): boolean {
+  if (body.kind !== 'json') return false;
+  const parsed = parseJson(body.bytes);
+  if (!parsed.ok) return false;
+  let at: unknown = parsed.value;
+  for (const s of segs) {
+    if (typeof at === 'string') break;
+    if (typeof s === 'number' ? !Array.isArray(at) : !isObj(at)) return false;
+    at = (at as Record<string | number, unknown>)[s];
+  }
+  return typeof at === 'string' && hasRef(at);
+}
+
 function headerValues(headers: ActualResponse['headers'], lower: string): string {
   return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v.trim()).join('\n');
 }
@@ -117,9 +134,9 @@ export function testNoiseBetween(test: TestCase, rules: readonly NoiseRule[], a:
     return keys;
   }
   const seen = new Set<string>();
-  for (const [name] of test.expected.headers) {
+  for (const [name, value] of test.expected.headers) {
     const lower = name.toLowerCase();
-    if (seen.has(lower) || FRAMING_HEADERS.includes(lower) || DEFAULT_NOISE_HEADERS.includes(lower)) continue;
+    if (seen.has(lower) || FRAMING_HEADERS.includes(lower) || DEFAULT_NOISE_HEADERS.includes(lower) || hasRef(value)) continue;
     seen.add(lower);
     if (rules.some((r) => r.target.type === 'header' && r.target.name.toLowerCase() === lower)) continue;
     if (headerValues(a.headers, lower) !== headerValues(b.headers, lower)) keys.push(`header.${name}`);
@@ -134,7 +151,7 @@ export function testNoiseBetween(test: TestCase, rules: readonly NoiseRule[], a:
   }
   const bodyRules = rules.filter((r) => r.target.type === 'body').map((r) => normalizeNoisePath((r.target as { path: string[] }).path));
   for (const segs of differingPaths(ja.value, jb.value)) {
-    if (bodyRules.some((p) => noisePathMatches(p, segs))) continue;
+    if (bodyRules.some((p) => noisePathMatches(p, segs)) || recordedAsRef(test.expected.body, segs)) continue;
     const key = keployBodyKey(segs);
     if (key === undefined) {
       notes.push(`${test.name}: a field that differs between runs has a name a noise path cannot spell (${JSON.stringify(segs)})`);
@@ -188,7 +205,8 @@ export function mockNoiseBetween(a: readonly ReceivedCall[], b: readonly Receive
     const jb = parseJson(cb.body);
     if (!ja.ok || !jb.ok) continue;
     const keys: string[] = [];
-    for (const segs of differingPaths(ja.value, jb.value)) {
+    const varying = differingPaths(ja.value, jb.value);
+    for (const segs of varying) {
       const key = keployBodyKey(segs);
       if (key !== undefined && !keys.includes(key)) keys.push(key);
     }
@@ -201,9 +219,11 @@ export function mockNoiseBetween(a: readonly ReceivedCall[], b: readonly Receive
     if (!mock) continue;
     claimed.add(mock);
     const ignore = ignoredBy(mock.noise);
+    // A field the mock holds as a reference already matches whatever value flows into it.
+    const notByRef = new Set(varying.filter((segs) => !recordedAsRef(mock.request.body, segs)).map(keployBodyKey));
     const fresh = keys.filter((k) => {
       const t = parseNoiseKey(k);
-      return !(t.ok && t.target.type === 'body' && ignore?.(t.target.path, undefined));
+      return notByRef.has(k) && !(t.ok && t.target.type === 'body' && ignore?.(t.target.path, undefined));
     });
     if (fresh.length === 0) continue;
     const list = out.get(mock) ?? [];

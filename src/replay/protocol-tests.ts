@@ -37,6 +37,8 @@ export interface ProtocolReplayOptions {
   baseUrl: string;
   timeoutMs: number;
   signal: AbortSignal;
+  /** tlsrec.yaml `proto:` (absolute). */
+  protoDirs?: readonly string[];
 }
 
 /** Runs one test through its protocol's `replay`; a protocol that cannot replay, or fails, fails the test. */
@@ -64,6 +66,7 @@ export async function replayProtocolTest(
       app: { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) },
       timeoutMs: opts.timeoutMs,
       signal: opts.signal,
+      ...(opts.protoDirs ? { protoDirs: opts.protoDirs } : {}),
     });
     const tr: TestReport = {
       name: test.name,

@@ -357,7 +357,7 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       if (appDied) {
         tr = failedTest(test, 'request', `${test.name}: not run: the app is no longer running`);
       } else if ('protocol' in test) {
-        const replay = { baseUrl, timeoutMs: opts.requestTimeoutMs ?? 30_000, signal: intr.abort.signal };
+        const replay = { baseUrl, timeoutMs: opts.requestTimeoutMs ?? 30_000, signal: intr.abort.signal, ...(opts.config.protoDirs ? { protoDirs: opts.config.protoDirs } : {}) };
         tr = await intr.race(replayProtocolTest(test, opts.protocols, replay));
       } else {
         tr = await intr.race(runOne(test, set, sender, opts.config, scope, ctx.secrets, opts.onResponse));

@@ -81,16 +81,25 @@ export class SecretStore {
     return out;
   }
 
-  /** A deep copy of plain report data with every string scrubbed. */
-  scrubDeep<T>(value: T): T {
+  /**
+   * A deep copy of plain report data with every string scrubbed. An object reached twice is copied
+   * once, so data shared inside the report (a mock miss listed by its set and by its test) stays shared.
+   */
+  scrubDeep<T>(value: T, copies: Map<object, unknown> = new Map()): T {
     if (typeof value === 'string') return this.scrub(value) as T;
-    if (Array.isArray(value)) return value.map((v: unknown) => this.scrubDeep(v)) as T;
-    if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = this.scrubDeep(v);
+    if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return value;
+    const done = copies.get(value);
+    if (done !== undefined) return done as T;
+    if (Array.isArray(value)) {
+      const out: unknown[] = [];
+      copies.set(value, out);
+      for (const v of value as unknown[]) out.push(this.scrubDeep(v, copies));
       return out as T;
     }
-    return value;
+    const out: Record<string, unknown> = {};
+    copies.set(value, out);
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = this.scrubDeep(v, copies);
+    return out as T;
   }
 }
 

@@ -3,7 +3,9 @@
 // (src/format/edit.ts), so comments, key order, noise entries and the block-scalar body survive and
 // a passing test's file is not written at all. A test during which a mock missed answered from a
 // 502, not from the app's real logic: it is not updated, and the run exits 1. Secret headers are
-// written redacted, with noise so they are not compared.
+// written redacted, with noise so they are not compared; references in the file ({{ .token }})
+// stay where the app's value still fits them, and secrets in a new body become references as
+// record writes them (update-refs.ts).
 
 import { relative } from 'node:path';
 import { YamlFileEditor, type NewResponse } from '../format/edit.js';
@@ -15,6 +17,10 @@ import type { ActualResponse } from './compare.js';
 import { formatMiss } from './mocks/matcher.js';
 import type { TestReport } from './report/index.js';
 import { runTests, type TestOptions, type TestRunResult } from './run-tests.js';
+import { answerBodyForFile, keepHeaderReferences } from './update-refs.js';
+import { RecordingRefs } from '../format/variables.js';
+import { readSecretsFile, writeSecret } from '../format/secrets-file.js';
+import { hasRef } from '../format/templates.js';
 
 export interface UpdateOutcome {
   test: string;
@@ -61,7 +67,8 @@ export function plannedUpdate(
         continue;
       }
       for (const [n, v] of values) {
-        if (isSecretHeader(n, redactHeaders) || wasRedacted.has(n.toLowerCase())) {
+        if (hasRef(v)) set.push([n, v]); // the file's own reference, kept (keepHeaderReferences)
+        else if (isSecretHeader(n, redactHeaders) || wasRedacted.has(n.toLowerCase())) {
           set.push([n, REDACTED]);
           if (!noise.includes(`header.${n}`)) noise.push(`header.${n}`);
         } else set.push([n, v]);
@@ -91,7 +98,15 @@ export async function updateAndTest(opts: TestOptions): Promise<UpdateResult> {
     },
   });
   const outcomes: UpdateOutcome[] = [];
+  const config = opts.config;
   for (const set of result.report.sets) {
+    // One per set, as record has: a new secret-named field gets the name record would give it.
+    const refs = new RecordingRefs({
+      redact: true,
+      rules: { headers: config.redactHeaders, keys: config.redactKeys ?? [], paths: config.redactPaths ?? [] },
+      knownSecrets: config.secretsFile ? readSecretsFile(config.secretsFile) : {},
+      ...(config.secretsFile ? { onSecret: (name: string, value: string) => writeSecret(config.secretsFile!, name, value) } : {}),
+    });
     for (const tr of set.tests) {
       if (tr.passed) continue;
       const response = responses.get(tr.file);
@@ -104,7 +119,13 @@ export async function updateAndTest(opts: TestOptions): Promise<UpdateResult> {
         outcomes.push({ test: tr.name, file: tr.file, updated: false, detail: ['the app gave no response'] });
         continue;
       }
-      const plan = plannedUpdate(tr, response, opts.config.redactHeaders, tests.get(tr.file)!.expected.headers);
+      const recorded = tests.get(tr.file)!.expected;
+      const forFile: ActualResponse = {
+        ...response,
+        headers: keepHeaderReferences(recorded.headers, response.headers),
+        body: answerBodyForFile(recorded.body, response.body, firstHeader(response.headers, 'content-type'), refs),
+      };
+      const plan = plannedUpdate(tr, forFile, config.redactHeaders, recorded.headers);
       const editor = YamlFileEditor.open(tr.file);
       editor.replaceResponse(plan.change);
       if (plan.noise.length > 0) editor.addTestNoise(plan.noise);

@@ -3,6 +3,7 @@
 // Their hits and misses go into the HTTP matcher's lists, so the run report has one list of each
 // in the order the calls came (a miss is shown under the test during which it happened).
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import type { LoadedDoc } from '../../format/protocol-docs.js';
@@ -24,6 +25,8 @@ export class ProtocolMocks {
     private readonly matcher: MockMatcher,
     private readonly ca: RunCa,
     private readonly onMiss?: (message: string) => void,
+    /** The mock server's HTTP request handler (answers from the HTTP mocks), for protocols that carry HTTP requests. */
+    private readonly httpHandler?: (req: IncomingMessage, res: ServerResponse) => void,
   ) {
     this.serving = protocols.filter((p) => p.mocks.serve !== undefined);
     this.alpn = [...new Set(this.serving.flatMap((p) => p.mocks.alpn ?? []))];
@@ -46,6 +49,7 @@ export class ProtocolMocks {
     const ctx: MockServeContext = {
       mocks: this.mocks.filter((m) => m.protocol === protocol.name),
       destination,
+      ...(this.httpHandler ? { http: this.httpHandler } : {}),
       startTls: (s, o) => this.startTls(s, o?.alpn),
       hit: (call) => {
         this.used.add(useKey(protocol.name, call.mock));

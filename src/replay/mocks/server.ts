@@ -46,16 +46,18 @@ const DROP_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection
 export async function startMockServer(opts: MockServerOptions): Promise<MockServer> {
   const { matcher, ca } = opts;
   const sockets = new Set<Socket>();
-  const others = new ProtocolMocks(opts.protocols ?? [], opts.protocolMocks ?? [], matcher, ca, opts.onMiss);
-
-  const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(`tlsrec mock server error: ${causeText(err)}\n`);
       } else res.destroy();
     });
-  });
+  };
+  // HTTP/2 requests (a protocol's `serve` speaks the framing) are answered from the HTTP mocks too.
+  const others = new ProtocolMocks(opts.protocols ?? [], opts.protocolMocks ?? [], matcher, ca, opts.onMiss, onRequest);
+
+  const httpServer = http.createServer({ keepAliveTimeout: 60_000 }, onRequest);
   // Clients that keep a socket idle must not race a close from our side.
   httpServer.headersTimeout = 60_000;
 
@@ -108,11 +110,14 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
     const servername = encrypted && typeof sock.servername === 'string' ? sock.servername : undefined;
     const { path, query } = splitTarget(req.url ?? '/');
     const headers: Array<[string, string]> = [];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
+    // (HTTP/2's pseudo-headers are not headers: :authority is the host)
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (!req.rawHeaders[i]!.startsWith(':')) headers.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
+    const h2 = req.httpVersionMajor === 2;
+    const authority = h2 ? req.headers[':authority'] : undefined;
     const call: IncomingCall = {
       method: req.method ?? 'GET',
       scheme: encrypted ? 'https' : 'http',
-      host: req.headers.host ?? servername ?? '',
+      host: req.headers.host ?? (typeof authority === 'string' ? authority : undefined) ?? servername ?? '',
       path,
       query,
       headers,
@@ -122,11 +127,10 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
     if (outcome.kind === 'miss') {
       opts.onMiss?.(outcome.message);
       const text = Buffer.from(`tlsrec: ${outcome.message}\n`);
-      res.writeHead(502, 'Bad Gateway', {
-        'content-type': 'text/plain; charset=utf-8',
-        'content-length': String(text.length),
-        'x-tlsrec-mock': 'miss',
-      });
+      const missHeaders = { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(text.length), 'x-tlsrec-mock': 'miss' };
+      // HTTP/2 has no reason phrase
+      if (h2) res.writeHead(502, missHeaders);
+      else res.writeHead(502, 'Bad Gateway', missHeaders);
       res.end(text);
       return;
     }
@@ -142,7 +146,8 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
     const noBody = r.status < 200 || r.status === 204 || r.status === 304;
     const payload = noBody ? Buffer.alloc(0) : encodeContentEncoding(r.body.bytes, contentEncoding);
     if (!noBody) flat.push('Content-Length', String(payload.length));
-    res.writeHead(r.status, r.statusMessage || http.STATUS_CODES[r.status] || '', flat);
+    if (h2) res.writeHead(r.status, flat);
+    else res.writeHead(r.status, r.statusMessage || http.STATUS_CODES[r.status] || '', flat);
     res.end(payload);
   }
 
