@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { readEventFile } from '../src/record/event-file.js';
 import { Reconstructor } from '../src/record/reconstruct.js';
+import { exchangeDocs } from '../src/protocols/files.js';
 
 const EVENTS_DIR = fileURLToPath(new URL('../fixtures/events/', import.meta.url));
 const GOLDEN_DIR = fileURLToPath(new URL('./golden/', import.meta.url));
@@ -45,7 +46,7 @@ function listFiles(dir: string): string[] {
 /** Reconstructs and writes one fixture into a fresh test set; returns that set's directory. */
 async function produce(fixture: string): Promise<string> {
   const rootDir = path.join(tmpRoot, fixture);
-  const writer = await TestSetWriter.create({ rootDir, testSet: 'test-set-0', monoToWallNs: MONO_TO_WALL });
+  const writer = await TestSetWriter.create({ rootDir, testSet: 'test-set-0', monoToWallNs: MONO_TO_WALL }, exchangeDocs());
   const reconstructor = new Reconstructor({ onExchange: (ex) => writer.writeExchange(ex) });
   for await (const ev of readEventFile(path.join(EVENTS_DIR, fixture))) reconstructor.push(ev);
   const stats = reconstructor.finish();

@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
-import type { Exchange } from '../src/model/exchange.js';
+import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { Spooler } from '../src/spool/spooler.js';
+import { exchangeDocs } from '../src/protocols/files.js';
 import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { repoRoot } from './helpers/procs.js';
 import { encodeRecords } from './helpers/ring-records.js';
@@ -54,7 +55,7 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
       const events: CaptureEvent[] = [];
       const exchanges: Exchange[] = [];
       for await (const ev of readEventFile(join(eventsDir, name))) events.push(ev);
-      const r = new Reconstructor({ onExchange: (ex) => exchanges.push(ex) });
+      const r = new Reconstructor({ onExchange: (ex) => exchanges.push(ex as Exchange) });
       for (const ev of events) r.push(ev);
       recordings.push({ name, events, exchanges, stats: r.finish() });
     }
@@ -80,7 +81,7 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
     const viaProcess = newDir();
     for (const rec of recordings) {
       // One test set per recording, in the same order in both roots (test-set-0, -1, ...).
-      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL });
+      const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL }, exchangeDocs());
       for (const ex of rec.exchanges) sync.writeExchange(ex);
       const syncSummary = await sync.close();
 

@@ -5,6 +5,8 @@
 // The protocol-neutral part is ConnectionIdentity + ExchangeBase; each protocol adds its own payload
 // (HttpExchange: request and response messages) and names itself in `protocol`.
 
+import type { PgRequest, PgResponse } from './postgres.js';
+
 /** Header lines in wire order with the original name case; repeated names stay separate entries. */
 export type HeaderList = Array<[name: string, value: string]>;
 
@@ -78,6 +80,13 @@ export interface HttpExchange extends ExchangeBase {
   response: HttpResponseMessage;
 }
 
+/** One Postgres query and its answer (src/model/postgres.ts). */
+export interface PostgresExchange extends ExchangeBase {
+  protocol: 'postgres';
+  request: PgRequest;
+  response: PgResponse;
+}
+
 /** One gRPC length-prefixed message, its bytes exactly as sent. */
 export interface GrpcMessage {
   /** The compressed flag (the message is in the `grpc-encoding` of its side). */
@@ -110,7 +119,7 @@ export interface GrpcExchange extends ExchangeBase {
 }
 
 /** Any protocol's exchange: what reconstruction emits and the writer stores. */
-export type Exchange = HttpExchange | GrpcExchange;
+export type Exchange = HttpExchange | GrpcExchange | PostgresExchange;
 
 /** What a protocol's reconstruction supplies; the connection's identity and the index are added for it. */
 export type ExchangePayload = DistributiveOmit<Exchange, keyof ConnectionIdentity | 'indexOnConn'>;

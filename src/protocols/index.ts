@@ -4,6 +4,7 @@
 
 import { http1 } from './http1/index.js';
 import { http2 } from './http2/index.js';
+import { postgres } from './postgres/index.js';
 import type { Protocol } from './protocol.js';
 
-export const PROTOCOLS: readonly Protocol[] = [http1, http2];
+export const PROTOCOLS: readonly Protocol[] = [http1, http2, postgres];

@@ -86,5 +86,6 @@ await main().catch(fail);
 /** Bytes of an exchange's bodies (gRPC: its messages), for the collector's pacing. */
 function exchangeBytes(ex: Exchange): number {
   if (ex.protocol === 'grpc') return [...ex.request.messages, ...ex.response.messages].reduce((n, m) => n + m.data.length, 0);
+  if (ex.protocol === 'postgres') return 0; // rows are small values, not bodies
   return ex.request.body.length + ex.response.body.length;
 }
