@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestSetWriter } from '../src/format/test-set-writer.js';
-import { exchangeDocs } from '../src/protocols/files.js';
 import { readEventFile } from '../src/record/event-file.js';
 import { Reconstructor } from '../src/record/reconstruct.js';
+import { exchangeDocs } from '../src/protocols/files.js';
 
 const EVENTS_DIR = fileURLToPath(new URL('../fixtures/events/', import.meta.url));
 const GOLDEN_DIR = fileURLToPath(new URL('./golden/', import.meta.url));

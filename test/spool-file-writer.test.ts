@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readEventFile } from '../src/record/event-file.js';
 import type { CaptureEvent } from '../src/model/events.js';
-import type { Exchange as AnyExchange, HttpExchange as Exchange } from '../src/model/exchange.js';
-import { exchangeDocs } from '../src/protocols/files.js';
+import type { HttpExchange as Exchange } from '../src/model/exchange.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';
 import { Spooler } from '../src/spool/spooler.js';
+import { exchangeDocs } from '../src/protocols/files.js';
 import { TestSetWriter } from '../src/format/test-set-writer.js';
 import { repoRoot } from './helpers/procs.js';
 import { encodeRecords } from './helpers/ring-records.js';
@@ -42,8 +42,6 @@ interface Recording {
   name: string;
   events: CaptureEvent[];
   exchanges: Exchange[];
-  /** Every protocol's exchanges, in order. */
-  every: AnyExchange[];
   stats: ReconstructStats;
 }
 
@@ -56,11 +54,10 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
     for (const name of readdirSync(eventsDir).filter((n) => n.endsWith('.jsonl')).sort()) {
       const events: CaptureEvent[] = [];
       const exchanges: Exchange[] = [];
-      const every: AnyExchange[] = [];
       for await (const ev of readEventFile(join(eventsDir, name))) events.push(ev);
-      const r = new Reconstructor({ onExchange: (ex) => { every.push(ex); if (ex.protocol === 'http1') exchanges.push(ex); } });
+      const r = new Reconstructor({ onExchange: (ex) => exchanges.push(ex as Exchange) });
       for (const ev of events) r.push(ev);
-      recordings.push({ name, events, exchanges, every, stats: r.finish() });
+      recordings.push({ name, events, exchanges, stats: r.finish() });
     }
   });
 
@@ -85,7 +82,7 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
     for (const rec of recordings) {
       // One test set per recording, in the same order in both roots (test-set-0, -1, ...).
       const sync = await TestSetWriter.create({ rootDir: direct, monoToWallNs: MONO_TO_WALL }, exchangeDocs());
-      for (const ex of rec.every) sync.writeExchange(ex);
+      for (const ex of rec.exchanges) sync.writeExchange(ex);
       const syncSummary = await sync.close();
 
       const bg = await Spooler.start({ rootDir: viaProcess, monoToWallNs: MONO_TO_WALL, fileWriterScript });

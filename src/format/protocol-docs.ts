@@ -51,6 +51,11 @@ export interface DocReader {
   /** The protocol that reads the kind (its `name`). */
   protocol: string;
   read(doc: Readonly<Record<string, unknown>>, where: DocWhere): DocRead<unknown>;
+  /**
+   * False for a document of the kind in another tool's shape (Keploy's packet-style `Postgres`):
+   * it is then skipped with a warning, as kinds no protocol reads are.
+   */
+  claims?(doc: Readonly<Record<string, unknown>>): boolean;
 }
 
 /** Readers by `kind:`, for mock documents and for test documents. */

@@ -486,7 +486,7 @@ function loadMocksFile(
     const kind = String(v.kind);
     const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
     const reader = readers.get(kind);
-    if (reader) {
+    if (reader && (reader.claims?.(v) ?? true)) {
       const line = positionOf(doc, parsed.lineCounter, []).line;
       const m = readProtocolDoc(reader, v, { file, line, index, fallbackName: `mock-${index}` }, report);
       if (m) protocolMocks.push(m);

@@ -6,6 +6,7 @@
 // (HttpExchange: request and response messages) and names itself in `protocol`.
 
 import type { RespValue } from './redis.js';
+import type { PgRequest, PgResponse } from './postgres.js';
 
 /** Header lines in wire order with the original name case; repeated names stay separate entries. */
 export type HeaderList = Array<[name: string, value: string]>;
@@ -80,6 +81,13 @@ export interface HttpExchange extends ExchangeBase {
   response: HttpResponseMessage;
 }
 
+/** One Postgres query and its answer (src/model/postgres.ts). */
+export interface PostgresExchange extends ExchangeBase {
+  protocol: 'postgres';
+  request: PgRequest;
+  response: PgResponse;
+}
+
 /** A Redis command the app sent and what the server answered. */
 export interface RedisExchange extends ExchangeBase {
   protocol: 'redis';
@@ -131,7 +139,7 @@ export interface GrpcExchange extends ExchangeBase {
 }
 
 /** Any protocol's exchange: what reconstruction emits and the writer stores. */
-export type Exchange = HttpExchange | GrpcExchange | RedisExchange;
+export type Exchange = HttpExchange | GrpcExchange | PostgresExchange | RedisExchange;
 
 /** What a protocol's reconstruction supplies; the connection's identity and the index are added for it. */
 export type ExchangePayload = DistributiveOmit<Exchange, keyof ConnectionIdentity | 'indexOnConn'>;

@@ -12,8 +12,8 @@ export function docReaders(protocols: readonly Protocol[] = PROTOCOLS): DocReade
   const mocks = new Map<string, DocReader>();
   const tests = new Map<string, DocReader>();
   for (const p of protocols) {
-    const { readMock, readTest, mockKinds = [], testKinds = [] } = p.files;
-    if (readMock) for (const k of mockKinds) if (!mocks.has(k)) mocks.set(k, { protocol: p.name, read: (doc, where) => readMock.call(p.files, doc, where) });
+    const { readMock, readTest, claimsMock, mockKinds = [], testKinds = [] } = p.files;
+    if (readMock) for (const k of mockKinds) if (!mocks.has(k)) mocks.set(k, { protocol: p.name, read: (doc, where) => readMock.call(p.files, doc, where), ...(claimsMock ? { claims: (doc) => claimsMock.call(p.files, doc) } : {}) });
     if (readTest) for (const k of testKinds) if (!tests.has(k)) tests.set(k, { protocol: p.name, read: (doc, where) => readTest.call(p.files, doc, where) });
   }
   return { mocks, tests };

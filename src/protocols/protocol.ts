@@ -219,6 +219,8 @@ export interface Protocol<T extends ProtocolTypes = ProtocolTypes> extends Recor
     readonly testKinds?: readonly string[];
     /** A mock document (plain YAML value, any `kind` in mockKinds) -> the protocol's mock. */
     readMock?(doc: Readonly<Record<string, unknown>>, where: DocWhere): DocRead<T['mock']>;
+    /** False for a mock of one of its kinds written in another tool's shape: skipped with a warning. */
+    claimsMock?(doc: Readonly<Record<string, unknown>>): boolean;
     /** A test document (plain YAML value, any `kind` in testKinds) -> the protocol's test. */
     readTest?(doc: Readonly<Record<string, unknown>>, where: DocWhere): DocRead<T['test']>;
     testDoc(ex: T['exchange'], n: number, opts: T['docOptions']): T['testDoc'];
