@@ -33,6 +33,8 @@ function view(ex: Exchange[]): unknown[] {
       ? [e.role, e.service, e.method, e.request.headers, e.request.messages.map((m) => m.data.toString('hex')), e.response.headers, e.response.messages.map((m) => m.data.toString('hex')), e.response.trailers]
       : e.protocol === 'postgres'
         ? [e.role, e.protocol, e.request.sql]
+      : e.protocol === 'redis'
+        ? [e.role, e.protocol]
         : [e.role, e.protocol, e.request.method, e.request.target, e.request.headers, e.request.body.toString('base64'), e.response.statusCode, e.response.headers, e.response.body.toString('base64'), e.response.trailers ?? null],
   );
 }

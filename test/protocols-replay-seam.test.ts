@@ -149,11 +149,16 @@ describe('reading other kinds through the registry', () => {
     const golden = fileURLToPath(new URL('./golden/', import.meta.url));
     const plain = loadTestSets(golden);
     const withRegistry = loadTestSets(golden, { readers: docReaders(PROTOCOLS) });
-    // The Postgres golden set's mocks are read by the postgres protocol (and skipped without readers).
+    // Other protocols' documents (the Postgres and Redis golden sets' mocks) are read by their
+    // protocols besides HTTP/1's (and skipped with a warning without readers).
     const httpOnly = (sets: typeof plain) => sets.map(({ protocolMocks: _m, protocolTests: _t, warnings: _w, ...s }) => s);
     expect(httpOnly(withRegistry)).toEqual(httpOnly(plain));
     expect(plain.some((s) => s.mocks.length > 0)).toBe(true);
-    expect(withRegistry.filter((s) => s.protocolMocks !== undefined || s.protocolTests !== undefined).map((s) => [s.name, new Set(s.protocolMocks!.map((m) => m.protocol))])).toEqual([['postgres-pool', new Set(['postgres'])]]);
+    expect(withRegistry.flatMap((s) => s.warnings ?? [])).toEqual([]);
+    expect(withRegistry.filter((s) => s.protocolMocks !== undefined || s.protocolTests !== undefined).map((s) => [s.name, new Set(s.protocolMocks!.map((m) => m.protocol))])).toEqual([
+      ['postgres-pool', new Set(['postgres'])],
+      ['real-redis-ioredis', new Set(['redis'])],
+    ]);
   });
 });
 

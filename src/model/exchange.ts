@@ -5,6 +5,7 @@
 // The protocol-neutral part is ConnectionIdentity + ExchangeBase; each protocol adds its own payload
 // (HttpExchange: request and response messages) and names itself in `protocol`.
 
+import type { RespValue } from './redis.js';
 import type { PgRequest, PgResponse } from './postgres.js';
 
 /** Header lines in wire order with the original name case; repeated names stay separate entries. */
@@ -87,6 +88,25 @@ export interface PostgresExchange extends ExchangeBase {
   response: PgResponse;
 }
 
+/** A Redis command the app sent and what the server answered. */
+export interface RedisExchange extends ExchangeBase {
+  protocol: 'redis';
+  /** The command and its arguments as sent (passwords replaced by `[REDACTED]`). */
+  command: Buffer[];
+  /** Sent as an inline command (`PING\r\n`) rather than a RESP array. */
+  inline?: boolean;
+  /**
+   * The replies that answer it: one for most commands, one per channel for (P|S)SUBSCRIBE and
+   * their unsubscribes.
+   */
+  replies: RespValue[];
+  /** Out-of-band messages that followed (pub/sub `message`s, RESP3 pushes), in order. */
+  pushes: RespValue[];
+  /** Kernel time (ns) of the command's first byte and of its first reply's. */
+  requestNs: bigint;
+  responseNs: bigint;
+}
+
 /** One gRPC length-prefixed message, its bytes exactly as sent. */
 export interface GrpcMessage {
   /** The compressed flag (the message is in the `grpc-encoding` of its side). */
@@ -119,7 +139,7 @@ export interface GrpcExchange extends ExchangeBase {
 }
 
 /** Any protocol's exchange: what reconstruction emits and the writer stores. */
-export type Exchange = HttpExchange | GrpcExchange | PostgresExchange;
+export type Exchange = HttpExchange | GrpcExchange | PostgresExchange | RedisExchange;
 
 /** What a protocol's reconstruction supplies; the connection's identity and the index are added for it. */
 export type ExchangePayload = DistributiveOmit<Exchange, keyof ConnectionIdentity | 'indexOnConn'>;

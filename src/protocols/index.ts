@@ -6,5 +6,6 @@ import { http1 } from './http1/index.js';
 import { http2 } from './http2/index.js';
 import { postgres } from './postgres/index.js';
 import type { Protocol } from './protocol.js';
+import { redis } from './redis/index.js';
 
-export const PROTOCOLS: readonly Protocol[] = [http1, http2, postgres];
+export const PROTOCOLS: readonly Protocol[] = [http1, http2, postgres, redis];

@@ -87,5 +87,6 @@ await main().catch(fail);
 function exchangeBytes(ex: Exchange): number {
   if (ex.protocol === 'grpc') return [...ex.request.messages, ...ex.response.messages].reduce((n, m) => n + m.data.length, 0);
   if (ex.protocol === 'postgres') return 0; // rows are small values, not bodies
+  if (ex.protocol === 'redis') return ex.command.reduce((n, a) => n + a.length, 0);
   return ex.request.body.length + ex.response.body.length;
 }
