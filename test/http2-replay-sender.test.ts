@@ -44,7 +44,7 @@ function sender(baseUrl: string): Sender {
 describe('replay sender: HTTP/2 tests', () => {
   it('sends a proto_major 2 test over h2c to an app that only speaks HTTP/2', async () => {
     const seen: Array<{ version: string; authority: string | undefined; trace: string | undefined; body: string }> = [];
-    const server = http2.createServer({ allowHTTP1: false }, (req, res) => {
+    const server = http2.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
