@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { needsEbpf } from './helpers/env.js';
 import { fixtureCa, freePort, repoRoot, start, stopAll, tlsrecBin, waitForOutput, type Started } from './helpers/procs.js';
 import { shopClient } from './helpers/grpc-shop.js';
+import { startH2cUpgradeServer } from './helpers/h2c-upgrade-server.js';
 
 const ebpf = needsEbpf();
 
@@ -122,6 +123,23 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
       ['GET', '/quote', 200], ['GET', '/quote', 200], ['GET', '/quote', 200], ['POST', '/orders', 201],
     ]);
     expect(mocks.every((m) => m.spec.req.url.startsWith('http://') && m.spec.req.proto_major === 2)).toBe(true);
+  });
+
+  it('curl --http2 on http:// (Upgrade: h2c, 101, then HTTP/2) is recorded as one proto_major 2 mock', async () => {
+    const upgrade = await startH2cUpgradeServer('127.0.0.2');
+    try {
+      const url = `http://127.0.0.2:${upgrade.port}/hello?name=curl`;
+      const out = await recordCommand(['curl', '-sS', '--http2', '-H', 'x-from: curl', url]);
+      expect(out).toContain('"over":"h2c-upgrade"');
+      const mocks = mocksOf(work);
+      expect(mocks.map((m) => [m.kind, m.spec.req.method, m.spec.req.proto_major, m.spec.req.url, m.spec.resp.status_code])).toEqual([['Http', 'GET', 2, url, 200]]);
+      expect(mocks[0]!.spec.req.header['x-from']).toBe('curl');
+      expect(mocks[0]!.spec.req.header.Upgrade ?? mocks[0]!.spec.req.header.upgrade).toBeUndefined();
+      expect(mocks[0]!.spec.resp.header['x-upgraded']).toBe('yes');
+      expect(JSON.parse(mocks[0]!.spec.resp.body)).toEqual({ method: 'GET', path: '/hello?name=curl', over: 'h2c-upgrade' });
+    } finally {
+      await upgrade.close();
+    }
   });
 
   it('a @grpc/grpc-js client: kind: gRPC mocks with service, method, messages and status', async () => {
