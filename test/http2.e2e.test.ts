@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { needsEbpf } from './helpers/env.js';
 import { fixtureCa, freePort, repoRoot, start, stopAll, tlsrecBin, waitForOutput, type Started } from './helpers/procs.js';
 import { shopClient } from './helpers/grpc-shop.js';
-import { startH2cUpgradeServer } from './helpers/h2c-upgrade-server.js';
+import { h2cUpgradeServerScript, startH2cUpgradeServer } from './helpers/h2c-upgrade-server.js';
 
 const ebpf = needsEbpf();
 
@@ -140,6 +140,24 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     } finally {
       await upgrade.close();
     }
+  });
+
+  it('an app that accepts Upgrade: h2c: curl --http2 from outside becomes one proto_major 2 test', async () => {
+    newWorkDir();
+    const port = await freePort();
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', h2cUpgradeServerScript], { cwd: work, env: { PORT: String(port) } });
+    await waitForOutput(rec, /h2c-upgrade listening/);
+    const curl = start('curl', ['-sS', '--http2', '-H', 'x-from: outside', `http://127.0.0.1:${port}/hello?name=app`]);
+    expect(await curl.exited, curl.output()).toBe(0);
+    expect(curl.output()).toContain('"over":"h2c-upgrade"');
+    await new Promise((r) => setTimeout(r, 300));
+    rec.child.kill('SIGINT');
+    expect(await rec.exited, rec.output()).toBe(0);
+    const tests = testsOf(work);
+    expect(tests.map((t) => [t.kind, t.spec.req.method, t.spec.req.proto_major, new URL(t.spec.req.url).pathname, t.spec.resp.status_code, t.spec.resp.header['x-upgraded']])).toEqual([
+      ['Http', 'GET', 2, '/hello', 200, 'yes'],
+    ]);
+    expect(tests[0]!.spec.req.header['x-from']).toBe('outside');
   });
 
   it('a @grpc/grpc-js client: kind: gRPC mocks with service, method, messages and status', async () => {
