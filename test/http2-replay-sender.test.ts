@@ -3,10 +3,13 @@
 
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TestCase } from '../src/format/types.js';
 import { createSender, type Sender } from '../src/replay/sender.js';
+import { repoRoot } from './helpers/procs.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -29,10 +32,10 @@ function testCase(httpVersion: '2' | undefined, body = ''): TestCase {
   };
 }
 
-async function listen(server: http.Server | http2.Http2Server): Promise<string> {
+async function listen(server: http.Server | http2.Http2Server | http2.Http2SecureServer, scheme = 'http'): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   closers.push(() => new Promise((r) => server.close(() => r())));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 function sender(baseUrl: string): Sender {
@@ -65,6 +68,20 @@ describe('replay sender: HTTP/2 tests', () => {
       { version: '2.0', authority: 'localhost:8080', trace: 'abc', body: '' },
       { version: '2.0', authority: 'localhost:8080', trace: 'abc', body: 'payload' },
     ]);
+  });
+
+  it('sends a proto_major 2 test over ALPN h2 to an https app with its own certificate', async () => {
+    const alpn: Array<string | false> = [];
+    const server = http2.createSecureServer({ key: readFileSync(join(repoRoot, 'fixtures', 'certs', 'server.key')), cert: readFileSync(join(repoRoot, 'fixtures', 'certs', 'server.pem')) }, (req, res) => {
+      alpn.push(req.stream.session?.alpnProtocol ?? false);
+      res.writeHead(200, { 'x-over': req.httpVersion });
+      res.end('secure');
+    });
+    const s = sender(await listen(server, 'https'));
+    const got = await s.send(testCase('2'));
+    expect([got.response.status, got.response.body.toString()]).toEqual([200, 'secure']);
+    expect(got.response.headers).toContainEqual(['x-over', '2.0']);
+    expect(alpn).toEqual(['h2']);
   });
 
   it('keeps HTTP/1.1 tests on HTTP/1.1', async () => {
