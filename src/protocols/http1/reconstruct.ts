@@ -92,6 +92,8 @@ interface Side {
   notRequest: string | undefined;
   /** After a request asked for an upgrade: bytes held until the response says whether it happened. */
   held: Array<{ data: Buffer; tsNs: bigint }> | undefined;
+  /** Stream offset where a request that asked for an upgrade ended. */
+  upgradeEnd?: number;
   stopped: boolean;
 }
 
@@ -291,9 +293,11 @@ export class Http1Connection implements ConnectionReconstructor {
           side.parser = undefined;
           side.held = o.rest.length ? [{ data: o.rest, tsNs: 0n }] : [];
           side.bufferedBytes = o.rest.length;
+          side.upgradeEnd = side.fed - o.rest.length;
           this.pair();
         } else if (this.h2) {
           // The server's bytes after its 101: its preface (SETTINGS), then the answer on stream 1.
+          this.h2.offset[side.dir] = side.fed - o.rest.length;
           if (o.rest.length > 0) this.h2.conn.data(side.dir, o.rest, this.h2.tsNs);
         } else {
           this.startTunnel('protocol switched after the exchange (upgrade / CONNECT tunnel)');
@@ -350,7 +354,9 @@ export class Http1Connection implements ConnectionReconstructor {
   private continueAsHttp2(reqSide: Side, req: ParsedMessage, res: ParsedMessage): void {
     const conn = new Http2Connection(this.ctx);
     conn.continueAfterUpgrade(reqSide.dir, { method: req.method ?? 'GET', target: req.target ?? '/', headers: req.headers, body: req.body, firstByteNs: req.startTag });
-    this.h2 = { conn, tsNs: res.startTag, offset: { in: this.in.used, out: this.out.used } };
+    // Stream offsets where HTTP/2 starts: after the request, and after the 101 (set by its 'upgrade' output).
+    const resSide = reqSide === this.in ? this.out : this.in;
+    this.h2 = { conn, tsNs: res.startTag, offset: { [reqSide.dir]: reqSide.upgradeEnd ?? reqSide.used, [resSide.dir]: resSide.fed } as Record<Direction, number> };
     // The client's bytes after its request (held until the 101 came): its preface and frames.
     const held = reqSide.held ?? [];
     reqSide.held = undefined;
