@@ -5,11 +5,13 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as http2 from 'node:http2';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { needsEbpf } from './helpers/env.js';
 import { fixtureCa, freePort, repoRoot, start, stopAll, tlsrecBin, waitForOutput, type Started } from './helpers/procs.js';
 import { shopClient } from './helpers/grpc-shop.js';
+import { h2cUpgradeServerScript, startH2cUpgradeServer } from './helpers/h2c-upgrade-server.js';
 
 const ebpf = needsEbpf();
 
@@ -123,6 +125,41 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     expect(mocks.every((m) => m.spec.req.url.startsWith('http://') && m.spec.req.proto_major === 2)).toBe(true);
   });
 
+  it('curl --http2 on http:// (Upgrade: h2c, 101, then HTTP/2) is recorded as one proto_major 2 mock', async () => {
+    const upgrade = await startH2cUpgradeServer('127.0.0.2');
+    try {
+      const url = `http://127.0.0.2:${upgrade.port}/hello?name=curl`;
+      const out = await recordCommand(['curl', '-sS', '--http2', '-H', 'x-from: curl', url]);
+      expect(out).toContain('"over":"h2c-upgrade"');
+      const mocks = mocksOf(work);
+      expect(mocks.map((m) => [m.kind, m.spec.req.method, m.spec.req.proto_major, m.spec.req.url, m.spec.resp.status_code])).toEqual([['Http', 'GET', 2, url, 200]]);
+      expect(mocks[0]!.spec.req.header['x-from']).toBe('curl');
+      expect(mocks[0]!.spec.req.header.Upgrade ?? mocks[0]!.spec.req.header.upgrade).toBeUndefined();
+      expect(mocks[0]!.spec.resp.header['x-upgraded']).toBe('yes');
+      expect(JSON.parse(mocks[0]!.spec.resp.body)).toEqual({ method: 'GET', path: '/hello?name=curl', over: 'h2c-upgrade' });
+    } finally {
+      await upgrade.close();
+    }
+  });
+
+  it('an app that accepts Upgrade: h2c: curl --http2 from outside becomes one proto_major 2 test', async () => {
+    newWorkDir();
+    const port = await freePort();
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', h2cUpgradeServerScript], { cwd: work, env: { PORT: String(port) } });
+    await waitForOutput(rec, /h2c-upgrade listening/);
+    const curl = start('curl', ['-sS', '--http2', '-H', 'x-from: outside', `http://127.0.0.1:${port}/hello?name=app`]);
+    expect(await curl.exited, curl.output()).toBe(0);
+    expect(curl.output()).toContain('"over":"h2c-upgrade"');
+    await new Promise((r) => setTimeout(r, 300));
+    rec.child.kill('SIGINT');
+    expect(await rec.exited, rec.output()).toBe(0);
+    const tests = testsOf(work);
+    expect(tests.map((t) => [t.kind, t.spec.req.method, t.spec.req.proto_major, new URL(t.spec.req.url).pathname, t.spec.resp.status_code, t.spec.resp.header['x-upgraded']])).toEqual([
+      ['Http', 'GET', 2, '/hello', 200, 'yes'],
+    ]);
+    expect(tests[0]!.spec.req.header['x-from']).toBe('outside');
+  });
+
   it('a @grpc/grpc-js client: kind: gRPC mocks with service, method, messages and status', async () => {
     const out = await recordCommand(['node', join(repoRoot, 'fixtures', 'clients', 'grpc-client.mjs'), grpcAddr]);
     expect(out).toContain('"code":5');
@@ -184,6 +221,49 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     expect(res.output).toMatch(/4 passed/);
     expect(res.output).not.toMatch(/not used/);
     expect(res.code, res.output).toBe(0);
+  });
+
+  it('replay: a plain HTTP/2 (h2c) app recorded as tests is replayed over HTTP/2; a changed field fails by name', async () => {
+    newWorkDir();
+    const port = await freePort();
+    const app = join(repoRoot, 'fixtures', 'app', 'h2c-server.mjs');
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', app], { cwd: work, env: { PORT: String(port) } });
+    await waitForOutput(rec, /h2c app listening/);
+    // The client is this test process, outside the recorded cgroup: only the app's side is captured.
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const ask = (headers: http2.OutgoingHttpHeaders, body?: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = session.request(headers);
+        let status = 0;
+        const chunks: Buffer[] = [];
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect(await ask({ ':path': '/hello?name=ada' })).toEqual({ status: 200, body: '{"greeting":"hello","name":"ada"}' });
+    expect(await ask({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain' }, 'ping')).toEqual({ status: 201, body: 'echo: ping' });
+    session.close();
+    await new Promise((r) => setTimeout(r, 300));
+    rec.child.kill('SIGINT');
+    expect(await rec.exited, rec.output()).toBe(0);
+    const tests = testsOf(work);
+    expect(tests.map((t) => [t.kind, t.spec.req.method, t.spec.req.proto_major, t.spec.resp.status_code, t.spec.resp.header['x-served-over']])).toEqual([
+      ['Http', 'GET', 2, 200, 'HTTP/2.0'],
+      ['Http', 'POST', 2, 201, 'HTTP/2.0'],
+    ]);
+
+    // The app speaks nothing but HTTP/2: these pass only when replayed over HTTP/2.
+    const pass = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port) });
+    expect(pass.output).toMatch(/2 passed/);
+    expect(pass.code, pass.output).toBe(0);
+    const changed = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port), GREETING: 'howdy' });
+    expect(changed.code, changed.output).toBe(1);
+    expect(changed.output).toMatch(/1 passed/);
+    expect(changed.output).toContain('greeting');
+    expect(changed.output).toContain('hello');
+    expect(changed.output).toContain('howdy');
   });
 
   it('replay: a gRPC server recorded as tests (--proto) passes, and a changed field fails naming it', async () => {

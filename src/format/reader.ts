@@ -422,6 +422,7 @@ function buildTestCase(
       method: String(req.method),
       // A hand-written path-only URL: the replay swaps in the app's address anyway.
       url: url.startsWith('/') ? `http://localhost${url}` : url,
+      ...(Number(req.proto_major) === 2 ? { httpVersion: '2' as const } : {}),
       headers: reqHeaders,
       body: reqBody,
     },

@@ -138,6 +138,8 @@ export interface TestCase {
     method: string;
     /** Absolute URL as recorded (the replay swaps in the app's actual address). */
     url: string;
+    /** '2' for a request recorded over HTTP/2 (proto_major 2): replayed over HTTP/2. */
+    httpVersion?: '2';
     headers: HeaderList;
     body: BodyValue;
   };

@@ -6,7 +6,7 @@
 // that undici computes itself for the body it sends (content-length, transfer-encoding) and
 // hop-by-hop headers that describe the recorded connection, not this one.
 
-import { Pool } from 'undici';
+import { H2CClient, Pool, type Dispatcher } from 'undici';
 import type { HeaderList } from '../model/exchange.js';
 import type { TestCase } from '../format/types.js';
 import { decodeContentEncoding, encodeContentEncoding } from '../protocols/http1/content-encoding.js';
@@ -83,6 +83,14 @@ export function createSender(opts: SenderOptions): Sender {
   const origin = new URL(opts.baseUrl).origin;
   // One connection at a time is enough (tests run in order) and mirrors a client on keep-alive.
   const pool = new Pool(origin, { connections: 1, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 4_000 });
+  // Tests recorded over HTTP/2 (proto_major 2) go over HTTP/2: h2c with prior knowledge to an http
+  // origin, ALPN h2 to an https one (the app's own certificate is not checked). Made on first use.
+  let h2: Dispatcher | undefined;
+  const h2Dispatcher = (): Dispatcher =>
+    (h2 ??=
+      new URL(origin).protocol === 'https:'
+        ? new Pool(origin, { connections: 1, allowH2: true, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 4_000, connect: { rejectUnauthorized: false } })
+        : new H2CClient(origin, { headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 4_000 }));
   return {
     async send(test: TestCase): Promise<SendResult> {
       const started = performance.now();
@@ -90,7 +98,8 @@ export function createSender(opts: SenderOptions): Sender {
       const method = req.method.toUpperCase();
       // The recorded body is stored decoded: re-apply the request's Content-Encoding before sending.
       const body = req.body.bytes.length > 0 ? encodeContentEncoding(req.body.bytes, joinedHeader(req.headers, 'content-encoding')) : undefined;
-      const res = await pool.request({
+      const dispatcher = req.httpVersion === '2' ? h2Dispatcher() : pool;
+      const res = await dispatcher.request({
         path: requestPath(req.url),
         method,
         headers: outgoingHeaders(req.headers),
@@ -109,6 +118,7 @@ export function createSender(opts: SenderOptions): Sender {
     async close(): Promise<void> {
       // destroy, not close: close() would wait for a request still in flight (after an interrupt).
       await pool.destroy().catch(() => undefined);
+      await h2?.destroy().catch(() => undefined);
     },
   };
 }

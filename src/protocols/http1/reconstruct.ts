@@ -11,6 +11,7 @@ import { joinedHeader } from '../../model/headers.js';
 import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor, Detection, ReconstructLimits } from '../protocol.js';
 import { decodeContentEncoding } from './content-encoding.js';
 import { HttpStreamParser, type ParseOutput, type ParsedMessage } from './llhttp.js';
+import { Http2Connection } from '../http2/reconstruct.js';
 
 /** Bytes held per direction while the role of a connection is unknown, or after an upgrade request. */
 const MAX_UNDECIDED_BUFFER = 1024 * 1024;
@@ -65,6 +66,11 @@ export function detectHttp1(first: Buffer): Detection {
   }
 }
 
+/** A 101 answer that switches to HTTP/2 over cleartext. */
+function isH2cUpgrade(res: ParsedMessage): boolean {
+  return (joinedHeader(res.headers, 'upgrade') ?? '').split(',').some((t) => t.trim().toLowerCase() === 'h2c');
+}
+
 /** Approximate size of a message on the wire (start line, headers, body without chunk framing). */
 function wireSize(m: ParsedMessage): number {
   let n = m.kind === 'request' ? (m.method ?? '').length + (m.target ?? '').length + 12 : 15 + (m.statusMessage ?? '').length;
@@ -86,6 +92,8 @@ interface Side {
   notRequest: string | undefined;
   /** After a request asked for an upgrade: bytes held until the response says whether it happened. */
   held: Array<{ data: Buffer; tsNs: bigint }> | undefined;
+  /** Stream offset where a request that asked for an upgrade ended. */
+  upgradeEnd?: number;
   stopped: boolean;
 }
 
@@ -109,6 +117,8 @@ export class Http1Connection implements ConnectionReconstructor {
   private index = 0;
   /** Set when the connection switched protocols: nothing more is HTTP/1. */
   private tunnel: string | undefined;
+  /** Set when the connection switched to HTTP/2 (`Upgrade: h2c`, 101): every later byte is its. */
+  private h2: { conn: Http2Connection; tsNs: bigint; offset: Record<Direction, number> } | undefined;
 
   constructor(ctx: ConnectionContext, limits: ReconstructLimits) {
     this.ctx = ctx;
@@ -116,15 +126,22 @@ export class Http1Connection implements ConnectionReconstructor {
   }
 
   data(dir: Direction, data: Buffer, tsNs: bigint): void {
-    this.feed(this.side(dir), data, tsNs);
+    if (this.h2) this.h2.conn.data(dir, data, tsNs);
+    else this.feed(this.side(dir), data, tsNs);
   }
 
   stop(dir: Direction): void {
+    if (this.h2) this.h2.conn.stop(dir);
     this.stopSide(this.side(dir));
   }
 
   /** End of the connection: complete close-delimited bodies, report what is left. */
   end(): ConnectionEnd {
+    if (this.h2) {
+      for (const s of [this.in, this.out]) s.parser?.dispose();
+      const h2 = this.h2.conn.end();
+      return { consumed: { in: this.h2.offset.in + h2.consumed.in, out: this.h2.offset.out + h2.consumed.out }, unpairedBytes: h2.unpairedBytes };
+    }
     const problems = this.ctx.problems;
     if (!this.tunnel) {
       const resp = this.role ? (this.role === 'incoming' ? this.out : this.in) : undefined;
@@ -276,7 +293,12 @@ export class Http1Connection implements ConnectionReconstructor {
           side.parser = undefined;
           side.held = o.rest.length ? [{ data: o.rest, tsNs: 0n }] : [];
           side.bufferedBytes = o.rest.length;
+          side.upgradeEnd = side.fed - o.rest.length;
           this.pair();
+        } else if (this.h2) {
+          // The server's bytes after its 101: its preface (SETTINGS), then the answer on stream 1.
+          this.h2.offset[side.dir] = side.fed - o.rest.length;
+          if (o.rest.length > 0) this.h2.conn.data(side.dir, o.rest, this.h2.tsNs);
         } else {
           this.startTunnel('protocol switched after the exchange (upgrade / CONNECT tunnel)');
         }
@@ -298,6 +320,10 @@ export class Http1Connection implements ConnectionReconstructor {
       const resSide = reqSide === this.in ? this.out : this.in;
       reqSide.used = Math.max(reqSide.used, req.end);
       resSide.used = Math.max(resSide.used, res.end);
+      if (req.msg.upgrade && res.msg.statusCode === 101 && isH2cUpgrade(res.msg)) {
+        this.continueAsHttp2(reqSide, req.msg, res.msg);
+        return;
+      }
       this.emit(req.msg, res.msg, res.informational);
       if (req.msg.upgrade) this.afterUpgrade(req.msg, res.msg);
       if (this.tunnel) return;
@@ -322,6 +348,23 @@ export class Http1Connection implements ConnectionReconstructor {
       this.onParse(side, side.parser.execute(h.data, h.tsNs || res.startTag), h.data);
       if (side.stopped || this.tunnel) break;
     }
+  }
+
+  /** `Upgrade: h2c` answered by 101: the request becomes stream 1 of an HTTP/2 connection (RFC 7540 §3.2). */
+  private continueAsHttp2(reqSide: Side, req: ParsedMessage, res: ParsedMessage): void {
+    const conn = new Http2Connection(this.ctx);
+    conn.continueAfterUpgrade(reqSide.dir, { method: req.method ?? 'GET', target: req.target ?? '/', headers: req.headers, body: req.body, firstByteNs: req.startTag });
+    // Stream offsets where HTTP/2 starts: after the request, and after the 101 (set by its 'upgrade' output).
+    const resSide = reqSide === this.in ? this.out : this.in;
+    this.h2 = { conn, tsNs: res.startTag, offset: { [reqSide.dir]: reqSide.upgradeEnd ?? reqSide.used, [resSide.dir]: resSide.fed } as Record<Direction, number> };
+    // The client's bytes after its request (held until the 101 came): its preface and frames.
+    const held = reqSide.held ?? [];
+    reqSide.held = undefined;
+    reqSide.bufferedBytes = 0;
+    reqSide.parser?.dispose();
+    reqSide.parser = undefined;
+    for (const h of held) conn.data(reqSide.dir, h.data, h.tsNs || res.startTag);
+    // The response parser reports the server's bytes after the 101 as its 'upgrade' output, next.
   }
 
   private startTunnel(detail: string): void {

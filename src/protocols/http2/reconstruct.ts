@@ -104,6 +104,36 @@ export class Http2Connection implements ConnectionReconstructor {
     else side.early.push({ data, tsNs });
   }
 
+  /**
+   * The connection began as HTTP/1.1 and switched with `Upgrade: h2c` (RFC 7540 §3.2): the upgrade
+   * request is stream 1, half-closed by the client; its answer comes over HTTP/2. `clientDir` is
+   * the direction of the HTTP/1 request; the bytes fed after this are the client's preface and
+   * frames, and the server's SETTINGS and frames.
+   */
+  continueAfterUpgrade(clientDir: Direction, request: { method: string; target: string; headers: HeaderList; body: Buffer; firstByteNs: bigint }): void {
+    const client = this.sides[clientDir];
+    const server = this.sides[clientDir === 'in' ? 'out' : 'in'];
+    client.kind = 'client';
+    server.kind = 'server';
+    this.role = clientDir === 'in' ? 'incoming' : 'outgoing';
+    client.reader = new FrameReader(true);
+    server.reader = new FrameReader(false);
+    const authority = firstHeader(request.headers, 'host');
+    const connectionTokens = new Set((joinedHeader(request.headers, 'connection') ?? '').toLowerCase().split(',').map((t) => t.trim()));
+    const ordinary = request.headers.filter(([n]) => {
+      const k = n.toLowerCase();
+      return k !== 'host' && k !== 'connection' && k !== 'upgrade' && k !== 'http2-settings' && !connectionTokens.has(k);
+    });
+    const s: H2Stream = { id: 1, req: newStreamSide(request.firstByteNs), res: newStreamSide(request.firstByteNs) };
+    s.req.headers = [[':method', request.method], [':path', request.target], [':scheme', 'http'], ...(authority ? [[':authority', authority] as [string, string]] : []), ...ordinary];
+    if (request.body.length > 0) {
+      s.req.data.push(request.body);
+      s.req.dataBytes = request.body.length;
+    }
+    s.req.ended = true;
+    this.streams.set(1, s);
+  }
+
   stop(dir: Direction): void {
     const side = this.sides[dir];
     if (side.stopped) return;
