@@ -80,7 +80,7 @@ ${extra}`;
     expect(keploy).toMatch(/kind: Postgres\n[^]*postgresrequests/);
     const set = load(keploy);
     expect(set.protocolMocks ?? []).toEqual([]);
-    expect(set.warnings).toEqual([expect.stringMatching(/skipped 1 Postgres mock/)]);
+    expect(set.warnings).toEqual([expect.stringMatching(/: skipped 1 Postgres mock \(tlsrec serves Http, gRPC, Postgres and Redis mocks\)$/)]);
   });
 
   it('record-time noise: a date-time or UUID parameter made while recording is not compared', () => {
