@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { envValues, writeConfigEnv } from '../src/format/config-env.js';
-import { loadConfig } from '../src/format/reader.js';
+import { loadConfig } from '../src/format/config-reader.js';
 import { configEnvForApp } from '../src/replay/app-env.js';
 import { InputFileError, UsageError } from '../src/errors.js';
 

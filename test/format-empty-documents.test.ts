@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputFileError } from '../src/errors.js';
-import { loadConfig, loadTestSets } from '../src/format/reader.js';
+import { loadConfig } from '../src/format/config-reader.js';
+import { loadTestSets } from '../src/format/reader.js';
 
 const KEPLOY = path.join('test', 'fixtures-format', 'keploy', 'test-set-0');
 

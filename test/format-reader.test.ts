@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputFileError } from '../src/errors.js';
-import { loadConfig, loadTestSets } from '../src/format/reader.js';
+import { loadConfig } from '../src/format/config-reader.js';
+import { loadTestSets } from '../src/format/reader.js';
 
 const FIX = path.join('test', 'fixtures-format');
 
@@ -94,7 +95,7 @@ describe('Keploy files load as they are', () => {
     expect(m.response.statusMessage).toBe('OK');
     expect(m.response.body.bytes.toString()).toBe('{"name":"Frank Herbert","born":1920}');
     expect(m.line).toBe(1);
-    expect(set!.warnings).toEqual([`${path.join(FIX, 'keploy', 'test-set-0', 'mocks.yaml')}: skipped 1 Postgres mock (tlsrec serves HTTP mocks only)`]);
+    expect(set!.warnings).toEqual([`${path.join(FIX, 'keploy', 'test-set-0', 'mocks.yaml')}: skipped 1 Postgres mock (tlsrec serves Http mocks)`]);
   });
 });
 

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseMockNoise } from '../src/format/noise.js';
 import { loadTestSets } from '../src/format/reader.js';
 import type { BodyValue, Mock } from '../src/format/types.js';
-import { compareResponse, noisePathMatches } from '../src/replay/compare.js';
+import { compareResponse } from '../src/replay/compare.js';
+import { noisePathMatches } from '../src/replay/noise-paths.js';
 import { MockMatcher, matchStages, type IncomingCall } from '../src/replay/mocks/matcher.js';
 import { InputFileError } from '../src/errors.js';
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { CaptureEvent, DataEvent } from '../src/model/events.js';
 import type { PostgresExchange, SkippedStream } from '../src/model/exchange.js';
 import { postgres } from '../src/protocols/postgres/index.js';
-import { detectPostgres } from '../src/protocols/postgres/reconstruct.js';
+import { detectPostgres } from '../src/protocols/postgres/detect.js';
 import { MessageWriter } from '../src/protocols/postgres/wire.js';
 import { parseEventLine } from '../src/record/event-file.js';
 import { Reconstructor, type ReconstructStats } from '../src/record/reconstruct.js';

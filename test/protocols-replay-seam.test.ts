@@ -2,7 +2,7 @@
 // (test/helpers/line-protocol.ts): its documents read from YAML through the reader with positions
 // for problems, written by the writer, its mocks served by the real mock server to real TCP and TLS
 // clients (plaintext, ALPN, in-band STARTTLS) with hits and misses in the same report as HTTP's,
-// and its tests replayed by the runner against a real TCP app. HTTP/1 behaves as before.
+// and its tests replayed by the runner against a real TCP app, beside the set's HTTP exchanges.
 
 import fs from 'node:fs';
 import http from 'node:http';
@@ -140,7 +140,7 @@ describe('reading other kinds through the registry', () => {
     ]);
   });
 
-  it('without the protocol a Line mock is an unknown kind, as before', () => {
+  it('without the protocol a Line mock is an unknown kind', () => {
     const root = makeRoot({ 's/mocks.yaml': MOCKS });
     expect(() => loadTestSets(root)).toThrow(/mocks\.yaml:21:7: unknown mock kind "Line", expected "Http"/);
   });

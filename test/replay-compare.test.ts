@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { BodyValue, NoiseRule } from '../src/format/types.js';
 import type { HeaderList } from '../src/model/exchange.js';
-import { compareResponse, jsonPath, normalizeNoisePath, type ExpectedResponse } from '../src/replay/compare.js';
+import { compareResponse, jsonPath, type ExpectedResponse } from '../src/replay/compare.js';
+import { normalizeNoisePath } from '../src/replay/noise-paths.js';
 
 const json = (v: unknown): BodyValue => ({ bytes: Buffer.from(JSON.stringify(v, null, 2)), kind: 'json' });
 const text = (s: string): BodyValue => ({ bytes: Buffer.from(s), kind: 'text' });

@@ -44,7 +44,7 @@ describe('comparisonNoise: old answer vs new answer', () => {
     old.expected = { status: 200, headers: [['Content-Type', 'application/json']], body: json({ id: '3f2b8c1e-9d4a-4c7b-8e21-5a6b7c8d9e0f', at: '2025-01-02T03:04:05Z', plan: 'pro' }) };
     old.noise = parseNoise({ 'header.Date': [] }).rules;
     const fresh = tc('t', 'GET', 'http://localhost:3000/session');
-    // the app now answers a UUID where it used to say "pro": flagged when recording, but a real change
+    // the app answers a UUID where the recording says "pro": flagged when recording, but a real change
     fresh.expected = { status: 200, headers: [['Content-Type', 'application/json']], body: json({ id: 'c56a4180-65aa-42ec-a945-5fd21dec0538', at: new Date().toISOString(), plan: '886313e1-3b8a-4372-9b90-0c9aee199e5d' }) };
     fresh.noise = parseNoise({ 'header.Date': [], 'body.id': [], 'body.at': [], 'body.plan': [] }).rules;
     const noise = comparisonNoise(old, fresh);

@@ -16,7 +16,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig, loadTestSets } from '../src/format/reader.js';
+import { loadConfig } from '../src/format/config-reader.js';
+import { loadTestSets } from '../src/format/reader.js';
 import type { TestCase } from '../src/format/types.js';
 import type { RunReport } from '../src/replay/report/model.js';
 import { needsEbpf } from './helpers/env.js';

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputFileError, UsageError } from '../errors.js';
-import { loadConfig, loadTestSets } from './reader.js';
+import { loadConfig } from './config-reader.js';
+import { loadTestSets } from './reader.js';
 import type { DocReaders } from './protocol-docs.js';
 import type { Config, TestSet } from './types.js';
 

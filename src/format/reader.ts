@@ -1,4 +1,5 @@
-// Files -> normalized model (types.ts). Every file is parsed and validated before anything is
+// Test-set files (tests/*.yaml, mocks.yaml) -> normalized model (types.ts); tlsrec.yaml is read by
+// config-reader.ts. Every file is parsed and validated before anything is
 // returned; all problems from all files are collected and thrown as one InputFileError whose
 // `problems` read `file:line:column: what was found, what was expected`.
 
@@ -6,30 +7,24 @@ import * as fs from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import * as path from 'node:path';
 import type { Document, LineCounter } from 'yaml';
-import { InputFileError } from '../errors.js';
 import type { HeaderList } from '../model/exchange.js';
 import { decodeBody, isValidBase64 } from './stored-body.js';
 import { firstHeader } from '../model/headers.js';
-import { mergeNoise, parseMockNoise, parseNoise } from './noise.js';
-import { DEFAULT_SECRETS_FILE } from './secrets-file.js';
+import { mergeNoise, parseMockNoise } from './noise.js';
+import { Collector, noiseRules, readText, throwIfProblems } from './problem-collector.js';
 import type { DocRead, DocReader, DocReaders, LoadedDoc } from './protocol-docs.js';
-import { configSchema, mockSchema, testSchema } from './schemas.js';
+import { mockSchema, testSchema } from './schemas.js';
 import type { BodyValue, Config, HeaderMapDoc, Mock, NoiseRule, TestCase, TestSet } from './types.js';
 import {
   dottedPath,
-  formatProblem,
   isSchemaValid,
   parseFastOrUndefined,
   parseYaml,
   positionOf,
   schemaProblems,
   type ParsedFile,
-  type Problem,
   type YamlPath,
 } from './validate.js';
-
-export const DEFAULT_CONFIG_FILE = 'tlsrec.yaml';
-export const DEFAULT_READY_TIMEOUT_MS = 30_000;
 
 /** Keploy kinds that tlsrec cannot serve: skipped with a warning instead of failing the set. */
 const OTHER_KEPLOY_KINDS = new Set([
@@ -38,46 +33,6 @@ const OTHER_KEPLOY_KINDS = new Set([
 
 // One collator for every comparison: localeCompare with options builds a new one per call (slow).
 const naturalCompare = new Intl.Collator('en', { numeric: true }).compare;
-
-/** Problems gathered while reading; positions are resolved against the current document. */
-class Collector {
-  readonly problems: Problem[] = [];
-  add(p: Problem): void {
-    this.problems.push(p);
-  }
-  at(file: string, doc: Document.Parsed, lc: LineCounter, p: YamlPath, message: string, atKey = false): void {
-    const { line, col } = positionOf(doc, lc, p, atKey);
-    this.problems.push({ file, line, col, message });
-  }
-  whole(file: string, message: string): void {
-    this.problems.push({ file, line: 1, col: 1, message });
-  }
-}
-
-function throwIfProblems(c: Collector, what: string, stage: string): void {
-  if (c.problems.length === 0) return;
-  // Files in the order they were read, each file's problems top to bottom.
-  const fileOrder = new Map<string, number>();
-  c.problems.forEach((p) => { if (!fileOrder.has(p.file)) fileOrder.set(p.file, fileOrder.size); });
-  const sorted = [...c.problems].sort(
-    (a, b) => fileOrder.get(a.file)! - fileOrder.get(b.file)! || a.line - b.line || a.col - b.col,
-  );
-  const lines = sorted.map(formatProblem);
-  const n = lines.length;
-  throw new InputFileError(`${what}: ${n} problem${n === 1 ? '' : 's'}\n${lines.join('\n')}`, lines, {
-    stage,
-    hint: 'fix the files listed above (each line is file:line:column)',
-  });
-}
-
-function readText(file: string, c: Collector): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    c.whole(file, `cannot read file: ${(err as Error).message}`);
-    return undefined;
-  }
-}
 
 // ---- plain-value helpers (values already passed the schema) ----
 
@@ -109,98 +64,10 @@ function bodyOf(
   return msg.body_content_encoded === true ? { ...body, contentEncoded: true } : body;
 }
 
-function noiseRules(
-  noise: unknown,
-  where: YamlPath,
-  report: (p: YamlPath, m: string, atKey?: boolean) => void,
-): NoiseRule[] {
-  const entries: Record<string, string[] | null> = {};
-  for (const [k, v] of Object.entries(obj(noise))) entries[k] = Array.isArray(v) ? v.map(String) : null;
-  const { rules, problems } = parseNoise(entries);
-  for (const p of problems) {
-    if ('index' in p.at) report([...where, p.at.key, p.at.index], p.message);
-    else report([...where, p.at.key], p.message, true);
-  }
-  return rules;
-}
-
 function checkUrl(url: string, where: YamlPath, report: (p: YamlPath, m: string) => void): void {
   if (!/^https?:\/\/[^/?#\s]+/i.test(url) && !url.startsWith('/')) {
     report([...where, 'url'], `${dottedPath([...where, 'url'])}: expected an absolute http(s) URL or a path starting with "/", found ${JSON.stringify(url)}`);
   }
-}
-
-// ---- config ----
-
-const DEFAULT_CONFIG: Config = {
-  file: undefined,
-  command: undefined,
-  appPort: undefined,
-  healthUrl: undefined,
-  readyTimeoutMs: DEFAULT_READY_TIMEOUT_MS,
-  noise: [],
-  passthrough: [],
-  redactHeaders: [],
-  redactKeys: [],
-  redactPaths: [],
-  secretsFile: DEFAULT_SECRETS_FILE,
-};
-
-/**
- * Reads tlsrec.yaml (default: ./tlsrec.yaml). A missing file gives the defaults; a broken one
- * throws InputFileError with every problem.
- */
-export function loadConfig(file: string = DEFAULT_CONFIG_FILE): Config {
-  if (!fs.existsSync(file)) return { ...DEFAULT_CONFIG, secretsFile: path.join(path.dirname(file), DEFAULT_SECRETS_FILE) };
-  const c = new Collector();
-  const text = readText(file, c);
-  const config = text === undefined ? undefined : configFromText(file, text, c);
-  throwIfProblems(c, `invalid configuration ${file}`, 'read config');
-  return config ?? { ...DEFAULT_CONFIG, file };
-}
-
-function configFromText(file: string, text: string, c: Collector): Config | undefined {
-  const parsed = parseYaml(file, text);
-  parsed.problems.forEach((p) => c.add(p));
-  if (parsed.problems.length > 0) return undefined;
-  const doc = parsed.docs[0];
-  if (!doc) return { ...DEFAULT_CONFIG, file };
-  if (parsed.docs.length > 1) c.at(file, parsed.docs[1]!, parsed.lineCounter, [], 'expected one YAML document, found several');
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-  const schemaIssues = schemaProblems(file, doc, parsed.lineCounter, configSchema, value);
-  schemaIssues.forEach((p) => c.add(p));
-  if (schemaIssues.length > 0) return undefined;
-  const v = obj(value);
-  const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
-  const noise = noiseRules(v.noise, ['noise'], report);
-  const command = typeof v.command === 'string' ? ['/bin/sh', '-c', v.command] : Array.isArray(v.command) ? v.command.map(String) : undefined;
-  if (command && command.length === 0) report(['command'], 'command: expected a command, found an empty list');
-  return {
-    file,
-    command: command && command.length > 0 ? command : undefined,
-    appPort: typeof v.appPort === 'number' ? v.appPort : undefined,
-    healthUrl: str(v.healthUrl),
-    readyTimeoutMs: typeof v.readyTimeout === 'number' ? Math.round(v.readyTimeout * 1000) : DEFAULT_READY_TIMEOUT_MS,
-    noise,
-    passthrough: Array.isArray(v.passthrough) ? v.passthrough.map(String) : [],
-    ...(v.env === undefined ? {} : { env: Object.fromEntries(Object.entries(obj(v.env)).map(([k, x]) => [k, String(x)])) }),
-    ...(Array.isArray(v.proto) ? { protoDirs: v.proto.map((d) => path.resolve(path.dirname(file), String(d))) } : {}),
-    ...redactLists(v.redact),
-    secretsFile: path.join(path.dirname(file), str(v.secrets) ?? DEFAULT_SECRETS_FILE),
-  };
-}
-
-/** tlsrec.yaml `redact:` as a list (paths start with "$." or "body.", the rest are names) or { headers, keys, paths }. */
-function redactLists(redact: unknown): Pick<Config, 'redactHeaders' | 'redactKeys' | 'redactPaths'> {
-  const strings = (x: unknown): string[] => (Array.isArray(x) ? x.map(String) : []);
-  if (Array.isArray(redact)) {
-    const all = strings(redact);
-    const isPath = (e: string): boolean => /^(\$|body\.)/.test(e) || e.includes('.');
-    const names = all.filter((e) => !isPath(e));
-    return { redactHeaders: names, redactKeys: names, redactPaths: all.filter(isPath) };
-  }
-  const r = obj(redact);
-  return { redactHeaders: strings(r.headers), redactKeys: strings(r.keys), redactPaths: strings(r.paths) };
 }
 
 // ---- test sets ----
@@ -525,8 +392,10 @@ function loadMocksFile(
     if (noise.noise) mock.noise = noise.noise;
     if (c.problems.length === before) mocks.push(mock);
   }
+  const served = ['Http', ...readers.keys()];
+  const servedText = served.length === 1 ? served[0]! : `${served.slice(0, -1).join(', ')} and ${served.at(-1)!}`;
   for (const [kind, n] of skipped) {
-    warnings.push(`${file}: skipped ${n} ${kind} mock${n === 1 ? '' : 's'} (tlsrec serves HTTP mocks only)`);
+    warnings.push(`${file}: skipped ${n} ${kind} mock${n === 1 ? '' : 's'} (tlsrec serves ${servedText} mocks)`);
   }
   return mocks;
 }

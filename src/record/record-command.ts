@@ -21,7 +21,7 @@ import { formatBytes } from '../format-bytes.js';
 import { writeConfigIfAbsent } from '../format/config-file.js';
 import { writeConfigEnv } from '../format/config-env.js';
 import { writeConfigProto } from '../format/config-proto.js';
-import { loadConfig } from '../format/reader.js';
+import { loadConfig } from '../format/config-reader.js';
 import { DEFAULT_SECRETS_FILE, ensureGitignored } from '../format/secrets-file.js';
 import type { LossCounters } from '../model/events.js';
 import { CaptureSession, type BackpressureStats } from '../capture/capture-session.js';

@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InterruptedError, TlsrecError, UsageError, causeText } from '../errors.js';
+import { TlsrecError, UsageError, causeText } from '../errors.js';
 import type { LoadedDoc } from '../format/protocol-docs.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import type { Protocol } from '../protocols/protocol.js';
@@ -41,8 +41,9 @@ import { writeGithubReport } from './report/github.js';
 import { SecretStore, scrubbingStream } from './secrets.js';
 import { keployTemplateValues, VariableScope } from './variables.js';
 import { hasRef } from '../format/templates.js';
-import { secretNameFor } from '../format/secrets.js';
 import { inFileOrder, replayProtocolTest } from './protocol-tests.js';
+import { Interruptor } from './interruptor.js';
+import { withSecretHint } from './secret-hints.js';
 
 export interface TestOptions {
   dir: string;
@@ -95,68 +96,6 @@ export interface TestRunResult {
   report: RunReport;
   /** Files written (JUnit, JSON). */
   reportFiles: string[];
-}
-
-// ---------------- interruption ----------------
-
-class Interruptor {
-  private rejectFn: ((err: InterruptedError) => void) | undefined;
-  readonly promise: Promise<never>;
-  signal: NodeJS.Signals | undefined;
-  /** Cgroups to kill synchronously if a second signal arrives. */
-  readonly cgroups = new Set<Cgroup>();
-  private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
-  /** Aborted on the first signal, for steps that clean up after themselves (startApp). */
-  readonly abort = new AbortController();
-
-  constructor(install: boolean) {
-    this.promise = new Promise<never>((_, reject) => {
-      this.rejectFn = reject;
-    });
-    this.promise.catch(() => undefined); // handled by whoever races it; never "unhandled"
-    if (!install) return;
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      const h = (): void => this.onSignal(sig);
-      this.handlers.push([sig, h]);
-      process.on(sig, h);
-    }
-  }
-
-  private onSignal(sig: NodeJS.Signals): void {
-    if (this.signal === undefined) {
-      this.signal = sig;
-      const err = new InterruptedError(sig, 'run tests');
-      this.abort.abort(err);
-      this.rejectFn?.(err);
-      return;
-    }
-    for (const cg of this.cgroups) cg.signalAll('SIGKILL');
-    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
-  }
-
-  /** Wait for `p`, unless a signal comes first. */
-  race<T>(p: Promise<T>): Promise<T> {
-    p.catch(() => undefined); // an abandoned step may still fail later
-    return Promise.race([p, this.promise]);
-  }
-
-  /** Like race(), but whatever `p` still yields after an interruption is disposed of. */
-  async raceOwned<T>(p: Promise<T>, dispose: (v: T) => Promise<void>): Promise<T> {
-    try {
-      return await this.race(p);
-    } catch (err) {
-      if (err instanceof InterruptedError) p.then(dispose, () => undefined).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  check(): void {
-    if (this.signal !== undefined) throw new InterruptedError(this.signal, 'run tests');
-  }
-
-  dispose(): void {
-    for (const [sig, h] of this.handlers) process.off(sig, h);
-  }
 }
 
 // ---------------- planning (pure) ----------------
@@ -456,30 +395,6 @@ async function runOne(
 /** Path and query as the file has them: references stay readable ({{ .token }}, not %7B%7B…), values never show. */
 function shownPath(url: string): string {
   return hasRef(url) ? url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/' : requestPath(url);
-}
-
-/**
- * Needed secrets nobody supplied: the failure says which variable to set, first. Headers written
- * as [REDACTED] (files recorded before references existed) are named too, with what to write instead.
- */
-function withSecretHint(tr: TestReport, missing: string[], secrets: SecretStore, recorded: TestCase): TestReport {
-  if (tr.passed) return tr;
-  const hints = missing.map((name) => ({
-    kind: 'request' as const,
-    expected: `secret ${name}`,
-    actual: 'not supplied',
-    message: `${tr.name}: sends secret ${name}, which is not set: ${secrets.hint(name)}`,
-  }));
-  for (const [name] of recorded.request.headers.filter(([, v]) => v === '[REDACTED]')) {
-    const ref = `{{ .secret.${secretNameFor(name)} }}`;
-    hints.push({
-      kind: 'request' as const,
-      expected: `header ${name}`,
-      actual: '[REDACTED]',
-      message: `${tr.name}: header ${name} was recorded as [REDACTED] and is sent so: write ${ref} there and ${secrets.hint(secretNameFor(name))}, or record again`,
-    });
-  }
-  return hints.length === 0 ? tr : { ...tr, failures: [...hints, ...tr.failures] };
 }
 
 async function runPrepared(

@@ -2,7 +2,8 @@
 // the run before anything starts), merge the command line over tlsrec.yaml, then hand over to the
 // replay engine.
 
-import { loadConfig, loadTestSets } from '../format/reader.js';
+import { loadConfig } from '../format/config-reader.js';
+import { loadTestSets } from '../format/reader.js';
 import { docReaders } from '../protocols/files.js';
 import { UsageError } from '../errors.js';
 import { runTests, type TestOptions, type TestRunResult } from './run-tests.js';

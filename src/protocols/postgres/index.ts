@@ -8,7 +8,8 @@ import type { Protocol } from '../protocol.js';
 import { postgresMockDoc, postgresYaml, type PgDocOptions, type PostgresMockDoc } from './files.js';
 import { PgMockMatcher, type PgCall, type PgMatchOutcome, type PgMock } from './matcher.js';
 import { readPostgresMock } from './read.js';
-import { detectPostgres, PostgresConnection } from './reconstruct.js';
+import { detectPostgres } from './detect.js';
+import { PostgresConnection } from './reconstruct.js';
 import { servePostgres } from './serve.js';
 
 export interface PostgresTypes {

@@ -1,40 +1,16 @@
-// Postgres connections (the app is the client): detection by the first message's length and code,
-// and reconstruction of each query and its answer. The client's messages queue what the server
-// owes (ParseComplete for a Parse, rows and a tag for an Execute, ReadyForQuery for a Sync…); the
-// server's messages are read against that queue in order, the way a driver reads them. An error in
-// the extended protocol skips the rest of the batch up to Sync, as the server does. The startup
-// and authentication messages are read and dropped: they hold the password or its proof.
+// Postgres connections (the app is the client; detect.ts recognises them): reconstruction of each
+// query and its answer. The client's messages queue what the server owes (ParseComplete for a
+// Parse, rows and a tag for an Execute, ReadyForQuery for a Sync…); the server's messages are read
+// against that queue in order, the way a driver reads them. An error in the extended protocol
+// skips the rest of the batch up to Sync, as the server does. The startup and authentication
+// messages are read and dropped: they hold the password or its proof.
 
 import type { Direction } from '../../model/events.js';
 import type { PgColumn, PgError, PgRequest, PgResponse, PgResult, PgValue } from '../../model/postgres.js';
-import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor, Detection, DetectContext } from '../protocol.js';
+import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor } from '../protocol.js';
+import { readDataRow, readError, readRowDescription, withFormats } from './server-messages.js';
 import { decodeValue } from './values.js';
-import { CANCEL_REQUEST, ERROR_FIELD_NAMES, FieldReader, GSSENC_REQUEST, MAX_STARTUP_LENGTH, PROTOCOL_3_0, readErrorFields, readFirstMessage, readTypedMessage, SSL_REQUEST, type TypedMessage } from './wire.js';
-
-/** Is this a Postgres client's first message (StartupMessage, SSLRequest, GSSENCRequest, CancelRequest)? */
-export function detectPostgres(first: Buffer, ctx: Pick<DetectContext, 'dir'>): Detection {
-  if (first.length < 8) {
-    // Check what is there: a length of 8..10000, then the code's first bytes (00 03 for the
-    // protocol version, 04 d2 for the SSL/GSSENC/cancel request codes, whose length is 8 or 16).
-    const no: Detection = { verdict: 'no', why: 'not a Postgres startup packet' };
-    if (first.length >= 1 && first[0] !== 0) return no;
-    if (first.length < 4) return { verdict: 'more' };
-    const len = first.readInt32BE(0);
-    if (len < 8 || len > MAX_STARTUP_LENGTH) return no;
-    if (first.length >= 5 && !(first[4] === 0 || (first[4] === 0x04 && (len === 8 || len === 16)))) return no;
-    if (first.length >= 6 && first[5] !== (first[4] === 0 ? 0x03 : 0xd2)) return no;
-    return { verdict: 'more' };
-  }
-  const len = first.readInt32BE(0);
-  const code = first.readInt32BE(4);
-  const known =
-    ((code === SSL_REQUEST || code === GSSENC_REQUEST) && len === 8) ||
-    (code === CANCEL_REQUEST && len === 16) ||
-    (code === PROTOCOL_3_0 && len > 8 && len <= MAX_STARTUP_LENGTH);
-  if (!known) return { verdict: 'no', why: 'not a Postgres startup packet' };
-  if (ctx.dir === 'in') return { verdict: 'no', why: 'a Postgres client connected to the app (the server side is not recorded)' };
-  return { verdict: 'yes' };
-}
+import { FieldReader, readFirstMessage, readTypedMessage, type TypedMessage } from './wire.js';
 
 interface Statement {
   sql: string;
@@ -70,46 +46,6 @@ interface Building {
   /** The result rows are being added to (simple query: the current statement's). */
   current?: PgResult;
   size: number;
-}
-
-/** A Postgres result row's values, decoded by the columns' types and formats. */
-function readDataRow(body: Buffer, columns: PgColumn[] | undefined): PgValue[] {
-  const r = new FieldReader(body);
-  const n = r.int16();
-  const row: PgValue[] = [];
-  for (let i = 0; i < n; i++) {
-    const len = r.int32();
-    const raw = len < 0 ? null : r.bytes(len);
-    const col = columns?.[i];
-    row.push(decodeValue(raw, col?.typeOid ?? 25, col?.format ?? 0));
-  }
-  return row;
-}
-
-function readRowDescription(body: Buffer): PgColumn[] {
-  const r = new FieldReader(body);
-  const n = r.int16();
-  const cols: PgColumn[] = [];
-  for (let i = 0; i < n; i++) {
-    cols.push({ name: r.cstring(), tableOid: r.uint32(), columnAttr: r.int16(), typeOid: r.uint32(), typeSize: r.int16(), typeModifier: r.int32(), format: r.int16() });
-  }
-  return cols;
-}
-
-export function readError(body: Buffer): PgError {
-  const f = readErrorFields(body);
-  const err: PgError = { severity: f.get('V') ?? f.get('S') ?? 'ERROR', code: f.get('C') ?? '', message: f.get('M') ?? '' };
-  if (f.has('D')) err.detail = f.get('D')!;
-  if (f.has('H')) err.hint = f.get('H')!;
-  const rest: Record<string, string> = {};
-  for (const [k, v] of f) if (!'SVCMDH'.includes(k)) rest[ERROR_FIELD_NAMES[k] ?? k] = v;
-  if (Object.keys(rest).length > 0) err.fields = rest;
-  return err;
-}
-
-/** Result formats of a Bind applied to columns: none = all text, one = all, else per column. */
-function withFormats(columns: PgColumn[] | undefined, formats: number[]): PgColumn[] | undefined {
-  return columns?.map((c, i) => ({ ...c, format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0) }));
 }
 
 export class PostgresConnection implements ConnectionReconstructor {

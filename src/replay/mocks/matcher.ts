@@ -13,7 +13,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { HeaderList } from '../../model/exchange.js';
 import type { Mock, MockNoise } from '../../format/types.js';
-import { noisePathMatches, normalizeNoisePath, type Seg } from '../compare.js';
+import { noisePathMatches, normalizeNoisePath, type Seg } from '../noise-paths.js';
 import { hasRef, templateMatches } from '../../format/templates.js';
 
 export type Stage = 'method' | 'host' | 'path' | 'query' | 'body';
