@@ -12,7 +12,25 @@
 //   sudo node bench/detect-noise.mjs [--pairs 25] [--rounds 5]
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { NODE, TLSREC, ROOT, run, stop, waitOutput, waitPort, port, tmp, median, shuffle, table, fmt, machine, saveJson, args, tlsrecBroken } from './lib.mjs';
+import {
+  NODE,
+  TLSREC,
+  ROOT,
+  run,
+  stop,
+  waitOutput,
+  waitPort,
+  port,
+  tmp,
+  median,
+  shuffle,
+  table,
+  fmt,
+  machine,
+  saveJson,
+  args,
+  tlsrecBroken,
+} from './lib.mjs';
 
 const o = args({ pairs: 25, rounds: 5 });
 const ca = join(ROOT, 'fixtures', 'certs', 'ca.pem');
@@ -30,7 +48,13 @@ async function record() {
   const url = `http://127.0.0.1:${p}`;
   for (let i = 0; i < o.pairs; i++) {
     await (await fetch(`${url}/session`)).arrayBuffer();
-    await (await fetch(`${url}/checkout`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ item: `item-${i}`, qty: i + 1 }) })).arrayBuffer();
+    await (
+      await fetch(`${url}/checkout`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ item: `item-${i}`, qty: i + 1 }),
+      })
+    ).arrayBuffer();
   }
   await stop(rec, 'SIGINT');
   await stop(up);
@@ -45,12 +69,25 @@ async function timed(dir, env, extra) {
   const text = t.out + t.err;
   const summary = /^(\d+) passed, (\d+) failed/m.exec(text);
   const added = /added (\d+) noise entr/.exec(text);
-  return { ms, exit: r.code, passed: Number(summary?.[1]), failed: Number(summary?.[2]), added: added ? Number(added[1]) : 0, tail: text.slice(-600) };
+  return {
+    ms,
+    exit: r.code,
+    passed: Number(summary?.[1]),
+    failed: Number(summary?.[2]),
+    added: added ? Number(added[1]) : 0,
+    tail: text.slice(-600),
+  };
 }
 
 const broken = await tlsrecBroken();
-if (broken) { console.log(`cannot measure: ${broken}`); process.exit(1); }
-if (process.getuid?.() !== 0) { console.log('cannot measure: recording needs root'); process.exit(1); }
+if (broken) {
+  console.log(`cannot measure: ${broken}`);
+  process.exit(1);
+}
+if (process.getuid?.() !== 0) {
+  console.log('cannot measure: recording needs root');
+  process.exit(1);
+}
 console.log(`# detect-noise — ${machine()}`);
 const { base, env } = await record();
 const tests = o.pairs * 2;
@@ -71,8 +108,16 @@ try {
       if (what === 'detect') r['plain-noised'] = await timed(copy, env, []);
     }
     rounds.push(r);
-    process.stderr.write(`  round ${i + 1} (${order.join(', ')}): ` + Object.entries(r).map(([k, v]) => `${k} ${fmt(v.ms / tests, 1)} ms/test exit ${v.exit} ${v.passed}/${v.passed + v.failed}`).join('; ') + '\n');
-    for (const [k, v] of Object.entries(r)) if (k !== 'plain-raw' && v.exit !== 0) process.stderr.write(`    ${k} output tail: ${v.tail.replace(/\n/g, '\n    ')}\n`);
+    process.stderr.write(
+      `  round ${i + 1} (${order.join(', ')}): ` +
+        Object.entries(r)
+          .map(([k, v]) => `${k} ${fmt(v.ms / tests, 1)} ms/test exit ${v.exit} ${v.passed}/${v.passed + v.failed}`)
+          .join('; ') +
+        '\n',
+    );
+    for (const [k, v] of Object.entries(r))
+      if (k !== 'plain-raw' && v.exit !== 0)
+        process.stderr.write(`    ${k} output tail: ${v.tail.replace(/\n/g, '\n    ')}\n`);
     rmSync(copy, { recursive: true, force: true });
     rmSync(raw, { recursive: true, force: true });
   }
@@ -83,9 +128,16 @@ const m = (k) => median(rounds.map((r) => r[k].ms / tests));
 const ratio = (a, b) => median(rounds.map((r) => r[a].ms / r[b].ms));
 table([
   ['run', 'ms per test (median)', 'per round', 'passed'],
-  ...['plain-raw', 'detect', 'plain-noised'].map((k) => [k, fmt(m(k), 1), rounds.map((r) => fmt(r[k].ms / tests, 1)).join(' '), rounds.map((r) => `${r[k].passed}/${tests}`).join(' ')]),
+  ...['plain-raw', 'detect', 'plain-noised'].map((k) => [
+    k,
+    fmt(m(k), 1),
+    rounds.map((r) => fmt(r[k].ms / tests, 1)).join(' '),
+    rounds.map((r) => `${r[k].passed}/${tests}`).join(' '),
+  ]),
 ]);
-console.log(`${tests} tests (${o.pairs} GET /session + ${o.pairs} POST /checkout with a nonce), ${o.pairs} mocks; noise entries added per detect run: ${rounds.map((r) => r.detect.added).join(' ')}`);
+console.log(
+  `${tests} tests (${o.pairs} GET /session + ${o.pairs} POST /checkout with a nonce), ${o.pairs} mocks; noise entries added per detect run: ${rounds.map((r) => r.detect.added).join(' ')}`,
+);
 console.log(`ratio detect / plain-noised (median of per-round ratios): ${fmt(ratio('detect', 'plain-noised'), 2)}`);
 console.log(`ratio detect / plain-raw    (median of per-round ratios): ${fmt(ratio('detect', 'plain-raw'), 2)}`);
 console.log(`raw results: ${saveJson('detect-noise', { machine: machine(), options: o, rounds })}`);

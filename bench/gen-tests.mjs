@@ -9,7 +9,9 @@ export function genTests(root, n, port) {
   mkdirSync(dir, { recursive: true });
   for (let i = 1; i <= n; i++) {
     const body = JSON.stringify({ id: i, name: `item-${i}` });
-    writeFileSync(join(dir, `test-${i}.yaml`), `version: api.keploy.io/v1beta1
+    writeFileSync(
+      join(dir, `test-${i}.yaml`),
+      `version: api.keploy.io/v1beta1
 kind: Http
 name: test-${i}
 spec:
@@ -42,8 +44,9 @@ spec:
         noise:
             header.Date: []
     created: 1795705595
-`);
+`,
+    );
   }
-  writeFileSync(join(root, "tlsrec.yaml"), `appPort: ${port}\n`);
+  writeFileSync(join(root, 'tlsrec.yaml'), `appPort: ${port}\n`);
   return join(root, 'tlsrec');
 }

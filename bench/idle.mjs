@@ -9,7 +9,26 @@
 //   node bench/idle.mjs [--seconds 10] [--rounds 3] [--warmup 3]
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH, NODE, TLSREC, run, stop, waitPort, table, fmt, median, tmp, port, makeCert, machine, saveJson, args, sleep, writerOf, tlsrecBroken } from './lib.mjs';
+import {
+  BENCH,
+  NODE,
+  TLSREC,
+  run,
+  stop,
+  waitPort,
+  table,
+  fmt,
+  median,
+  tmp,
+  port,
+  makeCert,
+  machine,
+  saveJson,
+  args,
+  sleep,
+  writerOf,
+  tlsrecBroken,
+} from './lib.mjs';
 import { childProcessOf, statFields } from '../dist/native/proc.js';
 
 const o = args({ seconds: 10, rounds: 3, warmup: 3 });
@@ -22,24 +41,46 @@ function sample(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const switches = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
   // After the command name: state is field 3 of stat, utime 14 and stime 15.
-  return { ticks: Number(f[11]) + Number(f[12]), switches: switches('voluntary_ctxt_switches') + switches('nonvoluntary_ctxt_switches') };
+  return {
+    ticks: Number(f[11]) + Number(f[12]),
+    switches: switches('voluntary_ctxt_switches') + switches('nonvoluntary_ctxt_switches'),
+  };
 }
 
 async function round(base, cert, key) {
   const p = port();
   const dir = join(base, `rec-${p}`);
-  const rec = run(NODE, [TLSREC, 'record', '-q', '--dir', dir, '--', NODE, join(BENCH, 'servers', 'https-server.mjs'), '--port', String(p), '--cert', cert, '--key', key]);
+  const rec = run(NODE, [
+    TLSREC,
+    'record',
+    '-q',
+    '--dir',
+    dir,
+    '--',
+    NODE,
+    join(BENCH, 'servers', 'https-server.mjs'),
+    '--port',
+    String(p),
+    '--cert',
+    cert,
+    '--key',
+    key,
+  ]);
   try {
     await waitPort(p, { child: rec });
     await sleep(o.warmup * 1000);
     const pids = { recorder: rec.pid, writer: writerOf(rec.pid), app: childProcessOf(rec.pid, 'https-server.mjs') };
-    for (const [name, pid] of Object.entries(pids)) if (pid === undefined) throw new Error(`cannot find the ${name} process`);
+    for (const [name, pid] of Object.entries(pids))
+      if (pid === undefined) throw new Error(`cannot find the ${name} process`);
     const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
     await sleep(o.seconds * 1000);
     const out = {};
     for (const [k, pid] of Object.entries(pids)) {
       const a = sample(pid);
-      out[k] = { cpuPct: ((a.ticks - before[k].ticks) / TICKS_PER_S / o.seconds) * 100, wakeupsPerS: (a.switches - before[k].switches) / o.seconds };
+      out[k] = {
+        cpuPct: ((a.ticks - before[k].ticks) / TICKS_PER_S / o.seconds) * 100,
+        wakeupsPerS: (a.switches - before[k].switches) / o.seconds,
+      };
     }
     return out;
   } finally {
@@ -56,13 +97,20 @@ if (broken) {
 const base = tmp();
 const { cert, key } = makeCert(base);
 console.log(`# idle — ${machine()}`);
-console.log(`# tlsrec record -- node https-server.mjs, no requests; ${o.warmup} s warm-up, then ${o.seconds} s counted, ${o.rounds} rounds\n`);
+console.log(
+  `# tlsrec record -- node https-server.mjs, no requests; ${o.warmup} s warm-up, then ${o.seconds} s counted, ${o.rounds} rounds\n`,
+);
 const rounds = [];
 try {
   for (let i = 0; i < o.rounds; i++) {
     const r = await round(base, cert, key);
     rounds.push(r);
-    console.log(`  round ${i + 1}: ` + Object.entries(r).map(([k, v]) => `${k} ${fmt(v.cpuPct)} % CPU, ${fmt(v.wakeupsPerS, 1)} wake-ups/s`).join('; '));
+    console.log(
+      `  round ${i + 1}: ` +
+        Object.entries(r)
+          .map(([k, v]) => `${k} ${fmt(v.cpuPct)} % CPU, ${fmt(v.wakeupsPerS, 1)} wake-ups/s`)
+          .join('; '),
+    );
   }
 } finally {
   rmSync(base, { recursive: true, force: true });
@@ -70,7 +118,12 @@ try {
 const rows = [['process', 'CPU % (median)', 'wake-ups/s (median)', 'CPU % (max)']];
 for (const k of ['recorder', 'writer', 'app']) {
   const cpu = rounds.map((r) => r[k].cpuPct);
-  rows.push([k === 'app' ? 'the idle app (for scale)' : `tlsrec ${k}`, fmt(median(cpu)), fmt(median(rounds.map((r) => r[k].wakeupsPerS)), 1), fmt(Math.max(...cpu))]);
+  rows.push([
+    k === 'app' ? 'the idle app (for scale)' : `tlsrec ${k}`,
+    fmt(median(cpu)),
+    fmt(median(rounds.map((r) => r[k].wakeupsPerS)), 1),
+    fmt(Math.max(...cpu)),
+  ]);
 }
 console.log('');
 table(rows);

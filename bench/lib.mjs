@@ -2,7 +2,17 @@
 // Plain Node ESM, no dependencies beyond what the repo already has (yaml, for reading results).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, existsSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  existsSync,
+  statSync,
+  writeFileSync,
+  openSync,
+  readSync,
+  closeSync,
+} from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir, cpus, hostname } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -31,11 +41,29 @@ export function makeCert(dir) {
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
   if (!existsSync(cert)) {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
   }
   return { key, cert };
 }
@@ -45,8 +73,14 @@ export function run(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   child.out = '';
   child.err = '';
-  child.stdout?.on('data', (d) => { child.out += d; if (child.out.length > 200000) child.out = child.out.slice(-100000); });
-  child.stderr?.on('data', (d) => { child.err += d; if (child.err.length > 200000) child.err = child.err.slice(-100000); });
+  child.stdout?.on('data', (d) => {
+    child.out += d;
+    if (child.out.length > 200000) child.out = child.out.slice(-100000);
+  });
+  child.stderr?.on('data', (d) => {
+    child.err += d;
+    if (child.err.length > 200000) child.err = child.err.slice(-100000);
+  });
   child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   child.startedAt = Date.now();
   return child;
@@ -55,8 +89,14 @@ export function run(cmd, args, opts = {}) {
 /** Stop a process we started: signal, wait, then SIGKILL after graceMs. */
 export async function stop(child, signal = 'SIGTERM', graceMs = 30000) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exited;
-  try { child.kill(signal); } catch {}
-  const t = setTimeout(() => { try { child.kill('SIGKILL'); } catch {} }, graceMs);
+  try {
+    child.kill(signal);
+  } catch {}
+  const t = setTimeout(() => {
+    try {
+      child.kill('SIGKILL');
+    } catch {}
+  }, graceMs);
   const r = await child.exited;
   clearTimeout(t);
   return r;
@@ -67,11 +107,16 @@ export async function waitPort(p, { host = '127.0.0.1', timeoutMs = 30000, child
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     if (child && (child.exitCode !== null || child.signalCode !== null)) {
-      throw new Error(`process exited before port ${p} opened (code ${child.exitCode}):\n${child.err.slice(-2000)}${child.out.slice(-1000)}`);
+      throw new Error(
+        `process exited before port ${p} opened (code ${child.exitCode}):\n${child.err.slice(-2000)}${child.out.slice(-1000)}`,
+      );
     }
     const ok = await new Promise((resolve) => {
       const s = createConnection({ host, port: p });
-      s.on('connect', () => { s.destroy(); resolve(true); });
+      s.on('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (ok) return Date.now() - t0;
@@ -85,7 +130,8 @@ export async function waitOutput(child, re, timeoutMs = 30000) {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     if (re.test(child.out) || re.test(child.err)) return;
-    if (child.exitCode !== null) throw new Error(`exited (code ${child.exitCode}) before ${re}: ${child.err.slice(-2000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`exited (code ${child.exitCode}) before ${re}: ${child.err.slice(-2000)}`);
     await sleep(50);
   }
   throw new Error(`timeout waiting for ${re}: ${child.err.slice(-2000)}`);
@@ -100,7 +146,16 @@ function toMs(v, unit) {
 export async function wrk(url, { c = 32, t = 1, d = 5 } = {}) {
   // Through bash for its `times`: wrk's own CPU time, which uprobes on a library wrk uses (the
   // system libssl) raise, and which on a small machine the app pays for.
-  const w = run('bash', ['-c', 'wrk "$@"; s=$?; times >&2; exit $s', 'wrk', `-t${t}`, `-c${c}`, `-d${d}s`, '--latency', url]);
+  const w = run('bash', [
+    '-c',
+    'wrk "$@"; s=$?; times >&2; exit $s',
+    'wrk',
+    `-t${t}`,
+    `-c${c}`,
+    `-d${d}s`,
+    '--latency',
+    url,
+  ]);
   await w.exited;
   const o = w.out;
   const [, um, us, sm, ss] = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/m.exec(w.err.trim().split('\n').at(-1) ?? '') ?? [];
@@ -135,7 +190,8 @@ export function shuffle(a) {
 /** Print an aligned table. rows: array of arrays (first is the header). */
 export function table(rows) {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
-  const line = (r) => r.map((c, i) => (i === 0 ? String(c ?? '').padEnd(w[i]) : String(c ?? '').padStart(w[i]))).join('  ');
+  const line = (r) =>
+    r.map((c, i) => (i === 0 ? String(c ?? '').padEnd(w[i]) : String(c ?? '').padStart(w[i]))).join('  ');
   const out = [line(rows[0]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.slice(1).map(line)];
   console.log(out.join('\n'));
 }
@@ -173,7 +229,9 @@ export function countMocks(file) {
   const fd = openSync(file, 'r');
   const buf = Buffer.alloc(1 << 22);
   const needle = Buffer.from('\nkind:');
-  let n = 0, carry = Buffer.alloc(0), first = true;
+  let n = 0,
+    carry = Buffer.alloc(0),
+    first = true;
   try {
     for (;;) {
       const got = readSync(fd, buf, 0, buf.length, null);
@@ -196,7 +254,11 @@ export function lossFrom(text) {
   const warn = /LOST[^\n]*/.exec(text);
   const big = /LOST ([\d.]+) (B|KiB|MiB|GiB)/.exec(text);
   const mult = { B: 1, KiB: 1024, MiB: 1048576, GiB: 1073741824 };
-  const lostBytes = big ? Math.round(Number(big[1]) * mult[big[2]]) : lost ? Number(lost[1].replace(/,/g, '')) : undefined;
+  const lostBytes = big
+    ? Math.round(Number(big[1]) * mult[big[2]])
+    : lost
+      ? Number(lost[1].replace(/,/g, ''))
+      : undefined;
   return { lostBytes, warning: warn?.[0] };
 }
 
@@ -242,7 +304,9 @@ export function machine() {
 
 export function saveJson(name, data) {
   const dir = join(BENCH, 'results');
-  try { execFileSync('mkdir', ['-p', dir]); } catch {}
+  try {
+    execFileSync('mkdir', ['-p', dir]);
+  } catch {}
   const f = join(dir, `${name}.json`);
   writeFileSync(f, JSON.stringify(data, null, 2));
   return f;

@@ -25,12 +25,41 @@
 import { join } from 'node:path';
 import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import {
-  BENCH, NODE, TLSREC, run, stop, waitPort, waitOutput, wrk, median, shuffle, table, fmt, tmp, port,
-  makeCert, listRecorded, countMocks, tlsrecBroken, machine, saveJson, args, sleep, lossFrom,
+  BENCH,
+  NODE,
+  TLSREC,
+  run,
+  stop,
+  waitPort,
+  waitOutput,
+  wrk,
+  median,
+  shuffle,
+  table,
+  fmt,
+  tmp,
+  port,
+  makeCert,
+  listRecorded,
+  countMocks,
+  tlsrecBroken,
+  machine,
+  saveJson,
+  args,
+  sleep,
+  lossFrom,
 } from './lib.mjs';
 import { systemLibssl } from '../dist/native/proc.js';
 
-const o = args({ rounds: 3, duration: 5, warmup: 1, conns: 32, configs: 'a,b,c,d', scenarios: 'https,proxy', work: '0,200' });
+const o = args({
+  rounds: 3,
+  duration: 5,
+  warmup: 1,
+  conns: 32,
+  configs: 'a,b,c,d',
+  scenarios: 'https,proxy',
+  work: '0,200',
+});
 const base = tmp();
 const { cert, key } = makeCert(base);
 const SERVER = join(BENCH, 'servers', 'https-server.mjs');
@@ -48,7 +77,11 @@ if (broken && configs.includes('b')) {
 /** bpftrace program: count-only uprobe + uretprobe on SSL_read and SSL_write in each file. */
 const countOnly = (files) =>
   files
-    .flatMap((file) => ['SSL_read', 'SSL_write'].map((f) => `uprobe:${file}:${f} { @calls = count(); } uretprobe:${file}:${f} { @rets = count(); }`))
+    .flatMap((file) =>
+      ['SSL_read', 'SSL_write'].map(
+        (f) => `uprobe:${file}:${f} { @calls = count(); } uretprobe:${file}:${f} { @rets = count(); }`,
+      ),
+    )
     .join(' ');
 const BPF = countOnly([nodeBin]);
 const BPF_ALL = countOnly([nodeBin, ...systemLibssl()]);
@@ -67,9 +100,32 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
     url = `https://127.0.0.1:${p}/`;
     const sp = cfg === 'c' ? port() : p;
     appPort = sp;
-    appArgs = [SERVER, '--port', String(sp), '--work-us', String(workUs), '--cert', cert, '--key', key, '--count-file', countFile];
+    appArgs = [
+      SERVER,
+      '--port',
+      String(sp),
+      '--work-us',
+      String(workUs),
+      '--cert',
+      cert,
+      '--key',
+      key,
+      '--count-file',
+      countFile,
+    ];
     if (cfg === 'c') {
-      const m = run('mitmdump', ['-q', '--mode', `reverse:https://127.0.0.1:${sp}/`, '--listen-host', '127.0.0.1', '--listen-port', String(p), '--ssl-insecure', '--set', 'connection_strategy=lazy']);
+      const m = run('mitmdump', [
+        '-q',
+        '--mode',
+        `reverse:https://127.0.0.1:${sp}/`,
+        '--listen-host',
+        '127.0.0.1',
+        '--listen-port',
+        String(p),
+        '--ssl-insecure',
+        '--set',
+        'connection_strategy=lazy',
+      ]);
       procs.push(m);
     }
   } else {
@@ -77,7 +133,16 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
     let up = `https://127.0.0.1:${upstreamPort}/`;
     if (cfg === 'c') {
       const mp = port();
-      const m = run('mitmdump', ['-q', '--mode', `reverse:https://127.0.0.1:${upstreamPort}/`, '--listen-host', '127.0.0.1', '--listen-port', String(mp), '--ssl-insecure']);
+      const m = run('mitmdump', [
+        '-q',
+        '--mode',
+        `reverse:https://127.0.0.1:${upstreamPort}/`,
+        '--listen-host',
+        '127.0.0.1',
+        '--listen-port',
+        String(mp),
+        '--ssl-insecure',
+      ]);
       procs.push(m);
       await waitPort(mp, { child: m });
       up = `https://127.0.0.1:${mp}/`;
@@ -96,7 +161,22 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
   const recDir = join(base, `rec-${p}`);
   if (cfg === 'b') {
     mkdirSync(recDir, { recursive: true });
-    rec = run(NODE, [TLSREC, 'record', '-q', '--dir', join(recDir, 'tlsrec'), '--config', join(recDir, 'tlsrec.yaml'), '--', nodeBin, ...appArgs], { cwd: recDir });
+    rec = run(
+      NODE,
+      [
+        TLSREC,
+        'record',
+        '-q',
+        '--dir',
+        join(recDir, 'tlsrec'),
+        '--config',
+        join(recDir, 'tlsrec.yaml'),
+        '--',
+        nodeBin,
+        ...appArgs,
+      ],
+      { cwd: recDir },
+    );
     app = rec;
   } else {
     app = run(nodeBin, appArgs);
@@ -130,7 +210,9 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
         info.uprobeCalls = Number((/@calls: (\d+)/.exec(bt.out) ?? /entries (\d+)/.exec(bt.out))?.[1] ?? NaN);
       }
       // "<requests answered> <app CPU µs from the first request on>" (bench/servers/*.mjs)
-      const [served, appCpuUs] = existsSync(countFile) ? readFileSync(countFile, 'utf8').split(' ').map(Number) : [NaN, NaN];
+      const [served, appCpuUs] = existsSync(countFile)
+        ? readFileSync(countFile, 'utf8').split(' ').map(Number)
+        : [NaN, NaN];
       info.served = served;
       info.appCpuUsPerReq = appCpuUs / served;
       rmSync(recDir, { recursive: true, force: true });
@@ -141,7 +223,9 @@ async function startConfig(scenario, cfg, workUs, upstreamPort) {
 
 const results = [];
 console.log(`# overhead — ${machine()}`);
-console.log(`# wrk -t1 -c${o.conns} -d${o.duration}s --latency (after a ${o.warmup}s warm-up), ${o.rounds} rounds, configs in random order per round\n`);
+console.log(
+  `# wrk -t1 -c${o.conns} -d${o.duration}s --latency (after a ${o.warmup}s warm-up), ${o.rounds} rounds, configs in random order per round\n`,
+);
 
 for (const scenario of o.scenarios.split(',')) {
   let upstream;
@@ -163,28 +247,76 @@ for (const scenario of o.scenarios.split(',')) {
           const info = await sut.stop();
           info.wrkReqs = (wu.reqs || 0) + w.reqs;
           rows[cfg].push({ ...w, raw: undefined, ...info });
-          process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: ${fmt(w.rps, 0)} req/s p50 ${fmt(w.p50)} ms p99 ${fmt(w.p99)} ms` +
-            (cfg === 'b' ? ` tests ${info.tests} (wrk completed ${info.wrkReqs}, server answered ${info.served})${scenario === 'proxy' ? `, mocks ${info.mocks}` : ''}, stop ${info.stopMs} ms${info.loss.warning ? ' ' + info.loss.warning : ''}` : '') +
-            ` wrk ${fmt(w.cpuUsPerReq, 1)} µs/req` + ('defg'.includes(cfg) ? ` uprobe calls ${info.uprobeCalls}` : '') + (w.sockErr ? ` sockerr ${w.sockErr}` : '') + (w.non2xx ? ` non2xx ${w.non2xx}` : '') + '\n');
+          process.stderr.write(
+            `  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: ${fmt(w.rps, 0)} req/s p50 ${fmt(w.p50)} ms p99 ${fmt(w.p99)} ms` +
+              (cfg === 'b'
+                ? ` tests ${info.tests} (wrk completed ${info.wrkReqs}, server answered ${info.served})${scenario === 'proxy' ? `, mocks ${info.mocks}` : ''}, stop ${info.stopMs} ms${info.loss.warning ? ' ' + info.loss.warning : ''}`
+                : '') +
+              ` wrk ${fmt(w.cpuUsPerReq, 1)} µs/req` +
+              ('defg'.includes(cfg) ? ` uprobe calls ${info.uprobeCalls}` : '') +
+              (w.sockErr ? ` sockerr ${w.sockErr}` : '') +
+              (w.non2xx ? ` non2xx ${w.non2xx}` : '') +
+              '\n',
+          );
         } catch (e) {
-          process.stderr.write(`  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: FAILED ${e.message.slice(0, 800)}\n`);
+          process.stderr.write(
+            `  ${scenario} work=${workUs}us round ${r + 1} ${cfg}: FAILED ${e.message.slice(0, 800)}\n`,
+          );
           if (sut) await sut.stop().catch(() => {});
           rows[cfg].push({ rps: NaN, p50: NaN, p99: NaN, error: e.message.slice(0, 800) });
         }
       }
     }
-    const med = Object.fromEntries(configs.map((c) => [c, {
-      rps: median(rows[c].map((x) => x.rps)), p50: median(rows[c].map((x) => x.p50)), p99: median(rows[c].map((x) => x.p99)),
-      appCpuUsPerReq: median(rows[c].map((x) => x.appCpuUsPerReq)), wrkCpuUsPerReq: median(rows[c].map((x) => x.cpuUsPerReq)),
-    }]));
+    const med = Object.fromEntries(
+      configs.map((c) => [
+        c,
+        {
+          rps: median(rows[c].map((x) => x.rps)),
+          p50: median(rows[c].map((x) => x.p50)),
+          p99: median(rows[c].map((x) => x.p99)),
+          appCpuUsPerReq: median(rows[c].map((x) => x.appCpuUsPerReq)),
+          wrkCpuUsPerReq: median(rows[c].map((x) => x.cpuUsPerReq)),
+        },
+      ]),
+    );
     const a = med.a;
-    const name = { a: 'a no capture', b: 'b tlsrec record', c: 'c mitmproxy', d: 'd count-only uprobes', e: 'e count-only, node+libssl', f: 'f count-only, as tlsrec', g: 'g f + syscall tracepoints' };
-    console.log(`\n## ${scenario === 'https' ? 'Node HTTPS server' : 'plain-HTTP app -> HTTPS upstream'}, handler ${workUs ? workUs + ' µs busy work' : 'bare'}`);
+    const name = {
+      a: 'a no capture',
+      b: 'b tlsrec record',
+      c: 'c mitmproxy',
+      d: 'd count-only uprobes',
+      e: 'e count-only, node+libssl',
+      f: 'f count-only, as tlsrec',
+      g: 'g f + syscall tracepoints',
+    };
+    console.log(
+      `\n## ${scenario === 'https' ? 'Node HTTPS server' : 'plain-HTTP app -> HTTPS upstream'}, handler ${workUs ? workUs + ' µs busy work' : 'bare'}`,
+    );
     table([
-      ['config', 'req/s', 'p50 ms', 'p99 ms', 'x/a req/s', 'x/a p50', 'x/a p99', 'app CPU µs/req', 'wrk CPU µs/req', 'runs'],
-      ...configs.map((c) => [name[c], fmt(med[c].rps, 0), fmt(med[c].p50), fmt(med[c].p99),
-        fmt(med[c].rps / a?.rps, 3), fmt(med[c].p50 / a?.p50), fmt(med[c].p99 / a?.p99), fmt(med[c].appCpuUsPerReq, 1), fmt(med[c].wrkCpuUsPerReq, 1),
-        rows[c].filter((x) => Number.isFinite(x.rps)).length]),
+      [
+        'config',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'x/a req/s',
+        'x/a p50',
+        'x/a p99',
+        'app CPU µs/req',
+        'wrk CPU µs/req',
+        'runs',
+      ],
+      ...configs.map((c) => [
+        name[c],
+        fmt(med[c].rps, 0),
+        fmt(med[c].p50),
+        fmt(med[c].p99),
+        fmt(med[c].rps / a?.rps, 3),
+        fmt(med[c].p50 / a?.p50),
+        fmt(med[c].p99 / a?.p99),
+        fmt(med[c].appCpuUsPerReq, 1),
+        fmt(med[c].wrkCpuUsPerReq, 1),
+        rows[c].filter((x) => Number.isFinite(x.rps)).length,
+      ]),
     ]);
     // The same ratios taken within each round (a and x ran minutes apart at most), then the median:
     // slow drift of this shared machine cancels out, which the ratio of medians above does not.
@@ -196,16 +328,22 @@ for (const scenario of o.scenarios.split(',')) {
         const p99 = within('p99');
         paired[c] = { rps: median(rps), p99: median(p99), rounds: rps.length };
         if (rps.length) {
-          console.log(`${c}/a within each round: req/s ${fmt(median(rps), 3)} (${fmt(Math.min(...rps), 3)}–${fmt(Math.max(...rps), 3)}), ` +
-            `p99 ${fmt(median(p99))}× (${fmt(Math.min(...p99))}–${fmt(Math.max(...p99))}), ${rps.length} rounds`);
+          console.log(
+            `${c}/a within each round: req/s ${fmt(median(rps), 3)} (${fmt(Math.min(...rps), 3)}–${fmt(Math.max(...rps), 3)}), ` +
+              `p99 ${fmt(median(p99))}× (${fmt(Math.min(...p99))}–${fmt(Math.max(...p99))}), ${rps.length} rounds`,
+          );
         }
       }
     }
     if (rows.b?.length) {
       const done = rows.b.filter((x) => Number.isFinite(x.served));
-      console.log(`b completeness per run (tests written / responses wrk completed / requests the server answered${scenario === 'proxy' ? '; mocks written' : ''}): ` +
-        done.map((x) => `${x.tests}/${x.wrkReqs}/${x.served}${scenario === 'proxy' ? ` (mocks ${x.mocks})` : ''}`).join(', ') +
-        `; tlsrec stop+drain ms: ${done.map((x) => x.stopMs).join(', ')}`);
+      console.log(
+        `b completeness per run (tests written / responses wrk completed / requests the server answered${scenario === 'proxy' ? '; mocks written' : ''}): ` +
+          done
+            .map((x) => `${x.tests}/${x.wrkReqs}/${x.served}${scenario === 'proxy' ? ` (mocks ${x.mocks})` : ''}`)
+            .join(', ') +
+          `; tlsrec stop+drain ms: ${done.map((x) => x.stopMs).join(', ')}`,
+      );
       const lw = done.map((x) => x.loss?.warning).filter(Boolean);
       if (lw.length) console.log(`b loss warnings: ${lw.join(' | ')}`);
     }

@@ -12,7 +12,25 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
 import { parse } from 'yaml';
-import { NODE, TLSREC, ROOT, run, stop, waitPort, waitOutput, wrk, median, table, fmt, tmp, port, tlsrecBroken, machine, saveJson, args } from './lib.mjs';
+import {
+  NODE,
+  TLSREC,
+  ROOT,
+  run,
+  stop,
+  waitPort,
+  waitOutput,
+  wrk,
+  median,
+  table,
+  fmt,
+  tmp,
+  port,
+  tlsrecBroken,
+  machine,
+  saveJson,
+  args,
+} from './lib.mjs';
 
 const o = args({ rounds: 3, duration: 5, conns: 8, commands: 5000, tests: 200 });
 const APP = join(ROOT, 'fixtures', 'db-app', 'redis.mjs');
@@ -50,7 +68,10 @@ async function dashboardLoad(record, redisPort) {
   await stop(child, 'SIGINT', 120000);
   let mocks = NaN;
   if (record) {
-    try { mocks = (readFileSync(join(dir, 'tlsrec', 'test-set-0', 'mocks.yaml'), 'utf8').match(/^kind: Redis$/gm) ?? []).length; } catch {}
+    try {
+      mocks = (readFileSync(join(dir, 'tlsrec', 'test-set-0', 'mocks.yaml'), 'utf8').match(/^kind: Redis$/gm) ?? [])
+        .length;
+    } catch {}
   }
   rmSync(dir, { recursive: true, force: true });
   return { rps: w.rps, p50: w.p50, p99: w.p99, reqs: w.reqs, non2xx: w.non2xx, mocks };
@@ -65,7 +86,15 @@ async function mocksFromServer(redisPort, commands) {
     const text = `kind: Redis\nname: mock-${i}\nspec:\n  command: ${JSON.stringify(c)}\n  reply: ${JSON.stringify(typeof reply === 'number' ? reply : reply === null ? null : Array.isArray(reply) ? reply : String(reply))}\n`;
     const doc = parse(text);
     const read = readRedisMock(doc, { file: 'mocks.yaml', line: 1, index: i });
-    docs.push({ protocol: 'redis', kind: 'Redis', file: 'mocks.yaml', line: 1, name: `mock-${i}`, index: i, value: read.value });
+    docs.push({
+      protocol: 'redis',
+      kind: 'Redis',
+      file: 'mocks.yaml',
+      line: 1,
+      name: `mock-${i}`,
+      index: i,
+      value: read.value,
+    });
   }
   r.disconnect();
   return docs;
@@ -93,7 +122,7 @@ async function replayRun(redisPort, n) {
   const env = { ...process.env, PORT: String(appPort), REDIS_URL: `redis://127.0.0.1:${redisPort}`, NO_COLOR: '1' };
   const rec = run(NODE, [TLSREC, 'record', '-q', '--', NODE, APP], { cwd: dir, env });
   await waitPort(appPort, { child: rec });
-  let t = performance.now();
+  const t = performance.now();
   for (let i = 0; i < n; i++) await (await fetch(`http://127.0.0.1:${appPort}/dashboard`)).arrayBuffer();
   const liveS = (performance.now() - t) / 1000;
   await stop(rec, 'SIGINT', 120000);
@@ -101,7 +130,10 @@ async function replayRun(redisPort, n) {
 }
 
 const broken = await tlsrecBroken();
-if (broken) { console.log(`cannot measure: ${broken}`); process.exit(1); }
+if (broken) {
+  console.log(`cannot measure: ${broken}`);
+  process.exit(1);
+}
 console.log(`# redis — ${machine()}`);
 const server = await startRedis();
 await seed(server.port);
@@ -112,22 +144,45 @@ for (let i = 0; i < o.rounds; i++) {
   const base = await dashboardLoad(false, server.port);
   const rec = await dashboardLoad(true, server.port);
   rounds.push({ base, rec });
-  process.stderr.write(`  round ${i + 1}: no capture ${fmt(base.rps, 0)} req/s, recording ${fmt(rec.rps, 0)} req/s (${rec.mocks} Redis mocks written, non-2xx ${base.non2xx}/${rec.non2xx})\n`);
+  process.stderr.write(
+    `  round ${i + 1}: no capture ${fmt(base.rps, 0)} req/s, recording ${fmt(rec.rps, 0)} req/s (${rec.mocks} Redis mocks written, non-2xx ${base.non2xx}/${rec.non2xx})\n`,
+  );
 }
 const baseRps = median(rounds.map((r) => r.base.rps));
 const recRps = median(rounds.map((r) => r.rec.rps));
-console.log(`\n## 1. recording a Redis-heavy endpoint (GET /dashboard: 9 Redis commands; wrk -c${o.conns} ${o.duration}s, median of ${o.rounds})`);
+console.log(
+  `\n## 1. recording a Redis-heavy endpoint (GET /dashboard: 9 Redis commands; wrk -c${o.conns} ${o.duration}s, median of ${o.rounds})`,
+);
 table([
   ['', 'req/s', 'p50 ms', 'p99 ms'],
-  ['no capture', fmt(baseRps, 0), fmt(median(rounds.map((r) => r.base.p50))), fmt(median(rounds.map((r) => r.base.p99)))],
-  ['tlsrec record', fmt(recRps, 0), fmt(median(rounds.map((r) => r.rec.p50))), fmt(median(rounds.map((r) => r.rec.p99)))],
+  [
+    'no capture',
+    fmt(baseRps, 0),
+    fmt(median(rounds.map((r) => r.base.p50))),
+    fmt(median(rounds.map((r) => r.base.p99))),
+  ],
+  [
+    'tlsrec record',
+    fmt(recRps, 0),
+    fmt(median(rounds.map((r) => r.rec.p50))),
+    fmt(median(rounds.map((r) => r.rec.p99))),
+  ],
 ]);
 console.log(`throughput under recording: ${fmt(recRps / baseRps)}x of no capture`);
 
 // (2) the mock endpoint against redis-server
-const cmds = [['GET', 'note'], ['HGETALL', 'user:1']];
+const cmds = [
+  ['GET', 'note'],
+  ['HGETALL', 'user:1'],
+];
 const mocks = await mocksFromServer(server.port, cmds);
-const ctx = { mocks, destination: {}, startTls: () => Promise.reject(new Error('no tls')), hit: () => {}, miss: () => {} };
+const ctx = {
+  mocks,
+  destination: {},
+  startTls: () => Promise.reject(new Error('no tls')),
+  hit: () => {},
+  miss: () => {},
+};
 const mockServer = net.createServer((s) => serveRedis(s, ctx));
 await new Promise((r) => mockServer.listen(0, '127.0.0.1', r));
 const mockPort = mockServer.address().port;
@@ -140,26 +195,49 @@ const ms = (k, w) => median(speeds.map((s) => s[w][k]));
 console.log(`\n## 2. commands/s answered (ioredis, ${o.commands} commands, median of ${o.rounds})`);
 table([
   ['', 'sequential GET', 'pipelined HGETALL', 'errors'],
-  ['redis-server', fmt(ms('seqPerS', 'real'), 0), fmt(ms('pipePerS', 'real'), 0), String(speeds.reduce((a, s) => a + s.real.bad, 0))],
-  ['tlsrec mock endpoint', fmt(ms('seqPerS', 'mock'), 0), fmt(ms('pipePerS', 'mock'), 0), String(speeds.reduce((a, s) => a + s.mock.bad, 0))],
+  [
+    'redis-server',
+    fmt(ms('seqPerS', 'real'), 0),
+    fmt(ms('pipePerS', 'real'), 0),
+    String(speeds.reduce((a, s) => a + s.real.bad, 0)),
+  ],
+  [
+    'tlsrec mock endpoint',
+    fmt(ms('seqPerS', 'mock'), 0),
+    fmt(ms('pipePerS', 'mock'), 0),
+    String(speeds.reduce((a, s) => a + s.mock.bad, 0)),
+  ],
 ]);
-console.log(`mock endpoint vs redis-server: sequential ${fmt(ms('seqPerS', 'mock') / ms('seqPerS', 'real'))}x, pipelined ${fmt(ms('pipePerS', 'mock') / ms('pipePerS', 'real'))}x`);
+console.log(
+  `mock endpoint vs redis-server: sequential ${fmt(ms('seqPerS', 'mock') / ms('seqPerS', 'real'))}x, pipelined ${fmt(ms('pipePerS', 'mock') / ms('pipePerS', 'real'))}x`,
+);
 
 // (3) tlsrec test with Redis mocks
 const rr = await replayRun(server.port, o.tests);
 await stop(server.child, 'SIGTERM');
-let t = performance.now();
+const t = performance.now();
 const test = run(NODE, [TLSREC, 'test'], { cwd: rr.dir, env: { ...rr.env, NO_COLOR: '1' } });
 const exit = await test.exited;
 const testS = (performance.now() - t) / 1000;
 const passed = /(\d+) passed, (\d+) failed/m.exec(test.out + test.err);
 // The replay loop alone: the sum of the per-test times the terminal reporter prints.
-const loopS = [...(test.out + test.err).matchAll(/^\s+✓ \S+\s+GET \/dashboard\s+(\d+) ms$/gm)].reduce((a, m) => a + Number(m[1]), 0) / 1000;
+const loopS =
+  [...(test.out + test.err).matchAll(/^\s+✓ \S+\s+GET \/dashboard\s+(\d+) ms$/gm)].reduce(
+    (a, m) => a + Number(m[1]),
+    0,
+  ) / 1000;
 console.log(`\n## 3. tlsrec test: ${o.tests} recorded GET /dashboard tests, redis-server stopped`);
 table([
   ['', 'wall s', 'tests/s', 'result'],
   ['live app + redis-server (recording)', fmt(rr.liveS), fmt(o.tests / rr.liveS, 0), ''],
-  ['tlsrec test from mocks (incl. app start)', fmt(testS), fmt(o.tests / testS, 0), passed ? `${passed[1]} passed, ${passed[2]} failed (exit ${exit.code})` : `exit ${exit.code}: ${(test.out + test.err).slice(-300)}`],
+  [
+    'tlsrec test from mocks (incl. app start)',
+    fmt(testS),
+    fmt(o.tests / testS, 0),
+    passed
+      ? `${passed[1]} passed, ${passed[2]} failed (exit ${exit.code})`
+      : `exit ${exit.code}: ${(test.out + test.err).slice(-300)}`,
+  ],
   ['  of which the tests themselves', fmt(loopS), fmt(o.tests / loopS, 0), ''],
 ]);
 rmSync(rr.dir, { recursive: true, force: true });

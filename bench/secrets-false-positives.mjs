@@ -35,12 +35,24 @@ function headerList(map) {
 
 /** A test set in Keploy's layout, fed to one RecordingRefs in file order. */
 function keploySet(dir) {
-  const refs = new RecordingRefs({ redact: true, rewriteProducer: (p, ref) => found.push({ where: `${relative(root, p.file)} (rewritten)`, ref: `variable ${ref}`, before: p.value }) });
+  const refs = new RecordingRefs({
+    redact: true,
+    rewriteProducer: (p, ref) =>
+      found.push({ where: `${relative(root, p.file)} (rewritten)`, ref: `variable ${ref}`, before: p.value }),
+  });
   const testsDir = join(dir, 'tests');
-  const files = existsSync(testsDir) ? readdirSync(testsDir).filter((f) => /\.ya?ml$/.test(f)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })) : [];
+  const files = existsSync(testsDir)
+    ? readdirSync(testsDir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+    : [];
   const docs = [];
-  for (const f of files) for (const d of parseAllDocuments(readFileSync(join(testsDir, f), 'utf8'))) docs.push({ file: join(testsDir, f), role: 'test', v: d.toJS() });
-  if (existsSync(join(dir, 'mocks.yaml'))) for (const d of parseAllDocuments(readFileSync(join(dir, 'mocks.yaml'), 'utf8'))) docs.push({ file: join(dir, 'mocks.yaml'), role: 'mock', v: d.toJS() });
+  for (const f of files)
+    for (const d of parseAllDocuments(readFileSync(join(testsDir, f), 'utf8')))
+      docs.push({ file: join(testsDir, f), role: 'test', v: d.toJS() });
+  if (existsSync(join(dir, 'mocks.yaml')))
+    for (const d of parseAllDocuments(readFileSync(join(dir, 'mocks.yaml'), 'utf8')))
+      docs.push({ file: join(dir, 'mocks.yaml'), role: 'mock', v: d.toJS() });
   let n = 0;
   for (const { file, role, v } of docs) {
     const req = v?.spec?.req;
@@ -50,11 +62,17 @@ function keploySet(dir) {
     const where = `${relative(root, file)} ${v.name ?? ''}`;
     refs.currentFile = file;
     const ct = (h) => headerList(h).find(([k]) => k.toLowerCase() === 'content-type')?.[1];
-    headerList(req.header).forEach(([k, x], i) => note(`${where} req.header.${k}`, x, refs.requestHeaders([[k, x]], role)[0][1]));
+    headerList(req.header).forEach(([k, x], _i) =>
+      note(`${where} req.header.${k}`, x, refs.requestHeaders([[k, x]], role)[0][1]),
+    );
     note(`${where} req.url`, req.url, refs.requestUrl(String(req.url ?? ''), role));
-    if (typeof req.body === 'string') note(`${where} req.body`, req.body, refs.requestBody(req.body, ct(req.header), role));
-    headerList(resp.header).forEach(([k, x]) => note(`${where} resp.header.${k}`, x, refs.responseHeaders([[k, x]], role)[0][1]));
-    if (typeof resp.body === 'string') note(`${where} resp.body`, resp.body, refs.responseBody(resp.body, ct(resp.header), role));
+    if (typeof req.body === 'string')
+      note(`${where} req.body`, req.body, refs.requestBody(req.body, ct(req.header), role));
+    headerList(resp.header).forEach(([k, x]) =>
+      note(`${where} resp.header.${k}`, x, refs.responseHeaders([[k, x]], role)[0][1]),
+    );
+    if (typeof resp.body === 'string')
+      note(`${where} resp.body`, resp.body, refs.responseBody(resp.body, ct(resp.header), role));
   }
   return n;
 }
@@ -64,16 +82,24 @@ async function eventRecording(file) {
   const r = new Reconstructor({ onExchange: (ex) => exchanges.push(ex) });
   for await (const ev of readEventFile(file)) r.push(ev);
   r.finish();
-  const refs = new RecordingRefs({ redact: true, rewriteProducer: (p, ref) => found.push({ where: `${relative(root, file)} (rewritten)`, ref: `variable ${ref}`, before: p.value }) });
+  const refs = new RecordingRefs({
+    redact: true,
+    rewriteProducer: (p, ref) =>
+      found.push({ where: `${relative(root, file)} (rewritten)`, ref: `variable ${ref}`, before: p.value }),
+  });
   let t = 0;
   let m = 0;
   for (const ex of exchanges) {
-    const plain = ex.role === 'incoming' ? exchangeToTestDoc(ex, ++t, { redact: false }) : exchangeToMockDoc(ex, m++, { redact: false });
+    const plain =
+      ex.role === 'incoming'
+        ? exchangeToTestDoc(ex, ++t, { redact: false })
+        : exchangeToMockDoc(ex, m++, { redact: false });
     refs.currentFile = file;
     const doc = ex.role === 'incoming' ? exchangeToTestDoc(ex, t, { refs }) : exchangeToMockDoc(ex, m - 1, { refs });
     const where = `${relative(root, file)} ${doc.name}`;
     for (const part of ['req', 'resp']) {
-      for (const [k, x] of Object.entries(doc.spec[part].header)) note(`${where} ${part}.header.${k}`, JSON.stringify(plain.spec[part].header[k]), JSON.stringify(x));
+      for (const [k, x] of Object.entries(doc.spec[part].header))
+        note(`${where} ${part}.header.${k}`, JSON.stringify(plain.spec[part].header[k]), JSON.stringify(x));
       note(`${where} ${part}.body`, plain.spec[part].body, doc.spec[part].body);
     }
     note(`${where} req.url`, plain.spec.req.url, doc.spec.req.url);
@@ -96,5 +122,9 @@ for (const f of eventFiles) exchanges += await eventRecording(join(root, 'fixtur
 for (const f of found) console.log(`${f.ref.padEnd(28)} ${f.where}: ${JSON.stringify(f.before)}`);
 const secrets = found.filter((f) => f.ref.startsWith('secret')).length;
 const variables = found.filter((f) => f.ref.startsWith('variable')).length;
-console.log(`\n${sets.length} Keploy test sets (${documents} tests and mocks), ${eventFiles.length} event recordings (${exchanges} exchanges)`);
-console.log(`secret references written: ${secrets}; variable references written: ${variables} (each listed above with where it was found)`);
+console.log(
+  `\n${sets.length} Keploy test sets (${documents} tests and mocks), ${eventFiles.length} event recordings (${exchanges} exchanges)`,
+);
+console.log(
+  `secret references written: ${secrets}; variable references written: ${variables} (each listed above with where it was found)`,
+);

@@ -78,7 +78,8 @@ function check(file, where, { url, reqBody, headers, body, contentType, startMs,
   if (!r) results.push((r = { file, answers: 0, values: 0, flagged: [] }));
   r.answers++;
   r.values += headers.length + jsonScalars(body ?? '');
-  for (const f of fields) r.flagged.push({ where, key: f.key, kind: f.kind, value: valueAt(body ?? '', headers, f.key) });
+  for (const f of fields)
+    r.flagged.push({ where, key: f.key, kind: f.kind, value: valueAt(body ?? '', headers, f.key) });
 }
 
 // ---- YAML test sets ----
@@ -121,7 +122,10 @@ const eventsDir = join(ROOT, 'fixtures', 'events');
 for (const name of readdirSync(eventsDir).filter((n) => n.startsWith('real-') && n.endsWith('.jsonl'))) {
   const exchanges = [];
   const r = new Reconstructor({ onExchange: (e) => exchanges.push(e) });
-  readFileSync(join(eventsDir, name), 'utf8').split('\n').filter((l) => l.trim()).forEach((l, i) => r.push(parseEventLine(l, i + 1, name)));
+  readFileSync(join(eventsDir, name), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .forEach((l, i) => r.push(parseEventLine(l, i + 1, name)));
   r.finish();
   const dated = exchanges.find((e) => e.response.headers.some(([n]) => n.toLowerCase() === 'date'));
   if (!dated) continue;
@@ -140,7 +144,9 @@ for (const name of readdirSync(eventsDir).filter((n) => n.startsWith('real-') &&
   }
 }
 
-let answers = 0, values = 0, flagged = 0;
+let answers = 0,
+  values = 0,
+  flagged = 0;
 for (const r of results) {
   answers += r.answers;
   values += r.values;
@@ -148,5 +154,7 @@ for (const r of results) {
   console.log(`${r.file}: ${r.answers} answer(s), ${r.values} header/JSON values, ${r.flagged.length} flagged`);
   for (const f of r.flagged) console.log(`    ${f.where}: ${f.key} (${f.kind}) = ${f.value}`);
 }
-console.log(`\ntotal: ${results.length} file(s), ${answers} recorded answers, ${values} header/JSON values looked at, ${flagged} flagged`);
+console.log(
+  `\ntotal: ${results.length} file(s), ${answers} recorded answers, ${values} header/JSON values looked at, ${flagged} flagged`,
+);
 console.log('Each flagged line above is a candidate false positive: a value that would NOT change on the next run.');

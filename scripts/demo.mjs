@@ -30,7 +30,11 @@ mkdirSync(out, { recursive: true });
 /** Start a process and resolve with it once a line of its stdout matches. */
 function startUntil(cmd, args, env, pattern) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(cmd, args, {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let buf = '';
     child.stdout.on('data', (d) => {
       process.stdout.write(`   | ${d}`);
@@ -63,7 +67,12 @@ async function waitForPort(url, ms = 15000) {
 }
 
 step('1. start the HTTPS upstream (a stand-in for a third-party API) on 127.0.0.2');
-const upstream = await startUntil('node', ['fixtures/upstream/server.mjs', '--host', '127.0.0.2', '--port', '0'], {}, /listening (https:\S+)/);
+const upstream = await startUntil(
+  'node',
+  ['fixtures/upstream/server.mjs', '--host', '127.0.0.2', '--port', '0'],
+  {},
+  /listening (https:\S+)/,
+);
 const upstreamUrl = upstream.match[1];
 
 const appPort = 3000 + Math.floor(Math.random() * 2000);
@@ -105,10 +114,16 @@ if (recCode !== 0) {
 }
 
 step('5. what was written');
-const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+const walk = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+  );
 for (const f of walk(out)) console.log(`   ${relative(out, f)}`);
 // test-1 is the /health probe the demo used to wait for the app; test-2 is the first real call.
-for (const [file, lines] of [['tlsrec/test-set-0/tests/test-2.yaml', 60], ['tlsrec/test-set-0/mocks.yaml', 45]]) {
+for (const [file, lines] of [
+  ['tlsrec/test-set-0/tests/test-2.yaml', 60],
+  ['tlsrec/test-set-0/mocks.yaml', 45],
+]) {
   const path = join(out, file);
   if (!existsSync(path)) continue;
   const text = readFileSync(path, 'utf8').split('\n');
@@ -121,5 +136,9 @@ upstream.child.kill('SIGTERM');
 await new Promise((r) => upstream.child.on('exit', r));
 const testCode = await run('node', [tlsrec, 'test'], appEnv);
 
-step(testCode === 0 ? 'demo passed: every test replayed green with the upstream offline' : `tlsrec test exited with ${testCode}`);
+step(
+  testCode === 0
+    ? 'demo passed: every test replayed green with the upstream offline'
+    : `tlsrec test exited with ${testCode}`,
+);
 process.exit(testCode);

@@ -34,7 +34,11 @@ function byteSize(value: string): number {
 
 /** Bytes as the size options take them: 67108864 -> "64M". */
 function sizeText(bytes: number): string {
-  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+  for (const [unit, size] of [
+    ['G', 1024 ** 3],
+    ['M', 1024 ** 2],
+    ['K', 1024],
+  ] as const) {
     if (bytes % size === 0) return `${bytes / size}${unit}`;
   }
   return String(bytes);
@@ -47,7 +51,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 // ---- selection (--test, --grep, --shard) and the github reporter: `tlsrec test` options ----
 
 const SELECTION_EXAMPLES =
-  '  tlsrec test --test test-3 --test \'test-1*\'      # by name or glob (repeatable)\n' +
+  "  tlsrec test --test test-3 --test 'test-1*'      # by name or glob (repeatable)\n" +
   '  tlsrec test --grep \'^POST /orders\'             # by "METHOD /path?query"\n' +
   '  tlsrec test --shard 2/4 --reporter junit       # CI fan-out: job 2 of 4\n' +
   '  tlsrec test --reporter terminal --reporter github   # GitHub Actions annotations + job summary\n';
@@ -59,8 +63,8 @@ const SELECTION_HELP =
   'is still served every mock of its set.\n\n' +
   'Sharding: --shard k/n keeps the tests whose sha256("set/test-name") (its first 4 bytes as a\n' +
   'big-endian number) modulo n is k-1. The n shards are disjoint and together the whole selection;\n' +
-  'a test\'s shard depends only on its own set and name, so adding or removing a test moves no\n' +
-  'other test. Each shard\'s reports count its own tests. A shard that receives no test runs\n' +
+  "a test's shard depends only on its own set and name, so adding or removing a test moves no\n" +
+  "other test. Each shard's reports count its own tests. A shard that receives no test runs\n" +
   'nothing and exits 0.\n\n' +
   'github reporter: one ::error annotation per failing test at the line of the test file where the\n' +
   'first differing expected value stands (status_code, the header, the JSON body line); paths are\n' +
@@ -70,7 +74,8 @@ function shardOption(value: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(value.trim());
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index < 1 || index > count) throw new InvalidArgumentError('expected k/n with 1 <= k <= n, e.g. 2/4');
+  if (!m || count < 1 || index < 1 || index > count)
+    throw new InvalidArgumentError('expected k/n with 1 <= k <= n, e.g. 2/4');
   return { index, count };
 }
 
@@ -90,7 +95,7 @@ function selectionOptions(opts: Record<string, unknown>) {
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('tlsrec')
     .description(
-      'Record a running app\'s real HTTP(S) traffic with eBPF and replay it as API tests and mocks. ' +
+      "Record a running app's real HTTP(S) traffic with eBPF and replay it as API tests and mocks. " +
         'Incoming requests become test cases, outgoing calls become mocks (Keploy-compatible YAML).',
     )
     .version(pkg.version, '-V, --version')
@@ -119,7 +124,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '--env NAME writes NAME and its current value into tlsrec.yaml `env:`, which `tlsrec test` and\n' +
         '`tlsrec rerecord` set for the app (a variable already set where tlsrec runs wins). The value is\n' +
         'written IN CLEAR and committed with the tests: never pass secrets (API keys, passwords) this way.\n\n' +
-        'Exit code: the command\'s own when it exits by itself; 0 when stopped with Ctrl-C or SIGTERM;\n' +
+        "Exit code: the command's own when it exits by itself; 0 when stopped with Ctrl-C or SIGTERM;\n" +
         '2 bad usage; 3 environment (privileges, kernel features), the command could not start,\n' +
         'the kernel lost data (see --ringbuf) or files could not be written (disk full).\n\n' +
         'OpenSSL probes go on a file when a process of the command first maps it: that process is\n' +
@@ -134,9 +139,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--dir <path>', 'where test sets are written', 'tlsrec')
     .option('--test-set <name>', 'test set name (default: the next free test-set-N)')
     .option('--config <file>', 'config file written when absent (command, app port)', 'tlsrec.yaml')
-    .option('--redact <header>', 'also keep this header out of the files (repeatable; JSON keys and paths: redact in tlsrec.yaml)', collect)
-    .option('--env <name>', 'write this environment variable and its current value into tlsrec.yaml env: for replay (repeatable; in clear, not for secrets)', collect)
-    .option('--proto <dir>', 'a directory of .proto files: gRPC messages are also written as JSON; remembered in tlsrec.yaml proto: (repeatable)', collect)
+    .option(
+      '--redact <header>',
+      'also keep this header out of the files (repeatable; JSON keys and paths: redact in tlsrec.yaml)',
+      collect,
+    )
+    .option(
+      '--env <name>',
+      'write this environment variable and its current value into tlsrec.yaml env: for replay (repeatable; in clear, not for secrets)',
+      collect,
+    )
+    .option(
+      '--proto <dir>',
+      'a directory of .proto files: gRPC messages are also written as JSON; remembered in tlsrec.yaml proto: (repeatable)',
+      collect,
+    )
     .option('--no-redact', 'keep secrets (Authorization, Cookie, API keys, passwords, tokens) in the files')
     .option('--dump-events <file>', 'also write the raw capture events (JSON lines) for debugging or fixtures')
     .addOption(
@@ -145,7 +162,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
         .default(DEFAULT_RINGBUF_BYTES, sizeText(DEFAULT_RINGBUF_BYTES)),
     )
     .addOption(
-      new Option('--max-backlog <size>', 'pause the command (up to 20 ms at a time) while more than this much captured data waits in tlsrec\'s memory, rather than lose data (0: never pause)')
+      new Option(
+        '--max-backlog <size>',
+        "pause the command (up to 20 ms at a time) while more than this much captured data waits in tlsrec's memory, rather than lose data (0: never pause)",
+      )
         .argParser(byteSize)
         .default(DEFAULT_MAX_BACKLOG_BYTES, sizeText(DEFAULT_MAX_BACKLOG_BYTES)),
     )
@@ -195,9 +215,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
         '  tlsrec test -- node server.js\n' +
         '  tlsrec test --app-url http://localhost:3000 --no-mocks\n' +
         '  tlsrec test --detect-noise     # volatile fields (ids, times, nonces) become noise\n' +
-        '  tlsrec test --update           # accept the app\'s new answers into the failing tests\n' +
+        "  tlsrec test --update           # accept the app's new answers into the failing tests\n" +
         SELECTION_EXAMPLES +
-        '\ntlsrec.yaml `env:` (see record --env) is set in the app\'s environment; a variable already set\n' +
+        "\ntlsrec.yaml `env:` (see record --env) is set in the app's environment; a variable already set\n" +
         'where tlsrec runs wins (PORT=4000 tlsrec test overrides env: {PORT: "3000"} for one run).\n' +
         '\nExit code: 0 all passed, 1 a test failed, 2 bad usage or input files, 3 environment or app failure,\n' +
         '130/143 interrupted.\n\n' +
@@ -210,25 +230,46 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--test-set <name>', 'run only this test set (repeatable)', collect)
     .option('--config <file>', 'config file', 'tlsrec.yaml')
     .option('--app-url <url>', 'the app is already running here: do not start it')
-    .addOption(new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(positiveInt('--app-port')))
+    .addOption(
+      new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(
+        positiveInt('--app-port'),
+      ),
+    )
     .option('--health-url <url>', 'wait until this URL answers before replaying')
-    .addOption(new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')))
+    .addOption(
+      new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')),
+    )
     .option('--no-mocks', 'do not serve mocks: outgoing calls go to the real network')
     .addOption(
       new Option('--reporter <name>', 'terminal, junit, json or github (repeatable)')
         .choices(['terminal', 'junit', 'json', 'github'])
         .argParser((value: string, previous: string[] | undefined) => {
-          if (!['terminal', 'junit', 'json', 'github'].includes(value)) throw new InvalidArgumentError('expected terminal, junit, json or github');
+          if (!['terminal', 'junit', 'json', 'github'].includes(value))
+            throw new InvalidArgumentError('expected terminal, junit, json or github');
           return [...(previous ?? []), value];
         }),
     )
-    .option('--test <name>', 'run only tests with this name or glob (repeatable): test-3, \'test-1*\', \'test-set-0/*\'', collect)
+    .option(
+      '--test <name>',
+      "run only tests with this name or glob (repeatable): test-3, 'test-1*', 'test-set-0/*'",
+      collect,
+    )
     .option('--grep <regex>', 'run only tests whose "METHOD /path?query" matches this regular expression')
-    .addOption(new Option('--shard <k/n>', 'run the k-th of n disjoint parts of the selected tests (CI fan-out)').argParser(shardOption))
+    .addOption(
+      new Option('--shard <k/n>', 'run the k-th of n disjoint parts of the selected tests (CI fan-out)').argParser(
+        shardOption,
+      ),
+    )
     .option('--report-dir <path>', 'where junit/json reports are written (default: <dir>/reports/<run>)')
-    .option('--verbose', 'show the app\'s output and details')
-    .option('--detect-noise', 'replay each set twice with a fresh app, write the fields that differ between the runs as noise (tests and mocks), then run')
-    .option('--update', 'write the app\'s answers into the failing tests (status, headers, body), keeping comments and noise')
+    .option('--verbose', "show the app's output and details")
+    .option(
+      '--detect-noise',
+      'replay each set twice with a fresh app, write the fields that differ between the runs as noise (tests and mocks), then run',
+    )
+    .option(
+      '--update',
+      "write the app's answers into the failing tests (status, headers, body), keeping comments and noise",
+    )
     .action(async (command: string[], opts: Record<string, unknown>) => {
       const { testCommand } = await import('./replay/test-command.js');
       const result = await testCommand({
@@ -288,13 +329,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command('rerecord')
-    .summary('drive the app with a set\'s own requests against the real upstreams and record a fresh set')
+    .summary("drive the app with a set's own requests against the real upstreams and record a fresh set")
     .description(
       'Re-record a test set from the app as it answers today: start the app (from tlsrec.yaml or COMMAND) under ' +
-        'recording with the real network (no mocks), wait until it is ready, send the set\'s recorded requests in ' +
+        "recording with the real network (no mocks), wait until it is ready, send the set's recorded requests in " +
         'order, stop it, and write a NEW test set (the next free test-set-N; the old set is not changed). Each new ' +
-        'test keeps the old test\'s file name and the old test\'s noise entries (same method, URL and body); ' +
-        'record-time noise flags the new answer\'s UUIDs and times. Then, per test, says whether the new answer ' +
+        "test keeps the old test's file name and the old test's noise entries (same method, URL and body); " +
+        "record-time noise flags the new answer's UUIDs and times. Then, per test, says whether the new answer " +
         'differs from the old one (status, headers, body, with the noise of both). ' +
         'Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN), as record does.',
     )
@@ -312,10 +353,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--dir <path>', 'where test sets are read and the new one is written', 'tlsrec')
     .option('--test-set <name>', 're-record only this test set (repeatable; default: every set)', collect)
     .option('--config <file>', 'config file', 'tlsrec.yaml')
-    .addOption(new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(positiveInt('--app-port')))
+    .addOption(
+      new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(
+        positiveInt('--app-port'),
+      ),
+    )
     .option('--health-url <url>', 'wait until this URL answers before sending')
-    .addOption(new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')))
-    .option('--verbose', 'show the recording\'s summary and details')
+    .addOption(
+      new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')),
+    )
+    .option('--verbose', "show the recording's summary and details")
     .action(async (command: string[], opts: Record<string, unknown>) => {
       const [{ rerecordCommand }, { recordTerminal }] = await Promise.all([
         import('./commands/rerecord.js'),
@@ -386,4 +433,3 @@ export async function main(argv: string[]): Promise<void> {
   }
   process.exitCode = exitCode;
 }
-

@@ -63,7 +63,10 @@ class FakeMachine implements ProcessSystem {
   }
 
   processMappings(pid: number | 'self'): ExecutableMapping[] {
-    if (pid === 'self') return [...this.files].filter(([p]) => p.startsWith('/self/')).map(([path, f]) => ({ path, dev: f.dev, ino: f.ino }));
+    if (pid === 'self')
+      return [...this.files]
+        .filter(([p]) => p.startsWith('/self/'))
+        .map(([path, f]) => ({ path, dev: f.dev, ino: f.ino }));
     this.onMappingsRead?.(pid);
     return (this.procs.get(pid)?.maps ?? []).map((path) => {
       const f = this.files.get(path)!;
@@ -133,7 +136,10 @@ function setup(onMap: boolean, opts: { failAttach?: string; failMarkKnown?: bool
       },
       markKnown(key) {
         if (opts.failMarkKnown) throw new Error('E2BIG');
-        known.push({ ino: key.readBigUInt64LE(FILE_KEY.fields.ino.offset), dev: key.readUInt32LE(FILE_KEY.fields.dev.offset) });
+        known.push({
+          ino: key.readBigUInt64LE(FILE_KEY.fields.ino.offset),
+          dev: key.readUInt32LE(FILE_KEY.fields.dev.offset),
+        });
       },
     },
   });
@@ -334,7 +340,9 @@ describe('up front', () => {
     b.machine.file('/usr/bin/node', 12);
     b.policy.start(['/usr/bin/node']);
     expect(b.attached).toEqual([]);
-    expect(b.warnings).toEqual(['no OpenSSL library found to attach to: HTTPS traffic will not be recorded until a process maps one']);
+    expect(b.warnings).toEqual([
+      'no OpenSSL library found to attach to: HTTPS traffic will not be recorded until a process maps one',
+    ]);
   });
 
   it('an exec record gets the new program and what it maps looked at; nothing after stop()', () => {

@@ -11,7 +11,9 @@ import { encodeRecords } from './helpers/ring-records.js';
 
 const base = { tsNs: 1n, tgid: 10, tid: 10, connId: 7n, source: 'socket' } as const;
 function dataRecord(bytes: number, pos = 0n): Buffer {
-  return encodeRecords([{ ...base, type: 'data', dir: 'in', pos, callLen: bytes, chunkOff: 0, data: Buffer.alloc(bytes, 0x61) }]);
+  return encodeRecords([
+    { ...base, type: 'data', dir: 'in', pos, callLen: bytes, chunkOff: 0, data: Buffer.alloc(bytes, 0x61) },
+  ]);
 }
 
 function setup(maxBacklogBytes: number) {

@@ -43,7 +43,10 @@ function parseStructs(source: string): Map<string, { size: number; fields: CFiel
     let align = 1;
     const fields: CField[] = [];
     let scalarOnly = true;
-    for (const decl of body!.split(';').map((d) => d.trim()).filter(Boolean)) {
+    for (const decl of body!
+      .split(';')
+      .map((d) => d.trim())
+      .filter(Boolean)) {
       const d = /^(\w+)\s+(\w+)\s*(?:\[\s*(\d+)\s*\])?$/.exec(decl);
       const scalar = d && SCALARS[d[1]!];
       if (!d || !scalar) {
@@ -67,7 +70,10 @@ function parseEnums(source: string): Map<string, Map<string, number>> {
   for (const m of withoutComments(source).matchAll(/\benum\s+(\w+)\s*\{([^{}]*)\}\s*;/g)) {
     const values = new Map<string, number>();
     let next = 0;
-    for (const item of m[2]!.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const item of m[2]!
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const e = /^(\w+)\s*(?:=\s*(\d+))?$/.exec(item);
       if (!e) throw new Error(`enum ${m[1]}: cannot read "${item}"`);
       const value = e[2] === undefined ? next : Number(e[2]);
@@ -107,8 +113,23 @@ const cEnums = parseEnums(header);
 
 describe('record layout (src/capture/record-layout.ts) against bpf/capture.h', () => {
   it('the parser reads the header it checks', () => {
-    expect([...cStructs.keys()]).toEqual(expect.arrayContaining(['cap_event', 'file_key', 'cap_counters', 'cap_config', 'cap_addr']));
-    expect(cStructs.get('cap_event')!.fields.map((f) => f.name)).toEqual(['ts_ns', 'conn', 'pos', 'tgid', 'tid', 'call_len', 'chunk_off', 'len', 'type', 'source', 'dir', 'aux']);
+    expect([...cStructs.keys()]).toEqual(
+      expect.arrayContaining(['cap_event', 'file_key', 'cap_counters', 'cap_config', 'cap_addr']),
+    );
+    expect(cStructs.get('cap_event')!.fields.map((f) => f.name)).toEqual([
+      'ts_ns',
+      'conn',
+      'pos',
+      'tgid',
+      'tid',
+      'call_len',
+      'chunk_off',
+      'len',
+      'type',
+      'source',
+      'dir',
+      'aux',
+    ]);
     expect(cEnums.get('cap_type')!.get('CAP_MAP')).toBe(6);
   });
 
@@ -116,13 +137,18 @@ describe('record layout (src/capture/record-layout.ts) against bpf/capture.h', (
     it(`struct ${layout.c}: every member, offset, size and type, and the struct's size`, () => {
       const c = cStructs.get(layout.c);
       expect(c, `struct ${layout.c} in bpf/capture.h or bpf/capture.bpf.c`).toBeDefined();
-      const table = Object.values(layout.fields).map((f) => ({ name: f.c, offset: f.offset, size: f.size, type: f.type }));
+      const table = Object.values(layout.fields).map((f) => ({
+        name: f.c,
+        offset: f.offset,
+        size: f.size,
+        type: f.type,
+      }));
       expect(table).toEqual(c!.fields);
       expect(layout.size).toBe(c!.size);
     });
   }
 
-  it('the header size is the C side\'s CAP_HDR_SIZE, with no padding', () => {
+  it("the header size is the C side's CAP_HDR_SIZE, with no padding", () => {
     expect(CAP_HDR_SIZE).toBe(define(header, 'CAP_HDR_SIZE'));
     const fields = Object.values(CAP_EVENT.fields);
     expect(fields.reduce((n, f) => n + f.size, 0)).toBe(CAP_HDR_SIZE);
@@ -158,6 +184,12 @@ describe('the layout parser', () => {
   });
 
   it('counts implicit enum values on from the last explicit one', () => {
-    expect(parseEnums('enum e { A, B = 5, C, };').get('e')).toEqual(new Map([['A', 0], ['B', 5], ['C', 6]]));
+    expect(parseEnums('enum e { A, B = 5, C, };').get('e')).toEqual(
+      new Map([
+        ['A', 0],
+        ['B', 5],
+        ['C', 6],
+      ]),
+    );
   });
 });

@@ -22,7 +22,19 @@ class FakeRing implements RecordSource {
 
   commit(bytes: number, tgid = 1): DataEvent {
     if (this.pending.length === 0) this.waiter?.wake();
-    const ev: DataEvent = { tsNs: 1n, tgid, tid: tgid, source: 'tls', connId: 3n, type: 'data', dir: 'out', pos: this.pos, callLen: bytes, chunkOff: 0, data: Buffer.alloc(bytes, 0x62) };
+    const ev: DataEvent = {
+      tsNs: 1n,
+      tgid,
+      tid: tgid,
+      source: 'tls',
+      connId: 3n,
+      type: 'data',
+      dir: 'out',
+      pos: this.pos,
+      callLen: bytes,
+      chunkOff: 0,
+      data: Buffer.alloc(bytes, 0x62),
+    };
     this.pos += BigInt(bytes);
     this.pending.push(encodeRecords([ev]));
     return ev;
@@ -76,7 +88,11 @@ function setup(opts: { consume?(records: Buffer): void; waiter?: RingWaiter; act
   const ring = new FakeRing();
   const delivered: CaptureEvent[] = [];
   const warnings: string[] = [];
-  const flow = new FlowControl({ freezer: { setFrozen: () => true }, maxBacklogBytes: 0, warn: (m) => warnings.push(m) });
+  const flow = new FlowControl({
+    freezer: { setFrozen: () => true },
+    maxBacklogBytes: 0,
+    warn: (m) => warnings.push(m),
+  });
   const seen: number[] = [];
   const drainer = new RingDrainer({
     data: ring,

@@ -7,7 +7,14 @@ import type { RecordSummary } from '../src/record/record-command.js';
 
 /** A stream that keeps what is written; a terminal or not. */
 function stream(isTTY: boolean): NodeJS.WriteStream & { text: string } {
-  const s = { text: '', isTTY, write(chunk: string) { s.text += chunk; return true; } };
+  const s = {
+    text: '',
+    isTTY,
+    write(chunk: string) {
+      s.text += chunk;
+      return true;
+    },
+  };
   return s as unknown as NodeJS.WriteStream & { text: string };
 }
 
@@ -54,7 +61,9 @@ describe('record on the terminal', () => {
     );
     expect(bad).toContain('  traffic: unknown (the file-writer process stopped before it could say)\n');
     expect(bad).toContain('  WARNING: LOST 3.0 MiB in 3 kernel event(s) (ring buffer full: 2, read faults: 1).\n');
-    expect(bad).toContain('  paused the command 4 time(s), 1.5 s in all, so that nothing was lost (backlog peaked at 16.0 MiB; --max-backlog sets the limit)\n');
+    expect(bad).toContain(
+      '  paused the command 4 time(s), 1.5 s in all, so that nothing was lost (backlog peaked at 16.0 MiB; --max-backlog sets the limit)\n',
+    );
     expect(bad).toContain('  WARNING: 2 exchange(s) and 1.0 KiB of captured traffic could not be written\n');
   });
 

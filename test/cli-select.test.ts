@@ -17,7 +17,11 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [tlsrecBin, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, [tlsrecBin, ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -25,14 +29,18 @@ describe('tlsrec test: selection on the command line', () => {
   it.each([['3/2'], ['0/2'], ['2'], ['a/b'], ['1/0']])('--shard %s is a usage error', (value) => {
     const r = cli(['test', '--shard', value]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`option '--shard <k/n>' argument '${value}' is invalid. expected k/n with 1 <= k <= n, e.g. 2/4`);
+    expect(r.stderr).toContain(
+      `option '--shard <k/n>' argument '${value}' is invalid. expected k/n with 1 <= k <= n, e.g. 2/4`,
+    );
     expect(fs.existsSync(path.join(work, 'started-by-tlsrec'))).toBe(false);
   });
 
   it('a --test that matches nothing: exit 2, says what was selected, nothing started', () => {
     const r = cli(['test', '--test', 'test-1', '--test', 'nope*']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('tlsrec: no test matches --test "nope*" in 2 test sets (test-set-0, test-set-1), 5 tests\n');
+    expect(r.stderr).toContain(
+      'tlsrec: no test matches --test "nope*" in 2 test sets (test-set-0, test-set-1), 5 tests\n',
+    );
     expect(r.stderr).toContain('stage: select tests (TLSREC_E_USAGE)');
     expect(r.stderr).toMatch(/try: test names: test-1, test-2, test-3/);
     expect(fs.existsSync(path.join(work, 'started-by-tlsrec'))).toBe(false);

@@ -13,7 +13,17 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needsEbpf } from './helpers/env.js';
-import { fixtureCa, freePort, repoRoot, run, start, startUpstream, stopAll, tlsrecBin, waitForOutput } from './helpers/procs.js';
+import {
+  fixtureCa,
+  freePort,
+  repoRoot,
+  run,
+  start,
+  startUpstream,
+  stopAll,
+  tlsrecBin,
+  waitForOutput,
+} from './helpers/procs.js';
 
 const ebpf = needsEbpf();
 const volatileApp = join(repoRoot, 'fixtures', 'volatile-app', 'server.mjs');
@@ -48,7 +58,11 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     const session = await fetch(`${base}/session`);
     expect(session.status).toBe(200);
     await session.arrayBuffer();
-    const checkout = await fetch(`${base}/checkout`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"item":"pen","qty":2}' });
+    const checkout = await fetch(`${base}/checkout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"item":"pen","qty":2}',
+    });
     expect(((await checkout.json()) as { status: string }).status).toBe('accepted');
     rec.child.kill('SIGINT');
     expect(await rec.exited).toBe(0);
@@ -77,7 +91,10 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
   function testFiles(dir: string): { session: string; checkout: string } {
     const testsDir = join(dir, 'tlsrec', 'test-set-0', 'tests');
     const files = readdirSync(testsDir).map((f) => join(testsDir, f));
-    const byUrl = (p: string) => files.find((f) => (parse(readFileSync(f, 'utf8')) as { spec: { req: { url: string } } }).spec.req.url.endsWith(p))!;
+    const byUrl = (p: string) =>
+      files.find((f) =>
+        (parse(readFileSync(f, 'utf8')) as { spec: { req: { url: string } } }).spec.req.url.endsWith(p),
+      )!;
     return { session: byUrl('/session'), checkout: byUrl('/checkout') };
   }
 
@@ -85,16 +102,25 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     const dir = copyOfRecording();
     const { session } = testFiles(dir);
     // what record wrote: the UUID and the times as noise, the token as a captured variable
-    const sessionDoc = parse(readFileSync(session, 'utf8')) as { spec: { assertions: { noise: Record<string, unknown> }; resp: { body: string } } };
-    expect(Object.keys(sessionDoc.spec.assertions.noise)).toEqual(expect.arrayContaining(['body.id', 'body.createdAt', 'body.ts', 'body.items.seenAt']));
+    const sessionDoc = parse(readFileSync(session, 'utf8')) as {
+      spec: { assertions: { noise: Record<string, unknown> }; resp: { body: string } };
+    };
+    expect(Object.keys(sessionDoc.spec.assertions.noise)).toEqual(
+      expect.arrayContaining(['body.id', 'body.createdAt', 'body.ts', 'body.items.seenAt']),
+    );
     expect(Object.keys(sessionDoc.spec.assertions.noise)).not.toContain('body.token');
-    expect(JSON.parse(sessionDoc.spec.resp.body)).toMatchObject({ token: '{{ .token }}', user: { name: 'Ada Lovelace', plan: 'pro' } });
+    expect(JSON.parse(sessionDoc.spec.resp.body)).toMatchObject({
+      token: '{{ .token }}',
+      user: { name: 'Ada Lovelace', plan: 'pro' },
+    });
     const res = await tlsrecTest(dir);
     expect(res.code).toBe(1);
     expect(res.output).toMatch(/^1 passed, 1 failed/m);
     expect(res.output).toMatch(/✓ test-\d+ {2}GET \/session/);
     expect(res.output).toMatch(/✗ test-\d+ {2}POST \/checkout .*1 mock miss/);
-    expect(res.output).toMatch(/mock miss: POST https:\/\/127\.0\.0\.2:\d+\/orders\n\s+closest mock mock-0: body differs: at \$\.nonce/);
+    expect(res.output).toMatch(
+      /mock miss: POST https:\/\/127\.0\.0\.2:\d+\/orders\n\s+closest mock mock-0: body differs: at \$\.nonce/,
+    );
     // the miss belongs to /checkout, not to app startup
     expect(res.output).not.toContain('outside of any test');
   });
@@ -104,7 +130,15 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     const { session, checkout } = testFiles(dir);
     const mocksFile = join(dir, 'tlsrec', 'test-set-0', 'mocks.yaml');
 
-    const res = await tlsrecTest(dir, ['--detect-noise', '--reporter', 'terminal', '--reporter', 'json', '--report-dir', join(dir, 'reports')]);
+    const res = await tlsrecTest(dir, [
+      '--detect-noise',
+      '--reporter',
+      'terminal',
+      '--reporter',
+      'json',
+      '--report-dir',
+      join(dir, 'reports'),
+    ]);
     expect(res.output).toMatch(/^2 passed, 0 failed/m);
     expect(res.code).toBe(0);
     const rel = (f: string) => f.slice(dir.length + 1);
@@ -114,28 +148,48 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     expect(res.output).toContain(`noise + body.at  ${rel(mocksFile)}`);
     expect(res.output).toContain('detect-noise: added 3 noise entries to 2 files');
     // what record flagged is not written again, and the captured token is not noise
-    expect(res.output).not.toMatch(/noise \+ body\.(id|createdAt|ts|items\.seenAt|token)  tlsrec\/test-set-0\/tests/);
+    expect(res.output).not.toMatch(/noise \+ body\.(id|createdAt|ts|items\.seenAt|token) {2}tlsrec\/test-set-0\/tests/);
     // stable fields are never noise
     expect(res.output).not.toMatch(/noise \+ body\.(user|price|items\.sku|item|qty|status)\b/);
     // the default per-request headers are not written again
     expect(res.output).not.toMatch(/noise \+ header\.(x-request-id|Date)/i);
 
     // the files: test noise in spec.assertions.noise, the mock's in Keploy's noise.req
-    const sessionDoc = parse(readFileSync(session, 'utf8')) as { spec: { assertions: { noise: Record<string, unknown> } } };
+    const sessionDoc = parse(readFileSync(session, 'utf8')) as {
+      spec: { assertions: { noise: Record<string, unknown> } };
+    };
     expect(Object.keys(sessionDoc.spec.assertions.noise)).toEqual(
-      expect.arrayContaining(['header.Date', 'header.etag', 'body.id', 'body.createdAt', 'body.ts', 'body.items.seenAt']),
+      expect.arrayContaining([
+        'header.Date',
+        'header.etag',
+        'body.id',
+        'body.createdAt',
+        'body.ts',
+        'body.items.seenAt',
+      ]),
     );
     expect(Object.keys(sessionDoc.spec.assertions.noise)).not.toContain('body.token');
-    const checkoutDoc = parse(readFileSync(checkout, 'utf8')) as { spec: { assertions: { noise: Record<string, unknown> } } };
+    const checkoutDoc = parse(readFileSync(checkout, 'utf8')) as {
+      spec: { assertions: { noise: Record<string, unknown> } };
+    };
     expect(Object.keys(checkoutDoc.spec.assertions.noise)).toContain('body.at');
     for (const doc of [sessionDoc, checkoutDoc]) {
-      expect(Object.keys(doc.spec.assertions.noise).filter((k) => /^body\.(user|price|items\.sku|item|qty|status)\b/.test(k))).toEqual([]);
+      expect(
+        Object.keys(doc.spec.assertions.noise).filter((k) =>
+          /^body\.(user|price|items\.sku|item|qty|status)\b/.test(k),
+        ),
+      ).toEqual([]);
     }
-    const mockDocs = parseAllDocuments(readFileSync(mocksFile, 'utf8')).map((d) => d.toJS() as { noise?: { req: string[] } });
+    const mockDocs = parseAllDocuments(readFileSync(mocksFile, 'utf8')).map(
+      (d) => d.toJS() as { noise?: { req: string[] } },
+    );
     expect(mockDocs).toHaveLength(1);
     expect(mockDocs[0]!.noise?.req).toEqual(['body.nonce', 'body.at']);
     // the final run found the /checkout mock despite the nonce
-    const report = readFileSync(join(dir, 'reports', readdirSync(join(dir, 'reports')).find((f) => f.endsWith('.json'))!), 'utf8');
+    const report = readFileSync(
+      join(dir, 'reports', readdirSync(join(dir, 'reports')).find((f) => f.endsWith('.json'))!),
+      'utf8',
+    );
     expect(report).toMatch(/"misses":\s*\[\]/);
     expect(report).not.toMatch(/"mockMisses":\s*\[\s*\{/);
 
@@ -153,7 +207,10 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     expect(changed.output).toContain('$.user.plan: expected "pro", got "enterprise"');
 
     // --update: a hand comment and the noise entries survive; the passing test's file is untouched.
-    writeFileSync(session, readFileSync(session, 'utf8').replace(/^kind: Http$/m, 'kind: Http\n# hand comment: the session endpoint'));
+    writeFileSync(
+      session,
+      readFileSync(session, 'utf8').replace(/^kind: Http$/m, 'kind: Http\n# hand comment: the session endpoint'),
+    );
     const sessionBefore = readFileSync(session, 'utf8');
     const checkoutBefore = readFileSync(checkout, 'utf8');
     const upd = await tlsrecTest(dir, ['--update'], { FIXTURE_VARIANT: 'changed' });
@@ -184,7 +241,9 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     const sessionBefore = readFileSync(session, 'utf8');
     const res = await tlsrecTest(dir, ['--update']);
     expect(res.code).toBe(1);
-    expect(res.output).toMatch(/not updated test-\d+ \(tlsrec\/test-set-0\/tests\/test-\d+\.yaml\): a mock missed during it/);
+    expect(res.output).toMatch(
+      /not updated test-\d+ \(tlsrec\/test-set-0\/tests\/test-\d+\.yaml\): a mock missed during it/,
+    );
     expect(res.output).toContain('$.nonce');
     expect(readFileSync(checkout, 'utf8')).toBe(before);
     // the other test passes (record-time noise, the captured token): its file is not rewritten
@@ -198,14 +257,35 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     cpSync(join(repoRoot, 'keploy-tests'), join(dir, 'kt'), { recursive: true });
     const port = await freePort();
     const keploy = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-      run('node', [tlsrecBin, 'test', ...args, '--dir', 'kt', '--app-port', String(port), '--', 'node', join(repoRoot, 'fixtures', 'app', 'server.mjs')], {
-        cwd: dir,
-        env: { NO_COLOR: '1', PORT: String(port), UPSTREAM_URL: 'https://127.0.0.2:8443', ...env },
-      });
-    const files = (root: string) =>
-      ['test-set-0/mocks.yaml', 'test-set-0/tests/test-1.yaml', 'test-set-0/tests/test-2.yaml', 'test-set-1/mocks.yaml', 'test-set-1/tests/test-1.yaml', 'test-set-1/tests/test-2.yaml', 'test-set-1/tests/test-3.yaml'].map((f) =>
-        readFileSync(join(root, f), 'utf8'),
+      run(
+        'node',
+        [
+          tlsrecBin,
+          'test',
+          ...args,
+          '--dir',
+          'kt',
+          '--app-port',
+          String(port),
+          '--',
+          'node',
+          join(repoRoot, 'fixtures', 'app', 'server.mjs'),
+        ],
+        {
+          cwd: dir,
+          env: { NO_COLOR: '1', PORT: String(port), UPSTREAM_URL: 'https://127.0.0.2:8443', ...env },
+        },
       );
+    const files = (root: string) =>
+      [
+        'test-set-0/mocks.yaml',
+        'test-set-0/tests/test-1.yaml',
+        'test-set-0/tests/test-2.yaml',
+        'test-set-1/mocks.yaml',
+        'test-set-1/tests/test-1.yaml',
+        'test-set-1/tests/test-2.yaml',
+        'test-set-1/tests/test-3.yaml',
+      ].map((f) => readFileSync(join(root, f), 'utf8'));
     const original = files(join(repoRoot, 'keploy-tests'));
 
     const detect = await keploy(['--detect-noise']);
@@ -221,8 +301,12 @@ describe.runIf(ebpf.run)('tlsrec test --detect-noise / --update (real eBPF)', ()
     after.forEach((text, i) => {
       if (text === original[i]) return;
       // the one-line body became the writer's block scalar, at the file's own 4-space indentation
-      expect(text).toMatch(/\n {8}body: \|-?\n {12}\{\n {14}"symbol": "\w+",\n {14}"price": [\d.]+,\n {14}"note": "changed"\n {12}\}\n/);
-      expect(text.replace(/ {8}body: \|-?\n(?: {12}.*\n)+/, '')).toBe(original[i]!.replace(/ {8}body: '\{"symbol".*\n/, ''));
+      expect(text).toMatch(
+        /\n {8}body: \|-?\n {12}\{\n {14}"symbol": "\w+",\n {14}"price": [\d.]+,\n {14}"note": "changed"\n {12}\}\n/,
+      );
+      expect(text.replace(/ {8}body: \|-?\n(?: {12}.*\n)+/, '')).toBe(
+        original[i]!.replace(/ {8}body: '\{"symbol".*\n/, ''),
+      );
     });
     expect(after.filter((t, i) => t !== original[i])).toHaveLength(2);
     const again = await keploy([], { FIXTURE_VARIANT: 'changed' });

@@ -17,7 +17,8 @@ afterEach(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-const incoming = (i: number) => makeExchange({ target: `/t/${i}`, resHeaders: [['Content-Type', 'application/json']], resBody: `{"i":${i}}` });
+const incoming = (i: number) =>
+  makeExchange({ target: `/t/${i}`, resHeaders: [['Content-Type', 'application/json']], resBody: `{"i":${i}}` });
 const outgoing = (i: number) => makeExchange({ role: 'outgoing', target: `/m/${i}`, resBody: 'x'.repeat(1000 + i) });
 
 function thrown(fn: () => void): unknown {
@@ -67,7 +68,9 @@ describe('crash safety', () => {
     expect(calls).toBe(2);
     expect(err).toBeInstanceOf(OutputError);
     const e = err as OutputError;
-    expect(e.message).toBe(`could not write mock in ${path.join(w.dir, 'mocks.yaml')}: ENOSPC: no space left on device, write`);
+    expect(e.message).toBe(
+      `could not write mock in ${path.join(w.dir, 'mocks.yaml')}: ENOSPC: no space left on device, write`,
+    );
     expect(e.hint).toBe('free some disk space and record again');
     expect(loadTestSets(root)[0]!.mocks.map((m) => m.name)).toEqual(['mock-0', 'mock-1']);
 

@@ -27,7 +27,11 @@ function tmp(): string {
 function tlsrecTestFile(): string {
   const ex = makeExchange({
     target: '/session',
-    resHeaders: [['Content-Type', 'application/json'], ['ETag', 'W/"abc"'], ['Content-Length', '60']],
+    resHeaders: [
+      ['Content-Type', 'application/json'],
+      ['ETag', 'W/"abc"'],
+      ['Content-Length', '60'],
+    ],
     resBody: '{"id":"1f0e","user":{"name":"Ada","plan":"pro"},"items":[{"sku":"A","seenAt":"2026-01-01T00:00:00Z"}]}',
   });
   const text = renderYaml(exchangeToTestDoc(ex, 1), '../../.schema/test.schema.json');
@@ -45,7 +49,10 @@ describe('YamlFileEditor', () => {
   it('adds test noise without touching anything else (comments, order, block body)', () => {
     const text = tlsrecTestFile();
     const ed = new YamlFileEditor('t.yaml', text);
-    expect(ed.addTestNoise(['body.items.seenAt', 'header.ETag', 'body.id'])).toEqual(['body.items.seenAt', 'header.ETag']);
+    expect(ed.addTestNoise(['body.items.seenAt', 'header.ETag', 'body.id'])).toEqual([
+      'body.items.seenAt',
+      'header.ETag',
+    ]);
     const out = ed.toString();
     // Every original line is still there, in order; the new entries follow the existing ones.
     const added = out.split('\n').filter((l) => !text.split('\n').includes(l));
@@ -54,16 +61,26 @@ describe('YamlFileEditor', () => {
     expect(out).toContain('body.id: [] # the id is random');
     expect(out).toMatch(/ {4}body: \|-?\n {6}\{\n/);
     const v = parse(out) as { spec: { assertions: { noise: Record<string, string[]> } } };
-    expect(Object.keys(v.spec.assertions.noise)).toEqual(['header.Date', 'body.id', 'body.items.seenAt', 'header.ETag']);
+    expect(Object.keys(v.spec.assertions.noise)).toEqual([
+      'header.Date',
+      'body.id',
+      'body.items.seenAt',
+      'header.ETag',
+    ]);
   });
 
   it('creates assertions.noise after objects when the file has none (Keploy, 4 spaces)', () => {
-    const text = readFileSync('keploy-tests/test-set-0/tests/test-1.yaml', 'utf8').replace(/ {4}assertions:\n {8}noise:\n {12}header.Date: \[\]\n/, '');
+    const text = readFileSync('keploy-tests/test-set-0/tests/test-1.yaml', 'utf8').replace(
+      / {4}assertions:\n {8}noise:\n {12}header.Date: \[\]\n/,
+      '',
+    );
     expect(text).not.toContain('assertions');
     const ed = new YamlFileEditor('t.yaml', text);
     ed.addTestNoise(['body.price']);
     const out = ed.toString();
-    expect(out).toContain('    objects: []\n    assertions:\n        noise:\n            body.price: []\n    created: 1795705595\n');
+    expect(out).toContain(
+      '    objects: []\n    assertions:\n        noise:\n            body.price: []\n    created: 1795705595\n',
+    );
     // the rest is byte for byte the same
     expect(out.replace('    assertions:\n        noise:\n            body.price: []\n', '')).toBe(text);
   });
@@ -72,7 +89,19 @@ describe('YamlFileEditor', () => {
     const docs = [0, 1, 2].map((n) =>
       renderYaml(
         exchangeToMockDoc(
-          makeExchange({ role: 'outgoing', tls: true, method: 'POST', target: '/orders', reqHeaders: [['Host', 'api.test'], ['Content-Type', 'application/json']], reqBody: `{"item":"pen","nonce":"n${n}"}`, resBody: '{"ok":true}', resHeaders: [['Content-Type', 'application/json']] }),
+          makeExchange({
+            role: 'outgoing',
+            tls: true,
+            method: 'POST',
+            target: '/orders',
+            reqHeaders: [
+              ['Host', 'api.test'],
+              ['Content-Type', 'application/json'],
+            ],
+            reqBody: `{"item":"pen","nonce":"n${n}"}`,
+            resBody: '{"ok":true}',
+            resHeaders: [['Content-Type', 'application/json']],
+          }),
           n,
         ),
       ),
@@ -107,7 +136,10 @@ describe('YamlFileEditor', () => {
       status: 201,
       setHeaders: [['etag', 'W/"new"']],
       removeHeaders: ['Content-Length'],
-      body: { bytes: Buffer.from('{"id":"2","user":{"name":"Ada","plan":"enterprise"}}'), contentType: 'application/json' },
+      body: {
+        bytes: Buffer.from('{"id":"2","user":{"name":"Ada","plan":"enterprise"}}'),
+        contentType: 'application/json',
+      },
     });
     const out = ed.toString();
     expect(out).toContain('# hand comment: keep me');
@@ -116,7 +148,9 @@ describe('YamlFileEditor', () => {
     expect(out).toContain('    status_message: Created\n');
     expect(out).toContain('ETag: W/"new"'); // the recorded spelling of the name is kept
     expect(out).not.toContain('Content-Length');
-    expect(out).toContain('    body: |-\n      {\n        "id": "2",\n        "user": {\n          "name": "Ada",\n          "plan": "enterprise"\n        }\n      }\n');
+    expect(out).toContain(
+      '    body: |-\n      {\n        "id": "2",\n        "user": {\n          "name": "Ada",\n          "plan": "enterprise"\n        }\n      }\n',
+    );
     // header order: Content-Type still first
     const v = parse(out) as { spec: { resp: { header: Record<string, string> } } };
     expect(Object.keys(v.spec.resp.header)[0]).toBe('Content-Type');
@@ -144,7 +178,10 @@ describe('YamlFileEditor', () => {
         const t = loadTestSets(root)[0]!.tests.find((x) => x.file === file)!;
         // JSON is stored pretty and read back minified: the input here is minified already
         const want = bytes;
-        expect(t.expected.body.bytes.equals(want), `${contentType} ${JSON.stringify(bytes.toString('latin1'))} in ${source === keploy ? 'keploy' : 'tlsrec'} file`).toBe(true);
+        expect(
+          t.expected.body.bytes.equals(want),
+          `${contentType} ${JSON.stringify(bytes.toString('latin1'))} in ${source === keploy ? 'keploy' : 'tlsrec'} file`,
+        ).toBe(true);
       }
     }
   });

@@ -43,7 +43,10 @@ describe('test files', () => {
   });
 
   it('a leading `---`, a trailing `---` with a comment, and `...` are ignored; the test keeps its line', () => {
-    fs.writeFileSync(path.join(setDir, 'tests', 'test-1.yaml'), `# my test\n---\n${keployTest(1)}---\n# nothing here yet\n---\n`);
+    fs.writeFileSync(
+      path.join(setDir, 'tests', 'test-1.yaml'),
+      `# my test\n---\n${keployTest(1)}---\n# nothing here yet\n---\n`,
+    );
     fs.writeFileSync(path.join(setDir, 'tests', 'test-2.yaml'), `${keployTest(2)}...\n---\n`);
     const [set] = loadTestSets(root);
     expect(set!.tests.map((t) => [t.name, t.line])).toEqual([
@@ -57,7 +60,9 @@ describe('test files', () => {
     const first = keployTest(1);
     fs.writeFileSync(file, `${first}---\n---\n${keployTest(2)}`);
     const line = first.split('\n').length + 2; // after the two separators
-    expect(problemsOf(() => loadTestSets(root))).toEqual([`${file}:${line}:1: expected one test case per file, found another YAML document`]);
+    expect(problemsOf(() => loadTestSets(root))).toEqual([
+      `${file}:${line}:1: expected one test case per file, found another YAML document`,
+    ]);
   });
 
   it('a file with nothing but separators and comments is still named as empty (it holds no test)', () => {
@@ -77,7 +82,9 @@ describe('mocks.yaml', () => {
     fs.writeFileSync(path.join(setDir, 'mocks.yaml'), `---\n${docs.join('---\n---\n# spare\n---\n')}---\n`);
     const [set] = loadTestSets(root);
     const [expected] = loadTestSets(path.dirname(KEPLOY));
-    expect(set!.mocks.map((m) => [m.name, m.index, m.request.path])).toEqual(expected!.mocks.map((m) => [m.name, m.index, m.request.path]));
+    expect(set!.mocks.map((m) => [m.name, m.index, m.request.path])).toEqual(
+      expected!.mocks.map((m) => [m.name, m.index, m.request.path]),
+    );
     expect(set!.mocks).toHaveLength(1);
   });
 
@@ -87,7 +94,9 @@ describe('mocks.yaml', () => {
     fs.writeFileSync(file, `${keployMocks()}---\n~\n---\n`);
     const problems = problemsOf(() => loadTestSets(root));
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:1: expected a map, found nothing$`));
+    expect(problems[0]).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:1: expected a map, found nothing$`),
+    );
   });
 
   it('a mocks.yaml that is only separators holds no mocks', () => {

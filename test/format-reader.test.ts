@@ -78,7 +78,10 @@ describe('Keploy files load as they are', () => {
     expect(t1!.expected.status).toBe(201);
     expect(t1!.expected.body.bytes.toString()).toBe('{"id":7,"title":"Dune","year":1965}');
     expect(t1!.expected.headers).toContainEqual(['Content-Length', '40']);
-    expect(t1!.noise.map((n) => n.target)).toEqual([{ type: 'header', name: 'date' }, { type: 'body', path: ['id'] }]);
+    expect(t1!.noise.map((n) => n.target)).toEqual([
+      { type: 'header', name: 'date' },
+      { type: 'body', path: ['id'] },
+    ]);
     expect(t2!.expected.body).toMatchObject({ kind: 'text' });
     expect(t2!.expected.body.bytes.toString()).toBe('ok');
     expect(t2!.request.body.kind).toBe('empty');
@@ -90,12 +93,17 @@ describe('Keploy files load as they are', () => {
       scheme: 'http',
       host: '', // Keploy's Go client mocks record no Host: any host matches
       path: '/api/v2/authors/42',
-      query: [['fields', 'name'], ['fields', 'born']],
+      query: [
+        ['fields', 'name'],
+        ['fields', 'born'],
+      ],
     });
     expect(m.response.statusMessage).toBe('OK');
     expect(m.response.body.bytes.toString()).toBe('{"name":"Frank Herbert","born":1920}');
     expect(m.line).toBe(1);
-    expect(set!.warnings).toEqual([`${path.join(FIX, 'keploy', 'test-set-0', 'mocks.yaml')}: skipped 1 Postgres mock (tlsrec serves Http mocks)`]);
+    expect(set!.warnings).toEqual([
+      `${path.join(FIX, 'keploy', 'test-set-0', 'mocks.yaml')}: skipped 1 Postgres mock (tlsrec serves Http mocks)`,
+    ]);
   });
 });
 
@@ -154,12 +162,20 @@ describe('tlsrec.yaml', () => {
     expect(c.noise[1]!.patterns[0]!.test('ab-12')).toBe(true);
     const [set] = loadTestSets(path.join(FIX, 'keploy'), { config: c });
     expect(set!.noise.map((n) => n.key)).toEqual(['body.updatedAt', 'header.X-Request-Id']);
-    expect(set!.tests[0]!.noise.map((n) => n.key)).toEqual(['body.updatedAt', 'header.X-Request-Id', 'header.Date', 'body.id']);
+    expect(set!.tests[0]!.noise.map((n) => n.key)).toEqual([
+      'body.updatedAt',
+      'header.X-Request-Id',
+      'header.Date',
+      'body.id',
+    ]);
   });
 
   it('a broken config reports every problem with its position', () => {
     const file = path.join(dir, 'tlsrec.yaml');
-    fs.writeFileSync(file, ['command: [node, 3]', 'appPort: "3000"', 'apport: 1', 'noise:', '  header.X: ["(unclosed"]', ''].join('\n'));
+    fs.writeFileSync(
+      file,
+      ['command: [node, 3]', 'appPort: "3000"', 'apport: 1', 'noise:', '  header.X: ["(unclosed"]', ''].join('\n'),
+    );
     expect(problemsOf(() => loadConfig(file))).toEqual([
       `${file}:1:17: command[1]: expected a string, found 3`,
       `${file}:2:10: appPort: expected an integer, found "3000"`,

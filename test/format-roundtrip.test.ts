@@ -18,7 +18,11 @@ afterEach(() => {
 });
 
 async function record(exchanges: Exchange[], redactHeaders?: string[]): Promise<TestSetWriter> {
-  const w = await TestSetWriter.create({ rootDir: root, monoToWallNs: MONO_TO_WALL, ...(redactHeaders ? { redactHeaders } : {}) });
+  const w = await TestSetWriter.create({
+    rootDir: root,
+    monoToWallNs: MONO_TO_WALL,
+    ...(redactHeaders ? { redactHeaders } : {}),
+  });
   for (const ex of exchanges) w.writeExchange(ex);
   await w.close();
   return w;
@@ -31,7 +35,14 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
     const reqBody = '{"name":"Ada","id":12345678901234567890,"tags":["a","b"],"nested":{"x":1.50,"e":"\\u00e9\\"q"}}';
     const resBody = '{"ok":true,"items":[],"obj":{}}\n'; // final newline, as Go's json.Encoder writes
     const w = await record([
-      makeExchange({ method: 'POST', target: '/users?x=1&y=2', reqHeaders: [['Host', 'localhost:3000'], JSON_CT], reqBody, resHeaders: [JSON_CT], resBody }),
+      makeExchange({
+        method: 'POST',
+        target: '/users?x=1&y=2',
+        reqHeaders: [['Host', 'localhost:3000'], JSON_CT],
+        reqBody,
+        resHeaders: [JSON_CT],
+        resBody,
+      }),
     ]);
     const text = fs.readFileSync(path.join(w.dir, 'tests', 'test-1.yaml'), 'utf8');
     expect(text.split('\n')[0]).toBe('# yaml-language-server: $schema=../../.schema/test.schema.json');
@@ -53,7 +64,17 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
   });
 
   it('text, CRLF text, binary, empty bodies keep their bytes', async () => {
-    const binary = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff, 0xfe, 0x10, ...Array.from({ length: 200 }, (_, i) => i)]);
+    const binary = Buffer.from([
+      0x89,
+      0x50,
+      0x4e,
+      0x47,
+      0x00,
+      0xff,
+      0xfe,
+      0x10,
+      ...Array.from({ length: 200 }, (_, i) => i),
+    ]);
     const cases: Array<{ body: Buffer | string; ct?: string; kind: string }> = [
       { body: 'hello\nworld\n', ct: 'text/plain', kind: 'text' },
       { body: 'a=1\r\nb=2\r\n', ct: 'text/plain', kind: 'text' },
@@ -68,7 +89,13 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
       { body: '[1, 2,   3]', kind: 'json' }, // no content type: detected by parse
     ];
     const exchanges = cases.map((c) =>
-      makeExchange({ method: 'PUT', reqHeaders: [['Host', 'localhost:3000'], ...(c.ct ? [['Content-Type', c.ct] as [string, string]] : [])], reqBody: c.body, resHeaders: c.ct ? [['Content-Type', c.ct]] : [], resBody: c.body }),
+      makeExchange({
+        method: 'PUT',
+        reqHeaders: [['Host', 'localhost:3000'], ...(c.ct ? [['Content-Type', c.ct] as [string, string]] : [])],
+        reqBody: c.body,
+        resHeaders: c.ct ? [['Content-Type', c.ct]] : [],
+        resBody: c.body,
+      }),
     );
     await record(exchanges);
     const [set] = loadTestSets(root);
@@ -92,7 +119,10 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
         role: 'outgoing',
         tls: true,
         target: '/api/v2/items?limit=20&q=a%20b',
-        reqHeaders: [['Host', 'api.example.com'], ['Accept-Encoding', 'gzip']],
+        reqHeaders: [
+          ['Host', 'api.example.com'],
+          ['Accept-Encoding', 'gzip'],
+        ],
         resHeaders: [JSON_CT, ['Content-Encoding', 'gzip'], ['Content-Length', String(gzipSync(json).length)]],
         resBody: json,
       }),
@@ -115,7 +145,16 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
 
     const [set] = loadTestSets(root);
     const [m0, m1] = set!.mocks;
-    expect(m0!.request).toMatchObject({ method: 'GET', scheme: 'https', host: 'api.example.com', path: '/api/v2/items', query: [['limit', '20'], ['q', 'a b']] });
+    expect(m0!.request).toMatchObject({
+      method: 'GET',
+      scheme: 'https',
+      host: 'api.example.com',
+      path: '/api/v2/items',
+      query: [
+        ['limit', '20'],
+        ['q', 'a b'],
+      ],
+    });
     expect(m0!.response.headers).toContainEqual(['Content-Encoding', 'gzip']);
     expect(m0!.response.body).toMatchObject({ kind: 'json' });
     expect(m0!.response.body.bytes.toString()).toBe(json);
@@ -132,8 +171,21 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
     const w = await record(
       [
         makeExchange({
-          reqHeaders: [['Host', 'localhost:3000'], ['Authorization', 'Bearer abc'], ['X-Api-Key', 'k'], ['X-Custom', 'c'], ['X-Tenant', 't1']],
-          resHeaders: [['Date', 'x'], ['Set-Cookie', 'a=1'], ['Vary', 'Accept'], ['set-cookie', 'b=2'], ['Vary', 'Origin'], ['X-Session-Token', 's']],
+          reqHeaders: [
+            ['Host', 'localhost:3000'],
+            ['Authorization', 'Bearer abc'],
+            ['X-Api-Key', 'k'],
+            ['X-Custom', 'c'],
+            ['X-Tenant', 't1'],
+          ],
+          resHeaders: [
+            ['Date', 'x'],
+            ['Set-Cookie', 'a=1'],
+            ['Vary', 'Accept'],
+            ['set-cookie', 'b=2'],
+            ['Vary', 'Origin'],
+            ['X-Session-Token', 's'],
+          ],
         }),
       ],
       ['X-Tenant'],
@@ -171,7 +223,15 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
 
   it('redact: false writes header values as recorded', async () => {
     const w = await TestSetWriter.create({ rootDir: root, redact: false });
-    w.writeExchange(makeExchange({ reqHeaders: [['Host', 'localhost:3000'], ['Authorization', 'Bearer abc']], resHeaders: [['Set-Cookie', 'a=1']] }));
+    w.writeExchange(
+      makeExchange({
+        reqHeaders: [
+          ['Host', 'localhost:3000'],
+          ['Authorization', 'Bearer abc'],
+        ],
+        resHeaders: [['Set-Cookie', 'a=1']],
+      }),
+    );
     await w.close();
     const t = loadTestSets(root)[0]!.tests[0]!;
     expect(t.request.headers).toContainEqual(['Authorization', 'Bearer abc']);
@@ -189,7 +249,9 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
     const sets = loadTestSets(root);
     expect(sets.map((s) => s.name)).toEqual(['test-set-0', 'test-set-1', 'test-set-10']);
     expect(sets[0]!.tests.map((t) => t.name)).toEqual(Array.from({ length: 12 }, (_, i) => `test-${i + 1}`));
-    expect(sets[0]!.tests.map((t) => t.request.url)).toEqual(Array.from({ length: 12 }, (_, i) => `http://localhost:3000/n/${i + 1}`));
+    expect(sets[0]!.tests.map((t) => t.request.url)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `http://localhost:3000/n/${i + 1}`),
+    );
     expect(loadTestSets(root, { only: ['test-set-1'] }).map((s) => s.name)).toEqual(['test-set-1']);
   });
 
@@ -219,11 +281,16 @@ describe('round trip: Exchange -> files -> loadTestSets', () => {
 
   it('timestamps are RFC 3339 from the kernel clock', async () => {
     const w = await record([makeExchange(), makeExchange({ role: 'outgoing' })]);
-    const t = parse(fs.readFileSync(path.join(w.dir, 'tests', 'test-1.yaml'), 'utf8')) as { spec: { req: { timestamp: string }; resp: { timestamp: string }; created: number } };
+    const t = parse(fs.readFileSync(path.join(w.dir, 'tests', 'test-1.yaml'), 'utf8')) as {
+      spec: { req: { timestamp: string }; resp: { timestamp: string }; created: number };
+    };
     expect(t.spec.req.timestamp).toBe('2024-01-01T00:00:01.000000000Z');
     expect(t.spec.resp.timestamp).toBe('2024-01-01T00:00:01.002000000Z');
     expect(t.spec.created).toBe(Date.UTC(2024, 0, 1) / 1000 + 1);
-    const m = parse(fs.readFileSync(path.join(w.dir, 'mocks.yaml'), 'utf8')) as { spec: { reqTimestampMock: string }; connectionId: string };
+    const m = parse(fs.readFileSync(path.join(w.dir, 'mocks.yaml'), 'utf8')) as {
+      spec: { reqTimestampMock: string };
+      connectionId: string;
+    };
     expect(m.spec.reqTimestampMock).toBe('2024-01-01T00:00:01.000000000Z');
     expect(m.connectionId).toBe('1234:7:1');
   });

@@ -8,16 +8,34 @@ import { seededRandom } from './helpers/random.js';
 
 describe('redaction', () => {
   it('redacts credentials and any name containing key, token or secret, case-insensitively', () => {
-    for (const n of ['Authorization', 'proxy-authorization', 'COOKIE', 'Set-Cookie', 'X-Api-Key', 'x-auth-token', 'X-Client-Secret', 'apikey']) {
+    for (const n of [
+      'Authorization',
+      'proxy-authorization',
+      'COOKIE',
+      'Set-Cookie',
+      'X-Api-Key',
+      'x-auth-token',
+      'X-Client-Secret',
+      'apikey',
+    ]) {
       expect(isSecretHeader(n), n).toBe(true);
     }
-    for (const n of ['Host', 'Content-Type', 'Keep-Alive', 'Accept', 'X-Request-Id']) expect(isSecretHeader(n), n).toBe(false);
+    for (const n of ['Host', 'Content-Type', 'Keep-Alive', 'Accept', 'X-Request-Id'])
+      expect(isSecretHeader(n), n).toBe(false);
     expect(isSecretHeader('X-Tenant', ['x-tenant'])).toBe(true);
   });
 
   it('keeps names and order and does not touch the input', () => {
-    const input: Array<[string, string]> = [['Host', 'a'], ['Cookie', 'sid=1'], ['X-Tenant', 't']];
-    expect(redactHeaders(input, ['X-TENANT'])).toEqual([['Host', 'a'], ['Cookie', REDACTED], ['X-Tenant', REDACTED]]);
+    const input: Array<[string, string]> = [
+      ['Host', 'a'],
+      ['Cookie', 'sid=1'],
+      ['X-Tenant', 't'],
+    ];
+    expect(redactHeaders(input, ['X-TENANT'])).toEqual([
+      ['Host', 'a'],
+      ['Cookie', REDACTED],
+      ['X-Tenant', REDACTED],
+    ]);
     expect(input[1]![1]).toBe('sid=1');
   });
 });
@@ -27,9 +45,18 @@ describe('noise keys', () => {
     expect(parseNoiseKey('header.Date')).toEqual({ ok: true, target: { type: 'header', name: 'date' } });
     expect(parseNoiseKey('body')).toEqual({ ok: true, target: { type: 'body', path: [] } });
     expect(parseNoiseKey('body.user.id')).toEqual({ ok: true, target: { type: 'body', path: ['user', 'id'] } });
-    expect(parseNoiseKey('body.items.[].id')).toEqual({ ok: true, target: { type: 'body', path: ['items', '[]', 'id'] } });
-    expect(parseNoiseKey('body.items[].id')).toEqual({ ok: true, target: { type: 'body', path: ['items', '[]', 'id'] } });
-    expect(parseNoiseKey('body.items[2].id')).toEqual({ ok: true, target: { type: 'body', path: ['items', '2', 'id'] } });
+    expect(parseNoiseKey('body.items.[].id')).toEqual({
+      ok: true,
+      target: { type: 'body', path: ['items', '[]', 'id'] },
+    });
+    expect(parseNoiseKey('body.items[].id')).toEqual({
+      ok: true,
+      target: { type: 'body', path: ['items', '[]', 'id'] },
+    });
+    expect(parseNoiseKey('body.items[2].id')).toEqual({
+      ok: true,
+      target: { type: 'body', path: ['items', '2', 'id'] },
+    });
     expect(parseNoiseKey('body[].id')).toEqual({ ok: true, target: { type: 'body', path: ['[]', 'id'] } });
     expect(parseNoiseKey('status')).toEqual({ ok: true, target: { type: 'status' } });
     expect(parseNoiseKey('body..x').ok).toBe(false);
@@ -40,7 +67,9 @@ describe('noise keys', () => {
   it('compiles patterns, reports every bad one, later lists win on the same key', () => {
     const { rules, problems } = parseNoise({ 'header.Date': [], 'body.ts': ['^\\d+$', '[bad'], 'body.ok': null });
     expect(rules.map((r) => r.key)).toEqual(['header.Date', 'body.ok']);
-    expect(problems).toEqual([{ at: { key: 'body.ts', index: 1 }, message: expect.stringContaining('invalid regular expression "[bad"') }]);
+    expect(problems).toEqual([
+      { at: { key: 'body.ts', index: 1 }, message: expect.stringContaining('invalid regular expression "[bad"') },
+    ]);
     const a = parseNoise({ 'header.date': [] }).rules;
     const b = parseNoise({ 'header.Date': ['x'] }).rules;
     expect(mergeNoise(a, b).map((r) => [r.key, r.patterns.length])).toEqual([['header.Date', 1]]);
@@ -63,10 +92,13 @@ describe('JSON whitespace', () => {
     const strings = ['', 'a', '"', '\\', '\\"', 'a\\', '{[,:]}', ' , ', 'line\nbreak', '\u0001', 'é✓😀', '\u2028'];
     const value = (depth: number): unknown => {
       const roll = r();
-      if (depth > 4 || roll < 0.4) return pick<unknown>([0, -1.5, 1e21, true, false, null, ...strings, pick(strings) + pick(strings)]);
+      if (depth > 4 || roll < 0.4)
+        return pick<unknown>([0, -1.5, 1e21, true, false, null, ...strings, pick(strings) + pick(strings)]);
       const n = Math.floor(r() * 4);
       if (roll < 0.7) return Array.from({ length: n }, () => value(depth + 1));
-      return Object.fromEntries(Array.from({ length: n }, () => [pick(strings) + String(Math.floor(r() * 9)), value(depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: n }, () => [pick(strings) + String(Math.floor(r() * 9)), value(depth + 1)]),
+      );
     };
     // whitespace JSON allows between tokens, inserted outside strings
     const respace = (compact: string): string => {
@@ -88,7 +120,12 @@ describe('JSON whitespace', () => {
     for (let i = 0; i < 2000; i++) {
       const v = value(0);
       const expected = JSON.stringify(v, null, 2);
-      for (const layout of [JSON.stringify(v), JSON.stringify(v, null, 4), JSON.stringify(v, null, '\t'), respace(JSON.stringify(v))]) {
+      for (const layout of [
+        JSON.stringify(v),
+        JSON.stringify(v, null, 4),
+        JSON.stringify(v, null, '\t'),
+        respace(JSON.stringify(v)),
+      ]) {
         expect(prettyJson(layout.trim()), `case ${i}: ${layout}`).toBe(expected);
         expect(minifyJson(prettyJson(layout))).toBe(JSON.stringify(v));
       }
@@ -132,7 +169,14 @@ describe('JSON whitespace', () => {
 
 describe('render helpers', () => {
   it('headersToMap groups repeated names (any case) under the first spelling', () => {
-    expect(headersToMap([['Set-Cookie', 'a'], ['X', '1'], ['set-cookie', 'b'], ['SET-COOKIE', 'c']])).toEqual({ 'Set-Cookie': ['a', 'b', 'c'], X: '1' });
+    expect(
+      headersToMap([
+        ['Set-Cookie', 'a'],
+        ['X', '1'],
+        ['set-cookie', 'b'],
+        ['SET-COOKIE', 'c'],
+      ]),
+    ).toEqual({ 'Set-Cookie': ['a', 'b', 'c'], X: '1' });
   });
   it('rfc3339 keeps nanoseconds', () => {
     expect(rfc3339(1_719_216_347_736_932_812n)).toBe('2024-06-24T08:05:47.736932812Z');

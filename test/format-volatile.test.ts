@@ -121,27 +121,48 @@ describe('findVolatileFields', () => {
 
   it('flags UUIDs, times and epoch values in headers and JSON bodies, in Keploy key shape', () => {
     const keys = findVolatileFields(input).map((f) => f.key);
-    expect(keys.sort()).toEqual(['body.createdAt', 'body.id', 'body.items.seenAt', 'body.ts', 'header.X-Request-Id'].sort());
+    expect(keys.sort()).toEqual(
+      ['body.createdAt', 'body.id', 'body.items.seenAt', 'body.ts', 'header.X-Request-Id'].sort(),
+    );
   });
 
   it('never flags the stable name, plan, price, sku, a hex token or an old Last-Modified', () => {
     const keys = findVolatileFields(input).map((f) => f.key.toLowerCase());
-    for (const stable of ['body.user.name', 'body.user.plan', 'body.price.amount', 'body.price.currency', 'body.items.sku', 'body.token', 'header.etag', 'header.last-modified', 'header.date']) {
+    for (const stable of [
+      'body.user.name',
+      'body.user.plan',
+      'body.price.amount',
+      'body.price.currency',
+      'body.items.sku',
+      'body.token',
+      'header.etag',
+      'header.last-modified',
+      'header.date',
+    ]) {
       expect(keys).not.toContain(stable);
     }
   });
 
   it('does not flag a value the request carried (an echo of the input)', () => {
     const id = '3f2b8c1e-9d4a-4c7b-8e21-5a6b7c8d9e0f';
-    const keys = findVolatileFields({ ...input, request: { url: `http://localhost:3000/users/${id}`, body: Buffer.alloc(0) } }).map((f) => f.key);
+    const keys = findVolatileFields({
+      ...input,
+      request: { url: `http://localhost:3000/users/${id}`, body: Buffer.alloc(0) },
+    }).map((f) => f.key);
     expect(keys).not.toContain('body.id');
     expect(keys).toContain('body.createdAt');
   });
 
   it('arrays at the root share the path of their elements; non-JSON bodies are left alone', () => {
-    const rootArray = findVolatileFields({ ...input, response: { headers: [], body: Buffer.from(JSON.stringify([{ at: new Date(NOW).toISOString(), n: 'x' }])) } });
+    const rootArray = findVolatileFields({
+      ...input,
+      response: { headers: [], body: Buffer.from(JSON.stringify([{ at: new Date(NOW).toISOString(), n: 'x' }])) },
+    });
     expect(rootArray.map((f) => f.key)).toEqual(['body.at']);
-    const text = findVolatileFields({ ...input, response: { headers: [], body: Buffer.from(new Date(NOW).toISOString()), contentType: 'text/plain' } });
+    const text = findVolatileFields({
+      ...input,
+      response: { headers: [], body: Buffer.from(new Date(NOW).toISOString()), contentType: 'text/plain' },
+    });
     expect(text).toEqual([]);
   });
 });
@@ -150,25 +171,47 @@ describe('record-time flagging in rendered tests', () => {
   it('exchangeToTestDoc writes the volatile fields as noise and they silence the comparison', () => {
     // The kernel clock of makeExchange is 1 s after MONO_TO_WALL: 2024-01-01T00:00:01Z.
     const at = Date.UTC(2024, 0, 1, 0, 0, 1);
-    const body = JSON.stringify({ id: '3f2b8c1e-9d4a-4c7b-8e21-5a6b7c8d9e0f', plan: 'pro', seen: [{ at: new Date(at).toISOString() }], ts: at });
+    const body = JSON.stringify({
+      id: '3f2b8c1e-9d4a-4c7b-8e21-5a6b7c8d9e0f',
+      plan: 'pro',
+      seen: [{ at: new Date(at).toISOString() }],
+      ts: at,
+    });
     const ex = makeExchange({
       target: '/session',
-      resHeaders: [['Content-Type', 'application/json'], ['X-Request-Id', 'c56a4180-65aa-42ec-a945-5fd21dec0538'], ['Date', 'Mon, 01 Jan 2024 00:00:01 GMT']],
+      resHeaders: [
+        ['Content-Type', 'application/json'],
+        ['X-Request-Id', 'c56a4180-65aa-42ec-a945-5fd21dec0538'],
+        ['Date', 'Mon, 01 Jan 2024 00:00:01 GMT'],
+      ],
       resBody: body,
     });
     const doc = exchangeToTestDoc(ex, 1, { monoToWallNs: MONO_TO_WALL });
     const noise = doc.spec.assertions!.noise!;
-    expect(Object.keys(noise).sort()).toEqual(['body.id', 'body.seen.at', 'body.ts', 'header.Date', 'header.X-Request-Id'].sort());
-    expect(Object.keys(exchangeToTestDoc(ex, 1, { monoToWallNs: MONO_TO_WALL, flagVolatile: false }).spec.assertions!.noise!)).toEqual(['header.Date']);
+    expect(Object.keys(noise).sort()).toEqual(
+      ['body.id', 'body.seen.at', 'body.ts', 'header.Date', 'header.X-Request-Id'].sort(),
+    );
+    expect(
+      Object.keys(
+        exchangeToTestDoc(ex, 1, { monoToWallNs: MONO_TO_WALL, flagVolatile: false }).spec.assertions!.noise!,
+      ),
+    ).toEqual(['header.Date']);
 
     // The written keys, read back by the noise parser, make a later answer with fresh values pass
     // and a changed plan fail.
     const { rules, problems } = parseNoise(parse(JSON.stringify(noise)) as Record<string, string[]>);
     expect(problems).toEqual([]);
-    const expected = { status: 200, headers: [['Content-Type', 'application/json']] as Array<[string, string]>, body: { bytes: Buffer.from(body), kind: 'json' as const } };
+    const expected = {
+      status: 200,
+      headers: [['Content-Type', 'application/json']] as Array<[string, string]>,
+      body: { bytes: Buffer.from(body), kind: 'json' as const },
+    };
     const fresh = (plan: string) => ({
       status: 200,
-      headers: [['Content-Type', 'application/json'], ['X-Request-Id', 'another']] as Array<[string, string]>,
+      headers: [
+        ['Content-Type', 'application/json'],
+        ['X-Request-Id', 'another'],
+      ] as Array<[string, string]>,
       body: Buffer.from(JSON.stringify({ id: 'other', plan, seen: [{ at: 'later' }], ts: 1 })),
     });
     expect(compareResponse('t', expected, fresh('pro'), rules).passed).toBe(true);

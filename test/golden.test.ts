@@ -18,13 +18,16 @@ import { exchangeDocs } from '../src/protocols/files.js';
 
 const EVENTS_DIR = fileURLToPath(new URL('../fixtures/events/', import.meta.url));
 const GOLDEN_DIR = fileURLToPath(new URL('./golden/', import.meta.url));
-const UPDATE = process.env['UPDATE_GOLDEN'] === '1';
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
 /** Fixed clock offset, so the timestamps written are the same on every machine. */
 const MONO_TO_WALL = BigInt(Date.UTC(2024, 0, 1)) * 1_000_000n;
 /** The summary file beside the YAML files: counts and skipped streams of the reconstruction. */
 const SUMMARY_FILE = 'reconstruct-summary.json';
 
-const fixtures = fs.readdirSync(EVENTS_DIR).filter((f) => f.endsWith('.jsonl')).sort();
+const fixtures = fs
+  .readdirSync(EVENTS_DIR)
+  .filter((f) => f.endsWith('.jsonl'))
+  .sort();
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsrec-golden-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
@@ -46,7 +49,10 @@ function listFiles(dir: string): string[] {
 /** Reconstructs and writes one fixture into a fresh test set; returns that set's directory. */
 async function produce(fixture: string): Promise<string> {
   const rootDir = path.join(tmpRoot, fixture);
-  const writer = await TestSetWriter.create({ rootDir, testSet: 'test-set-0', monoToWallNs: MONO_TO_WALL }, exchangeDocs());
+  const writer = await TestSetWriter.create(
+    { rootDir, testSet: 'test-set-0', monoToWallNs: MONO_TO_WALL },
+    exchangeDocs(),
+  );
   const reconstructor = new Reconstructor({ onExchange: (ex) => writer.writeExchange(ex) });
   for await (const ev of readEventFile(path.join(EVENTS_DIR, fixture))) reconstructor.push(ev);
   const stats = reconstructor.finish();

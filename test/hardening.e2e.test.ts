@@ -17,7 +17,20 @@
 //                                                process continues it (nothing is left stopped)
 //   8. Ctrl-C while tlsrec waits for the files -> exit 130 at once; the file-writer process still finishes
 
-import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,11 +41,20 @@ import type { Mock, TestSet } from '../src/format/types.js';
 import { findCgroup2Mount } from '../src/native/cgroup.js';
 import { childProcessOf, processState } from '../src/native/proc.js';
 import { needsEbpf } from './helpers/env.js';
-import { fixtureApp, fixtureCa, freePort, repoRoot, start, startUpstream, tlsrecBin, waitForHttp, type Started } from './helpers/procs.js';
+import {
+  fixtureApp,
+  fixtureCa,
+  freePort,
+  repoRoot,
+  start,
+  startUpstream,
+  tlsrecBin,
+  waitForHttp,
+  type Started,
+} from './helpers/procs.js';
 import { patternBytes, sha256 } from './helpers/bodies.js';
 
 const ebpf = needsEbpf();
-
 
 const loadClient = join(repoRoot, 'fixtures', 'clients', 'https-load.mjs');
 const rawClient = join(repoRoot, 'fixtures', 'clients', 'raw-tcp.mjs');
@@ -217,7 +239,11 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
         }
       }
     });
-    const rec = record(work, ['--', 'node', fixtureApp], { PORT: String(port), UPSTREAM_URL: upstream.url, NODE_EXTRA_CA_CERTS: fixtureCa });
+    const rec = record(work, ['--', 'node', fixtureApp], {
+      PORT: String(port),
+      UPSTREAM_URL: upstream.url,
+      NODE_EXTRA_CA_CERTS: fixtureCa,
+    });
     const base = `http://127.0.0.1:${port}`;
     await waitForHttp(`${base}/health`);
     return { rec, port, base };
@@ -235,7 +261,9 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
       sock.once('connect', resolve);
       sock.once('error', reject);
     });
-    sock.write('POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"item":');
+    sock.write(
+      'POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"item":',
+    );
   }
 
   /** The summary's skipped line: total and per-reason counts. */
@@ -259,7 +287,11 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     const writer = await waitFor('the file-writer process', () => writerProcessOf(rec.child.pid!));
     process.kill(writer, 'SIGSTOP');
     cleanups.push(() => {
-      try { process.kill(writer, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(writer, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     });
     const load = loadApp(base, workers, tag);
     await sleep(800);
@@ -389,19 +421,25 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     // mapped, so the kernel stops touch at its exec until tlsrec has looked at the file.
     const rec = record(work, ['--', '/bin/sh', '-c', 'read line < "$0"; exec touch "$1"', fifo, done]);
     // Opening the fifo without blocking succeeds once the shell has it open to read.
-    const fd = await waitFor('the command to wait on the fifo', () => {
-      try {
-        return openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-      } catch {
-        return undefined;
-      }
-    }, 15_000);
+    const fd = await waitFor(
+      'the command to wait on the fifo',
+      () => {
+        try {
+          return openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+        } catch {
+          return undefined;
+        }
+      },
+      15_000,
+    );
     const [cgroup] = recordCgroups(rec.child.pid!);
     expect(cgroup).toBeDefined();
     rec.child.kill('SIGSTOP'); // tlsrec can look at no file now, nor continue anyone
     writeSync(fd, 'go\n');
     closeSync(fd);
-    const touch = await waitFor('touch stopped at its exec', () => cgroupPids(cgroup!).find((p) => processState(p) === 'T'));
+    const touch = await waitFor('touch stopped at its exec', () =>
+      cgroupPids(cgroup!).find((p) => processState(p) === 'T'),
+    );
     await sleep(300);
     expect(processState(touch)).toBe('T'); // nobody but tlsrec would continue it
     expect(existsSync(done)).toBe(false);
@@ -409,7 +447,9 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     rec.child.kill('SIGKILL');
     await rec.exited;
     await waitFor('touch to go on and create its file', () => (existsSync(done) ? true : undefined));
-    await waitFor("the file-writer process's message", () => (/continued 1 stopped process\(es\) of the recorded command/.test(rec.output()) ? true : undefined));
+    await waitFor("the file-writer process's message", () =>
+      /continued 1 stopped process\(es\) of the recorded command/.test(rec.output()) ? true : undefined,
+    );
     expect(rec.output()).not.toMatch(STACK_TRACE);
   });
 
@@ -418,13 +458,21 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     const { rec, writer, completed } = await recordWithWriterHeld(work, 4, 'C'); // a writer far behind
 
     rec.child.kill('SIGINT'); // stop recording: the app stops, tlsrec waits for the writer
-    await waitFor('the "writing the rest" message', () => (rec.output().includes('writing the rest of the recording') ? true : undefined), 15_000);
+    await waitFor(
+      'the "writing the rest" message',
+      () => (rec.output().includes('writing the rest of the recording') ? true : undefined),
+      15_000,
+    );
     const t = Date.now();
     rec.child.kill('SIGINT');
     expect(await rec.exited).toBe(130);
     expect(Date.now() - t).toBeLessThan(3_000);
     const out = rec.output();
-    expect(out).toMatch(new RegExp(`not waiting: the file-writer process \\(pid ${writer}\\) goes on writing the rest \\([\\d.]+ (B|KiB|MiB) of captured traffic\\)`));
+    expect(out).toMatch(
+      new RegExp(
+        `not waiting: the file-writer process \\(pid ${writer}\\) goes on writing the rest \\([\\d.]+ (B|KiB|MiB) of captured traffic\\)`,
+      ),
+    );
     expect(out).not.toMatch(STACK_TRACE);
     expect(isAlive(writer)).toBe(true);
     await releaseWriterAndCheck(work, writer, completed);
@@ -439,7 +487,10 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
 
     expect(await rec.exited).toBe(3);
     const out = rec.output();
-    const m = /file-writer process stopped early \(killed by SIGKILL\); ([\d.]+) (B|KiB|MiB) of captured traffic was not written/.exec(out);
+    const m =
+      /file-writer process stopped early \(killed by SIGKILL\); ([\d.]+) (B|KiB|MiB) of captured traffic was not written/.exec(
+        out,
+      );
     expect(m, out).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(0); // the writer was held while the load ran: all of it
     expect(out).toContain('TLSREC_E_OUTPUT');
@@ -462,7 +513,19 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     const count = 400;
     const rec = record(
       work,
-      ['--dir', join(mnt, 'tlsrec'), '--config', join(mnt, 'tlsrec.yaml'), '--', 'node', loadClient, `${upstream.url}/quote?sym=FULL`, String(count), '1', '1'],
+      [
+        '--dir',
+        join(mnt, 'tlsrec'),
+        '--config',
+        join(mnt, 'tlsrec.yaml'),
+        '--',
+        'node',
+        loadClient,
+        `${upstream.url}/quote?sym=FULL`,
+        String(count),
+        '1',
+        '1',
+      ],
       { NODE_EXTRA_CA_CERTS: fixtureCa },
     );
     const code = await rec.exited;
@@ -471,7 +534,8 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(code, out).toBe(3);
     // Exchanges the writer could not write, and captured traffic that never reached the spool
     // (it shares the full disk): how many exchanges that held cannot be known.
-    const m = /could not write (?:(\d+) exchange\(s\))?(?: and )?(?:([\d.]+ (?:B|KiB|MiB)) of captured traffic)?: /.exec(out);
+    const m =
+      /could not write (?:(\d+) exchange\(s\))?(?: and )?(?:([\d.]+ (?:B|KiB|MiB)) of captured traffic)?: /.exec(out);
     expect(m, out).not.toBeNull();
     const failed = Number(m![1] ?? 0);
     const trafficNotSpooled = m![2] !== undefined;
@@ -515,7 +579,10 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
         'sh',
         '-c',
         `node ${loadClient} "${upstream.url}/big?size=${sizes[0]}" 3 3 3 && ` +
-          `curl -sS --cacert ${fixtureCa} -o /dev/null -o /dev/null ${sizes.slice(1).map((s) => `"${upstream.url}/big?size=${s}"`).join(' ')} && ` +
+          `curl -sS --cacert ${fixtureCa} -o /dev/null -o /dev/null ${sizes
+            .slice(1)
+            .map((s) => `"${upstream.url}/big?size=${s}"`)
+            .join(' ')} && ` +
           // A moment for the recorder (nice 10, on a machine busy with other test files) to drain
           // the 16K ring: events of the call below that met a ring still full of the storm would
           // be lost too, and this call is about what comes after the loss.
@@ -565,7 +632,10 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
         'sh',
         '-c',
         `node ${loadClient} "${upstream.url}/big?size=${sizes[0]}" 3 3 3 && ` +
-          `curl -sS --cacert ${fixtureCa} -o /dev/null -o /dev/null ${sizes.slice(1).map((s) => `"${upstream.url}/big?size=${s}"`).join(' ')}`,
+          `curl -sS --cacert ${fixtureCa} -o /dev/null -o /dev/null ${sizes
+            .slice(1)
+            .map((s) => `"${upstream.url}/big?size=${s}"`)
+            .join(' ')}`,
       ],
       { NODE_EXTRA_CA_CERTS: fixtureCa },
     );
@@ -578,7 +648,9 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(Number(paused![1])).toBeGreaterThan(0);
     const set = loadOnly(join(work, 'tlsrec'));
     const big = set.mocks.filter((mk) => mk.request.path === '/big');
-    expect(big.map((mk) => Number(queryParam(mk, 'size'))).sort()).toEqual([sizes[0], sizes[0], sizes[0], sizes[1], sizes[2]].sort());
+    expect(big.map((mk) => Number(queryParam(mk, 'size'))).sort()).toEqual(
+      [sizes[0], sizes[0], sizes[0], sizes[1], sizes[2]].sort(),
+    );
     for (const mk of big) {
       const size = Number(queryParam(mk, 'size'));
       expect(mk.response.body.bytes.length).toBe(size);
@@ -656,6 +728,9 @@ describe.runIf(ebpf.run)('tlsrec record when things go wrong (real eBPF)', () =>
     expect(set.mocks).toHaveLength(1);
     expect(set.mocks[0]!.request.path).toBe('/quote');
     expect(queryParam(set.mocks[0]!, 'sym')).toBe('RAW');
-    expect(JSON.parse(set.mocks[0]!.response.body.bytes.toString())).toMatchObject({ symbol: 'RAW', source: 'upstream' });
+    expect(JSON.parse(set.mocks[0]!.response.body.bytes.toString())).toMatchObject({
+      symbol: 'RAW',
+      source: 'upstream',
+    });
   });
 });

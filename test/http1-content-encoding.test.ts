@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
-import { decodeContentEncoding, encodeContentEncoding, parseContentEncoding } from '../src/protocols/http1/content-encoding.js';
+import {
+  decodeContentEncoding,
+  encodeContentEncoding,
+  parseContentEncoding,
+} from '../src/protocols/http1/content-encoding.js';
 
 const text = Buffer.from('{"hello":"world","n":[1,2,3]}'.repeat(50));
 

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { HttpStreamParser, responseBodyMode, type ParseOutput, type ParsedMessage } from '../src/protocols/http1/llhttp.js';
+import {
+  HttpStreamParser,
+  responseBodyMode,
+  type ParseOutput,
+  type ParsedMessage,
+} from '../src/protocols/http1/llhttp.js';
 
 function feedSplit(p: HttpStreamParser, s: string | Buffer, step: number): ParseOutput[] {
   const b = Buffer.isBuffer(s) ? s : Buffer.from(s, 'latin1');
@@ -26,7 +31,16 @@ describe('HttpStreamParser (llhttp binding)', () => {
       else expect(norm).toEqual(first);
     }
     const [a, b, c] = first!;
-    expect(a).toMatchObject({ method: 'GET', target: '/a?x=1', httpVersion: '1.1', headers: [['Host', 'x'], ['X-Case', 'MiXeD'], ['x-case', 'second']] });
+    expect(a).toMatchObject({
+      method: 'GET',
+      target: '/a?x=1',
+      httpVersion: '1.1',
+      headers: [
+        ['Host', 'x'],
+        ['X-Case', 'MiXeD'],
+        ['x-case', 'second'],
+      ],
+    });
     expect(b!.body.toString()).toBe('hello world');
     expect(b!.trailers).toEqual([['X-Trailer', 't']]);
     expect(c).toMatchObject({ method: 'PUT', httpVersion: '1.0' });
@@ -64,7 +78,12 @@ describe('HttpStreamParser (llhttp binding)', () => {
       const out = feedSplit(p, wire, step);
       expect(out.some((o) => o.type === 'error')).toBe(false);
       expect(msgs(out).map((r) => [r.statusCode, r.body.toString()])).toEqual([
-        [200, ''], [100, ''], [103, ''], [200, 'hi'], [304, ''], [204, ''],
+        [200, ''],
+        [100, ''],
+        [103, ''],
+        [200, 'hi'],
+        [304, ''],
+        [204, ''],
       ]);
       expect(msgs(out)[2]!.headers).toEqual([['Link', '</a>']]);
       // 1xx heads ask about the request they precede without consuming it
@@ -91,7 +110,9 @@ describe('HttpStreamParser (llhttp binding)', () => {
 
   it('stops at an upgrade and hands back the bytes after it', () => {
     const p = new HttpStreamParser('request');
-    const o = p.execute(Buffer.from('GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello', 'latin1'));
+    const o = p.execute(
+      Buffer.from('GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello', 'latin1'),
+    );
     expect(msgs(o)[0]!.upgrade).toBe(true);
     const up = o.find((x) => x.type === 'upgrade');
     expect(up && up.type === 'upgrade' && up.rest.toString('latin1')).toBe('\x81\x05hello');

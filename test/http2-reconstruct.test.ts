@@ -30,12 +30,32 @@ const grpcs = (ex: Exchange[]): GrpcExchange[] => ex.filter((e): e is GrpcExchan
 function view(ex: Exchange[]): unknown[] {
   return ex.map((e) =>
     e.protocol === 'grpc'
-      ? [e.role, e.service, e.method, e.request.headers, e.request.messages.map((m) => m.data.toString('hex')), e.response.headers, e.response.messages.map((m) => m.data.toString('hex')), e.response.trailers]
+      ? [
+          e.role,
+          e.service,
+          e.method,
+          e.request.headers,
+          e.request.messages.map((m) => m.data.toString('hex')),
+          e.response.headers,
+          e.response.messages.map((m) => m.data.toString('hex')),
+          e.response.trailers,
+        ]
       : e.protocol === 'postgres'
         ? [e.role, e.protocol, e.request.sql]
-      : e.protocol === 'redis'
-        ? [e.role, e.protocol]
-        : [e.role, e.protocol, e.request.method, e.request.target, e.request.headers, e.request.body.toString('base64'), e.response.statusCode, e.response.headers, e.response.body.toString('base64'), e.response.trailers ?? null],
+        : e.protocol === 'redis'
+          ? [e.role, e.protocol]
+          : [
+              e.role,
+              e.protocol,
+              e.request.method,
+              e.request.target,
+              e.request.headers,
+              e.request.body.toString('base64'),
+              e.response.statusCode,
+              e.response.headers,
+              e.response.body.toString('base64'),
+              e.response.trailers ?? null,
+            ],
   );
 }
 
@@ -44,7 +64,10 @@ function cutAt(events: CaptureEvent[], dir: 'in' | 'out', at: bigint): CaptureEv
   return events.flatMap((e) => {
     if (e.type !== 'data' || e.dir !== dir || at <= e.pos || at >= e.pos + BigInt(e.data.length)) return [e];
     const k = Number(at - e.pos);
-    return [{ ...e, data: e.data.subarray(0, k) }, { ...e, pos: at, chunkOff: e.chunkOff + k, data: e.data.subarray(k) }];
+    return [
+      { ...e, data: e.data.subarray(0, k) },
+      { ...e, pos: at, chunkOff: e.chunkOff + k, data: e.data.subarray(k) },
+    ];
   });
 }
 
@@ -72,7 +95,12 @@ function h2Server(): http2.Http2Server {
             push.end('body{}');
           });
         }
-        stream.respond({ ':status': 200, 'content-type': 'application/json', 'content-encoding': 'gzip', 'x-request-path': path });
+        stream.respond({
+          ':status': 200,
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          'x-request-path': path,
+        });
         stream.end(gzipSync(JSON.stringify({ path, ok: true })));
       } else if (path === '/echo') {
         stream.respond({ ':status': 201, 'content-type': 'application/octet-stream' }, { waitForTrailers: true });
@@ -95,7 +123,11 @@ function h2Server(): http2.Http2Server {
   return server;
 }
 
-function request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer): Promise<{ status: number; body: Buffer; trailers: http2.IncomingHttpHeaders | undefined; error?: string }> {
+function request(
+  session: http2.ClientHttp2Session,
+  headers: http2.OutgoingHttpHeaders,
+  body?: Buffer,
+): Promise<{ status: number; body: Buffer; trailers: http2.IncomingHttpHeaders | undefined; error?: string }> {
   return new Promise((resolve) => {
     const req = session.request(headers, { endStream: body === undefined });
     const chunks: Buffer[] = [];
@@ -120,18 +152,30 @@ beforeAll(async () => {
   const server = h2Server();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const tap = await startTap((server.address() as { port: number }).port);
-  const session = http2.connect(`http://127.0.0.1:${tap.port}`, { settings: { headerTableSize: 256 }, paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
+  const session = http2.connect(`http://127.0.0.1:${tap.port}`, {
+    settings: { headerTableSize: 256 },
+    paddingStrategy: http2.constants.PADDING_STRATEGY_MAX,
+  });
   session.on('stream', (pushed) => {
     pushedAccepted++;
     pushed.resume();
   });
   const results = await Promise.all([
-    ...Array.from({ length: 6 }, (_, i) => request(session, { ':path': `/json?n=${i}${i === 0 ? '&push=1' : ''}`, 'x-trace': `trace-${i}-${'t'.repeat(40)}` })),
+    ...Array.from({ length: 6 }, (_, i) =>
+      request(session, {
+        ':path': `/json?n=${i}${i === 0 ? '&push=1' : ''}`,
+        'x-trace': `trace-${i}-${'t'.repeat(40)}`,
+      }),
+    ),
     request(session, { ':method': 'POST', ':path': '/echo', 'content-type': 'application/octet-stream' }, BIG),
     request(session, { ':path': '/json?big-header', 'x-big': BIG_HEADER }),
   ]);
   expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200, 201, 200]);
-  const watch = await request(session, { ':method': 'POST', ':path': '/shop.v1.Prices/Watch', 'content-type': 'application/grpc', te: 'trailers' }, Buffer.from([0, 0, 0, 0, 3, 0x0a, 1, 0x78]));
+  const watch = await request(
+    session,
+    { ':method': 'POST', ':path': '/shop.v1.Prices/Watch', 'content-type': 'application/grpc', te: 'trailers' },
+    Buffer.from([0, 0, 0, 0, 3, 0x0a, 1, 0x78]),
+  );
   expect(watch.trailers?.['grpc-status']).toBe('0');
   const reset = await request(session, { ':path': '/reset' });
   expect(reset.status).toBe(0); // no response: the server reset the stream
@@ -164,7 +208,14 @@ describe('HTTP/2 from node:http2 through the relay', () => {
     expect(new Set(h.map((e) => e.conn)).size).toBe(1);
     expect(h.every((e) => e.role === 'outgoing' && e.request.httpVersion === '2')).toBe(true);
     const json = h.filter((e) => e.request.target.startsWith('/json?n='));
-    expect(json.map((e) => e.request.target).sort()).toEqual(['/json?n=0&push=1', '/json?n=1', '/json?n=2', '/json?n=3', '/json?n=4', '/json?n=5']);
+    expect(json.map((e) => e.request.target).sort()).toEqual([
+      '/json?n=0&push=1',
+      '/json?n=1',
+      '/json?n=2',
+      '/json?n=3',
+      '/json?n=4',
+      '/json?n=5',
+    ]);
     for (const e of json) {
       // gzip undone, each body belongs to its own stream
       expect(JSON.parse(e.response.body.toString())).toEqual({ path: e.request.target, ok: true });
@@ -197,7 +248,9 @@ describe('HTTP/2 from node:http2 through the relay', () => {
   });
 
   it('the frames carry CONTINUATION and padding (what the test above relies on)', () => {
-    const out = Buffer.concat(h2Events.filter((e): e is DataEvent => e.type === 'data' && e.dir === 'out').map((e) => e.data));
+    const out = Buffer.concat(
+      h2Events.filter((e): e is DataEvent => e.type === 'data' && e.dir === 'out').map((e) => e.data),
+    );
     const types = new Set<number>();
     const flags: number[] = [];
     for (let off = 24; off + 9 <= out.length; ) {
@@ -222,14 +275,39 @@ describe('HTTP/2 from node:http2 through the relay', () => {
   });
 
   it('gives the same exchanges fed one byte at a time', () => {
-    const oneByte = h2Events.flatMap((e): CaptureEvent[] => (e.type !== 'data' ? [e] : [...e.data].map((_, i) => ({ ...e, pos: e.pos + BigInt(i), chunkOff: e.chunkOff + i, data: e.data.subarray(i, i + 1) }))));
+    const oneByte = h2Events.flatMap((e): CaptureEvent[] =>
+      e.type !== 'data'
+        ? [e]
+        : [...e.data].map((_, i) => ({
+            ...e,
+            pos: e.pos + BigInt(i),
+            chunkOff: e.chunkOff + i,
+            data: e.data.subarray(i, i + 1),
+          })),
+    );
     expect(view(run(oneByte).ex)).toEqual(view(run(h2Events).ex));
   });
 
   it('a chunk lost in the middle: exchanges complete before it are kept, nothing after it is written as if whole', () => {
     const data = h2Events.filter((e): e is DataEvent => e.type === 'data' && e.dir === 'in');
     const lostEv = data[Math.floor(data.length / 2)]!;
-    const events = h2Events.map((e): CaptureEvent => (e === lostEv ? { type: 'loss', tgid: e.tgid, tid: e.tid, source: e.source, connId: e.connId, tsNs: e.tsNs, dir: e.dir, pos: e.pos, len: e.data.length, reason: 'ringbuf_full' } : e));
+    const events = h2Events.map(
+      (e): CaptureEvent =>
+        e === lostEv
+          ? {
+              type: 'loss',
+              tgid: e.tgid,
+              tid: e.tid,
+              source: e.source,
+              connId: e.connId,
+              tsNs: e.tsNs,
+              dir: e.dir,
+              pos: e.pos,
+              len: e.data.length,
+              reason: 'ringbuf_full',
+            }
+          : e,
+    );
     const before = run(h2Events.slice(0, h2Events.indexOf(lostEv))).ex.length;
     const { ex, stats } = run(events);
     expect(ex.length).toBe(before);
@@ -240,7 +318,14 @@ describe('HTTP/2 from node:http2 through the relay', () => {
   });
 
   it('the server as the app: the same connection read as tests (incoming)', () => {
-    const flipped = h2Events.map((e): CaptureEvent => (e.type === 'data' ? { ...e, dir: e.dir === 'in' ? 'out' : 'in' } : e.type === 'open' ? { ...e, role: 'accept' } : e));
+    const flipped = h2Events.map(
+      (e): CaptureEvent =>
+        e.type === 'data'
+          ? { ...e, dir: e.dir === 'in' ? 'out' : 'in' }
+          : e.type === 'open'
+            ? { ...e, role: 'accept' }
+            : e,
+    );
     const ex = http(run(flipped).ex);
     expect(ex).toHaveLength(8);
     expect(ex.every((e) => e.role === 'incoming')).toBe(true);
@@ -259,11 +344,23 @@ describe('gRPC from @grpc/grpc-js through the relay', () => {
     expect(firstHeader(ok!.request.pseudoHeaders, ':path')).toBe('/shop.v1.Prices/GetPrice');
     expect(ok!.request.messages).toHaveLength(1);
     expect(describeMessage(ok!.request.messages[0]!.data)).toBe('1: "book-1"\n2: 2');
-    expect(describeMessage(ok!.response.messages[0]!.data)).toBe(['1: "book-1"', '2: 3998', '3: "EUR"', '4: "book"', '4: "paper"', '5 {', '  1: 1', '  2: 4598175219545276416i64  # double 0.25', '}'].join('\n'));
+    expect(describeMessage(ok!.response.messages[0]!.data)).toBe(
+      [
+        '1: "book-1"',
+        '2: 3998',
+        '3: "EUR"',
+        '4: "book"',
+        '4: "paper"',
+        '5 {',
+        '  1: 1',
+        '  2: 4598175219545276416i64  # double 0.25',
+        '}',
+      ].join('\n'),
+    );
     expect(firstHeader(ok!.response.trailers, 'grpc-status')).toBe('0');
     expect(nf!.response.messages).toEqual([]);
     expect(firstHeader(nf!.response.trailers, 'grpc-status')).toBe('5');
-    expect(firstHeader(nf!.response.trailers, 'grpc-message')).toBe('no%20such%20sku:%20missing') // percent-encoded on the wire;
+    expect(firstHeader(nf!.response.trailers, 'grpc-message')).toBe('no%20such%20sku:%20missing'); // percent-encoded on the wire;
   });
 
   it('is written as Keploy kind: gRPC with the wire text and the exact bytes', () => {
@@ -282,7 +379,8 @@ describe('gRPC from @grpc/grpc-js through the relay', () => {
     const whole = view(run(grpcEvents).ex);
     for (const dir of ['in', 'out'] as const) {
       const total = bytesOf(grpcEvents, dir);
-      for (let at = 1; at < total; at++) expect(view(run(cutAt(grpcEvents, dir, BigInt(at))).ex), `${dir} cut at ${at}`).toEqual(whole);
+      for (let at = 1; at < total; at++)
+        expect(view(run(cutAt(grpcEvents, dir, BigInt(at))).ex), `${dir} cut at ${at}`).toEqual(whole);
     }
   });
 });
@@ -310,7 +408,11 @@ describe('hand-made HTTP/2 frames', () => {
     const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
     const out = Buffer.concat([preface, frame(4, 0, 0, Buffer.alloc(0)), frame(1, 5, 1, GET), frame(1, 5, 3, GET)]);
     const noStatus = Buffer.from([0x0f, 0x10, 0x0a, ...Buffer.from('text/plain')]); // content-type only
-    const inn = Buffer.concat([frame(4, 0, 0, Buffer.alloc(0)), frame(1, 5, 1, noStatus), frame(1, 5, 3, Buffer.from([0x88]))]);
+    const inn = Buffer.concat([
+      frame(4, 0, 0, Buffer.alloc(0)),
+      frame(1, 5, 1, noStatus),
+      frame(1, 5, 3, Buffer.from([0x88])),
+    ]);
     const { ex, stats } = run(events(out, inn));
     expect(http(ex).map((e) => [e.request.target, e.response.statusCode])).toEqual([['/', 200]]);
     expect(stats.skipped).toHaveLength(1);
@@ -333,22 +435,53 @@ describe('HPACK (RFC 7541 appendix C)', () => {
 
   it('C.3: requests without Huffman share the dynamic table', () => {
     const d = new HpackDecoder();
-    expect(d.decode(hex('828684410f7777772e6578616d706c652e636f6d'))).toEqual([[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com']]);
+    expect(d.decode(hex('828684410f7777772e6578616d706c652e636f6d'))).toEqual([
+      [':method', 'GET'],
+      [':scheme', 'http'],
+      [':path', '/'],
+      [':authority', 'www.example.com'],
+    ]);
     expect(d.tableSize).toBe(57);
-    expect(d.decode(hex('828684be58086e6f2d6361636865'))).toEqual([[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com'], ['cache-control', 'no-cache']]);
+    expect(d.decode(hex('828684be58086e6f2d6361636865'))).toEqual([
+      [':method', 'GET'],
+      [':scheme', 'http'],
+      [':path', '/'],
+      [':authority', 'www.example.com'],
+      ['cache-control', 'no-cache'],
+    ]);
     expect(d.tableSize).toBe(110);
-    expect(d.decode(hex('828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565'))).toEqual([[':method', 'GET'], [':scheme', 'https'], [':path', '/index.html'], [':authority', 'www.example.com'], ['custom-key', 'custom-value']]);
+    expect(d.decode(hex('828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565'))).toEqual([
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', '/index.html'],
+      [':authority', 'www.example.com'],
+      ['custom-key', 'custom-value'],
+    ]);
     expect(d.tableSize).toBe(164);
   });
 
   it('C.5: responses with a 256-byte table evict the oldest entries', () => {
     const d = new HpackDecoder(256);
-    expect(d.decode(hex('4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d546e1768747470733a2f2f7777772e6578616d706c652e636f6d'))).toEqual([
-      [':status', '302'], ['cache-control', 'private'], ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'], ['location', 'https://www.example.com'],
+    expect(
+      d.decode(
+        hex(
+          '4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d546e1768747470733a2f2f7777772e6578616d706c652e636f6d',
+        ),
+      ),
+    ).toEqual([
+      [':status', '302'],
+      ['cache-control', 'private'],
+      ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'],
+      ['location', 'https://www.example.com'],
     ]);
     expect(d.tableSize).toBe(222);
     // ":status: 307" is added and ":status: 302" evicted: the table stays at 222
-    expect(d.decode(hex('4803333037c1c0bf'))).toEqual([[':status', '307'], ['cache-control', 'private'], ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'], ['location', 'https://www.example.com']]);
+    expect(d.decode(hex('4803333037c1c0bf'))).toEqual([
+      [':status', '307'],
+      ['cache-control', 'private'],
+      ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'],
+      ['location', 'https://www.example.com'],
+    ]);
     expect(d.tableSize).toBe(222);
   });
 

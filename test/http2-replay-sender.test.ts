@@ -24,7 +24,11 @@ function testCase(httpVersion: '2' | undefined, body = ''): TestCase {
       method: body ? 'POST' : 'GET',
       url: 'http://localhost:8080/hello?name=ada',
       ...(httpVersion ? { httpVersion } : {}),
-      headers: [['host', 'localhost:8080'], ['accept', 'application/json'], ['x-trace', 'abc']],
+      headers: [
+        ['host', 'localhost:8080'],
+        ['accept', 'application/json'],
+        ['x-trace', 'abc'],
+      ],
       body: { kind: body ? 'text' : 'empty', bytes: Buffer.from(body) },
     },
     expected: { status: 200, headers: [], body: { kind: 'empty', bytes: Buffer.alloc(0) } },
@@ -32,7 +36,10 @@ function testCase(httpVersion: '2' | undefined, body = ''): TestCase {
   };
 }
 
-async function listen(server: http.Server | http2.Http2Server | http2.Http2SecureServer, scheme = 'http'): Promise<string> {
+async function listen(
+  server: http.Server | http2.Http2Server | http2.Http2SecureServer,
+  scheme = 'http',
+): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   closers.push(() => new Promise((r) => server.close(() => r())));
   return `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -51,7 +58,12 @@ describe('replay sender: HTTP/2 tests', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        seen.push({ version: req.httpVersion, authority: req.headers[':authority'], trace: req.headers['x-trace'] as string | undefined, body: Buffer.concat(chunks).toString() });
+        seen.push({
+          version: req.httpVersion,
+          authority: req.headers[':authority'],
+          trace: req.headers['x-trace'] as string | undefined,
+          body: Buffer.concat(chunks).toString(),
+        });
         res.writeHead(201, { 'content-type': 'text/plain', 'x-over': req.httpVersion });
         res.end(`got ${req.url}`);
       });
@@ -72,11 +84,17 @@ describe('replay sender: HTTP/2 tests', () => {
 
   it('sends a proto_major 2 test over ALPN h2 to an https app with its own certificate', async () => {
     const alpn: Array<string | false> = [];
-    const server = http2.createSecureServer({ key: readFileSync(join(repoRoot, 'fixtures', 'certs', 'server.key')), cert: readFileSync(join(repoRoot, 'fixtures', 'certs', 'server.pem')) }, (req, res) => {
-      alpn.push(req.stream.session?.alpnProtocol ?? false);
-      res.writeHead(200, { 'x-over': req.httpVersion });
-      res.end('secure');
-    });
+    const server = http2.createSecureServer(
+      {
+        key: readFileSync(join(repoRoot, 'fixtures', 'certs', 'server.key')),
+        cert: readFileSync(join(repoRoot, 'fixtures', 'certs', 'server.pem')),
+      },
+      (req, res) => {
+        alpn.push(req.stream.session?.alpnProtocol ?? false);
+        res.writeHead(200, { 'x-over': req.httpVersion });
+        res.end('secure');
+      },
+    );
     const s = sender(await listen(server, 'https'));
     const got = await s.send(testCase('2'));
     expect([got.response.status, got.response.body.toString()]).toEqual([200, 'secure']);

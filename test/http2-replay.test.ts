@@ -59,7 +59,13 @@ beforeAll(async () => {
   await writer.close();
   set = load();
   ca = createRunCa({ tmpDir: root, hosts: ['shop.test'] });
-  server = await startMockServer({ matcher: new MockMatcher(set.mocks), ca, protocols: PROTOCOLS, protocolMocks: set.protocolMocks ?? [], onMiss: (m) => missLog.push(m) });
+  server = await startMockServer({
+    matcher: new MockMatcher(set.mocks),
+    ca,
+    protocols: PROTOCOLS,
+    protocolMocks: set.protocolMocks ?? [],
+    onMiss: (m) => missLog.push(m),
+  });
 }, 30_000);
 
 afterAll(async () => {
@@ -84,8 +90,20 @@ describe('gRPC mocks read back and served over h2c', () => {
   it('a recorded call is answered as recorded, the NOT_FOUND one too', async () => {
     const client = shopClient(server.port);
     const ok = await client.getPrice({ sku: 'book-1', quantity: 2 }, { 'x-tenant': 'acme' });
-    expect(ok).toEqual({ code: 0, reply: { sku: 'book-1', cents: '3998', currency: 'EUR', tags: ['book', 'paper'], detail: { inStock: true, weight: 0.25 } } });
-    expect(await client.getPrice({ sku: 'missing', quantity: 1 })).toEqual({ code: 5, details: 'no such sku: missing' });
+    expect(ok).toEqual({
+      code: 0,
+      reply: {
+        sku: 'book-1',
+        cents: '3998',
+        currency: 'EUR',
+        tags: ['book', 'paper'],
+        detail: { inStock: true, weight: 0.25 },
+      },
+    });
+    expect(await client.getPrice({ sku: 'missing', quantity: 1 })).toEqual({
+      code: 5,
+      details: 'no such sku: missing',
+    });
     client.close();
   });
 
@@ -94,7 +112,9 @@ describe('gRPC mocks read back and served over h2c', () => {
     const miss = await client.getPrice({ sku: 'book-1', quantity: 7 });
     client.close();
     expect(miss.code).toBe(14);
-    expect(miss.details).toMatch(/no gRPC mock for \/shop\.v1\.Prices\/GetPrice; closest mock-0: message \$\.2 expected 2, got 7/);
+    expect(miss.details).toMatch(
+      /no gRPC mock for \/shop\.v1\.Prices\/GetPrice; closest mock-0: message \$\.2 expected 2, got 7/,
+    );
     expect(missLog.at(-1)).toMatch(/closest mock-0/);
   });
 
@@ -121,7 +141,12 @@ describe('gRPC mock noise', () => {
     try {
       const edited = load();
       expect((edited.protocolMocks![0]!.value as GrpcCall).noisePaths).toEqual(['$.2']);
-      noisy = await startMockServer({ matcher: new MockMatcher(edited.mocks), ca, protocols: PROTOCOLS, protocolMocks: edited.protocolMocks ?? [] });
+      noisy = await startMockServer({
+        matcher: new MockMatcher(edited.mocks),
+        ca,
+        protocols: PROTOCOLS,
+        protocolMocks: edited.protocolMocks ?? [],
+      });
       const client = shopClient(noisy.port);
       expect((await client.getPrice({ sku: 'book-1', quantity: 7 })).reply?.cents).toBe('3998');
       // field 1 is not noise: still a miss
@@ -138,14 +163,18 @@ describe('the wire text', () => {
   it('encodes back to the exact bytes', () => {
     for (const m of set.protocolMocks ?? []) {
       const c = m.value as GrpcCall;
-      for (const msg of [...c.request.messages, ...c.response.messages]) expect(encodeWireText(describeMessage(msg.data)).equals(msg.data)).toBe(true);
+      for (const msg of [...c.request.messages, ...c.response.messages])
+        expect(encodeWireText(describeMessage(msg.data)).equals(msg.data)).toBe(true);
     }
   });
 
   it('a hand edit of decoded_data is re-encoded when the mocks are read', () => {
     const file = join(set.dir, 'mocks.yaml');
     const text = readFileSync(file, 'utf8');
-    writeFileSync(file, text.replace(/decoded_data: \|-\n(\s+)1: "book-1"\n(\s+)2: 2/, 'decoded_data: |-\n$11: "book-1"\n$22: 5'));
+    writeFileSync(
+      file,
+      text.replace(/decoded_data: \|-\n(\s+)1: "book-1"\n(\s+)2: 2/, 'decoded_data: |-\n$11: "book-1"\n$22: 5'),
+    );
     try {
       const edited = load().protocolMocks![0]!.value as GrpcCall;
       expect(describeMessage(edited.request.messages[0]!.data)).toBe('1: "book-1"\n2: 5');

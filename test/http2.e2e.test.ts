@@ -9,7 +9,16 @@ import * as http2 from 'node:http2';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { needsEbpf } from './helpers/env.js';
-import { fixtureCa, freePort, repoRoot, start, stopAll, tlsrecBin, waitForOutput, type Started } from './helpers/procs.js';
+import {
+  fixtureCa,
+  freePort,
+  repoRoot,
+  start,
+  stopAll,
+  tlsrecBin,
+  waitForOutput,
+  type Started,
+} from './helpers/procs.js';
 import { shopClient } from './helpers/grpc-shop.js';
 import { h2cUpgradeServerScript, startH2cUpgradeServer } from './helpers/h2c-upgrade-server.js';
 
@@ -19,7 +28,7 @@ interface Doc {
   kind: string;
   name: string;
   connectionId?: string;
-  // YAML read back for assertions: any keeps the paths short
+  // biome-ignore lint/suspicious/noExplicitAny: YAML read back for assertions; any keeps the paths short
   spec: Record<string, any>;
 }
 
@@ -86,29 +95,57 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     return rec.output();
   }
 
-  for (const [name, flags] of [['curl as it comes', []], ['curl --http2', ['--http2']]] as const) {
+  for (const [name, flags] of [
+    ['curl as it comes', []],
+    ['curl --http2', ['--http2']],
+  ] as const) {
     it(`${name}: ALPN h2 to an HTTPS upstream is recorded as a kind: Http mock with proto_major 2`, async () => {
-      const out = await recordCommand(['curl', '-sS', ...flags, '--cacert', fixtureCa, `${h2Url}/quote?sym=CURL`, '-H', 'x-from: curl']);
+      const out = await recordCommand([
+        'curl',
+        '-sS',
+        ...flags,
+        '--cacert',
+        fixtureCa,
+        `${h2Url}/quote?sym=CURL`,
+        '-H',
+        'x-from: curl',
+      ]);
       expect(out).toContain('"via":"h2"');
       const mocks = mocksOf(work);
-      expect(mocks.map((m) => [m.kind, m.spec.req.method, m.spec.req.proto_major, m.spec.req.url, m.spec.resp.status_code])).toEqual([
-        ['Http', 'GET', 2, `${h2Url}/quote?sym=CURL`, 200],
-      ]);
+      expect(
+        mocks.map((m) => [m.kind, m.spec.req.method, m.spec.req.proto_major, m.spec.req.url, m.spec.resp.status_code]),
+      ).toEqual([['Http', 'GET', 2, `${h2Url}/quote?sym=CURL`, 200]]);
       expect(mocks[0]!.spec.req.header['x-from']).toBe('curl');
       expect(JSON.parse(mocks[0]!.spec.resp.body)).toEqual({ symbol: 'CURL', price: 31.8, currency: 'EUR', via: 'h2' });
     });
   }
 
   it('node http2 over TLS: concurrent streams on one connection become separate, correct mocks', async () => {
-    await recordCommand(['node', join(repoRoot, 'fixtures', 'clients', 'h2-client.mjs'), h2Url, '8'], { NODE_EXTRA_CA_CERTS: fixtureCa });
+    await recordCommand(['node', join(repoRoot, 'fixtures', 'clients', 'h2-client.mjs'), h2Url, '8'], {
+      NODE_EXTRA_CA_CERTS: fixtureCa,
+    });
     const mocks = mocksOf(work);
     expect(mocks).toHaveLength(9);
     const quotes = mocks.filter((m) => m.spec.req.url.includes('/quote'));
-    expect(quotes.map((m) => new URL(m.spec.req.url).searchParams.get('sym')).sort()).toEqual(['S0', 'S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7']);
+    expect(quotes.map((m) => new URL(m.spec.req.url).searchParams.get('sym')).sort()).toEqual([
+      'S0',
+      'S1',
+      'S2',
+      'S3',
+      'S4',
+      'S5',
+      'S6',
+      'S7',
+    ]);
     for (const m of quotes) {
       const sym = new URL(m.spec.req.url).searchParams.get('sym')!;
       expect(m.spec.req.proto_major).toBe(2);
-      expect(JSON.parse(m.spec.resp.body)).toEqual({ symbol: sym, price: 27.8 + sym.length, currency: 'EUR', via: 'h2' });
+      expect(JSON.parse(m.spec.resp.body)).toEqual({
+        symbol: sym,
+        price: 27.8 + sym.length,
+        currency: 'EUR',
+        via: 'h2',
+      });
     }
     const order = mocks.find((m) => m.spec.req.method === 'POST')!;
     expect(JSON.parse(order.spec.req.body)).toEqual({ item: 'pen', qty: 2 });
@@ -119,8 +156,13 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
   it('node http2 over h2c (prior knowledge, plaintext socket) is recorded too', async () => {
     await recordCommand(['node', join(repoRoot, 'fixtures', 'clients', 'h2-client.mjs'), h2cUrl, '3']);
     const mocks = mocksOf(work);
-    expect(mocks.map((m) => [m.spec.req.method, new URL(m.spec.req.url).pathname, m.spec.resp.status_code]).sort()).toEqual([
-      ['GET', '/quote', 200], ['GET', '/quote', 200], ['GET', '/quote', 200], ['POST', '/orders', 201],
+    expect(
+      mocks.map((m) => [m.spec.req.method, new URL(m.spec.req.url).pathname, m.spec.resp.status_code]).sort(),
+    ).toEqual([
+      ['GET', '/quote', 200],
+      ['GET', '/quote', 200],
+      ['GET', '/quote', 200],
+      ['POST', '/orders', 201],
     ]);
     expect(mocks.every((m) => m.spec.req.url.startsWith('http://') && m.spec.req.proto_major === 2)).toBe(true);
   });
@@ -132,11 +174,17 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
       const out = await recordCommand(['curl', '-sS', '--http2', '-H', 'x-from: curl', url]);
       expect(out).toContain('"over":"h2c-upgrade"');
       const mocks = mocksOf(work);
-      expect(mocks.map((m) => [m.kind, m.spec.req.method, m.spec.req.proto_major, m.spec.req.url, m.spec.resp.status_code])).toEqual([['Http', 'GET', 2, url, 200]]);
+      expect(
+        mocks.map((m) => [m.kind, m.spec.req.method, m.spec.req.proto_major, m.spec.req.url, m.spec.resp.status_code]),
+      ).toEqual([['Http', 'GET', 2, url, 200]]);
       expect(mocks[0]!.spec.req.header['x-from']).toBe('curl');
       expect(mocks[0]!.spec.req.header.Upgrade ?? mocks[0]!.spec.req.header.upgrade).toBeUndefined();
       expect(mocks[0]!.spec.resp.header['x-upgraded']).toBe('yes');
-      expect(JSON.parse(mocks[0]!.spec.resp.body)).toEqual({ method: 'GET', path: '/hello?name=curl', over: 'h2c-upgrade' });
+      expect(JSON.parse(mocks[0]!.spec.resp.body)).toEqual({
+        method: 'GET',
+        path: '/hello?name=curl',
+        over: 'h2c-upgrade',
+      });
     } finally {
       await upgrade.close();
     }
@@ -145,7 +193,10 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
   it('an app that accepts Upgrade: h2c: curl --http2 from outside becomes one proto_major 2 test', async () => {
     newWorkDir();
     const port = await freePort();
-    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', h2cUpgradeServerScript], { cwd: work, env: { PORT: String(port) } });
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', h2cUpgradeServerScript], {
+      cwd: work,
+      env: { PORT: String(port) },
+    });
     await waitForOutput(rec, /h2c-upgrade listening/);
     const curl = start('curl', ['-sS', '--http2', '-H', 'x-from: outside', `http://127.0.0.1:${port}/hello?name=app`]);
     expect(await curl.exited, curl.output()).toBe(0);
@@ -154,9 +205,16 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     rec.child.kill('SIGINT');
     expect(await rec.exited, rec.output()).toBe(0);
     const tests = testsOf(work);
-    expect(tests.map((t) => [t.kind, t.spec.req.method, t.spec.req.proto_major, new URL(t.spec.req.url).pathname, t.spec.resp.status_code, t.spec.resp.header['x-upgraded']])).toEqual([
-      ['Http', 'GET', 2, '/hello', 200, 'yes'],
-    ]);
+    expect(
+      tests.map((t) => [
+        t.kind,
+        t.spec.req.method,
+        t.spec.req.proto_major,
+        new URL(t.spec.req.url).pathname,
+        t.spec.resp.status_code,
+        t.spec.resp.header['x-upgraded'],
+      ]),
+    ).toEqual([['Http', 'GET', 2, '/hello', 200, 'yes']]);
     expect(tests[0]!.spec.req.header['x-from']).toBe('outside');
   });
 
@@ -180,7 +238,11 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
   it('a gRPC server as the app: its calls become kind: gRPC tests (a unary call and an error status)', async () => {
     newWorkDir();
     const port = await freePort();
-    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', join(repoRoot, 'fixtures', 'app', 'grpc-server.mjs')], { cwd: work, env: { PORT: String(port) } });
+    const rec = start(
+      'node',
+      [tlsrecBin, 'record', '-q', '--', 'node', join(repoRoot, 'fixtures', 'app', 'grpc-server.mjs')],
+      { cwd: work, env: { PORT: String(port) } },
+    );
     await waitForOutput(rec, /grpc app listening/);
     const client = shopClient(port);
     expect((await client.getPrice({ sku: 'book-9', quantity: 3 }, { 'x-tenant': 'acme' })).reply?.cents).toBe('5997');
@@ -190,7 +252,14 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     rec.child.kill('SIGINT');
     expect(await rec.exited, rec.output()).toBe(0);
     const tests = testsOf(work);
-    expect(tests.map((t) => [t.kind, t.spec.service, t.spec.method, t.spec.grpcResp.trailers.ordinary_headers['grpc-status']])).toEqual([
+    expect(
+      tests.map((t) => [
+        t.kind,
+        t.spec.service,
+        t.spec.method,
+        t.spec.grpcResp.trailers.ordinary_headers['grpc-status'],
+      ]),
+    ).toEqual([
       ['gRPC', 'shop.v1.Prices', 'GetPrice', '0'],
       ['gRPC', 'shop.v1.Prices', 'GetPrice', '5'],
     ]);
@@ -207,9 +276,16 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     await waitForOutput(rec, /h2 app listening/);
     const base = `http://127.0.0.1:${port}`;
     expect(await (await fetch(`${base}/health`)).text()).toBe('ok');
-    expect(await (await fetch(`${base}/quote?sym=AB`)).json()).toEqual({ quote: { symbol: 'AB', price: 29.8, currency: 'EUR', via: 'h2' } });
-    expect(((await (await fetch(`${base}/price?sku=book-1&q=2`)).json()) as { reply: { cents: string } }).reply.cents).toBe('3998');
-    expect(await (await fetch(`${base}/price?sku=missing`)).json()).toEqual({ code: 5, details: 'no such sku: missing' });
+    expect(await (await fetch(`${base}/quote?sym=AB`)).json()).toEqual({
+      quote: { symbol: 'AB', price: 29.8, currency: 'EUR', via: 'h2' },
+    });
+    expect(
+      ((await (await fetch(`${base}/price?sku=book-1&q=2`)).json()) as { reply: { cents: string } }).reply.cents,
+    ).toBe('3998');
+    expect(await (await fetch(`${base}/price?sku=missing`)).json()).toEqual({
+      code: 5,
+      details: 'no such sku: missing',
+    });
     await new Promise((r) => setTimeout(r, 300));
     rec.child.kill('SIGINT');
     expect(await rec.exited, rec.output()).toBe(0);
@@ -227,7 +303,10 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     newWorkDir();
     const port = await freePort();
     const app = join(repoRoot, 'fixtures', 'app', 'h2c-server.mjs');
-    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', app], { cwd: work, env: { PORT: String(port) } });
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--', 'node', app], {
+      cwd: work,
+      env: { PORT: String(port) },
+    });
     await waitForOutput(rec, /h2c app listening/);
     // The client is this test process, outside the recorded cgroup: only the app's side is captured.
     const session = http2.connect(`http://127.0.0.1:${port}`);
@@ -242,14 +321,28 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
         req.on('error', reject);
         req.end(body);
       });
-    expect(await ask({ ':path': '/hello?name=ada' })).toEqual({ status: 200, body: '{"greeting":"hello","name":"ada"}' });
-    expect(await ask({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain' }, 'ping')).toEqual({ status: 201, body: 'echo: ping' });
+    expect(await ask({ ':path': '/hello?name=ada' })).toEqual({
+      status: 200,
+      body: '{"greeting":"hello","name":"ada"}',
+    });
+    expect(await ask({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain' }, 'ping')).toEqual({
+      status: 201,
+      body: 'echo: ping',
+    });
     session.close();
     await new Promise((r) => setTimeout(r, 300));
     rec.child.kill('SIGINT');
     expect(await rec.exited, rec.output()).toBe(0);
     const tests = testsOf(work);
-    expect(tests.map((t) => [t.kind, t.spec.req.method, t.spec.req.proto_major, t.spec.resp.status_code, t.spec.resp.header['x-served-over']])).toEqual([
+    expect(
+      tests.map((t) => [
+        t.kind,
+        t.spec.req.method,
+        t.spec.req.proto_major,
+        t.spec.resp.status_code,
+        t.spec.resp.header['x-served-over'],
+      ]),
+    ).toEqual([
       ['Http', 'GET', 2, 200, 'HTTP/2.0'],
       ['Http', 'POST', 2, 201, 'HTTP/2.0'],
     ]);
@@ -258,7 +351,10 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     const pass = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port) });
     expect(pass.output).toMatch(/2 passed/);
     expect(pass.code, pass.output).toBe(0);
-    const changed = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port), GREETING: 'howdy' });
+    const changed = await run(['test', '--app-port', String(port), '--', 'node', app], {
+      PORT: String(port),
+      GREETING: 'howdy',
+    });
     expect(changed.code, changed.output).toBe(1);
     expect(changed.output).toMatch(/1 passed/);
     expect(changed.output).toContain('greeting');
@@ -271,7 +367,10 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     const port = await freePort();
     const app = join(repoRoot, 'fixtures', 'app', 'grpc-server.mjs');
     const protoDir = join(repoRoot, 'fixtures', 'proto');
-    const rec = start('node', [tlsrecBin, 'record', '-q', '--proto', protoDir, '--', 'node', app], { cwd: work, env: { PORT: String(port) } });
+    const rec = start('node', [tlsrecBin, 'record', '-q', '--proto', protoDir, '--', 'node', app], {
+      cwd: work,
+      env: { PORT: String(port) },
+    });
     await waitForOutput(rec, /grpc app listening/);
     const client = shopClient(port);
     await client.getPrice({ sku: 'book-9', quantity: 3 });
@@ -284,11 +383,20 @@ describe.runIf(ebpf.run)('tlsrec record of HTTP/2 and gRPC (real eBPF)', () => {
     // the .proto directory is remembered, and the messages are written as JSON too
     expect(readFileSync(join(work, 'tlsrec.yaml'), 'utf8')).toContain(`proto:\n  - ${protoDir}\n`);
     const tests = testsOf(work);
-    expect(tests[0]!.spec.grpcResp.body.decoded_json).toEqual({ sku: 'book-9', cents: '5997', currency: 'EUR', tags: ['book'], detail: { in_stock: true, weight: 0.25 } });
+    expect(tests[0]!.spec.grpcResp.body.decoded_json).toEqual({
+      sku: 'book-9',
+      cents: '5997',
+      currency: 'EUR',
+      tags: ['book'],
+      detail: { in_stock: true, weight: 0.25 },
+    });
 
     const pass = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port) });
     expect(pass.code, pass.output).toBe(0);
-    const changed = await run(['test', '--app-port', String(port), '--', 'node', app], { PORT: String(port), SHOP_CURRENCY: 'USD' });
+    const changed = await run(['test', '--app-port', String(port), '--', 'node', app], {
+      PORT: String(port),
+      SHOP_CURRENCY: 'USD',
+    });
     expect(changed.code, changed.output).toBe(1);
     expect(changed.output).toContain('$.currency');
     expect(changed.output).toContain('"EUR"');

@@ -35,7 +35,12 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
  * HTTP/1 code that still lives in replay/ while other work changes it; the http1 protocol object
  * references it. Neither file imports protocols/, so no cycle comes of it (checked below).
  */
-const ALLOWED_EXCEPTIONS = new Set(['protocols/http1/index.ts -> replay/compare.ts', 'protocols/http1/index.ts -> replay/mocks/matcher.ts', 'protocols/http2/index.ts -> replay/compare.ts', 'protocols/http2/index.ts -> replay/mocks/matcher.ts']);
+const ALLOWED_EXCEPTIONS = new Set([
+  'protocols/http1/index.ts -> replay/compare.ts',
+  'protocols/http1/index.ts -> replay/mocks/matcher.ts',
+  'protocols/http2/index.ts -> replay/compare.ts',
+  'protocols/http2/index.ts -> replay/mocks/matcher.ts',
+]);
 
 function areaOf(rel: string): string {
   const top = rel.split('/')[0]!;
@@ -55,7 +60,9 @@ function sourceFiles(dir: string, rel = ''): string[] {
 /** Project-relative targets of a file's imports (static, re-exports and dynamic import()). */
 function importsOf(rel: string): string[] {
   const text = fs.readFileSync(path.join(SRC, rel), 'utf8');
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?\bfrom\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/g)].map((m) => m[1] ?? m[2]!);
+  const specs = [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?\bfrom\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/g),
+  ].map((m) => m[1] ?? m[2]!);
   return specs
     .filter((s) => s.startsWith('.'))
     .map((s) => path.posix.normalize(path.posix.join(path.posix.dirname(rel), s)).replace(/\.js$/, '.ts'));
@@ -91,7 +98,9 @@ describe('import layers', () => {
   });
 
   it('src/model/ imports nothing from outside src/model/', () => {
-    const out = [...graph].filter(([f]) => f.startsWith('model/')).flatMap(([f, deps]) => deps.filter((d) => !d.startsWith('model/')).map((d) => `${f} -> ${d}`));
+    const out = [...graph]
+      .filter(([f]) => f.startsWith('model/'))
+      .flatMap(([f, deps]) => deps.filter((d) => !d.startsWith('model/')).map((d) => `${f} -> ${d}`));
     expect(out).toEqual([]);
   });
 

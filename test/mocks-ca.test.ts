@@ -31,7 +31,9 @@ describe('run CA', () => {
     const d = mkdtempSync(join(tmpdir(), 'ca-test-'));
     dirs.push(d);
     writeFileSync(join(d, 'leaf.pem'), ca.leafPem('foo.test'));
-    const out = execFileSync('openssl', ['verify', '-x509_strict', '-CAfile', ca.caPath, join(d, 'leaf.pem')], { encoding: 'utf8' });
+    const out = execFileSync('openssl', ['verify', '-x509_strict', '-CAfile', ca.caPath, join(d, 'leaf.pem')], {
+      encoding: 'utf8',
+    });
     expect(out).toContain('OK');
   });
 

@@ -26,19 +26,67 @@ const plainUrl = `http://127.0.0.1:${freePort}/plain`;
 const text = (s: string, kind: BodyValue['kind'] = 'text'): BodyValue => ({ bytes: Buffer.from(s), kind });
 const mocks: Mock[] = [
   {
-    file: 'mocks.yaml', name: 'mock-0', index: 0,
-    request: { method: 'GET', scheme: 'https', host: 'upstream.test:8443', path: '/x', query: [], headers: [], body: text('', 'empty') },
-    response: { status: 200, statusMessage: 'OK', headers: [['Content-Type', 'application/json'], ['Content-Encoding', 'gzip']], body: text('{"hello":"mock"}', 'json') },
+    file: 'mocks.yaml',
+    name: 'mock-0',
+    index: 0,
+    request: {
+      method: 'GET',
+      scheme: 'https',
+      host: 'upstream.test:8443',
+      path: '/x',
+      query: [],
+      headers: [],
+      body: text('', 'empty'),
+    },
+    response: {
+      status: 200,
+      statusMessage: 'OK',
+      headers: [
+        ['Content-Type', 'application/json'],
+        ['Content-Encoding', 'gzip'],
+      ],
+      body: text('{"hello":"mock"}', 'json'),
+    },
   },
   {
-    file: 'mocks.yaml', name: 'mock-1', index: 1,
-    request: { method: 'GET', scheme: 'http', host: `127.0.0.1:${freePort}`, path: '/plain', query: [], headers: [], body: text('', 'empty') },
-    response: { status: 200, statusMessage: 'OK', headers: [['Content-Type', 'text/plain']], body: text('plain answer') },
+    file: 'mocks.yaml',
+    name: 'mock-1',
+    index: 1,
+    request: {
+      method: 'GET',
+      scheme: 'http',
+      host: `127.0.0.1:${freePort}`,
+      path: '/plain',
+      query: [],
+      headers: [],
+      body: text('', 'empty'),
+    },
+    response: {
+      status: 200,
+      statusMessage: 'OK',
+      headers: [['Content-Type', 'text/plain']],
+      body: text('plain answer'),
+    },
   },
   {
-    file: 'mocks.yaml', name: 'mock-2', index: 2,
-    request: { method: 'GET', scheme: 'https', host: 'api.curl.test', path: '/c', query: [['a', '1']], headers: [], body: text('', 'empty') },
-    response: { status: 200, statusMessage: 'OK', headers: [['Content-Type', 'text/plain']], body: text('curl answer') },
+    file: 'mocks.yaml',
+    name: 'mock-2',
+    index: 2,
+    request: {
+      method: 'GET',
+      scheme: 'https',
+      host: 'api.curl.test',
+      path: '/c',
+      query: [['a', '1']],
+      headers: [],
+      body: text('', 'empty'),
+    },
+    response: {
+      status: 200,
+      statusMessage: 'OK',
+      headers: [['Content-Type', 'text/plain']],
+      body: text('curl answer'),
+    },
   },
 ];
 
@@ -114,7 +162,10 @@ describe('mock session end to end (root, eBPF)', () => {
     expect(out.missText).toContain('no mock for GET https://upstream.test:8443/nope');
 
     // curl: glibc's resolver (connected UDP socket) and OpenSSL with CURL_CA_BUNDLE
-    const curl = await run(argvInCgroup(cgroup, ['curl', '-sS', '--max-time', '10', 'https://api.curl.test/c?a=1']), env);
+    const curl = await run(
+      argvInCgroup(cgroup, ['curl', '-sS', '--max-time', '10', 'https://api.curl.test/c?a=1']),
+      env,
+    );
     expect(curl.stderr).toBe('');
     expect(curl.stdout).toBe('curl answer');
 
@@ -143,12 +194,21 @@ describe('mock session end to end (root, eBPF)', () => {
 
     // Python's ssl (OpenSSL, SSL_CERT_FILE) through glibc DNS; the mock answers again (reused)
     const py = await run(
-      argvInCgroup(cgroup, ['python3', '-c', "import urllib.request; print(urllib.request.urlopen('https://api.curl.test/c?a=1', timeout=10).read().decode())"]),
+      argvInCgroup(cgroup, [
+        'python3',
+        '-c',
+        "import urllib.request; print(urllib.request.urlopen('https://api.curl.test/c?a=1', timeout=10).read().decode())",
+      ]),
       env,
     );
     expect(py.stderr).toBe('');
     expect(py.stdout.trim()).toBe('curl answer');
-    expect(session.report().served.at(-1)).toEqual({ mock: 'mock-2', method: 'GET', url: 'https://api.curl.test/c?a=1', reused: true });
+    expect(session.report().served.at(-1)).toEqual({
+      mock: 'mock-2',
+      method: 'GET',
+      url: 'https://api.curl.test/c?a=1',
+      reused: true,
+    });
 
     // tlsrec itself (not in the cgroup) is not redirected: nothing listens on 127.0.0.1:1
     const outside = await new Promise<string>((resolve) => {
@@ -166,7 +226,14 @@ describe('mock session end to end (root, eBPF)', () => {
     expect(attached().length).toBeGreaterThanOrEqual(3);
     await session.close();
     expect(attached()).toEqual([]);
-    const after = await run(argvInCgroup(cgroup, [process.execPath, '-e', `fetch('${plainUrl}',{signal:AbortSignal.timeout(2000)}).then(()=>console.log('answered'),(e)=>console.log(e.cause?.code ?? 'failed'))`]), env);
+    const after = await run(
+      argvInCgroup(cgroup, [
+        process.execPath,
+        '-e',
+        `fetch('${plainUrl}',{signal:AbortSignal.timeout(2000)}).then(()=>console.log('answered'),(e)=>console.log(e.cause?.code ?? 'failed'))`,
+      ]),
+      env,
+    );
     expect(after.stdout.trim()).toBe('ECONNREFUSED');
   });
 });
@@ -176,8 +243,12 @@ describe('mock session exceptions (root, eBPF)', () => {
     if (process.getuid?.() !== 0) return skipOrFail(ctx, 'not root');
     const real = (name: string): Promise<net.Server & { port: number }> =>
       new Promise((resolve) => {
-        const srv = net.createServer((s) => s.resume().end(`HTTP/1.1 200 OK\r\ncontent-length: ${name.length}\r\nconnection: close\r\n\r\n${name}`));
-        srv.listen(0, '127.0.0.1', () => resolve(Object.assign(srv, { port: (srv.address() as net.AddressInfo).port })));
+        const srv = net.createServer((s) =>
+          s.resume().end(`HTTP/1.1 200 OK\r\ncontent-length: ${name.length}\r\nconnection: close\r\n\r\n${name}`),
+        );
+        srv.listen(0, '127.0.0.1', () =>
+          resolve(Object.assign(srv, { port: (srv.address() as net.AddressInfo).port })),
+        );
       });
     const app = await real('real app');
     const db = await real('real db');
@@ -191,7 +262,13 @@ describe('mock session exceptions (root, eBPF)', () => {
     const { cgroup, tmp } = setup;
     let session: MockSession;
     try {
-      session = await startMockSession({ mocks: [], cgroup, appPort: app.port, passthrough: [`127.0.0.1:${db.port}`, 'localhost:1'], tmpDir: tmp });
+      session = await startMockSession({
+        mocks: [],
+        cgroup,
+        appPort: app.port,
+        passthrough: [`127.0.0.1:${db.port}`, 'localhost:1'],
+        tmpDir: tmp,
+      });
     } catch (err) {
       return skipOrFail(ctx, `redirect could not be attached: ${(err as Error).message}`);
     }
@@ -204,7 +281,10 @@ describe('mock session exceptions (root, eBPF)', () => {
       ${get(`http://127.0.0.1:${other.port}/`)},
       ${get(`http://[::1]:${other.port}/v6`)},
     ]))`;
-    const r = await run(argvInCgroup(cgroup, [process.execPath, '--input-type=module', '-e', script]), { ...process.env, ...session.env });
+    const r = await run(argvInCgroup(cgroup, [process.execPath, '--input-type=module', '-e', script]), {
+      ...process.env,
+      ...session.env,
+    });
     expect(r.stderr).toBe('');
     const [toApp, toDb, toOther, toV6] = JSON.parse(r.stdout) as string[];
     expect(toApp).toBe('200 real app');

@@ -25,7 +25,15 @@ function orderMock(noise?: Mock['noise']): Mock {
     file: 'mocks.yaml',
     name: 'mock-1',
     index: 0,
-    request: { method: 'POST', scheme: 'https', host: 'api.test', path: '/orders', query: [], headers: [], body: json('{"item":"pen","qty":1,"nonce":"aaa","at":"2026-01-01T00:00:00Z"}') },
+    request: {
+      method: 'POST',
+      scheme: 'https',
+      host: 'api.test',
+      path: '/orders',
+      query: [],
+      headers: [],
+      body: json('{"item":"pen","qty":1,"nonce":"aaa","at":"2026-01-01T00:00:00Z"}'),
+    },
     response: { status: 201, statusMessage: 'Created', headers: [], body: json('{"status":"accepted"}') },
   };
   if (noise) m.noise = noise;
@@ -33,7 +41,15 @@ function orderMock(noise?: Mock['noise']): Mock {
 }
 
 function post(body: string): IncomingCall {
-  return { method: 'POST', scheme: 'https', host: 'api.test', path: '/orders', query: [], headers: [], body: Buffer.from(body) };
+  return {
+    method: 'POST',
+    scheme: 'https',
+    host: 'api.test',
+    path: '/orders',
+    query: [],
+    headers: [],
+    body: Buffer.from(body),
+  };
 }
 
 describe('mock noise', () => {
@@ -45,7 +61,11 @@ describe('mock noise', () => {
     expect(parseMockNoise(['x+']).noise?.values).toHaveLength(1);
     expect(parseMockNoise(null).noise).toBeUndefined();
     const bad = parseMockNoise({ req: ['nonce', 'status'], value: ['('] });
-    expect(bad.problems.map((p) => p.at)).toEqual([['noise', 'req', 0], ['noise', 'req', 1], ['noise', 'value', 0]]);
+    expect(bad.problems.map((p) => p.at)).toEqual([
+      ['noise', 'req', 0],
+      ['noise', 'req', 1],
+      ['noise', 'value', 0],
+    ]);
   });
 
   it('the matcher ignores noise paths in the request body, and only those', () => {
@@ -62,7 +82,9 @@ describe('mock noise', () => {
 
   it('value regexes skip recorded values they match (redacted secrets)', () => {
     const m = orderMock(parseMockNoise({ value: ['^aaa$'] }).noise);
-    expect(matchStages(m, post('{"item":"pen","qty":1,"nonce":"zzz","at":"2026-01-01T00:00:00Z"}')).failure).toBeUndefined();
+    expect(
+      matchStages(m, post('{"item":"pen","qty":1,"nonce":"zzz","at":"2026-01-01T00:00:00Z"}')).failure,
+    ).toBeUndefined();
   });
 
   it('the matcher lists every call it received with the mock that answered or the closest one', () => {
@@ -109,9 +131,21 @@ describe("Keploy's index-free array paths", () => {
   });
 
   it('compareResponse silences $.items[n].seenAt with body.items.seenAt, and nothing else', () => {
-    const exp = { status: 200, headers: [], body: json('{"items":[{"sku":"A","seenAt":"t1"},{"sku":"B","seenAt":"t1"}]}') };
-    const act = { status: 200, headers: [], body: Buffer.from('{"items":[{"sku":"A","seenAt":"t2"},{"sku":"C","seenAt":"t3"}]}') };
-    const rule = { target: { type: 'body' as const, path: ['items', 'seenAt'] }, patterns: [], key: 'body.items.seenAt' };
+    const exp = {
+      status: 200,
+      headers: [],
+      body: json('{"items":[{"sku":"A","seenAt":"t1"},{"sku":"B","seenAt":"t1"}]}'),
+    };
+    const act = {
+      status: 200,
+      headers: [],
+      body: Buffer.from('{"items":[{"sku":"A","seenAt":"t2"},{"sku":"C","seenAt":"t3"}]}'),
+    };
+    const rule = {
+      target: { type: 'body' as const, path: ['items', 'seenAt'] },
+      patterns: [],
+      key: 'body.items.seenAt',
+    };
     const r = compareResponse('t', exp, act, [rule]);
     expect(r.failures.map((f) => f.path)).toEqual(['$.items[1].sku']);
   });

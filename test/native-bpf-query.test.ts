@@ -20,7 +20,8 @@ const ebpf = needsEbpf();
 /** Program ids attached to the cgroup, by attach type name (every sock_addr hook). */
 function attached(cgroupPath: string): Record<string, number[]> {
   const out: Record<string, number[]> = {};
-  for (const [hook, type] of Object.entries(CGROUP_SOCK_ADDR_ATTACH_TYPES)) out[hook] = cgroupAttachedProgramIds(cgroupPath, type);
+  for (const [hook, type] of Object.entries(CGROUP_SOCK_ADDR_ATTACH_TYPES))
+    out[hook] = cgroupAttachedProgramIds(cgroupPath, type);
   return out;
 }
 

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { realpathSync, statSync } from 'node:fs';
 import { opensslOffsets, symbolOffsetsSync } from '../src/native/elf.js';
-import { fileId, parseExecutableMappings, parseLdconfig, processMappings, processState, systemLibssl } from '../src/native/proc.js';
+import {
+  fileId,
+  parseExecutableMappings,
+  parseLdconfig,
+  processMappings,
+  processState,
+  systemLibssl,
+} from '../src/native/proc.js';
 
 describe('elf symbol lookup', () => {
   it('finds SSL_* in the node binary (OpenSSL linked statically, exported in .dynsym)', () => {
@@ -70,7 +77,8 @@ describe('proc parsing', () => {
   });
 
   it('parses ldconfig -p', () => {
-    const text = '3 libs found in cache `/etc/ld.so.cache\'\n\tlibssl3.so (libc6,x86-64) => /lib/x86_64-linux-gnu/libssl3.so\n\tlibssl.so.3 (libc6,x86-64) => /lib/x86_64-linux-gnu/libssl.so.3\n\tlibz.so.1 (libc6,x86-64) => /lib/libz.so.1\n';
+    const text =
+      "3 libs found in cache `/etc/ld.so.cache'\n\tlibssl3.so (libc6,x86-64) => /lib/x86_64-linux-gnu/libssl3.so\n\tlibssl.so.3 (libc6,x86-64) => /lib/x86_64-linux-gnu/libssl.so.3\n\tlibz.so.1 (libc6,x86-64) => /lib/libz.so.1\n";
     expect(parseLdconfig(text, ['libssl.so'])).toEqual(['/lib/x86_64-linux-gnu/libssl.so.3']);
   });
 

@@ -10,7 +10,8 @@ import { decodeRecord } from '../src/capture/decode.js';
 import { BpfObject, summariseVerifierLog, uprobeMultiSupported } from '../src/native/libbpf.js';
 
 const unsupported = captureUnsupportedReason();
-if (unsupported && process.env.TLSREC_REQUIRE_EBPF === '1') throw new Error(`eBPF required (TLSREC_REQUIRE_EBPF=1) but unavailable: ${unsupported}`);
+if (unsupported && process.env.TLSREC_REQUIRE_EBPF === '1')
+  throw new Error(`eBPF required (TLSREC_REQUIRE_EBPF=1) but unavailable: ${unsupported}`);
 const itEbpf = unsupported ? it.skip : it;
 const itEbpfIf = (cond: boolean) => (unsupported || !cond ? it.skip : it);
 
@@ -25,7 +26,8 @@ function hasClang(): boolean {
 
 describe('libbpf wrapper', () => {
   it('summarises a verifier log to its last meaningful lines', () => {
-    const log = 'libbpf: prog x: -- BEGIN PROG LOAD LOG --\n0: R1=ctx()\n1: (79) r0 = *(u64 *)(r1 +999)\ninvalid bpf_context access off=999 size=8\nprocessed 2 insns\n-- END PROG LOAD LOG --\n';
+    const log =
+      'libbpf: prog x: -- BEGIN PROG LOAD LOG --\n0: R1=ctx()\n1: (79) r0 = *(u64 *)(r1 +999)\ninvalid bpf_context access off=999 size=8\nprocessed 2 insns\n-- END PROG LOAD LOG --\n';
     expect(summariseVerifierLog(log)).toContain('invalid bpf_context access off=999');
     expect(summariseVerifierLog(log)).not.toContain('processed');
   });
@@ -100,8 +102,20 @@ describe('libbpf wrapper', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tlsrec-bad-bpf-'));
     try {
       // Reads past the end of the tracepoint context: compiles, but the verifier refuses it.
-      writeFileSync(join(dir, 'bad.bpf.c'), '#define SEC(n) __attribute__((section(n), used))\nchar LICENSE[] SEC("license") = "GPL";\nSEC("raw_tp/sys_enter") int bad(unsigned long long *ctx) { return ctx[4000]; }\n');
-      execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-c', join(dir, 'bad.bpf.c'), '-o', join(dir, 'bad.bpf.o')]);
+      writeFileSync(
+        join(dir, 'bad.bpf.c'),
+        '#define SEC(n) __attribute__((section(n), used))\nchar LICENSE[] SEC("license") = "GPL";\nSEC("raw_tp/sys_enter") int bad(unsigned long long *ctx) { return ctx[4000]; }\n',
+      );
+      execFileSync('clang', [
+        '-O2',
+        '-g',
+        '-target',
+        'bpf',
+        '-c',
+        join(dir, 'bad.bpf.c'),
+        '-o',
+        join(dir, 'bad.bpf.o'),
+      ]);
       const obj = BpfObject.open(join(dir, 'bad.bpf.o'));
       try {
         obj.load();
@@ -109,7 +123,7 @@ describe('libbpf wrapper', () => {
       } catch (err) {
         expect(err).toBeInstanceOf(EnvironmentError);
         const e = err as EnvironmentError;
-        if (process.env.SHOW) console.log(e.message, "\nHINT", e.hint, "\nDETAIL", e.detail?.length);
+        if (process.env.SHOW) console.log(e.message, '\nHINT', e.hint, '\nDETAIL', e.detail?.length);
         expect(e.code).toBe('TLSREC_E_VERIFIER');
         expect(e.stage).toBe('load bpf');
         expect(e.message).toMatch(/invalid|access|off=/i);
@@ -143,7 +157,17 @@ describe('record decoding', () => {
     };
     const d = hdr(1, 1, 1, 0, 3);
     d.write('abc', 48);
-    expect(decodeRecord(d)).toMatchObject({ type: 'data', source: 'tls', dir: 'out', pos: 16384n, callLen: 20000, chunkOff: 16384, tgid: 10, tid: 11, connId: 0xabcdn });
+    expect(decodeRecord(d)).toMatchObject({
+      type: 'data',
+      source: 'tls',
+      dir: 'out',
+      pos: 16384n,
+      callLen: 20000,
+      chunkOff: 16384,
+      tgid: 10,
+      tid: 11,
+      connId: 0xabcdn,
+    });
     expect((decodeRecord(d) as { data: Buffer }).data.toString()).toBe('abc');
     const o = hdr(2, 2, 0, 2, 40);
     o.writeUInt16LE(2, 48);
@@ -151,8 +175,20 @@ describe('record decoding', () => {
     o.writeUInt16LE(40000, 52);
     Buffer.from([127, 0, 0, 2]).copy(o, 56);
     Buffer.from([127, 0, 0, 9]).copy(o, 72);
-    expect(decodeRecord(o)).toMatchObject({ type: 'open', role: 'accept', localAddr: '127.0.0.2', localPort: 8080, remoteAddr: '127.0.0.9', remotePort: 40000 });
-    expect(decodeRecord(hdr(4, 2, 0, 2, 0))).toMatchObject({ type: 'loss', reason: 'read_fault', len: 20000, pos: 16384n });
+    expect(decodeRecord(o)).toMatchObject({
+      type: 'open',
+      role: 'accept',
+      localAddr: '127.0.0.2',
+      localPort: 8080,
+      remoteAddr: '127.0.0.9',
+      remotePort: 40000,
+    });
+    expect(decodeRecord(hdr(4, 2, 0, 2, 0))).toMatchObject({
+      type: 'loss',
+      reason: 'read_fault',
+      len: 20000,
+      pos: 16384n,
+    });
     expect(decodeRecord(hdr(99, 2, 0, 0, 0))).toBeUndefined();
   });
 });

@@ -23,11 +23,13 @@ const EVENTS_DIR = fileURLToPath(new URL('../fixtures/events/', import.meta.url)
 compareBuffersFast();
 
 /** Every event of every recorded fixture, and each as its own record. */
-let events: CaptureEvent[] = [];
+const events: CaptureEvent[] = [];
 let records: Buffer[] = [];
 
 beforeAll(async () => {
-  for (const name of readdirSync(EVENTS_DIR).filter((n) => n.endsWith('.jsonl')).sort()) {
+  for (const name of readdirSync(EVENTS_DIR)
+    .filter((n) => n.endsWith('.jsonl'))
+    .sort()) {
     for await (const ev of readEventFile(path.join(EVENTS_DIR, name))) events.push(ev);
   }
   records = events.map((ev) => encodeRecords([ev]));
@@ -90,7 +92,7 @@ describe('RecordQueue', () => {
   it('peak: the most that waited at once', () => {
     const queue = new RecordQueue();
     const a = records.find((rec) => rec.length > 1000)!;
-        const c = records.find((rec) => rec.length < 100)!;
+    const c = records.find((rec) => rec.length < 100)!;
     queue.push(a, a.length);
     queue.push(a, a.length);
     queue.take();

@@ -26,7 +26,9 @@ compareBuffersFast();
 const recorded = new Map<string, CaptureEvent[]>();
 
 beforeAll(async () => {
-  for (const name of readdirSync(EVENTS_DIR).filter((n) => n.endsWith('.jsonl')).sort()) {
+  for (const name of readdirSync(EVENTS_DIR)
+    .filter((n) => n.endsWith('.jsonl'))
+    .sort()) {
     const events: CaptureEvent[] = [];
     for await (const ev of readEventFile(path.join(EVENTS_DIR, name))) events.push(ev);
     recorded.set(name, events);
@@ -38,9 +40,27 @@ function handBuilt(): CaptureEvent[] {
   const base = { tsNs: 2n ** 64n - 1n, tgid: 2 ** 32 - 1, tid: 7, connId: 0xdeadbeefcafen };
   return [
     { ...base, source: 'socket', type: 'exec' },
-    { ...base, source: 'socket', type: 'open', role: 'accept', localAddr: '::1', localPort: 65535, remoteAddr: '10.0.0.1', remotePort: 1 },
+    {
+      ...base,
+      source: 'socket',
+      type: 'open',
+      role: 'accept',
+      localAddr: '::1',
+      localPort: 65535,
+      remoteAddr: '10.0.0.1',
+      remotePort: 1,
+    },
     { ...base, source: 'socket', type: 'open', role: 'connect' }, // addresses unknown
-    { ...base, source: 'tls', type: 'data', dir: 'out', pos: 2n ** 63n, callLen: 5, chunkOff: 0, data: Buffer.from('hello') },
+    {
+      ...base,
+      source: 'tls',
+      type: 'data',
+      dir: 'out',
+      pos: 2n ** 63n,
+      callLen: 5,
+      chunkOff: 0,
+      data: Buffer.from('hello'),
+    },
     { ...base, source: 'tls', type: 'data', dir: 'in', pos: 0n, callLen: 0, chunkOff: 0, data: Buffer.alloc(0) },
     { ...base, source: 'tls', type: 'loss', dir: 'in', pos: 12n, len: 4096, reason: 'read_fault' },
     { ...base, source: 'socket', type: 'loss', dir: 'out', pos: 0n, len: 1, reason: 'ringbuf_full' },
@@ -79,7 +99,9 @@ describe('encodeRecords / decodeRecords', () => {
 
   it('bytes that are not a whole batch throw, naming the offset', () => {
     const batch = encodeRecords(handBuilt().slice(0, 4)); // ends with the data event "hello"
-    expect(() => decodeRecords(batch.subarray(0, batch.length - 1))).toThrow(/offset \d+ says 5 payload bytes, 4 are left/);
+    expect(() => decodeRecords(batch.subarray(0, batch.length - 1))).toThrow(
+      /offset \d+ says 5 payload bytes, 4 are left/,
+    );
     expect(() => decodeRecords(batch.subarray(0, 47))).toThrow(/47 bytes at offset 0 are not a whole event header/);
     const badType = Buffer.from(batch);
     badType[CAP_EVENT.fields.type.offset] = 99;
@@ -128,7 +150,9 @@ describe('recordLength / dataLength / execTgid (what the recorder reads of a rin
 
   it('data bytes for the status line, the process of an exec', () => {
     const got = views().map(({ view }) => [dataLength(view), execTgid(view)]);
-    expect(got).toEqual(handBuilt().map((ev) => [ev.type === 'data' ? ev.data.length : 0, ev.type === 'exec' ? ev.tgid : undefined]));
+    expect(got).toEqual(
+      handBuilt().map((ev) => [ev.type === 'data' ? ev.data.length : 0, ev.type === 'exec' ? ev.tgid : undefined]),
+    );
     expect(got[0]![1]).toBe(2 ** 32 - 1);
     expect(got[3]![0]).toBe(5);
   });

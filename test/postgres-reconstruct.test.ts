@@ -24,7 +24,11 @@ function load(): CaptureEvent[] {
     .map((l, i) => parseEventLine(l, i + 1, FIXTURE));
 }
 
-function run(events: Iterable<CaptureEvent>): { ex: PostgresExchange[]; stats: ReconstructStats; skipped: SkippedStream[] } {
+function run(events: Iterable<CaptureEvent>): {
+  ex: PostgresExchange[];
+  stats: ReconstructStats;
+  skipped: SkippedStream[];
+} {
   const ex: PostgresExchange[] = [];
   const skipped: SkippedStream[] = [];
   const r = new Reconstructor({ onExchange: (e) => ex.push(e as PostgresExchange), onSkipped: (s) => skipped.push(s) });
@@ -34,7 +38,9 @@ function run(events: Iterable<CaptureEvent>): { ex: PostgresExchange[]; stats: R
 
 /** Exchanges without times (re-splitting moves them). */
 function view(ex: PostgresExchange[]): unknown {
-  return JSON.parse(JSON.stringify(ex, (k, v: unknown) => (k === 'firstByteNs' ? undefined : typeof v === 'bigint' ? String(v) : v)));
+  return JSON.parse(
+    JSON.stringify(ex, (k, v: unknown) => (k === 'firstByteNs' ? undefined : typeof v === 'bigint' ? String(v) : v)),
+  );
 }
 
 function resplit(events: CaptureEvent[], cut: (e: DataEvent) => number[]): CaptureEvent[] {
@@ -56,7 +62,11 @@ function resplit(events: CaptureEvent[], cut: (e: DataEvent) => number[]): Captu
 const bySql = (ex: PostgresExchange[], sql: string) => ex.filter((e) => e.request.sql === sql);
 
 describe('postgres: detection', () => {
-  const startup = Buffer.concat([Buffer.from([0, 0, 0, 23, 0, 3, 0, 0]), Buffer.from('user\0app\0\0'), Buffer.alloc(5)]);
+  const startup = Buffer.concat([
+    Buffer.from([0, 0, 0, 23, 0, 3, 0, 0]),
+    Buffer.from('user\0app\0\0'),
+    Buffer.alloc(5),
+  ]);
   startup.writeInt32BE(startup.length, 0);
   const ssl = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
   const gss = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
@@ -71,7 +81,10 @@ describe('postgres: detection', () => {
   it('says no to HTTP, TLS and to a client connecting to the app', () => {
     expect(detectPostgres(Buffer.from('GET / HTTP/1.1\r\n'), { dir: 'out' }).verdict).toBe('no');
     expect(detectPostgres(Buffer.from([0x16, 3, 1, 0, 0x80, 1, 0, 0]), { dir: 'out' }).verdict).toBe('no');
-    expect(detectPostgres(startup, { dir: 'in' })).toMatchObject({ verdict: 'no', why: expect.stringMatching(/server side/) });
+    expect(detectPostgres(startup, { dir: 'in' })).toMatchObject({
+      verdict: 'no',
+      why: expect.stringMatching(/server side/),
+    });
   });
 });
 
@@ -88,13 +101,19 @@ describe('postgres: reconstruction of a real pg pool session', () => {
   });
 
   it('a transaction: BEGIN, parameterised INSERTs with values by type, COMMIT; the status after each', () => {
-    const inserts = bySql(base.ex, 'INSERT INTO users (name, email, score, active, born) VALUES ($1, $2, $3, $4, $5) RETURNING id');
+    const inserts = bySql(
+      base.ex,
+      'INSERT INTO users (name, email, score, active, born) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+    );
     expect(inserts.map((e) => e.request.params)).toEqual([
       ['ann', 'ann@example.test', '12.50', 'true', '1990-04-01'],
       ['bob', null, '3', 'false', null],
     ]);
     expect(inserts.map((e) => e.response.results[0]!.rows)).toEqual([[[1]], [[2]]]);
-    expect(inserts.map((e) => [e.response.results[0]!.commandTag, e.response.txStatus])).toEqual([['INSERT 0 1', 'T'], ['INSERT 0 1', 'T']]);
+    expect(inserts.map((e) => [e.response.results[0]!.commandTag, e.response.txStatus])).toEqual([
+      ['INSERT 0 1', 'T'],
+      ['INSERT 0 1', 'T'],
+    ]);
     expect(bySql(base.ex, 'BEGIN')[0]!.response.txStatus).toBe('T');
     expect(bySql(base.ex, 'COMMIT')[0]!.response.txStatus).toBe('I');
   });
@@ -137,15 +156,24 @@ describe('postgres: reconstruction of a real pg pool session', () => {
   it('errors at Execute and at Parse keep their SQLSTATE, message and the parameters', () => {
     const dup = bySql(base.ex, 'INSERT INTO users (name, email) VALUES ($1, $2)')[0]!;
     expect(dup.request.params).toEqual(['dup', 'ann@example.test']);
-    expect(dup.response.results[0]!.error).toMatchObject({ code: '23505', severity: 'ERROR', message: expect.stringContaining('users_email_key') });
+    expect(dup.response.results[0]!.error).toMatchObject({
+      code: '23505',
+      severity: 'ERROR',
+      message: expect.stringContaining('users_email_key'),
+    });
     const syntax = bySql(base.ex, 'SELEC broken FROM $1')[0]!;
     expect(syntax.request.params).toEqual(['x']);
-    expect(syntax.response.results[0]!.error).toMatchObject({ code: '42601', message: 'syntax error at or near "SELEC"' });
+    expect(syntax.response.results[0]!.error).toMatchObject({
+      code: '42601',
+      message: 'syntax error at or near "SELEC"',
+    });
   });
 
   it('notices, LISTEN/NOTIFY and the empty query', () => {
     const notice = base.ex.find((e) => e.request.sql.startsWith('DO $$'))!;
-    expect(notice.response.notices).toEqual([expect.objectContaining({ severity: 'NOTICE', message: 'hello from plpgsql' })]);
+    expect(notice.response.notices).toEqual([
+      expect.objectContaining({ severity: 'NOTICE', message: 'hello from plpgsql' }),
+    ]);
     const notify = bySql(base.ex, "NOTIFY jobs, 'job-1'")[0]!;
     expect(notify.response.notifications).toEqual([{ pid: expect.any(Number), channel: 'jobs', payload: 'job-1' }]);
     expect(bySql(base.ex, '')[0]!.response.results).toEqual([{ rows: [], empty: true }]);
@@ -158,7 +186,9 @@ describe('postgres: reconstruction of a real pg pool session', () => {
       .join('')
       .match(/(?:r|p|v)=[A-Za-z0-9+/=]{20,}/g)!;
     expect(scram.length).toBeGreaterThan(3);
-    const written = JSON.stringify(view(base.ex)) + base.ex.map((e, i) => postgres.files.yaml(postgres.files.mockDoc(e, i, {}))).join('');
+    const written =
+      JSON.stringify(view(base.ex)) +
+      base.ex.map((e, i) => postgres.files.yaml(postgres.files.mockDoc(e, i, {}))).join('');
     for (const s of scram) expect(written).not.toContain(s.slice(2, 22));
     expect(written).not.toMatch(/SCRAM/);
   });
@@ -188,7 +218,23 @@ describe('postgres: reconstruction of a real pg pool session', () => {
     // Lose the server's answer to the second UPDATE of the counter.
     const datas = events.filter((e): e is DataEvent => e.type === 'data');
     const lostAt = datas.filter((e) => e.dir === 'in' && e.data.toString('latin1').includes('UPDATE 1'))[1]!;
-    const withLoss = events.map((e): CaptureEvent => (e === lostAt ? { type: 'loss', tsNs: e.tsNs, tgid: e.tgid, tid: e.tid, source: e.source, connId: e.connId, dir: 'in', pos: e.pos, len: e.data.length, reason: 'ringbuf_full' } : e));
+    const withLoss = events.map(
+      (e): CaptureEvent =>
+        e === lostAt
+          ? {
+              type: 'loss',
+              tsNs: e.tsNs,
+              tgid: e.tgid,
+              tid: e.tid,
+              source: e.source,
+              connId: e.connId,
+              dir: 'in',
+              pos: e.pos,
+              len: e.data.length,
+              reason: 'ringbuf_full',
+            }
+          : e,
+    );
     const got = run(withLoss);
     const conn = base.ex.find((e) => e.request.sql.startsWith('UPDATE counters'))!.conn;
     const before = base.ex.filter((e) => e.conn === conn);
@@ -206,7 +252,19 @@ describe('postgres: SSLRequest answered N, COPY recognised', () => {
     let ts = 1n;
     const evs: CaptureEvent[] = [];
     for (const [dir, data] of parts) {
-      evs.push({ type: 'data', tsNs: ts++, tgid: 1, tid: 1, source: 'socket', connId: 7n, dir, pos: pos[dir], callLen: data.length, chunkOff: 0, data });
+      evs.push({
+        type: 'data',
+        tsNs: ts++,
+        tgid: 1,
+        tid: 1,
+        source: 'socket',
+        connId: 7n,
+        dir,
+        pos: pos[dir],
+        callLen: data.length,
+        chunkOff: 0,
+        data,
+      });
       pos[dir] += BigInt(data.length);
     }
     evs.push({ type: 'close', tsNs: ts, tgid: 1, tid: 1, source: 'socket', connId: 7n });
@@ -221,30 +279,72 @@ describe('postgres: SSLRequest answered N, COPY recognised', () => {
   it('reads the queries after an SSLRequest the server declined', () => {
     const q = new MessageWriter('Q').cstring('SELECT 1').done();
     const rows = Buffer.concat([
-      new MessageWriter('T').int16(1).cstring('?column?').uint32(0).int16(0).uint32(23).int16(4).int32(-1).int16(0).done(),
+      new MessageWriter('T')
+        .int16(1)
+        .cstring('?column?')
+        .uint32(0)
+        .int16(0)
+        .uint32(23)
+        .int16(4)
+        .int32(-1)
+        .int16(0)
+        .done(),
       new MessageWriter('D').int16(1).int32(1).bytes(Buffer.from('1')).done(),
       new MessageWriter('C').cstring('SELECT 1').done(),
       ready,
     ]);
-    const { ex, skipped } = run(stream([['out', Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])], ['in', Buffer.from('N')], ['out', startup], ['in', Buffer.concat([authOk, ready])], ['out', q], ['in', rows]]));
+    const { ex, skipped } = run(
+      stream([
+        ['out', Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])],
+        ['in', Buffer.from('N')],
+        ['out', startup],
+        ['in', Buffer.concat([authOk, ready])],
+        ['out', q],
+        ['in', rows],
+      ]),
+    );
     expect(skipped).toEqual([]);
-    expect(ex.map((e) => [e.request.sql, e.request.database, e.response.results[0]!.rows])).toEqual([['SELECT 1', 'shop', [[1]]]]);
+    expect(ex.map((e) => [e.request.sql, e.request.database, e.response.results[0]!.rows])).toEqual([
+      ['SELECT 1', 'shop', [[1]]],
+    ]);
   });
 
   it('an accepted SSLRequest hands the socket over to TLS (read from the uprobes instead)', () => {
-    const { ex, stats } = run(stream([['out', Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])], ['in', Buffer.from('S')], ['out', Buffer.from([0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5])]]));
+    const { ex, stats } = run(
+      stream([
+        ['out', Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])],
+        ['in', Buffer.from('S')],
+        ['out', Buffer.from([0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5])],
+      ]),
+    );
     expect(ex).toEqual([]);
     // counted like an HTTP upgrade: the ciphertext after 'S' is not this stream's to read
-    expect(stats.skipped).toEqual([expect.objectContaining({ detail: 'Postgres TLS (SSLRequest accepted)', bytes: 10 })]);
+    expect(stats.skipped).toEqual([
+      expect.objectContaining({ detail: 'Postgres TLS (SSLRequest accepted)', bytes: 10 }),
+    ]);
   });
 
   it('COPY FROM STDIN is recorded with its tag and reported as incomplete', () => {
     const q = new MessageWriter('Q').cstring('COPY t FROM STDIN').done();
     const copyIn = new MessageWriter('G').byte(0).int16(1).int16(0).done();
-    const data = Buffer.concat([new MessageWriter('d').bytes(Buffer.from('1\n')).done(), new MessageWriter('c').done()]);
+    const data = Buffer.concat([
+      new MessageWriter('d').bytes(Buffer.from('1\n')).done(),
+      new MessageWriter('c').done(),
+    ]);
     const done = Buffer.concat([new MessageWriter('C').cstring('COPY 1').done(), ready]);
-    const { ex, stats } = run(stream([['out', startup], ['in', Buffer.concat([authOk, ready])], ['out', q], ['in', copyIn], ['out', data], ['in', done]]));
+    const { ex, stats } = run(
+      stream([
+        ['out', startup],
+        ['in', Buffer.concat([authOk, ready])],
+        ['out', q],
+        ['in', copyIn],
+        ['out', data],
+        ['in', done],
+      ]),
+    );
     expect(ex.map((e) => e.response.results)).toEqual([[{ rows: [], copy: 'in', commandTag: 'COPY 1' }]]);
-    expect(stats.skipped).toEqual([expect.objectContaining({ reason: 'incomplete', detail: expect.stringMatching(/COPY FROM STDIN/) })]);
+    expect(stats.skipped).toEqual([
+      expect.objectContaining({ reason: 'incomplete', detail: expect.stringMatching(/COPY FROM STDIN/) }),
+    ]);
   });
 });

@@ -93,7 +93,16 @@ describe.runIf(ebpf.run)('a non-HTTP protocol served through the redirect (real 
     const protocols = [http1, lineProtocol];
     const sets = loadTestSets(root, { readers: docReaders(protocols) });
     expect(sets[0]!.protocolMocks!.map((m) => m.name)).toEqual(['mock-0', 'mock-1']);
-    const config: Config = { file: undefined, command: undefined, appPort, healthUrl: undefined, readyTimeoutMs: 15_000, noise: [], passthrough: [], redactHeaders: [] };
+    const config: Config = {
+      file: undefined,
+      command: undefined,
+      appPort,
+      healthUrl: undefined,
+      readyTimeoutMs: 15_000,
+      noise: [],
+      passthrough: [],
+      redactHeaders: [],
+    };
     const result = await runTests({
       dir: root,
       command: [process.execPath, appFile, String(appPort), String(linePort)],
@@ -115,7 +124,11 @@ describe.runIf(ebpf.run)('a non-HTTP protocol served through the redirect (real 
     ]);
     expect(report.tests[0]!.mockMisses).toEqual([]);
     expect(report.tests[1]!.mockMisses).toEqual([
-      { method: 'GET', url: 'line://plain/zz', closest: { mock: 'mock-0', field: 'key', detail: 'expected "a", got "zz"' } },
+      {
+        method: 'GET',
+        url: 'line://plain/zz',
+        closest: { mock: 'mock-0', field: 'key', detail: 'expected "a", got "zz"' },
+      },
     ]);
     expect(report.tests[1]!.failures[0]!.actual).toContain('MISS no Line mock for GET zz');
     expect(report.mocks).toEqual({

@@ -111,7 +111,15 @@ describe('reading other kinds through the registry', () => {
     const set = loadOne(root);
     expect(set.tests.map((t) => t.name)).toEqual(['test-1']);
     expect(set.protocolTests).toEqual([
-      { protocol: 'line', kind: 'LineTest', file: path.join(root, 's/tests/test-2.yaml'), line: 1, name: 'test-2', index: 1, value: { key: 'a', value: 'apple' } },
+      {
+        protocol: 'line',
+        kind: 'LineTest',
+        file: path.join(root, 's/tests/test-2.yaml'),
+        line: 1,
+        name: 'test-2',
+        index: 1,
+        value: { key: 'a', value: 'apple' },
+      },
     ]);
     expect(set.mocks.map((m) => [m.name, m.request.host, m.request.path])).toEqual([['mock-0', 'plain.test', '/h']]);
     expect(set.protocolMocks!.map((m) => [m.protocol, m.kind, m.name, m.index, m.line, m.value])).toEqual([
@@ -151,11 +159,16 @@ describe('reading other kinds through the registry', () => {
     const withRegistry = loadTestSets(golden, { readers: docReaders(PROTOCOLS) });
     // Other protocols' documents (the Postgres and Redis golden sets' mocks) are read by their
     // protocols besides HTTP/1's (and skipped with a warning without readers).
-    const httpOnly = (sets: typeof plain) => sets.map(({ protocolMocks: _m, protocolTests: _t, warnings: _w, ...s }) => s);
+    const httpOnly = (sets: typeof plain) =>
+      sets.map(({ protocolMocks: _m, protocolTests: _t, warnings: _w, ...s }) => s);
     expect(httpOnly(withRegistry)).toEqual(httpOnly(plain));
     expect(plain.some((s) => s.mocks.length > 0)).toBe(true);
     expect(withRegistry.flatMap((s) => s.warnings ?? [])).toEqual([]);
-    expect(withRegistry.filter((s) => s.protocolMocks !== undefined || s.protocolTests !== undefined).map((s) => [s.name, new Set(s.protocolMocks!.map((m) => m.protocol))])).toEqual([
+    expect(
+      withRegistry
+        .filter((s) => s.protocolMocks !== undefined || s.protocolTests !== undefined)
+        .map((s) => [s.name, new Set(s.protocolMocks!.map((m) => m.protocol))]),
+    ).toEqual([
       ['postgres-pool', new Set(['postgres'])],
       ['real-redis-ioredis', new Set(['redis'])],
     ]);
@@ -184,7 +197,9 @@ describe('writing other protocols through their files', () => {
   it('an exchange of a protocol without files is counted as failed, not written as HTTP', async () => {
     const root = makeRoot({});
     const writer = await TestSetWriter.create({ rootDir: root, testSet: 'w' });
-    expect(() => writer.writeExchange(lineExchange('outgoing', 'a', 'apple'))).toThrow(/no document writer for line exchanges/);
+    expect(() => writer.writeExchange(lineExchange('outgoing', 'a', 'apple'))).toThrow(
+      /no document writer for line exchanges/,
+    );
     expect(await writer.close()).toEqual({ tests: 0, mocks: 0, failedTests: 0, failedMocks: 1 });
   });
 });
@@ -199,7 +214,13 @@ describe('the mock server hands connections to the protocol that takes them', ()
     const set = loadOne(makeRoot({ 's/mocks.yaml': MOCKS }));
     ca = createRunCa({ tmpDir: tmpdir(), hosts: ['plain.test', 'line.test'] });
     matcher = new MockMatcher(set.mocks);
-    server = await startMockServer({ matcher, ca, protocols: PROTOCOLS_WITH_LINE, protocolMocks: set.protocolMocks!, onMiss: (m) => missLog.push(m) });
+    server = await startMockServer({
+      matcher,
+      ca,
+      protocols: PROTOCOLS_WITH_LINE,
+      protocolMocks: set.protocolMocks!,
+      onMiss: (m) => missLog.push(m),
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -261,22 +282,39 @@ describe('the mock server hands connections to the protocol that takes them', ()
   it('still answers HTTP/1 on the same port, into the same report, in arrival order', async () => {
     const before = matcher.report();
     const body = await new Promise<string>((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port: server.port, path: '/h', headers: { host: 'plain.test' } }, (res) => {
-        let b = '';
-        res.on('data', (c: Buffer) => (b += c.toString()));
-        res.on('end', () => resolve(`${res.statusCode} ${b}`));
-      });
+      const req = http.get(
+        { host: '127.0.0.1', port: server.port, path: '/h', headers: { host: 'plain.test' } },
+        (res) => {
+          let b = '';
+          res.on('data', (c: Buffer) => (b += c.toString()));
+          res.on('end', () => resolve(`${res.statusCode} ${b}`));
+        },
+      );
       req.on('error', reject);
     });
     expect(body).toBe('200 from http');
     const answers = await converse(await connect(), ['GET b']);
     expect(answers).toEqual(['VALUE banana']);
-    expect(matcher.report().served.slice(before.served.length).map((s) => s.mock)).toEqual(['mock-0', 'mock-2']);
+    expect(
+      matcher
+        .report()
+        .served.slice(before.served.length)
+        .map((s) => s.mock),
+    ).toEqual(['mock-0', 'mock-2']);
   });
 
   it('serves the protocol inside TLS when its ALPN id is negotiated (certificate for the SNI)', async () => {
     const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ port: server.port, host: '127.0.0.1', servername: 'line.test', ca: ca.caPem, ALPNProtocols: ['line', 'http/1.1'] }, () => resolve(s));
+      const s = tls.connect(
+        {
+          port: server.port,
+          host: '127.0.0.1',
+          servername: 'line.test',
+          ca: ca.caPem,
+          ALPNProtocols: ['line', 'http/1.1'],
+        },
+        () => resolve(s),
+      );
       s.once('error', reject);
     });
     expect(socket.alpnProtocol).toBe('line');
@@ -287,17 +325,29 @@ describe('the mock server hands connections to the protocol that takes them', ()
 
   it('a TLS client without ALPN is routed by its first decrypted bytes; HTTPS still goes to HTTP', async () => {
     const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ port: server.port, host: '127.0.0.1', servername: 'line.test', ca: ca.caPem }, () => resolve(s));
+      const s = tls.connect({ port: server.port, host: '127.0.0.1', servername: 'line.test', ca: ca.caPem }, () =>
+        resolve(s),
+      );
       s.once('error', reject);
     });
     expect(await converse(socket, ['GET a'])).toEqual(['VALUE apple']);
     const https = await import('node:https');
     const status = await new Promise<number | undefined>((resolve, reject) => {
       https
-        .get({ host: '127.0.0.1', port: server.port, path: '/nothing', servername: 'plain.test', headers: { host: 'plain.test' }, ca: ca.caPem }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode));
-        })
+        .get(
+          {
+            host: '127.0.0.1',
+            port: server.port,
+            path: '/nothing',
+            servername: 'plain.test',
+            headers: { host: 'plain.test' },
+            ca: ca.caPem,
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+          },
+        )
         .on('error', reject);
     });
     expect(status).toBe(502); // an HTTP miss: the HTTP matcher answered
@@ -346,7 +396,16 @@ describe('the runner replays other kinds through Protocol.replay', () => {
         's/tests/test-2.yaml': lineTest('test-2', 'y', 'why'),
       });
       const set = loadOne(root);
-      const config: Config = { file: undefined, command: undefined, appPort: undefined, healthUrl: undefined, readyTimeoutMs: 1000, noise: [], passthrough: [], redactHeaders: [] };
+      const config: Config = {
+        file: undefined,
+        command: undefined,
+        appPort: undefined,
+        healthUrl: undefined,
+        readyTimeoutMs: 1000,
+        noise: [],
+        passthrough: [],
+        redactHeaders: [],
+      };
       const sink = new Writable({ write: (_c, _e, cb) => cb() });
       const result = await runTests({
         dir: root,
@@ -369,7 +428,13 @@ describe('the runner replays other kinds through Protocol.replay', () => {
         ['test-2', 'GET', 'y', false],
       ]);
       expect(tests[1]!.failures).toEqual([
-        { kind: 'body', path: 'value', expected: 'why', actual: 'other', message: 'test-2: value: expected "why", got "other"' },
+        {
+          kind: 'body',
+          path: 'value',
+          expected: 'why',
+          actual: 'other',
+          message: 'test-2: value: expected "why", got "other"',
+        },
       ]);
     } finally {
       await new Promise<void>((r) => app.close(() => r()));
@@ -380,7 +445,16 @@ describe('the runner replays other kinds through Protocol.replay', () => {
     const root = makeRoot({ 's/tests/test-1.yaml': lineTest('test-1', 'x', 'ten') });
     const set = loadOne(root);
     const noReplay = { ...lineProtocol, replay: undefined };
-    const config: Config = { file: undefined, command: undefined, appPort: undefined, healthUrl: undefined, readyTimeoutMs: 1000, noise: [], passthrough: [], redactHeaders: [] };
+    const config: Config = {
+      file: undefined,
+      command: undefined,
+      appPort: undefined,
+      healthUrl: undefined,
+      readyTimeoutMs: 1000,
+      noise: [],
+      passthrough: [],
+      redactHeaders: [],
+    };
     const result = await runTests({
       dir: root,
       appUrl: 'http://127.0.0.1:9',
@@ -393,6 +467,8 @@ describe('the runner replays other kinds through Protocol.replay', () => {
       protocols: [http1, noReplay],
       reportDir: path.join(root, 'reports'),
     });
-    expect(result.report.sets[0]!.tests[0]!.failures[0]!.message).toBe('test-1: tlsrec cannot replay LineTest tests (protocol line has no replay)');
+    expect(result.report.sets[0]!.tests[0]!.failures[0]!.message).toBe(
+      'test-1: tlsrec cannot replay LineTest tests (protocol line has no replay)',
+    );
   });
 });

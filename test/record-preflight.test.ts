@@ -71,13 +71,16 @@ describe('resolveCommand', () => {
     })();
     expect(err).toBeInstanceOf(AppError);
     expect((err as AppError).hint).toBe('check the path and that the file is executable');
-    expect(() => resolveCommand('no-such-tool-here', binDir())).toThrow(expect.objectContaining({ hint: 'is no-such-tool-here installed and on PATH?' }));
+    expect(() => resolveCommand('no-such-tool-here', binDir())).toThrow(
+      expect.objectContaining({ hint: 'is no-such-tool-here installed and on PATH?' }),
+    );
   });
 });
 
 describe('privileges', () => {
   it('reads CapEff and allows CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON, nothing less', () => {
-    const status = (hex: string): string => `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${hex}\nCapBnd:\t000001ffffffffff\n`;
+    const status = (hex: string): string =>
+      `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${hex}\nCapBnd:\t000001ffffffffff\n`;
     expect(effectiveCapabilities(status('000001ffffffffff'))).toBe(0x1ffffffffffn);
     expect(capabilitiesAllowBpf(effectiveCapabilities(status('000001ffffffffff')))).toBe(true);
     expect(capabilitiesAllowBpf(1n << 21n)).toBe(true); // CAP_SYS_ADMIN
@@ -89,17 +92,38 @@ describe('privileges', () => {
 });
 
 describe('shell quoting', () => {
-  const words = ['plain', 'a b', "it's", '', '$HOME', 'a\nb', '*', 'x=1', '--url=http://h:1/p?q=1&r=2', '"q"', '\\', "''"];
+  const words = [
+    'plain',
+    'a b',
+    "it's",
+    '',
+    '$HOME',
+    'a\nb',
+    '*',
+    'x=1',
+    '--url=http://h:1/p?q=1&r=2',
+    '"q"',
+    '\\',
+    "''",
+  ];
 
   it('every word comes back from /bin/sh exactly as it was, quoted always or only when needed', () => {
     const echo = (quoted: string[]): string[] =>
-      JSON.parse(execFileSync('/bin/sh', ['-c', `node -e 'console.log(JSON.stringify(process.argv.slice(1)))' -- ${quoted.join(' ')}`], { encoding: 'utf8' })) as string[];
+      JSON.parse(
+        execFileSync(
+          '/bin/sh',
+          ['-c', `node -e 'console.log(JSON.stringify(process.argv.slice(1)))' -- ${quoted.join(' ')}`],
+          { encoding: 'utf8' },
+        ),
+      ) as string[];
     expect(echo(words.map(shellQuote))).toEqual(words);
     expect(echo(words.map(shellWord))).toEqual(words);
   });
 
   it('leaves plain words bare with shellWord, and always quotes with shellQuote', () => {
-    expect(['record', '--', 'curl', 'https://example.com/a,b'].map(shellWord).join(' ')).toBe('record -- curl https://example.com/a,b');
+    expect(['record', '--', 'curl', 'https://example.com/a,b'].map(shellWord).join(' ')).toBe(
+      'record -- curl https://example.com/a,b',
+    );
     expect(shellWord('a b')).toBe("'a b'");
     expect(shellQuote('http://localhost:3000/')).toBe("'http://localhost:3000/'");
     expect(shellQuote("it's")).toBe("'it'\\''s'");

@@ -29,13 +29,19 @@ function resplit(events: CaptureEvent[], size: number): CaptureEvent[] {
     if (e.type !== 'data' || e.data.length <= size) return [e];
     const parts: DataEvent[] = [];
     for (let off = 0; off < e.data.length; off += size) {
-      parts.push({ ...e, pos: e.pos + BigInt(off), chunkOff: e.chunkOff + off, data: e.data.subarray(off, off + size) });
+      parts.push({
+        ...e,
+        pos: e.pos + BigInt(off),
+        chunkOff: e.chunkOff + off,
+        data: e.data.subarray(off, off + size),
+      });
     }
     return parts;
   });
 }
 
-const line = (e: Exchange) => `${e.role} ${e.tls ? 'tls' : 'plain'} ${e.request.method} ${e.request.target} -> ${e.response.statusCode}`;
+const line = (e: Exchange) =>
+  `${e.role} ${e.tls ? 'tls' : 'plain'} ${e.request.method} ${e.request.target} -> ${e.response.statusCode}`;
 
 describe('reconstruction of real eBPF recordings', () => {
   it('fixture app: 4 incoming plain-HTTP tests, 3 outgoing HTTPS mocks, nothing skipped', () => {
@@ -78,9 +84,17 @@ describe('reconstruction of real eBPF recordings', () => {
   it('gives the same exchanges however the kernel chunks were split', () => {
     for (const name of ['real-fixture-app.jsonl', 'real-python-urllib.jsonl', 'real-curl-keepalive.jsonl']) {
       const events = load(name);
-      const whole = reconstruct(events).ex.map((e) => [line(e), e.request.body.toString('hex'), e.response.body.toString('hex')]);
+      const whole = reconstruct(events).ex.map((e) => [
+        line(e),
+        e.request.body.toString('hex'),
+        e.response.body.toString('hex'),
+      ]);
       for (const size of [1, 2, 7, 64]) {
-        const split = reconstruct(resplit(events, size)).ex.map((e) => [line(e), e.request.body.toString('hex'), e.response.body.toString('hex')]);
+        const split = reconstruct(resplit(events, size)).ex.map((e) => [
+          line(e),
+          e.request.body.toString('hex'),
+          e.response.body.toString('hex'),
+        ]);
         expect(split).toEqual(whole);
       }
     }

@@ -23,9 +23,26 @@ function run(events: Iterable<CaptureEvent>): { ex: Exchange[]; stats: Reconstru
 /** Comparable view of exchanges (bodies as strings, times dropped since re-splitting changes them). */
 function view(ex: Exchange[]) {
   return ex.map((e) => ({
-    role: e.role, conn: e.conn, i: e.indexOnConn, tls: e.tls,
-    req: [e.request.method, e.request.target, e.request.httpVersion, e.request.headers, e.request.body.toString('base64'), e.request.bodyDecoded],
-    res: [e.response.statusCode, e.response.statusMessage, e.response.headers, e.response.body.toString('base64'), e.response.bodyDecoded, e.response.informational],
+    role: e.role,
+    conn: e.conn,
+    i: e.indexOnConn,
+    tls: e.tls,
+    req: [
+      e.request.method,
+      e.request.target,
+      e.request.httpVersion,
+      e.request.headers,
+      e.request.body.toString('base64'),
+      e.request.bodyDecoded,
+    ],
+    res: [
+      e.response.statusCode,
+      e.response.statusMessage,
+      e.response.headers,
+      e.response.body.toString('base64'),
+      e.response.bodyDecoded,
+      e.response.informational,
+    ],
   }));
 }
 
@@ -47,10 +64,17 @@ function resplit(events: CaptureEvent[], cut: (len: number) => number[]): Captur
 }
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
-const SMALL = ['keepalive.jsonl', 'pipelined.jsonl', 'encodings.jsonl', 'interim-and-empty.jsonl', 'outgoing-close-delimited.jsonl', 'not-http-smtp.jsonl'];
+const SMALL = [
+  'keepalive.jsonl',
+  'pipelined.jsonl',
+  'encodings.jsonl',
+  'interim-and-empty.jsonl',
+  'outgoing-close-delimited.jsonl',
+  'not-http-smtp.jsonl',
+];
 
 describe('reconstruction from real-traffic fixtures', () => {
   it('keep-alive: three incoming exchanges in order with raw header case', () => {
@@ -62,7 +86,12 @@ describe('reconstruction from real-traffic fixtures', () => {
       ['incoming', 2, 'DELETE', '/text', 200],
     ]);
     expect(ex[0]!.request.headers).toContainEqual(['X-Trace-ID', 'T1']);
-    expect(JSON.parse(ex[1]!.response.body.toString())).toEqual({ ok: true, method: 'POST', q: null, got: '{"name":"ada","n":2}' });
+    expect(JSON.parse(ex[1]!.response.body.toString())).toEqual({
+      ok: true,
+      method: 'POST',
+      q: null,
+      got: '{"name":"ada","n":2}',
+    });
     expect(ex[0]!.remotePort).toBeTypeOf('number');
     expect(ex[0]!.request.firstByteNs).toBeLessThan(ex[0]!.response.firstByteNs);
     expect(stats).toMatchObject({ exchanges: 3, incoming: 3, outgoing: 0, connections: 1 });
@@ -72,7 +101,9 @@ describe('reconstruction from real-traffic fixtures', () => {
     const { ex, stats } = run(load('pipelined.jsonl'));
     expect(stats.skipped).toEqual([]);
     expect(ex.map((e) => [e.request.method, e.request.target, e.response.statusCode])).toEqual([
-      ['GET', '/json?q=pipe', 200], ['HEAD', '/json', 200], ['GET', '/last', 200],
+      ['GET', '/json?q=pipe', 200],
+      ['HEAD', '/json', 200],
+      ['GET', '/last', 200],
     ]);
     expect(ex[1]!.response.body.length).toBe(0);
     expect(ex[1]!.response.headers.find(([n]) => n.toLowerCase() === 'content-length')).toBeDefined();
@@ -95,7 +126,14 @@ describe('reconstruction from real-traffic fixtures', () => {
   it('interim responses attach to the final one; 204 and 304 have no body', () => {
     const { ex, stats } = run(load('interim-and-empty.jsonl'));
     expect(stats.skipped).toEqual([]);
-    expect(ex.map((e) => [e.request.method, e.request.target, e.response.statusCode, e.response.informational.map((i) => i.statusCode)])).toEqual([
+    expect(
+      ex.map((e) => [
+        e.request.method,
+        e.request.target,
+        e.response.statusCode,
+        e.response.informational.map((i) => i.statusCode),
+      ]),
+    ).toEqual([
       ['PUT', '/json', 200, [100]],
       ['GET', '/hints', 200, [103]],
       ['GET', '/no-content', 204, []],
@@ -132,7 +170,7 @@ describe('reconstruction from real-traffic fixtures', () => {
     const b = ex[0]!.response.body;
     expect(b.length).toBe(1024 * 1024);
     expect(b[0]).toBe(97);
-    expect(b[1024 * 1024 - 1]).toBe(97 + ((((1024 * 1024 - 1) * 7) + ((1024 * 1024 - 1) >> 10)) % 26));
+    expect(b[1024 * 1024 - 1]).toBe(97 + (((1024 * 1024 - 1) * 7 + ((1024 * 1024 - 1) >> 10)) % 26));
     expect(stats.bytesOut).toBeGreaterThan(1024 * 1024);
   });
 
@@ -142,7 +180,10 @@ describe('reconstruction from real-traffic fixtures', () => {
       const base = run(events);
       const bytewise = run(resplit(events, (len) => Array(len).fill(1)));
       expect(view(bytewise.ex), f).toEqual(view(base.ex));
-      expect(bytewise.stats.skipped.map((s) => s.reason), f).toEqual(base.stats.skipped.map((s) => s.reason));
+      expect(
+        bytewise.stats.skipped.map((s) => s.reason),
+        f,
+      ).toEqual(base.stats.skipped.map((s) => s.reason));
     }
   });
 
@@ -182,7 +223,8 @@ describe('reconstruction from real-traffic fixtures', () => {
           if (e.type === 'data' && r() < 0.1) mixed.push({ ...e });
         }
         for (let i = 0; i + 1 < mixed.length; i++) {
-          const a = mixed[i]!, b = mixed[i + 1]!;
+          const a = mixed[i]!,
+            b = mixed[i + 1]!;
           if (a.type === 'data' && b.type === 'data' && a.dir === b.dir && r() < 0.2) {
             mixed[i] = b;
             mixed[i + 1] = a;
@@ -213,7 +255,9 @@ describe('reconstruction from real-traffic fixtures', () => {
     expect(stats.connections).toBe(3);
     const byConn = new Map<string, Exchange[]>();
     for (const e of ex) byConn.set(e.conn, [...(byConn.get(e.conn) ?? []), e]);
-    expect([...byConn.values()].map((l) => l.map((e) => e.indexOnConn))).toEqual(expect.arrayContaining([[0, 1, 2], [0], [0, 1, 2]]));
+    expect([...byConn.values()].map((l) => l.map((e) => e.indexOnConn))).toEqual(
+      expect.arrayContaining([[0, 1, 2], [0], [0, 1, 2]]),
+    );
     expect(view(ex.filter((e) => e.role === 'outgoing'))).toEqual(view(run(b).ex));
   });
 });
@@ -254,21 +298,71 @@ const OK = (b: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${b.length}\r\n\r\
 describe('adversarial and lossy streams', () => {
   it('classifies garbage and never throws', () => {
     const cases: Array<[string, (c: ReturnType<typeof conn>) => void, SkippedStream['reason'], RegExp]> = [
-      ['http2 preface, frames cut off', (c) => c.data('in', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04').data('out', '\x00\x00\x06\x04\x00'), 'incomplete', /of a frame cut off/],
-      ['tls on plaintext', (c) => c.data('in', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])).data('out', Buffer.from([0x16, 0x03, 0x03, 0, 0x5a])), 'not-http', /TLS/],
-      ['huge header line', (c) => c.data('in', 'GET / HTTP/1.1\r\nX-Huge: ' + 'x'.repeat(200_000) + '\r\n\r\n'), 'parse-error', /HPE_HEADER_OVERFLOW/],
-      ['bad chunk size', (c) => c.data('in', GET('/a')).data('out', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n'), 'parse-error', /HPE_INVALID_CHUNK_SIZE/],
-      ['truncated body', (c) => c.data('in', GET('/a')).data('out', 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a bit'), 'incomplete', /ended inside a response/],
-      ['truncated request', (c) => c.data('in', 'POST /x HTTP/1.1\r\nContent-Length: 50\r\n\r\nshort'), 'incomplete', /request/],
-      ['response without request', (c) => c.data('in', GET('/a')).data('out', OK('1') + OK('2')), 'unpaired', /without a request/],
-      ['random bytes', (c) => c.data('in', Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 131 + 7) % 256))), 'not-http', /HPE_/],
+      [
+        'http2 preface, frames cut off',
+        (c) => c.data('in', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04').data('out', '\x00\x00\x06\x04\x00'),
+        'incomplete',
+        /of a frame cut off/,
+      ],
+      [
+        'tls on plaintext',
+        (c) =>
+          c
+            .data('in', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]))
+            .data('out', Buffer.from([0x16, 0x03, 0x03, 0, 0x5a])),
+        'not-http',
+        /TLS/,
+      ],
+      [
+        'huge header line',
+        (c) => c.data('in', 'GET / HTTP/1.1\r\nX-Huge: ' + 'x'.repeat(200_000) + '\r\n\r\n'),
+        'parse-error',
+        /HPE_HEADER_OVERFLOW/,
+      ],
+      [
+        'bad chunk size',
+        (c) => c.data('in', GET('/a')).data('out', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n'),
+        'parse-error',
+        /HPE_INVALID_CHUNK_SIZE/,
+      ],
+      [
+        'truncated body',
+        (c) => c.data('in', GET('/a')).data('out', 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a bit'),
+        'incomplete',
+        /ended inside a response/,
+      ],
+      [
+        'truncated request',
+        (c) => c.data('in', 'POST /x HTTP/1.1\r\nContent-Length: 50\r\n\r\nshort'),
+        'incomplete',
+        /request/,
+      ],
+      [
+        'response without request',
+        (c) => c.data('in', GET('/a')).data('out', OK('1') + OK('2')),
+        'unpaired',
+        /without a request/,
+      ],
+      [
+        'random bytes',
+        (c) => c.data('in', Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 131 + 7) % 256))),
+        'not-http',
+        /HPE_/,
+      ],
     ];
     for (const [name, build, reason, detail] of cases) {
       const c = conn(99n);
       build(c);
       c.close();
       const total = c.evs.reduce((n, e) => n + (e.type === 'data' ? e.data.length : 0), 0);
-      for (const evs of [c.evs, resplit(c.evs, (len) => Array(Math.ceil(len / 3)).fill(3).map((n, i, a) => (i === a.length - 1 ? len - 3 * i : n)))]) {
+      for (const evs of [
+        c.evs,
+        resplit(c.evs, (len) =>
+          Array(Math.ceil(len / 3))
+            .fill(3)
+            .map((n, i, a) => (i === a.length - 1 ? len - 3 * i : n)),
+        ),
+      ]) {
         const { stats } = run(evs);
         expect(stats.skipped, name).toHaveLength(1);
         expect(stats.skipped[0]!.reason, name).toBe(reason);
@@ -281,8 +375,11 @@ describe('adversarial and lossy streams', () => {
 
   it('exchanges before a reported gap are emitted; everything after it is skipped as bytes-lost', () => {
     const c = conn(5n)
-      .data('in', GET('/one')).data('out', OK('first'))
-      .data('in', 'GET /two HTTP/1.1\r\n').drop('in', 'Host: h\r\n\r\nGET /three').data('in', ' HTTP/1.1\r\n\r\n')
+      .data('in', GET('/one'))
+      .data('out', OK('first'))
+      .data('in', 'GET /two HTTP/1.1\r\n')
+      .drop('in', 'Host: h\r\n\r\nGET /three')
+      .data('in', ' HTTP/1.1\r\n\r\n')
       .data('out', OK('second') + OK('third'))
       .close();
     const { ex, stats } = run(c.evs);
@@ -293,7 +390,12 @@ describe('adversarial and lossy streams', () => {
   });
 
   it('a lost response direction keeps the exchanges already complete and reports the rest', () => {
-    const c = conn(6n).data('in', GET('/a') + GET('/b') + GET('/c')).data('out', OK('A')).drop('out', OK('B')).data('out', OK('C')).close();
+    const c = conn(6n)
+      .data('in', GET('/a') + GET('/b') + GET('/c'))
+      .data('out', OK('A'))
+      .drop('out', OK('B'))
+      .data('out', OK('C'))
+      .close();
     const { ex, stats } = run(c.evs);
     expect(ex.map((e) => [e.request.target, e.response.body.toString()])).toEqual([['/a', 'A']]);
     expect(stats.skipped).toEqual([expect.objectContaining({ reason: 'bytes-lost' })]);
@@ -301,7 +403,14 @@ describe('adversarial and lossy streams', () => {
   });
 
   it('an unreported gap still open at close is treated as loss, never glued together', () => {
-    const c = conn(7n).data('in', GET('/a')).data('out', OK('A')).data('in', 'GET /b HT').drop('in', 'TP/1.1\r\n', false).data('in', 'Host: h\r\n\r\n').data('out', OK('B')).close();
+    const c = conn(7n)
+      .data('in', GET('/a'))
+      .data('out', OK('A'))
+      .data('in', 'GET /b HT')
+      .drop('in', 'TP/1.1\r\n', false)
+      .data('in', 'Host: h\r\n\r\n')
+      .data('out', OK('B'))
+      .close();
     const { ex, stats } = run(c.evs);
     expect(ex.map((e) => e.request.target)).toEqual(['/a']);
     expect(stats.skipped.map((s) => s.reason)).toEqual(['bytes-lost']);
@@ -311,35 +420,63 @@ describe('adversarial and lossy streams', () => {
     const ws = conn(8n)
       .data('in', 'GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
       .data('out', 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x02hi')
-      .data('in', '\x81\x82abcd12').close();
+      .data('in', '\x81\x82abcd12')
+      .close();
     const r1 = run(ws.evs);
     expect(r1.ex.map((e) => e.response.statusCode)).toEqual([101]);
-    expect(r1.stats.skipped).toEqual([expect.objectContaining({ reason: 'not-http', detail: expect.stringMatching(/upgrade to websocket/) })]);
+    expect(r1.stats.skipped).toEqual([
+      expect.objectContaining({ reason: 'not-http', detail: expect.stringMatching(/upgrade to websocket/) }),
+    ]);
 
     const h2c = conn(9n)
-      .data('in', 'GET /a HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n' + GET('/b'))
-      .data('out', OK('A') + OK('B')).close();
+      .data(
+        'in',
+        'GET /a HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n' +
+          GET('/b'),
+      )
+      .data('out', OK('A') + OK('B'))
+      .close();
     const r2 = run(h2c.evs);
-    expect(r2.ex.map((e) => [e.request.target, e.response.body.toString()])).toEqual([['/a', 'A'], ['/b', 'B']]);
+    expect(r2.ex.map((e) => [e.request.target, e.response.body.toString()])).toEqual([
+      ['/a', 'A'],
+      ['/b', 'B'],
+    ]);
     expect(r2.stats.skipped).toEqual([]);
 
-    const tunnel = conn(10n).data('out', 'CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n').data('in', 'HTTP/1.1 200 Connection Established\r\n\r\n').data('out', '\x16\x03\x01\x00\x05hello').close();
+    const tunnel = conn(10n)
+      .data('out', 'CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n')
+      .data('in', 'HTTP/1.1 200 Connection Established\r\n\r\n')
+      .data('out', '\x16\x03\x01\x00\x05hello')
+      .close();
     const r3 = run(tunnel.evs);
     expect(r3.ex.map((e) => [e.role, e.request.method, e.response.statusCode])).toEqual([['outgoing', 'CONNECT', 200]]);
     expect(r3.stats.skipped[0]).toMatchObject({ reason: 'not-http', detail: expect.stringMatching(/CONNECT tunnel/) });
   });
 
   it('an early response (before the request body ends) is paired once the request completes', () => {
-    const c = conn(11n).data('in', 'POST /up HTTP/1.1\r\nContent-Length: 6\r\n\r\nab').data('out', 'HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n').data('in', 'cdef').close();
+    const c = conn(11n)
+      .data('in', 'POST /up HTTP/1.1\r\nContent-Length: 6\r\n\r\nab')
+      .data('out', 'HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n')
+      .data('in', 'cdef')
+      .close();
     const { ex, stats } = run(c.evs);
     expect(ex.map((e) => [e.request.body.toString(), e.response.statusCode])).toEqual([['abcdef', 413]]);
     expect(stats.skipped).toEqual([]);
   });
 
   it('a reused connection key after close gets a distinct name; finish() reports open connections', () => {
-    const c = conn(12n, 'tls').data('out', GET('/a')).data('in', OK('A')).close().data('out', GET('/b')).data('in', OK('B')).close();
+    const c = conn(12n, 'tls')
+      .data('out', GET('/a'))
+      .data('in', OK('A'))
+      .close()
+      .data('out', GET('/b'))
+      .data('in', OK('B'))
+      .close();
     const { ex } = run(c.evs);
-    expect(ex.map((e) => [e.conn, e.indexOnConn])).toEqual([['7/tls/c', 0], ['7/tls/c#2', 0]]);
+    expect(ex.map((e) => [e.conn, e.indexOnConn])).toEqual([
+      ['7/tls/c', 0],
+      ['7/tls/c#2', 0],
+    ]);
     const open = conn(13n).data('in', GET('/x')).data('out', 'HTTP/1.1 200 OK\r\n\r\nuntil close');
     const r = run(open.evs); // no close event: finish() completes the close-delimited body
     expect(r.ex.map((e) => e.response.body.toString())).toEqual(['until close']);

@@ -30,7 +30,6 @@ import { Reconstructor } from '../src/record/reconstruct.js';
 
 const ebpf = needsEbpf();
 
-
 function loadOnly(dir: string): TestSet {
   const sets = loadTestSets(join(dir, 'tlsrec'));
   expect(sets).toHaveLength(1);
@@ -94,7 +93,9 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     expect(await rec.exited).toBe(0);
 
     const set = loadOnly(work);
-    const tests = set.tests.map((t) => `${t.request.method} ${new URL(t.request.url).pathname}${new URL(t.request.url).search}`);
+    const tests = set.tests.map(
+      (t) => `${t.request.method} ${new URL(t.request.url).pathname}${new URL(t.request.url).search}`,
+    );
     expect(tests).toEqual(['GET /health', 'GET /quote?sym=ACME', 'POST /orders', 'GET /gzip']);
 
     const quoteTest = set.tests[1]!;
@@ -111,9 +112,15 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     expect(raw).not.toContain('secret-token-123');
     expect(raw.split('\n')[0]).toMatch(/^# yaml-language-server: \$schema=/);
 
-    const mocks = set.mocks.map((m) => `${m.request.method} ${m.request.scheme}://${m.request.host}${mockPathAndQuery(m)}`);
+    const mocks = set.mocks.map(
+      (m) => `${m.request.method} ${m.request.scheme}://${m.request.host}${mockPathAndQuery(m)}`,
+    );
     const host = new URL(upstream.url).host;
-    expect(mocks).toEqual([`GET https://${host}/quote?sym=ACME`, `POST https://${host}/orders`, `GET https://${host}/gzip`]);
+    expect(mocks).toEqual([
+      `GET https://${host}/quote?sym=ACME`,
+      `POST https://${host}/orders`,
+      `GET https://${host}/gzip`,
+    ]);
     expect(JSON.parse(set.mocks[0]!.response.body.bytes.toString())).toEqual({
       symbol: 'ACME',
       price: 27.8,
@@ -123,7 +130,9 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     expect(JSON.parse(set.mocks[1]!.response.body.bytes.toString())).toEqual(order.order);
     // gzip from the upstream is stored decoded; the encoding is remembered in the headers.
     expect(JSON.parse(set.mocks[2]!.response.body.bytes.toString())).toEqual(gz.upstream);
-    expect(set.mocks[2]!.response.headers.some(([n, v]) => n.toLowerCase() === 'content-encoding' && v === 'gzip')).toBe(true);
+    expect(
+      set.mocks[2]!.response.headers.some(([n, v]) => n.toLowerCase() === 'content-encoding' && v === 'gzip'),
+    ).toBe(true);
 
     const config = readFileSync(join(work, 'tlsrec.yaml'), 'utf8');
     expect(config).toContain(`appPort: ${port}`);
@@ -140,7 +149,19 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     expect(JSON.parse(set.mocks[0]!.response.body.bytes.toString()).symbol).toBe('CURL');
 
     newWorkDir();
-    const failing = record(['--', 'curl', '-sS', '--cacert', fixtureCa, '-o', '/dev/null', '-w', '%{http_code}', '--fail', `${upstream.url}/nope`]);
+    const failing = record([
+      '--',
+      'curl',
+      '-sS',
+      '--cacert',
+      fixtureCa,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--fail',
+      `${upstream.url}/nope`,
+    ]);
     expect(await failing.exited).toBe(22); // curl --fail on a 404
   });
 
@@ -151,13 +172,25 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     expect(await rec.exited).toBe(0);
     const set = loadOnly(work);
     expect(set.mocks.map(mockPathAndQuery)).toEqual(['/quote?sym=PY']);
-    expect(JSON.parse(set.mocks[0]!.response.body.bytes.toString())).toMatchObject({ symbol: 'PY', source: 'upstream' });
+    expect(JSON.parse(set.mocks[0]!.response.body.bytes.toString())).toMatchObject({
+      symbol: 'PY',
+      source: 'upstream',
+    });
   });
 
   it('captures a 5 MB response body byte-exact', async () => {
     newWorkDir();
     const size = 5 * 1024 * 1024;
-    const rec = record(['--', 'curl', '-sS', '--cacert', fixtureCa, '-o', '/dev/null', `${upstream.url}/big?size=${size}`]);
+    const rec = record([
+      '--',
+      'curl',
+      '-sS',
+      '--cacert',
+      fixtureCa,
+      '-o',
+      '/dev/null',
+      `${upstream.url}/big?size=${size}`,
+    ]);
     expect(await rec.exited).toBe(0);
     const set = loadOnly(work);
     expect(set.mocks).toHaveLength(1);
@@ -170,13 +203,27 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     newWorkDir();
     const size = 1024 * 1024;
     const dumpFile = join(work, 'events.jsonl');
-    const rec = record(['--dump-events', dumpFile, '--', 'curl', '-sS', '--cacert', fixtureCa, '-o', '/dev/null', `${upstream.url}/big?size=${size}`]);
+    const rec = record([
+      '--dump-events',
+      dumpFile,
+      '--',
+      'curl',
+      '-sS',
+      '--cacert',
+      fixtureCa,
+      '-o',
+      '/dev/null',
+      `${upstream.url}/big?size=${size}`,
+    ]);
     expect(await rec.exited).toBe(0);
     const events: CaptureEvent[] = [];
     for await (const ev of readEventFile(dumpFile)) events.push(ev);
     expect(events.some((ev) => ev.type === 'exec')).toBe(true);
     expect(events.some((ev) => ev.type === 'open' && ev.role === 'connect')).toBe(true);
-    const tlsIn = events.reduce((n, ev) => n + (ev.type === 'data' && ev.source === 'tls' && ev.dir === 'in' ? ev.data.length : 0), 0);
+    const tlsIn = events.reduce(
+      (n, ev) => n + (ev.type === 'data' && ev.source === 'tls' && ev.dir === 'in' ? ev.data.length : 0),
+      0,
+    );
     expect(tlsIn).toBeGreaterThan(size); // the body and the response head
     const exchanges: Exchange[] = [];
     const reconstructor = new Reconstructor({ onExchange: (ex) => exchanges.push(ex as Exchange) });
@@ -193,7 +240,20 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
     const size = 10 * 1024 * 1024;
     // Rate-limited so that the drain keeps up (curl's limit is bursty; 1 MiB rings lost data at
     // 25M/s): this checks records that wrap around the end of the ring, not losses.
-    const rec = record(['--ringbuf', '4M', '--', 'curl', '-sS', '--limit-rate', '20M', '--cacert', fixtureCa, '-o', '/dev/null', `${upstream.url}/big?size=${size}`]);
+    const rec = record([
+      '--ringbuf',
+      '4M',
+      '--',
+      'curl',
+      '-sS',
+      '--limit-rate',
+      '20M',
+      '--cacert',
+      fixtureCa,
+      '-o',
+      '/dev/null',
+      `${upstream.url}/big?size=${size}`,
+    ]);
     expect(await rec.exited).toBe(0);
     const set = loadOnly(work);
     expect(set.mocks).toHaveLength(1);
@@ -203,9 +263,17 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
   it('records 200 sequential keep-alive requests and 50 concurrent connections exactly once each, in order', async () => {
     newWorkDir();
     const client = join(repoRoot, 'fixtures', 'clients', 'https-load.mjs');
-    const rec = record(['--', 'sh', '-c', `node ${client} ${upstream.url}/quote?sym=SEQ 200 1 1 && node ${client} ${upstream.url}/quote?sym=PAR 50 50 50`], {
-      NODE_EXTRA_CA_CERTS: fixtureCa,
-    });
+    const rec = record(
+      [
+        '--',
+        'sh',
+        '-c',
+        `node ${client} ${upstream.url}/quote?sym=SEQ 200 1 1 && node ${client} ${upstream.url}/quote?sym=PAR 50 50 50`,
+      ],
+      {
+        NODE_EXTRA_CA_CERTS: fixtureCa,
+      },
+    );
     expect(await rec.exited).toBe(0);
     const set = loadOnly(work);
     const seq = set.mocks.filter((m) => m.request.query.some(([k, v]) => k === 'sym' && v === 'SEQ'));
@@ -220,8 +288,12 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
   it('does not record a TLS client running outside the recorded command', async () => {
     newWorkDir();
     const client = join(repoRoot, 'fixtures', 'clients', 'https-load.mjs');
-    const outside = start('node', [client, `${upstream.url}/quote?sym=OUTSIDE`, '40', '2'], { env: { NODE_EXTRA_CA_CERTS: fixtureCa } });
-    const rec = record(['--', 'node', client, `${upstream.url}/quote?sym=INSIDE`, '40', '2'], { NODE_EXTRA_CA_CERTS: fixtureCa });
+    const outside = start('node', [client, `${upstream.url}/quote?sym=OUTSIDE`, '40', '2'], {
+      env: { NODE_EXTRA_CA_CERTS: fixtureCa },
+    });
+    const rec = record(['--', 'node', client, `${upstream.url}/quote?sym=INSIDE`, '40', '2'], {
+      NODE_EXTRA_CA_CERTS: fixtureCa,
+    });
     expect(await rec.exited).toBe(0);
     expect(await outside.exited).toBe(0);
     const set = loadOnly(work);
@@ -233,7 +305,11 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
   it('SIGINT while requests are in flight: every completed exchange is on disk and the files parse', async () => {
     newWorkDir();
     const port = await freePort();
-    const rec = record(['--', 'node', fixtureApp], { PORT: String(port), UPSTREAM_URL: upstream.url, NODE_EXTRA_CA_CERTS: fixtureCa });
+    const rec = record(['--', 'node', fixtureApp], {
+      PORT: String(port),
+      UPSTREAM_URL: upstream.url,
+      NODE_EXTRA_CA_CERTS: fixtureCa,
+    });
     const base = `http://127.0.0.1:${port}`;
     await waitForHttp(`${base}/health`);
     let completed = 0;
@@ -273,9 +349,23 @@ describe.runIf(ebpf.run)('tlsrec record (real eBPF)', () => {
 
   it('as a non-root user: exit 3 with what to run instead, no stack trace', async () => {
     newWorkDir();
-    const res = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', tlsrecBin, 'record', '--', 'curl', 'https://x.test/'], {
-      cwd: '/',
-    });
+    const res = await run(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        'node',
+        tlsrecBin,
+        'record',
+        '--',
+        'curl',
+        'https://x.test/',
+      ],
+      {
+        cwd: '/',
+      },
+    );
     expect(res.code).toBe(3);
     expect(res.output).toContain('recording needs root');
     expect(res.output).toMatch(/try: run it as root: sudo tlsrec record -- curl/);

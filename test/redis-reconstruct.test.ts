@@ -36,7 +36,12 @@ function resplit(events: CaptureEvent[], size: number): CaptureEvent[] {
     if (e.type !== 'data' || e.data.length <= size) return [e];
     const parts: DataEvent[] = [];
     for (let off = 0; off < e.data.length; off += size) {
-      parts.push({ ...e, pos: e.pos + BigInt(off), chunkOff: e.chunkOff + off, data: e.data.subarray(off, off + size) });
+      parts.push({
+        ...e,
+        pos: e.pos + BigInt(off),
+        chunkOff: e.chunkOff + off,
+        data: e.data.subarray(off, off + size),
+      });
     }
     return parts;
   });
@@ -47,23 +52,37 @@ const redisOnly = (ex: Exchange[]): RedisExchange[] => ex.filter((e): e is Redis
 /** A reply as compact text: the types as well as the values. */
 function show(v: RespValue): string {
   switch (v.type) {
-    case 'bulk': return JSON.stringify(v.value.toString('utf8'));
-    case 'simple': return `+${v.value}`;
-    case 'error': return `-${v.value}`;
-    case 'integer': return `:${v.value}`;
-    case 'null': return `null(${v.wire})`;
-    case 'array': return `[${v.value.map(show).join(',')}]`;
-    case 'set': return `~[${v.value.map(show).join(',')}]`;
-    case 'push': return `>[${v.value.map(show).join(',')}]`;
-    case 'map': return `{${v.value.map(([k, x]) => `${show(k)}:${show(x)}`).join(',')}}`;
-    case 'double': return `,${v.value}`;
-    case 'boolean': return `#${v.value}`;
-    case 'verbatim': return `=${v.format}:${v.value.length}`;
-    case 'bignum': return `(${v.value}`;
+    case 'bulk':
+      return JSON.stringify(v.value.toString('utf8'));
+    case 'simple':
+      return `+${v.value}`;
+    case 'error':
+      return `-${v.value}`;
+    case 'integer':
+      return `:${v.value}`;
+    case 'null':
+      return `null(${v.wire})`;
+    case 'array':
+      return `[${v.value.map(show).join(',')}]`;
+    case 'set':
+      return `~[${v.value.map(show).join(',')}]`;
+    case 'push':
+      return `>[${v.value.map(show).join(',')}]`;
+    case 'map':
+      return `{${v.value.map(([k, x]) => `${show(k)}:${show(x)}`).join(',')}}`;
+    case 'double':
+      return `,${v.value}`;
+    case 'boolean':
+      return `#${v.value}`;
+    case 'verbatim':
+      return `=${v.format}:${v.value.length}`;
+    case 'bignum':
+      return `(${v.value}`;
   }
 }
 
-const line = (e: RedisExchange): string => `${e.command.map((a) => a.toString()).join(' ')} -> ${e.replies.map(show).join(' ')}${e.pushes.length ? ` pushes ${e.pushes.map(show).join(' ')}` : ''}`;
+const line = (e: RedisExchange): string =>
+  `${e.command.map((a) => a.toString()).join(' ')} -> ${e.replies.map(show).join(' ')}${e.pushes.length ? ` pushes ${e.pushes.map(show).join(' ')}` : ''}`;
 
 /** The port redis-server listened on when the fixture was recorded. */
 const REDIS_PORT = 46379;
@@ -112,7 +131,9 @@ describe('the ioredis recording (real eBPF events)', () => {
 
   it('a lost chunk of commands: what came before is kept, nothing after is paired wrongly, the loss is reported', () => {
     const redisConn = events.find((e) => e.type === 'open' && e.remotePort === REDIS_PORT)!;
-    const cmdEvents = events.filter((e): e is DataEvent => e.type === 'data' && e.connId === redisConn.connId && e.dir === 'out');
+    const cmdEvents = events.filter(
+      (e): e is DataEvent => e.type === 'data' && e.connId === redisConn.connId && e.dir === 'out',
+    );
     const lostAt = Math.floor(cmdEvents.length / 2);
     const lost = cmdEvents[lostAt]!;
     const r = reconstruct(events.filter((e) => e !== lost));
@@ -122,12 +143,17 @@ describe('the ioredis recording (real eBPF events)', () => {
     expect(got.length).toBeLessThan(lines.length);
     expect(lines.slice(0, got.length)).toEqual(got);
     expect(r.skipped).toHaveLength(1);
-    expect(r.skipped[0]).toMatchObject({ reason: 'bytes-lost', detail: expect.stringContaining(`out: ${lost.data.length} byte(s) at position ${lost.pos}`) });
+    expect(r.skipped[0]).toMatchObject({
+      reason: 'bytes-lost',
+      detail: expect.stringContaining(`out: ${lost.data.length} byte(s) at position ${lost.pos}`),
+    });
   });
 
   it('a lost chunk of replies: the commands answered before it are kept', () => {
     const redisConn = events.find((e) => e.type === 'open' && e.remotePort === REDIS_PORT)!;
-    const replyEvents = events.filter((e): e is DataEvent => e.type === 'data' && e.connId === redisConn.connId && e.dir === 'in');
+    const replyEvents = events.filter(
+      (e): e is DataEvent => e.type === 'data' && e.connId === redisConn.connId && e.dir === 'in',
+    );
     const lost = replyEvents[Math.floor(replyEvents.length / 2)]!;
     const r = reconstruct(events.filter((e) => e !== lost));
     const got = redisOnly(r.ex).map(line);
@@ -135,7 +161,10 @@ describe('the ioredis recording (real eBPF events)', () => {
     expect(got.length).toBeLessThan(lines.length);
     expect(lines.slice(0, got.length)).toEqual(got);
     expect(r.skipped).toHaveLength(1);
-    expect(r.skipped[0]).toMatchObject({ reason: 'bytes-lost', detail: expect.stringContaining(`in: ${lost.data.length} byte(s) at position ${lost.pos}`) });
+    expect(r.skipped[0]).toMatchObject({
+      reason: 'bytes-lost',
+      detail: expect.stringContaining(`in: ${lost.data.length} byte(s) at position ${lost.pos}`),
+    });
   });
 });
 
@@ -145,12 +174,37 @@ let ts = 1_000n;
 function conversation(parts: Array<['out' | 'in', Buffer]>, split?: number): CaptureEvent[] {
   const pos = { in: 0n, out: 0n };
   const events: CaptureEvent[] = [
-    { tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: 1n, type: 'open', role: 'connect', localPort: 50000, remotePort: 6379, localAddr: '127.0.0.1', remoteAddr: '127.0.0.1' },
+    {
+      tsNs: ts++,
+      tgid: 7,
+      tid: 7,
+      source: 'socket',
+      connId: 1n,
+      type: 'open',
+      role: 'connect',
+      localPort: 50000,
+      remotePort: 6379,
+      localAddr: '127.0.0.1',
+      remoteAddr: '127.0.0.1',
+    },
   ];
   for (const [dir, data] of parts) {
-    const pieces = split === undefined ? [data] : [data.subarray(0, split), data.subarray(split)].filter((p) => p.length > 0);
+    const pieces =
+      split === undefined ? [data] : [data.subarray(0, split), data.subarray(split)].filter((p) => p.length > 0);
     for (const p of pieces) {
-      events.push({ tsNs: ts++, tgid: 7, tid: 7, source: 'socket', connId: 1n, type: 'data', dir, pos: pos[dir], callLen: p.length, chunkOff: 0, data: p });
+      events.push({
+        tsNs: ts++,
+        tgid: 7,
+        tid: 7,
+        source: 'socket',
+        connId: 1n,
+        type: 'data',
+        dir,
+        pos: pos[dir],
+        callLen: p.length,
+        chunkOff: 0,
+        data: p,
+      });
       pos[dir] += BigInt(p.length);
     }
   }
@@ -166,7 +220,16 @@ const EVERY_TYPE: Array<['out' | 'in', Buffer]> = [
   ['out', cmd('HELLO', '3', 'AUTH', 'app', 's3cret')],
   ['in', raw('%2\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:3\r\n')],
   // a pipeline: five commands, then five replies
-  ['out', Buffer.concat([cmd('GET', 'nothing'), cmd('ZSCORE', 'z', 'm'), cmd('SISMEMBER', 's', 'x'), cmd('LOLWUT'), cmd('DEBUG', 'BIGNUM')])],
+  [
+    'out',
+    Buffer.concat([
+      cmd('GET', 'nothing'),
+      cmd('ZSCORE', 'z', 'm'),
+      cmd('SISMEMBER', 's', 'x'),
+      cmd('LOLWUT'),
+      cmd('DEBUG', 'BIGNUM'),
+    ]),
+  ],
   ['in', raw('_\r\n,3.25\r\n#t\r\n=16\r\ntxt:Redis ver. 7\r\n(3492890328409238509324850943850943825024385\r\n')],
   ['out', cmd('AUTH', 'hunter2')],
   ['in', raw('-WRONGPASS invalid username-password pair\r\n')],
@@ -205,7 +268,9 @@ describe('Redis reconstruction of every RESP type', () => {
     const ex = redisOnly(r.ex);
     expect(ex.map(line)).toEqual(EVERY_TYPE_LINES);
     expect(ex.at(-1)!.inline).toBe(true);
-    expect(JSON.stringify(r.ex, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))).not.toMatch(/s3cret|hunter2/);
+    expect(JSON.stringify(r.ex, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))).not.toMatch(
+      /s3cret|hunter2/,
+    );
   });
 
   it('gives the same exchanges with the whole stream split in two at every byte boundary', () => {
@@ -217,14 +282,21 @@ describe('Redis reconstruction of every RESP type', () => {
   });
 
   it('RESP2 pub/sub: messages while subscribed are kept with the SUBSCRIBE, not paired with later commands', () => {
-    const r = reconstruct(conversation([
-      ['out', cmd('SUBSCRIBE', 'ch')],
-      ['in', raw('*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\na\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nb\r\n')],
-      ['out', cmd('UNSUBSCRIBE', 'ch')],
-      ['in', raw('*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n')],
-      ['out', cmd('GET', 'k')],
-      ['in', raw('$1\r\nv\r\n')],
-    ]));
+    const r = reconstruct(
+      conversation([
+        ['out', cmd('SUBSCRIBE', 'ch')],
+        [
+          'in',
+          raw(
+            '*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\na\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nb\r\n',
+          ),
+        ],
+        ['out', cmd('UNSUBSCRIBE', 'ch')],
+        ['in', raw('*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n')],
+        ['out', cmd('GET', 'k')],
+        ['in', raw('$1\r\nv\r\n')],
+      ]),
+    );
     expect(redisOnly(r.ex).map(line)).toEqual([
       'SUBSCRIBE ch -> ["subscribe","ch",:1] pushes ["message","ch","a"] ["message","ch","b"]',
       'UNSUBSCRIBE ch -> ["unsubscribe","ch",:0]',
@@ -233,7 +305,13 @@ describe('Redis reconstruction of every RESP type', () => {
   });
 
   it('a command without a reply at the end is reported unpaired', () => {
-    const r = reconstruct(conversation([['out', cmd('SET', 'a', '1')], ['in', raw('+OK\r\n')], ['out', cmd('BLPOP', 'q', '0')]]));
+    const r = reconstruct(
+      conversation([
+        ['out', cmd('SET', 'a', '1')],
+        ['in', raw('+OK\r\n')],
+        ['out', cmd('BLPOP', 'q', '0')],
+      ]),
+    );
     expect(redisOnly(r.ex).map(line)).toEqual(['SET a 1 -> +OK']);
     expect(r.skipped).toHaveLength(1);
     expect(r.skipped[0]).toMatchObject({ reason: 'unpaired', bytes: cmd('BLPOP', 'q', '0').length });
@@ -241,7 +319,12 @@ describe('Redis reconstruction of every RESP type', () => {
   });
 
   it('garbage in the reply stream is a parse error, not a crash', () => {
-    const r = reconstruct(conversation([['out', cmd('GET', 'a')], ['in', raw('?what\r\n')]]));
+    const r = reconstruct(
+      conversation([
+        ['out', cmd('GET', 'a')],
+        ['in', raw('?what\r\n')],
+      ]),
+    );
     expect(redisOnly(r.ex)).toEqual([]);
     expect(r.skipped[0]!.reason).toBe('parse-error');
     expect(r.skipped[0]!.detail).toMatch(/unknown RESP type byte 0x3f/);
@@ -256,7 +339,9 @@ describe('RESP reader and encoder', () => {
     const v = reader.next()!.value;
     expect(encodeResp(v, 3).toString('latin1')).toBe(wire);
     // RESP2 clients get Redis' own downgrades: map → flat array, set → array, boolean → integer, double → bulk
-    expect(encodeResp(v, 2).toString('latin1')).toBe('*2\r\n$1\r\nk\r\n*6\r\n+OK\r\n-ERR x\r\n:-5\r\n$-1\r\n*1\r\n:0\r\n$3\r\ninf\r\n');
+    expect(encodeResp(v, 2).toString('latin1')).toBe(
+      '*2\r\n$1\r\nk\r\n*6\r\n+OK\r\n-ERR x\r\n:-5\r\n$-1\r\n*1\r\n:0\r\n$3\r\ninf\r\n',
+    );
   });
 
   it('rejects what is not RESP with the offset', () => {
@@ -273,7 +358,10 @@ describe('RESP reader and encoder', () => {
     expect(detectRedis(raw('PING\r\n'), out)).toEqual({ verdict: 'yes' });
     expect(detectRedis(raw('PI'), out)).toEqual({ verdict: 'more' });
     expect(detectRedis(raw('GET / HTTP/1.1\r\n'), out).verdict).toBe('no');
-    expect(detectRedis(raw('+OK\r\n'), out)).toMatchObject({ verdict: 'no', why: 'a RESP reply without the command before it' });
+    expect(detectRedis(raw('+OK\r\n'), out)).toMatchObject({
+      verdict: 'no',
+      why: 'a RESP reply without the command before it',
+    });
     expect(detectRedis(cmd('GET', 'a'), { dir: 'in' }).verdict).toBe('no');
   });
 
@@ -281,8 +369,26 @@ describe('RESP reader and encoder', () => {
     const r = (...a: string[]): string[] => redactCommand(a.map((x) => Buffer.from(x))).map(String);
     expect(r('AUTH', 'pw')).toEqual(['AUTH', '[REDACTED]']);
     expect(r('auth', 'user', 'pw')).toEqual(['auth', 'user', '[REDACTED]']);
-    expect(r('HELLO', '3', 'AUTH', 'u', 'pw', 'SETNAME', 'n')).toEqual(['HELLO', '3', 'AUTH', 'u', '[REDACTED]', 'SETNAME', 'n']);
-    expect(r('MIGRATE', 'h', '1', 'k', '0', '5', 'AUTH2', 'u', 'pw')).toEqual(['MIGRATE', 'h', '1', 'k', '0', '5', 'AUTH2', 'u', '[REDACTED]']);
+    expect(r('HELLO', '3', 'AUTH', 'u', 'pw', 'SETNAME', 'n')).toEqual([
+      'HELLO',
+      '3',
+      'AUTH',
+      'u',
+      '[REDACTED]',
+      'SETNAME',
+      'n',
+    ]);
+    expect(r('MIGRATE', 'h', '1', 'k', '0', '5', 'AUTH2', 'u', 'pw')).toEqual([
+      'MIGRATE',
+      'h',
+      '1',
+      'k',
+      '0',
+      '5',
+      'AUTH2',
+      'u',
+      '[REDACTED]',
+    ]);
     expect(r('CONFIG', 'SET', 'requirepass', 'pw')).toEqual(['CONFIG', 'SET', 'requirepass', '[REDACTED]']);
     expect(r('ACL', 'SETUSER', 'bob', 'on', '>pw')).toEqual(['ACL', 'SETUSER', 'bob', 'on', '[REDACTED]']);
   });

@@ -50,7 +50,11 @@ describe.skipIf(skip !== undefined)('startApp (cgroup)', () => {
     // 503 for the first 400 ms, then 200: ready only after the switch.
     const js = `const t=Date.now();require('node:http').createServer((q,s)=>{s.statusCode=q.url==='/health'&&Date.now()-t<400?503:200;s.end('ok')}).listen(${port})`;
     const started = Date.now();
-    app = await startApp({ command: `exec ${process.execPath} -e "${js}"`, port, healthUrl: `http://127.0.0.1:${port}/health` });
+    app = await startApp({
+      command: `exec ${process.execPath} -e "${js}"`,
+      port,
+      healthUrl: `http://127.0.0.1:${port}/health`,
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(350);
     expect(app.baseUrl).toBe(`http://127.0.0.1:${port}`);
   });
@@ -58,7 +62,11 @@ describe.skipIf(skip !== undefined)('startApp (cgroup)', () => {
   it('an app that exits at once is an AppError (exit 3) showing its output', async () => {
     const port = await freePort();
     const err = await startApp({
-      command: [process.execPath, '-e', "console.log('loading config'); console.error('fatal: DATABASE_URL is not set'); process.exit(4)"],
+      command: [
+        process.execPath,
+        '-e',
+        "console.log('loading config'); console.error('fatal: DATABASE_URL is not set'); process.exit(4)",
+      ],
       port,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AppError);
@@ -91,7 +99,8 @@ describe.skipIf(skip !== undefined)('startApp (cgroup)', () => {
 
   it('stops child processes too, and SIGKILLs an app that ignores SIGTERM after the grace period', async () => {
     const port = await freePort();
-    const extra = "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); require('node:child_process').spawn('sleep', ['1000'], { stdio: 'ignore' })";
+    const extra =
+      "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); require('node:child_process').spawn('sleep', ['1000'], { stdio: 'ignore' })";
     app = await startApp({ command: server(port, extra), port, stopGraceMs: 400 });
     const cg = app.cgroup!;
     await new Promise((r) => setTimeout(r, 100));
@@ -122,7 +131,14 @@ describe('startApp without a cgroup (process group)', () => {
     const out = new PassThrough();
     let text = '';
     out.on('data', (c: Buffer) => (text += c.toString()));
-    const app = await startApp({ command: server(port, 'console.log("FOO=" + process.env.FOO)'), port, cgroup: null, verbose: true, out, env: { FOO: 'bar' } });
+    const app = await startApp({
+      command: server(port, 'console.log("FOO=" + process.env.FOO)'),
+      port,
+      cgroup: null,
+      verbose: true,
+      out,
+      env: { FOO: 'bar' },
+    });
     // The port accepts (kernel backlog) a moment before the app's listen callback prints; on a
     // loaded machine a stop right away can beat the print, so wait for the line (bounded) first.
     for (let i = 0; i < 100 && !text.includes('app| listening'); i++) await new Promise((r) => setTimeout(r, 20));

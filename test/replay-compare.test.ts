@@ -41,7 +41,9 @@ describe('compareResponse: status', () => {
   it('fails on a different status and passes with status noise', () => {
     const r = compareResponse('t1', exp(text('x'), [], 200), act('x', [], 404), []);
     expect(r.passed).toBe(false);
-    expect(r.failures).toEqual([{ kind: 'status', expected: '200', actual: '404', message: 't1: status: expected 200, got 404' }]);
+    expect(r.failures).toEqual([
+      { kind: 'status', expected: '200', actual: '404', message: 't1: status: expected 200, got 404' },
+    ]);
     const noise: NoiseRule = { target: { type: 'status' }, patterns: [/^2\d\d$/], key: 'status' };
     expect(compareResponse('t1', exp(text('x'), [], 200), act('x', [], 201), [noise]).passed).toBe(true);
     expect(compareResponse('t1', exp(text('x'), [], 200), act('x', [], 500), [noise]).passed).toBe(false);
@@ -49,10 +51,18 @@ describe('compareResponse: status', () => {
 });
 
 describe('compareResponse: JSON bodies', () => {
-  const expected = { user: { id: 42, name: 'Ada', tags: ['a', 'b'] }, items: [{ id: 1, at: 't1' }, { id: 2, at: 't2' }], ok: true };
+  const expected = {
+    user: { id: 42, name: 'Ada', tags: ['a', 'b'] },
+    items: [
+      { id: 1, at: 't1' },
+      { id: 2, at: 't2' },
+    ],
+    ok: true,
+  };
 
   it('passes on the same structure regardless of formatting and key order', () => {
-    const actual = '{"ok":true,"items":[{"at":"t1","id":1},{"id":2,"at":"t2"}],"user":{"tags":["a","b"],"name":"Ada","id":42}}';
+    const actual =
+      '{"ok":true,"items":[{"at":"t1","id":1},{"id":2,"at":"t2"}],"user":{"tags":["a","b"],"name":"Ada","id":42}}';
     const r = compareResponse('t', exp(json(expected)), act(actual), []);
     expect(r).toEqual({ passed: true, failures: [] });
   });
@@ -70,7 +80,13 @@ describe('compareResponse: JSON bodies', () => {
   });
 
   it('reports missing, extra, type changes and array length', () => {
-    const actual = { user: { id: '42', name: 'Ada', tags: ['a'], extra: 1 }, items: [{ id: 1, at: 't1' }, { id: 2, at: 't2' }] };
+    const actual = {
+      user: { id: '42', name: 'Ada', tags: ['a'], extra: 1 },
+      items: [
+        { id: 1, at: 't1' },
+        { id: 2, at: 't2' },
+      ],
+    };
     const r = compareResponse('t', exp(json(expected)), act(JSON.stringify(actual)), []);
     const byPath = Object.fromEntries(r.failures.map((f) => [f.path, f]));
     expect(byPath['$.user.id']!.message).toBe('t: body $.user.id: expected number 42, got string "42"');
@@ -108,11 +124,18 @@ describe('compareResponse: JSON bodies', () => {
   it('regex noise ignores only when the actual value matches', () => {
     const e = { createdAt: '2024-01-01T00:00:00Z', n: 1 };
     const rule = bodyNoise('body.createdAt', [/^\d{4}-\d\d-\d\dT/]);
-    expect(compareResponse('t', exp(json(e)), act(JSON.stringify({ createdAt: '2025-06-01T10:00:00Z', n: 1 })), [rule]).passed).toBe(true);
+    expect(
+      compareResponse('t', exp(json(e)), act(JSON.stringify({ createdAt: '2025-06-01T10:00:00Z', n: 1 })), [rule])
+        .passed,
+    ).toBe(true);
     const r = compareResponse('t', exp(json(e)), act(JSON.stringify({ createdAt: 'yesterday', n: 1 })), [rule]);
-    expect(r.failures.map((f) => f.message)).toEqual(['t: body $.createdAt: expected "2024-01-01T00:00:00Z", got "yesterday"']);
+    expect(r.failures.map((f) => f.message)).toEqual([
+      't: body $.createdAt: expected "2024-01-01T00:00:00Z", got "yesterday"',
+    ]);
     // numbers are matched by their JSON text
-    expect(compareResponse('t', exp(json({ n: 1 })), act('{"n": 99}'), [bodyNoise('body.n', [/^\d+$/])]).passed).toBe(true);
+    expect(compareResponse('t', exp(json({ n: 1 })), act('{"n": 99}'), [bodyNoise('body.n', [/^\d+$/])]).passed).toBe(
+      true,
+    );
   });
 
   it('"body" noise ignores the whole body', () => {
@@ -166,19 +189,37 @@ describe('compareResponse: text, empty, binary', () => {
     expect(compareResponse('t', exp(bin), act(Buffer.from(bytes)), []).passed).toBe(true);
     const r = compareResponse('img', exp(bin), act(Buffer.from([0, 1, 3, 255, 254])), []);
     expect(r.failures[0]!.path).toBe('byte 2');
-    expect(r.failures[0]!.message).toMatch(/^img: binary body differs from byte 2: expected 5 bytes \(sha256 [0-9a-f]{16}\), got 5 bytes/);
+    expect(r.failures[0]!.message).toMatch(
+      /^img: binary body differs from byte 2: expected 5 bytes \(sha256 [0-9a-f]{16}\), got 5 bytes/,
+    );
   });
 });
 
 describe('compareResponse: headers', () => {
   const body = text('x');
   it('compares names case-insensitively; actual-only headers are not failures', () => {
-    const r = compareResponse('t', exp(body, [['Content-Type', 'text/plain']]), act('x', [['content-type', 'text/plain'], ['x-new', '1']]), []);
+    const r = compareResponse(
+      't',
+      exp(body, [['Content-Type', 'text/plain']]),
+      act('x', [
+        ['content-type', 'text/plain'],
+        ['x-new', '1'],
+      ]),
+      [],
+    );
     expect(r.passed).toBe(true);
   });
 
   it('a missing or changed header fails with its name', () => {
-    const r = compareResponse('t', exp(body, [['Content-Type', 'text/plain'], ['Cache-Control', 'no-store']]), act('x', [['content-type', 'text/html']]), []);
+    const r = compareResponse(
+      't',
+      exp(body, [
+        ['Content-Type', 'text/plain'],
+        ['Cache-Control', 'no-store'],
+      ]),
+      act('x', [['content-type', 'text/html']]),
+      [],
+    );
     expect(r.failures.map((f) => f.message)).toEqual([
       't: header content-type: expected "text/plain", got "text/html"',
       't: header cache-control: expected "no-store", but the response has no cache-control header',
@@ -188,18 +229,34 @@ describe('compareResponse: headers', () => {
   it('per-request and framing headers are noise by default', () => {
     const r = compareResponse(
       't',
-      exp(body, [['Date', 'Mon, 01 Jan 2024 00:00:00 GMT'], ['Content-Length', '1'], ['X-Request-Id', 'a'], ['Transfer-Encoding', 'chunked']]),
-      act('x', [['date', 'Tue, 02 Jan 2024 00:00:00 GMT'], ['x-request-id', 'b']]),
+      exp(body, [
+        ['Date', 'Mon, 01 Jan 2024 00:00:00 GMT'],
+        ['Content-Length', '1'],
+        ['X-Request-Id', 'a'],
+        ['Transfer-Encoding', 'chunked'],
+      ]),
+      act('x', [
+        ['date', 'Tue, 02 Jan 2024 00:00:00 GMT'],
+        ['x-request-id', 'b'],
+      ]),
       [],
     );
     expect(r.passed).toBe(true);
   });
 
   it('header noise, with and without regex', () => {
-    const e = exp(body, [['X-Version', '1.2.3'], ['ETag', 'W/"1"']]);
-    const a = act('x', [['x-version', '1.3.0'], ['etag', 'W/"2"']]);
+    const e = exp(body, [
+      ['X-Version', '1.2.3'],
+      ['ETag', 'W/"1"'],
+    ]);
+    const a = act('x', [
+      ['x-version', '1.3.0'],
+      ['etag', 'W/"2"'],
+    ]);
     expect(compareResponse('t', e, a, [headerNoise('X-Version'), headerNoise('ETag')]).passed).toBe(true);
-    expect(compareResponse('t', e, a, [headerNoise('X-Version', [/^1\.\d+\.\d+$/]), headerNoise('etag')]).passed).toBe(true);
+    expect(compareResponse('t', e, a, [headerNoise('X-Version', [/^1\.\d+\.\d+$/]), headerNoise('etag')]).passed).toBe(
+      true,
+    );
     expect(compareResponse('t', e, a, [headerNoise('X-Version', [/^2\./]), headerNoise('etag')]).passed).toBe(false);
   });
 
@@ -210,8 +267,21 @@ describe('compareResponse: headers', () => {
   });
 
   it('repeated headers (Set-Cookie) compare as a list', () => {
-    const e = exp(body, [['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']]);
-    expect(compareResponse('t', e, act('x', [['set-cookie', 'a=1'], ['set-cookie', 'b=2']]), []).passed).toBe(true);
+    const e = exp(body, [
+      ['Set-Cookie', 'a=1'],
+      ['Set-Cookie', 'b=2'],
+    ]);
+    expect(
+      compareResponse(
+        't',
+        e,
+        act('x', [
+          ['set-cookie', 'a=1'],
+          ['set-cookie', 'b=2'],
+        ]),
+        [],
+      ).passed,
+    ).toBe(true);
     const r = compareResponse('t', e, act('x', [['set-cookie', 'a=1']]), []);
     expect(r.failures[0]!.path).toBe('set-cookie');
   });

@@ -14,7 +14,15 @@ import { loadTestSets } from '../src/format/reader.js';
 import { TestFilePositions, jsonValueLine } from '../src/format/positions.js';
 import { exchangeToTestDoc, renderYaml } from '../src/format/test-set-writer.js';
 import { jsonPath } from '../src/replay/compare.js';
-import { escapeData, escapeProperty, fieldOf, githubSummary, markdownCell, parseJsonPath, writeGithubReport } from '../src/replay/report/github.js';
+import {
+  escapeData,
+  escapeProperty,
+  fieldOf,
+  githubSummary,
+  markdownCell,
+  parseJsonPath,
+  writeGithubReport,
+} from '../src/replay/report/github.js';
 import type { TestReport } from '../src/replay/report/model.js';
 import { runTests } from '../src/replay/run-tests.js';
 import { makeExchange, MONO_TO_WALL } from './fixtures-format/make-exchange.js';
@@ -29,7 +37,7 @@ const SESSION = {
     { sku: 'A-1', seenAt: '2026-12-06T10:00:00.000Z' },
     { sku: 'B-2', seenAt: '2026-12-06T10:00:01.000Z' },
   ],
-  'odd key': { 'it\'s': true },
+  'odd key': { "it's": true },
 };
 
 /** A test file as `tlsrec record` writes it. */
@@ -54,13 +62,22 @@ describe('workflow command escaping', () => {
   });
 
   it('Markdown cells carry no table, HTML or emphasis syntax', () => {
-    expect(markdownCell('a|b <i>x</i> *y* `z`\nnext & more')).toBe('a\\|b &lt;i&gt;x&lt;/i&gt; \\*y\\* \\`z\\` next &amp; more');
+    expect(markdownCell('a|b <i>x</i> *y* `z`\nnext & more')).toBe(
+      'a\\|b &lt;i&gt;x&lt;/i&gt; \\*y\\* \\`z\\` next &amp; more',
+    );
   });
 });
 
 describe('JSON paths from compare.ts back to segments', () => {
   it('round-trips every kind of segment', () => {
-    for (const segs of [[], ['user', 'plan'], ['items', 1, 'seenAt'], ['odd key', "it's"], ['back\\slash', 0, 0], ['$x', '_y1']]) {
+    for (const segs of [
+      [],
+      ['user', 'plan'],
+      ['items', 1, 'seenAt'],
+      ['odd key', "it's"],
+      ['back\\slash', 0, 0],
+      ['$x', '_y1'],
+    ]) {
       expect(parseJsonPath(jsonPath(segs))).toEqual(segs);
     }
     expect(parseJsonPath('line 3')).toBeUndefined();
@@ -68,9 +85,18 @@ describe('JSON paths from compare.ts back to segments', () => {
 
   it('maps failures to fields', () => {
     expect(fieldOf({ kind: 'status', expected: '200', actual: '404', message: '' })).toEqual({ kind: 'status' });
-    expect(fieldOf({ kind: 'header', path: 'etag', expected: '', actual: '', message: '' })).toEqual({ kind: 'header', name: 'etag' });
-    expect(fieldOf({ kind: 'body', path: '$.items[1].sku', expected: '', actual: '', message: '' })).toEqual({ kind: 'body', jsonPath: ['items', 1, 'sku'] });
-    expect(fieldOf({ kind: 'body', path: 'line 2', expected: '', actual: '', message: '' })).toEqual({ kind: 'body', textLine: 2 });
+    expect(fieldOf({ kind: 'header', path: 'etag', expected: '', actual: '', message: '' })).toEqual({
+      kind: 'header',
+      name: 'etag',
+    });
+    expect(fieldOf({ kind: 'body', path: '$.items[1].sku', expected: '', actual: '', message: '' })).toEqual({
+      kind: 'body',
+      jsonPath: ['items', 1, 'sku'],
+    });
+    expect(fieldOf({ kind: 'body', path: 'line 2', expected: '', actual: '', message: '' })).toEqual({
+      kind: 'body',
+      textLine: 2,
+    });
     expect(fieldOf({ kind: 'body', path: 'byte 7', expected: '', actual: '', message: '' })).toEqual({ kind: 'body' });
     expect(fieldOf({ kind: 'request', expected: '', actual: '', message: '' })).toEqual({ kind: 'request' });
   });
@@ -80,7 +106,12 @@ describe('positions of expected values', () => {
   it('in a file tlsrec writes: status, a header, JSON paths inside the block scalar, text lines', () => {
     const text = tlsrecFile(1, {
       target: '/session',
-      resHeaders: [['Content-Type', 'application/json'], ['ETag', 'W/"abc"'], ['Vary', 'Accept'], ['Vary', 'Origin']],
+      resHeaders: [
+        ['Content-Type', 'application/json'],
+        ['ETag', 'W/"abc"'],
+        ['Vary', 'Accept'],
+        ['Vary', 'Origin'],
+      ],
       resBody: JSON.stringify(SESSION),
     });
     expect(text).toMatch(/body: \|/);
@@ -93,17 +124,24 @@ describe('positions of expected values', () => {
     expect(pos.of({ kind: 'header', name: 'vary' }).line).toBe(lineOf(text, '- Accept', resp));
     // A header the file does not have: the header map's own line.
     expect(pos.of({ kind: 'header', name: 'x-nope' }).line).toBe(lineOf(text, 'header:', resp));
-    const body = (jsonPathSegs: Array<string | number>): number => pos.of({ kind: 'body', jsonPath: jsonPathSegs }).line;
+    const body = (jsonPathSegs: Array<string | number>): number =>
+      pos.of({ kind: 'body', jsonPath: jsonPathSegs }).line;
     expect(body(['user', 'plan'])).toBe(lineOf(text, '"plan": "pro"'));
     expect(body(['items', 1, 'seenAt'])).toBe(lineOf(text, '"seenAt": "2026-12-06T10:00:01.000Z"'));
     expect(body(['items', 1])).toBe(lineOf(text, '{', lineOf(text, '"sku": "A-1"') + 1));
     expect(body(['odd key', "it's"])).toBe(lineOf(text, '"it\'s": true'));
     // Not in the expected body (an extra key in the answer): the nearest enclosing value.
     expect(body(['user', 'extra'])).toBe(lineOf(text, '"user": {'));
-    expect(pos.of({ kind: 'body', jsonPath: ['user', 'plan'] }).col).toBe(text.split('\n')[lineOf(text, '"plan": "pro"') - 1]!.indexOf('"plan"') + 1);
+    expect(pos.of({ kind: 'body', jsonPath: ['user', 'plan'] }).col).toBe(
+      text.split('\n')[lineOf(text, '"plan": "pro"') - 1]!.indexOf('"plan"') + 1,
+    );
     expect(pos.of({ kind: 'request' }).line).toBe(lineOf(text, 'url: http://'));
 
-    const plain = tlsrecFile(2, { target: '/text', resHeaders: [['Content-Type', 'text/plain']], resBody: 'first\nsecond\nthird\n' });
+    const plain = tlsrecFile(2, {
+      target: '/text',
+      resHeaders: [['Content-Type', 'text/plain']],
+      resBody: 'first\nsecond\nthird\n',
+    });
     const p2 = TestFilePositions.fromText('test-2.yaml', plain)!;
     expect(p2.of({ kind: 'body', textLine: 2 }).line).toBe(lineOf(plain, 'second'));
     expect(p2.of({ kind: 'body', textLine: 99 }).line).toBe(lineOf(plain, 'third'));
@@ -113,7 +151,10 @@ describe('positions of expected values', () => {
     const text = fs.readFileSync(KEPLOY_FILE, 'utf8');
     const pos = TestFilePositions.read(KEPLOY_FILE)!;
     const resp = lineOf(text, 'resp:');
-    expect(pos.of({ kind: 'status' })).toEqual({ line: lineOf(text, 'status_code: 200'), col: text.split('\n')[lineOf(text, 'status_code: 200') - 1]!.indexOf('200') + 1 });
+    expect(pos.of({ kind: 'status' })).toEqual({
+      line: lineOf(text, 'status_code: 200'),
+      col: text.split('\n')[lineOf(text, 'status_code: 200') - 1]!.indexOf('200') + 1,
+    });
     expect(pos.of({ kind: 'header', name: 'content-type' }).line).toBe(lineOf(text, 'Content-Type:', resp));
     expect(pos.of({ kind: 'body', jsonPath: ['note'] }).line).toBe(lineOf(text, "body: '{", resp));
   });
@@ -168,10 +209,28 @@ describe('a replay with --reporter github', () => {
     const tests = path.join(root, 'tlsrec', 'test-set-0', 'tests');
     fs.mkdirSync(tests, { recursive: true });
     const files: Record<string, string> = {
-      'test-1': tlsrecFile(1, { target: '/session', resHeaders: [['Content-Type', 'application/json'], ['ETag', 'W/"abc"']], resBody: JSON.stringify(SESSION) }),
+      'test-1': tlsrecFile(1, {
+        target: '/session',
+        resHeaders: [
+          ['Content-Type', 'application/json'],
+          ['ETag', 'W/"abc"'],
+        ],
+        resBody: JSON.stringify(SESSION),
+      }),
       'test-2': tlsrecFile(2, { target: '/gone', resHeaders: [['Content-Type', 'text/plain']], resBody: 'no' }),
-      'test-3': tlsrecFile(3, { target: '/etag', resHeaders: [['Content-Type', 'text/plain'], ['ETag', 'W/"mine"']], resBody: 'same\n' }),
-      'test-4': tlsrecFile(4, { target: '/text', resHeaders: [['Content-Type', 'text/plain']], resBody: 'first\nsecond\nthird\n' }),
+      'test-3': tlsrecFile(3, {
+        target: '/etag',
+        resHeaders: [
+          ['Content-Type', 'text/plain'],
+          ['ETag', 'W/"mine"'],
+        ],
+        resBody: 'same\n',
+      }),
+      'test-4': tlsrecFile(4, {
+        target: '/text',
+        resHeaders: [['Content-Type', 'text/plain']],
+        resBody: 'first\nsecond\nthird\n',
+      }),
       'test-5': tlsrecFile(5, { target: '/fine', resHeaders: [['Content-Type', 'text/plain']], resBody: 'ok\n' }),
     };
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(tests, `${name}.yaml`), text);
@@ -215,7 +274,9 @@ describe('a replay with --reporter github', () => {
     expect(at(f(1)).message).toBe('test-1: body $.user.plan: expected "pro", got "enterprise"');
     expect(at(f(2)).line).toBe(lineOf(files['test-2']!, 'status_code: 200'));
     // Status and a header differ: both listed, one per line (LF escaped); the line is the status's.
-    expect(at(f(2)).message).toBe('test-2: status: expected 200, got 404%0Atest-2: header content-type: expected "text/plain", but the response has no content-type header');
+    expect(at(f(2)).message).toBe(
+      'test-2: status: expected 200, got 404%0Atest-2: header content-type: expected "text/plain", but the response has no content-type header',
+    );
     expect(at(f(3)).line).toBe(lineOf(files['test-3']!, 'ETag:', lineOf(files['test-3']!, 'resp:')));
     expect(at(f(4)).line).toBe(lineOf(files['test-4']!, 'second'));
     expect(at(f(4)).message).toBe('test-4: body line 2: expected "second", got "100%25 changed, really"');
@@ -230,7 +291,9 @@ describe('a replay with --reporter github', () => {
     expect(summary).toContain('| test set | passed | failed | mock misses |');
     expect(summary).toContain('| keploy-set | 0 | 1 | 0 |');
     expect(summary).toContain('| test-set-0 | 1 | 4 | 0 |');
-    expect(summary).toContain(`| test-set-0/test-1 | GET /session | test-1: body $.user.plan: expected "pro", got "enterprise" | tlsrec/test-set-0/tests/test-1.yaml:${at(f(1)).line} |`);
+    expect(summary).toContain(
+      `| test-set-0/test-1 | GET /session | test-1: body $.user.plan: expected "pro", got "enterprise" | tlsrec/test-set-0/tests/test-1.yaml:${at(f(1)).line} |`,
+    );
   });
 
   it('more failing tests than GitHub shows: every ::error is written, then a notice says where the rest are', () => {
@@ -241,22 +304,36 @@ describe('a replay with --reporter github', () => {
       url: '/x',
       passed: false,
       durationMs: 1,
-      failures: [{ kind: 'status', expected: '200', actual: '500', message: `test-${i + 1}: status: expected 200, got 500` }],
+      failures: [
+        { kind: 'status', expected: '200', actual: '500', message: `test-${i + 1}: status: expected 200, got 500` },
+      ],
       mockMisses: [],
     }));
     const out = new PassThrough();
     let text = '';
     out.on('data', (c: Buffer) => (text += c.toString()));
     writeGithubReport(
-      { runId: 'r', startedAt: '', durationMs: 0, passed: 0, failed: 12, mockMisses: 0, sets: [{ name: 'test-set-0', dir: root, tests, durationMs: 0, notes: [] }] },
+      {
+        runId: 'r',
+        startedAt: '',
+        durationMs: 0,
+        passed: 0,
+        failed: 12,
+        mockMisses: 0,
+        sets: [{ name: 'test-set-0', dir: root, tests, durationMs: 0, notes: [] }],
+      },
       out,
       { workspace: root, summaryLine: false, stepSummaryFile: path.join(root, 'no-such-dir', 'summary.md') },
     );
     const lines = text.trimEnd().split('\n');
     expect(lines.filter((l) => l.startsWith('::error '))).toHaveLength(12);
     // A file that cannot be read (gone since loading): line 1, not a crash.
-    expect(lines[0]).toBe('::error file=missing-1.yaml,line=1,col=1,title=tlsrec%3A test-set-0/test-1 failed (GET /x)::test-1: status: expected 200, got 500');
-    expect(lines[12]).toBe('::notice title=tlsrec::12 tests failed; GitHub shows 10 error annotations per step, the job summary and the log list them all');
+    expect(lines[0]).toBe(
+      '::error file=missing-1.yaml,line=1,col=1,title=tlsrec%3A test-set-0/test-1 failed (GET /x)::test-1: status: expected 200, got 500',
+    );
+    expect(lines[12]).toBe(
+      '::notice title=tlsrec::12 tests failed; GitHub shows 10 error annotations per step, the job summary and the log list them all',
+    );
     // The summary file could not be written: a warning, not a failed run.
     expect(lines[13]).toMatch(/^::warning title=tlsrec::cannot append the job summary to .*summary\.md: ENOENT/);
   });
@@ -275,6 +352,8 @@ describe('a replay with --reporter github', () => {
       },
       [],
     );
-    expect(summary).toBe('### tlsrec test: 0 passed, 0 failed\n\nSelection: --shard 2/4 (0 of 9 tests)\n\nNo tests ran.\n\n');
+    expect(summary).toBe(
+      '### tlsrec test: 0 passed, 0 failed\n\nSelection: --shard 2/4 (0 of 9 tests)\n\nNo tests ran.\n\n',
+    );
   });
 });

@@ -16,7 +16,11 @@ import {
   type SetReport,
 } from '../src/replay/report/index.js';
 
-const miss = { method: 'GET', url: 'https://api.example.com/v1/x?y=<1>', closest: { mock: 'mock-2', field: 'query', detail: 'y: expected "2", got "<1>"' } };
+const miss = {
+  method: 'GET',
+  url: 'https://api.example.com/v1/x?y=<1>',
+  closest: { mock: 'mock-2', field: 'query', detail: 'y: expected "2", got "<1>"' },
+};
 
 function sampleRun(): RunReport {
   const sets: SetReport[] = [
@@ -26,7 +30,16 @@ function sampleRun(): RunReport {
       durationMs: 120,
       notes: [],
       tests: [
-        { name: 'test-1', file: 'test-set-0/tests/test-1.yaml', method: 'GET', url: '/a', passed: true, durationMs: 3, failures: [], mockMisses: [] },
+        {
+          name: 'test-1',
+          file: 'test-set-0/tests/test-1.yaml',
+          method: 'GET',
+          url: '/a',
+          passed: true,
+          durationMs: 3,
+          failures: [],
+          mockMisses: [],
+        },
         {
           name: 'test-2 "quoted" & <odd>',
           file: 'test-set-0/tests/test-2.yaml',
@@ -34,19 +47,43 @@ function sampleRun(): RunReport {
           url: '/b?q=1&r=2',
           passed: false,
           durationMs: 7,
-          failures: [{ kind: 'body', path: '$.msg', expected: '"a<b"', actual: '"a>b \u0001"', message: 'test-2: body $.msg: expected "a<b", got "a>b \u0001"' }],
+          failures: [
+            {
+              kind: 'body',
+              path: '$.msg',
+              expected: '"a<b"',
+              actual: '"a>b \u0001"',
+              message: 'test-2: body $.msg: expected "a<b", got "a>b \u0001"',
+            },
+          ],
           diff: '--- expected\n+++ actual\n@@ -1,3 +1,3 @@\n {\n-  "msg": "a<b"\n+  "msg": "a>b"\n }',
           mockMisses: [miss],
         },
       ],
-      mocks: { total: 3, served: [{ mock: 'mock-0', method: 'GET', url: 'https://api.example.com/v1/z' }], misses: [miss], unused: ['mock-1'] },
+      mocks: {
+        total: 3,
+        served: [{ mock: 'mock-0', method: 'GET', url: 'https://api.example.com/v1/z' }],
+        misses: [miss],
+        unused: ['mock-1'],
+      },
     },
     {
       name: 'test-set-1',
       dir: '/x/test-set-1',
       durationMs: 10,
       notes: ['mocks disabled'],
-      tests: [{ name: 'test-1', file: 'test-set-1/tests/test-1.yaml', method: 'GET', url: '/c', passed: true, durationMs: 1, failures: [], mockMisses: [] }],
+      tests: [
+        {
+          name: 'test-1',
+          file: 'test-set-1/tests/test-1.yaml',
+          method: 'GET',
+          url: '/c',
+          passed: true,
+          durationMs: 1,
+          failures: [],
+          mockMisses: [],
+        },
+      ],
     },
   ];
   sets[0]!.mocks!.misses = sets[0]!.tests[1]!.mockMisses; // same objects, as runTests builds them
@@ -133,7 +170,12 @@ print(json.dumps(out))
     const parsed = JSON.parse(execFileSync('python3', ['-c', py], { input: xml, encoding: 'utf8' })) as {
       tests: string;
       failures: string;
-      suites: Array<{ name: string; tests: string; failures: string; cases: Array<{ name: string; failure: string | null; text: string | null; out: string | null }> }>;
+      suites: Array<{
+        name: string;
+        tests: string;
+        failures: string;
+        cases: Array<{ name: string; failure: string | null; text: string | null; out: string | null }>;
+      }>;
     };
     expect(parsed.tests).toBe('3');
     expect(parsed.failures).toBe('1');

@@ -22,7 +22,12 @@ function tc(name: string, method: string, url: string, body = ''): TestCase {
 
 describe('matchByRequest', () => {
   it('pairs in order by method + path and query + body; extra recorded exchanges are left over', () => {
-    const old = [tc('a', 'GET', 'http://localhost:3000/health'), tc('b', 'POST', 'http://localhost:3000/orders', '{"n":1}'), tc('hand', 'GET', 'http://x/health'), tc('c', 'POST', 'http://localhost:3000/orders', '{"n":2}')];
+    const old = [
+      tc('a', 'GET', 'http://localhost:3000/health'),
+      tc('b', 'POST', 'http://localhost:3000/orders', '{"n":1}'),
+      tc('hand', 'GET', 'http://x/health'),
+      tc('c', 'POST', 'http://localhost:3000/orders', '{"n":2}'),
+    ];
     const fresh = [
       tc('n1', 'GET', 'http://localhost:3000/health'), // a readiness poll: sent by the health check, not by rerecord
       tc('n2', 'GET', 'http://localhost:3000/health'),
@@ -41,15 +46,32 @@ describe('comparisonNoise: old answer vs new answer', () => {
   const json = (v: unknown) => ({ bytes: Buffer.from(JSON.stringify(v)), kind: 'json' as const });
   it('takes the new record-time flags only where the old value was volatile-shaped too', () => {
     const old = tc('t', 'GET', 'http://localhost:3000/session');
-    old.expected = { status: 200, headers: [['Content-Type', 'application/json']], body: json({ id: '3f2b8c1e-9d4a-4c7b-8e21-5a6b7c8d9e0f', at: '2025-01-02T03:04:05Z', plan: 'pro' }) };
+    old.expected = {
+      status: 200,
+      headers: [['Content-Type', 'application/json']],
+      body: json({ id: '3f2b8c1e-9d4a-4c7b-8e21-5a6b7c8d9e0f', at: '2025-01-02T03:04:05Z', plan: 'pro' }),
+    };
     old.noise = parseNoise({ 'header.Date': [] }).rules;
     const fresh = tc('t', 'GET', 'http://localhost:3000/session');
     // the app answers a UUID where the recording says "pro": flagged when recording, but a real change
-    fresh.expected = { status: 200, headers: [['Content-Type', 'application/json']], body: json({ id: 'c56a4180-65aa-42ec-a945-5fd21dec0538', at: new Date().toISOString(), plan: '886313e1-3b8a-4372-9b90-0c9aee199e5d' }) };
+    fresh.expected = {
+      status: 200,
+      headers: [['Content-Type', 'application/json']],
+      body: json({
+        id: 'c56a4180-65aa-42ec-a945-5fd21dec0538',
+        at: new Date().toISOString(),
+        plan: '886313e1-3b8a-4372-9b90-0c9aee199e5d',
+      }),
+    };
     fresh.noise = parseNoise({ 'header.Date': [], 'body.id': [], 'body.at': [], 'body.plan': [] }).rules;
     const noise = comparisonNoise(old, fresh);
     expect(noise.map((r) => r.key).sort()).toEqual(['body.at', 'body.id', 'header.Date']);
-    const cmp = compareResponse('t', old.expected, { status: 200, headers: fresh.expected.headers, body: fresh.expected.body.bytes }, noise);
+    const cmp = compareResponse(
+      't',
+      old.expected,
+      { status: 200, headers: fresh.expected.headers, body: fresh.expected.body.bytes },
+      noise,
+    );
     expect(cmp.passed).toBe(false);
     expect(cmp.failures.map((f) => f.path)).toEqual(['$.plan']);
   });
@@ -82,7 +104,9 @@ spec:
     mkdirSync(join(d, 'tlsrec', 'test-set-0', 'tests'), { recursive: true });
     writeFileSync(join(d, 'tlsrec', 'test-set-0', 'tests', 'test-1.yaml'), test);
     await expect(rerecordCommand(base)).rejects.toThrow(/no command to start the app/);
-    await expect(rerecordCommand({ ...base, command: ['true'], testSets: ['nope'] })).rejects.toThrow(/unknown test set/);
+    await expect(rerecordCommand({ ...base, command: ['true'], testSets: ['nope'] })).rejects.toThrow(
+      /unknown test set/,
+    );
     writeFileSync(join(d, 'tlsrec', 'test-set-0', 'tests', 'test-2.yaml'), 'kind: [\n');
     await expect(rerecordCommand({ ...base, command: ['true'] })).rejects.toThrow(InputFileError);
   });

@@ -65,26 +65,64 @@ const jsonBody = (v: unknown): BodyValue => ({ bytes: Buffer.from(JSON.stringify
 const textBody = (s: string): BodyValue => ({ bytes: Buffer.from(s), kind: 'text' });
 const empty: BodyValue = { bytes: Buffer.alloc(0), kind: 'empty' };
 
-function tc(name: string, method: string, path: string, status: number, headers: Array<[string, string]>, body: BodyValue, reqBody: BodyValue = empty, reqHeaders: Array<[string, string]> = []): TestCase {
+function tc(
+  name: string,
+  method: string,
+  path: string,
+  status: number,
+  headers: Array<[string, string]>,
+  body: BodyValue,
+  reqBody: BodyValue = empty,
+  reqHeaders: Array<[string, string]> = [],
+): TestCase {
   return {
     file: `test-set-0/tests/${name}.yaml`,
     name,
-    request: { method, url: `http://localhost:3000${path}`, headers: [['Host', 'localhost:3000'], ...reqHeaders], body: reqBody },
+    request: {
+      method,
+      url: `http://localhost:3000${path}`,
+      headers: [['Host', 'localhost:3000'], ...reqHeaders],
+      body: reqBody,
+    },
     expected: { status, headers, body },
     noise: [],
   };
 }
 
 function goodTests(): TestCase[] {
-  const user = tc('test-1', 'GET', '/users/1', 200, [['Content-Type', 'application/json'], ['X-Request-Id', 'abc'], ['Date', 'Mon, 01 Jan 2024 00:00:00 GMT']],
-    jsonBody({ id: 1, name: 'Ada', tags: ['x', 'y'], createdAt: '2024-01-01T00:00:00.000Z' }));
+  const user = tc(
+    'test-1',
+    'GET',
+    '/users/1',
+    200,
+    [
+      ['Content-Type', 'application/json'],
+      ['X-Request-Id', 'abc'],
+      ['Date', 'Mon, 01 Jan 2024 00:00:00 GMT'],
+    ],
+    jsonBody({ id: 1, name: 'Ada', tags: ['x', 'y'], createdAt: '2024-01-01T00:00:00.000Z' }),
+  );
   user.noise = [{ target: { type: 'body', path: ['createdAt'] }, patterns: [/^\d{4}-/], key: 'body.createdAt' }];
   return [
     user,
     tc('test-2', 'GET', '/hello', 200, [['Content-Type', 'text/plain']], textBody('hello\nworld\n')),
-    tc('test-3', 'GET', '/gz', 200, [['Content-Encoding', 'gzip']], jsonBody({ compressed: true }), empty, [['Accept-Encoding', 'gzip']]),
+    tc('test-3', 'GET', '/gz', 200, [['Content-Encoding', 'gzip']], jsonBody({ compressed: true }), empty, [
+      ['Accept-Encoding', 'gzip'],
+    ]),
     tc('test-4', 'GET', '/img', 200, [], { bytes: Buffer.from([137, 80, 78, 71, 0, 1, 2]), kind: 'binary' }),
-    tc('test-5', 'POST', '/echo', 200, [], jsonBody({ got: { a: [1, 2] }, host: 'localhost:3000' }), jsonBody({ a: [1, 2] }), [['Content-Type', 'application/json'], ['Content-Length', '999']]),
+    tc(
+      'test-5',
+      'POST',
+      '/echo',
+      200,
+      [],
+      jsonBody({ got: { a: [1, 2] }, host: 'localhost:3000' }),
+      jsonBody({ a: [1, 2] }),
+      [
+        ['Content-Type', 'application/json'],
+        ['Content-Length', '999'],
+      ],
+    ),
   ];
 }
 
@@ -147,7 +185,11 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
     expect(lastLine(output)).toBe('5 passed, 0 failed');
     expect(output).toContain('✓ test-1  GET /users/1');
     expect(result.reportFiles).toEqual([join(reportDir, 'junit.xml'), join(reportDir, 'report.json')]);
-    const json = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8')) as { passed: number; failed: number; sets: Array<{ tests: unknown[] }> };
+    const json = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8')) as {
+      passed: number;
+      failed: number;
+      sets: Array<{ tests: unknown[] }>;
+    };
     expect(json.passed).toBe(5);
     expect(json.sets[0]!.tests).toHaveLength(5);
     const counts = execFileSync('python3', ['-c', PY_JUNIT, join(reportDir, 'junit.xml')], { encoding: 'utf8' }).trim();
@@ -157,7 +199,12 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
 
   it('a changed value: exit code 1; the output names the test, JSON path, expected and actual', async () => {
     const tests = goodTests();
-    tests[0]!.expected.body = jsonBody({ id: 1, name: 'Grace', tags: ['x', 'y'], createdAt: '2024-01-01T00:00:00.000Z' });
+    tests[0]!.expected.body = jsonBody({
+      id: 1,
+      name: 'Grace',
+      tags: ['x', 'y'],
+      createdAt: '2024-01-01T00:00:00.000Z',
+    });
     tests[1]!.expected.body = textBody('hello\nthere\n');
     const reportDir = join(work, 'reports-fail');
     const { result, output } = await run(tests, { reporters: ['terminal', 'junit'], reportDir });
@@ -183,7 +230,9 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
   });
 
   it('an app that does not start is an AppError with its output', async () => {
-    await expect(run(goodTests(), { command: [process.execPath, '-e', "console.error('no config'); process.exit(2)"] })).rejects.toMatchObject({
+    await expect(
+      run(goodTests(), { command: [process.execPath, '-e', "console.error('no config'); process.exit(2)"] }),
+    ).rejects.toMatchObject({
       code: 'TLSREC_E_APP',
       detail: expect.stringContaining('no config'),
     });
@@ -205,7 +254,10 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
   });
 
   it('SIGTERM while waiting for the app to be ready stops it (143) and leaves nothing behind', async () => {
-    const p = run(goodTests(), { handleSignals: true, command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] });
+    const p = run(goodTests(), {
+      handleSignals: true,
+      command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'],
+    });
     await new Promise((r) => setTimeout(r, 500));
     expect(leftoverCgroups()).toHaveLength(1);
     const started = Date.now();
@@ -225,7 +277,11 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
     const fake: StartMockSession = async (o) => {
       sawCgroup = o.cgroup.path;
       upstream = createServer((req, res) => {
-        misses.push({ method: req.method!, url: `http://upstream.test${req.url}`, closest: { mock: 'mock-0', field: 'path', detail: 'expected /forecast/today, got /forecast' } });
+        misses.push({
+          method: req.method!,
+          url: `http://upstream.test${req.url}`,
+          closest: { mock: 'mock-0', field: 'path', detail: 'expected /forecast/today, got /forecast' },
+        });
         res.statusCode = 502;
         res.end();
       });
@@ -242,7 +298,11 @@ describe.skipIf(skip !== undefined)('runTests end to end (real app, mocks disabl
       };
     };
     const weather = tc('test-weather', 'GET', '/weather', 200, [], jsonBody({ upstream: 200 }));
-    const { result, output } = await run([goodTests()[1]!, weather], { mocks: true, startMockSession: fake }, { mocks: [] });
+    const { result, output } = await run(
+      [goodTests()[1]!, weather],
+      { mocks: true, startMockSession: fake },
+      { mocks: [] },
+    );
     expect(sawCgroup).toMatch(/tlsrec\/test-test-set-0-/);
     expect(closed).toBe(true);
     expect(result).toMatchObject({ passed: 1, failed: 1, mockMisses: 1, exitCode: 1 });
@@ -266,7 +326,11 @@ describe('runTests without starting an app (--app-url)', () => {
     const addr = srv.address();
     const port = typeof addr === 'object' && addr ? addr.port : 0;
     try {
-      const { result, output } = await run([goodTests()[1]!], { command: undefined, appUrl: `http://127.0.0.1:${port}`, mocks: true });
+      const { result, output } = await run([goodTests()[1]!], {
+        command: undefined,
+        appUrl: `http://127.0.0.1:${port}`,
+        mocks: true,
+      });
       expect(result.exitCode).toBe(0);
       expect(lastLine(output)).toBe('1 passed, 0 failed');
     } finally {

@@ -39,7 +39,11 @@ function writeSet(set: string, tests: Array<[name: string, method: string, url: 
 }
 
 function manyTests(n: number, prefix = 'test'): Array<[string, string, string]> {
-  return Array.from({ length: n }, (_, i) => [`${prefix}-${i + 1}`, i % 3 === 0 ? 'POST' : 'GET', `http://localhost:3000/items/${i + 1}?page=${i % 5}`]);
+  return Array.from({ length: n }, (_, i) => [
+    `${prefix}-${i + 1}`,
+    i % 3 === 0 ? 'POST' : 'GET',
+    `http://localhost:3000/items/${i + 1}?page=${i % 5}`,
+  ]);
 }
 
 const ids = (sets: TestSet[]): string[] => sets.flatMap((s) => s.tests.map((t) => `${s.name}/${t.name}`));
@@ -63,7 +67,9 @@ describe('--shard k/n', () => {
     const all = ids(sets);
     expect(all).toHaveLength(200);
     for (const count of [1, 2, 3, 4, 7]) {
-      const shards = Array.from({ length: count }, (_, i) => ids(selectTests(sets, { shard: { index: i + 1, count } }).sets));
+      const shards = Array.from({ length: count }, (_, i) =>
+        ids(selectTests(sets, { shard: { index: i + 1, count } }).sets),
+      );
       const union = shards.flat();
       expect(union).toHaveLength(all.length); // nothing twice
       expect(new Set(union)).toEqual(new Set(all)); // nothing missing
@@ -83,13 +89,17 @@ describe('--shard k/n', () => {
     const before = loadTestSets(root);
     const shardMap = (sets: TestSet[], count: number): Map<string, number> => {
       const m = new Map<string, number>();
-      for (let k = 1; k <= count; k++) for (const id of ids(selectTests(sets, { shard: { index: k, count } }).sets)) m.set(id, k);
+      for (let k = 1; k <= count; k++)
+        for (const id of ids(selectTests(sets, { shard: { index: k, count } }).sets)) m.set(id, k);
       return m;
     };
     for (const count of [2, 4]) {
       const was = shardMap(before, count);
       // A new test whose name sorts first (it changes every position), and one at the end.
-      writeSet('test-set-0', [['test-0', 'GET', 'http://localhost:3000/new'], ['test-61', 'POST', 'http://localhost:3000/newer']]);
+      writeSet('test-set-0', [
+        ['test-0', 'GET', 'http://localhost:3000/new'],
+        ['test-61', 'POST', 'http://localhost:3000/newer'],
+      ]);
       fs.rmSync(path.join(root, 'test-set-0', 'tests', 'test-30.yaml'));
       const after = loadTestSets(root);
       expect(after[0]!.tests[0]!.name).toBe('test-0');
@@ -127,7 +137,12 @@ describe('--shard k/n', () => {
     const sets = loadTestSets(root);
     const home = shardOf('test-set-0', 'test-1', 2);
     const other = home === 1 ? 2 : 1;
-    expect(selectTests(sets, { shard: { index: other, count: 2 } })).toEqual({ sets: [], selected: 0, total: 1, description: `--shard ${other}/2` });
+    expect(selectTests(sets, { shard: { index: other, count: 2 } })).toEqual({
+      sets: [],
+      selected: 0,
+      total: 1,
+      description: `--shard ${other}/2`,
+    });
     expect(ids(selectTests(sets, { shard: { index: home, count: 2 } }).sets)).toEqual(['test-set-0/test-1']);
   });
 });
@@ -151,9 +166,22 @@ describe('--test and --grep', () => {
 
   it('by name, by glob, repeatable (a union), in recorded order', () => {
     expect(pick({ tests: ['test-3'] })).toEqual(['test-set-0/test-3']);
-    expect(pick({ tests: ['test-1*'] })).toEqual(['test-set-0/test-1', 'test-set-0/test-10', 'test-set-0/test-11', 'test-set-1/test-1']);
-    expect(pick({ tests: ['test-3', 'test-1?'] })).toEqual(['test-set-0/test-3', 'test-set-0/test-10', 'test-set-0/test-11']);
-    expect(pick({ tests: ['test-[23]', 'login'] })).toEqual(['test-set-0/test-2', 'test-set-0/test-3', 'test-set-1/login']);
+    expect(pick({ tests: ['test-1*'] })).toEqual([
+      'test-set-0/test-1',
+      'test-set-0/test-10',
+      'test-set-0/test-11',
+      'test-set-1/test-1',
+    ]);
+    expect(pick({ tests: ['test-3', 'test-1?'] })).toEqual([
+      'test-set-0/test-3',
+      'test-set-0/test-10',
+      'test-set-0/test-11',
+    ]);
+    expect(pick({ tests: ['test-[23]', 'login'] })).toEqual([
+      'test-set-0/test-2',
+      'test-set-0/test-3',
+      'test-set-1/login',
+    ]);
     expect(pick({ tests: ['test-[!1]*'] })).toEqual(['test-set-0/test-2', 'test-set-0/test-3']);
   });
 
@@ -172,7 +200,11 @@ describe('--test and --grep', () => {
   });
 
   it('--test and --grep together keep what both choose; the shard splits that choice', () => {
-    expect(pick({ tests: ['test-*'], grep: 'orders' })).toEqual(['test-set-0/test-2', 'test-set-0/test-3', 'test-set-0/test-10']);
+    expect(pick({ tests: ['test-*'], grep: 'orders' })).toEqual([
+      'test-set-0/test-2',
+      'test-set-0/test-3',
+      'test-set-0/test-10',
+    ]);
     const chosen = pick({ tests: ['test-*'], grep: 'orders' });
     const halves = [1, 2].map((index) => pick({ tests: ['test-*'], grep: 'orders', shard: { index, count: 2 } }));
     expect([...halves[0]!, ...halves[1]!].sort()).toEqual([...chosen].sort());
@@ -203,12 +235,18 @@ describe('--test and --grep', () => {
   it('a --grep that leaves no test is a usage error that says what was selected', () => {
     const sets = loadTestSets(root);
     const err = usageError(() => selectTests(sets, { tests: ['login'], grep: '^GET' }));
-    expect(err.message).toBe('no test matches --test "login" --grep "^GET" in 2 test sets (test-set-0, test-set-1), 7 tests');
-    expect(usageError(() => selectTests(sets, { grep: '^PATCH' })).message).toMatch(/^no test matches --grep "\^PATCH" in 2 test sets/);
+    expect(err.message).toBe(
+      'no test matches --test "login" --grep "^GET" in 2 test sets (test-set-0, test-set-1), 7 tests',
+    );
+    expect(usageError(() => selectTests(sets, { grep: '^PATCH' })).message).toMatch(
+      /^no test matches --grep "\^PATCH" in 2 test sets/,
+    );
   });
 
   it('an invalid --grep is a usage error', () => {
-    expect(usageError(() => selectTests(loadTestSets(root), { grep: '(unclosed' })).message).toMatch(/^--grep "\(unclosed": not a valid regular expression: .*Unterminated group/);
+    expect(usageError(() => selectTests(loadTestSets(root), { grep: '(unclosed' })).message).toMatch(
+      /^--grep "\(unclosed": not a valid regular expression: .*Unterminated group/,
+    );
   });
 });
 
@@ -225,12 +263,14 @@ describe('globToRegExp', () => {
 });
 
 describe('a sharded run (runTests against a local server)', () => {
-  it('each shard\'s JSON report counts only its own tests, and the shards together are the whole set', async () => {
+  it("each shard's JSON report counts only its own tests, and the shards together are the whole set", async () => {
     writeSet('test-set-0', manyTests(9));
     // Answers what the Keploy test expects, except for /items/4 (a real failure).
     const server = createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ symbol: 'ACME', price: 27.8, note: req.url?.startsWith('/items/4?') ? 'stale' : 'fresh' }));
+      res.end(
+        JSON.stringify({ symbol: 'ACME', price: 27.8, note: req.url?.startsWith('/items/4?') ? 'stale' : 'fresh' }),
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const addr = server.address();
@@ -266,7 +306,11 @@ describe('a sharded run (runTests against a local server)', () => {
         seen.push(...names);
         failed += report.failed;
       }
-      expect(seen.sort()).toEqual(manyTests(9).map(([n]) => `test-set-0/${n}`).sort());
+      expect(seen.sort()).toEqual(
+        manyTests(9)
+          .map(([n]) => `test-set-0/${n}`)
+          .sort(),
+      );
       expect(failed).toBe(1);
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -26,7 +26,9 @@ describe('sender planning', () => {
   });
   it('port from the recorded URLs; shell strings', () => {
     const t = (url: string) => ({ request: { url } }) as TestCase;
-    expect(portFromTests({ name: 's', dir: '', tests: [t('http://localhost:8080/x')], mocks: [], noise: [] })).toBe(8080);
+    expect(portFromTests({ name: 's', dir: '', tests: [t('http://localhost:8080/x')], mocks: [], noise: [] })).toBe(
+      8080,
+    );
     expect(portFromTests({ name: 's', dir: '', tests: [t('http://localhost/x')], mocks: [], noise: [] })).toBe(80);
     expect(commandForSpawn(['npm start'])).toBe('npm start');
     expect(commandForSpawn(['node', 'app.js'])).toEqual(['node', 'app.js']);
@@ -58,7 +60,12 @@ describe('createSender against a real server', () => {
         request: {
           method: 'put',
           url: 'http://localhost:3000/items/1?v=2',
-          headers: [['Host', 'localhost:3000'], ['Content-Encoding', 'gzip'], ['Content-Length', '3'], ['X-Custom', 'yes']],
+          headers: [
+            ['Host', 'localhost:3000'],
+            ['Content-Encoding', 'gzip'],
+            ['Content-Length', '3'],
+            ['X-Custom', 'yes'],
+          ],
           body: { bytes: Buffer.from('{"name":"x"}'), kind: 'json' },
         },
         expected: { status: 201, headers: [], body: { bytes: Buffer.alloc(0), kind: 'empty' } },
@@ -75,7 +82,10 @@ describe('createSender against a real server', () => {
       expect(r.response.body.toString()).toBe('{"ok":true}');
       expect(r.decoded).toBe(true);
       expect(r.rawBody.equals(r.response.body)).toBe(false);
-      expect(r.response.headers.filter(([k]) => k === 'set-cookie')).toEqual([['set-cookie', 'a=1'], ['set-cookie', 'b=2']]);
+      expect(r.response.headers.filter(([k]) => k === 'set-cookie')).toEqual([
+        ['set-cookie', 'a=1'],
+        ['set-cookie', 'b=2'],
+      ]);
     } finally {
       await sender.close();
       srv.close();

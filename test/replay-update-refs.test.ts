@@ -11,7 +11,9 @@ const refs = () => new RecordingRefs({ redact: true });
 describe('keepBodyReferences', () => {
   it('puts the recorded reference back where the app answered a value that fits it', () => {
     const recorded = json({ token: '{{ .token }}', auth: 'Bearer {{ .token }}', user: { plan: 'pro' }, n: 1 });
-    const actual = Buffer.from('{"token":"t-fresh-123","auth":"Bearer t-fresh-123","user":{"plan":"enterprise"},"n":12345678901234567890}');
+    const actual = Buffer.from(
+      '{"token":"t-fresh-123","auth":"Bearer t-fresh-123","user":{"plan":"enterprise"},"n":12345678901234567890}',
+    );
     const out = JSON.parse(keepBodyReferences(recorded, actual).toString()) as Record<string, unknown>;
     expect(out).toMatchObject({ token: '{{ .token }}', auth: 'Bearer {{ .token }}', user: { plan: 'enterprise' } });
     // the rest of the answer is the app's own text (a big number keeps its digits)
@@ -29,7 +31,18 @@ describe('keepBodyReferences', () => {
 
 describe('keepHeaderReferences', () => {
   it('keeps a header reference that fits, by name in any case', () => {
-    expect(keepHeaderReferences([['X-Session', '{{ .session }}'], ['etag', 'a']], [['x-session', 's2'], ['etag', 'b']])).toEqual([
+    expect(
+      keepHeaderReferences(
+        [
+          ['X-Session', '{{ .session }}'],
+          ['etag', 'a'],
+        ],
+        [
+          ['x-session', 's2'],
+          ['etag', 'b'],
+        ],
+      ),
+    ).toEqual([
       ['x-session', '{{ .session }}'],
       ['etag', 'b'],
     ]);
@@ -40,7 +53,9 @@ describe('answerBodyForFile', () => {
   it('a secret-named field new in the answer is written as a captured variable, a credential format as a secret reference', () => {
     const secretsSeen: string[] = [];
     const r = new RecordingRefs({ redact: true, onSecret: (name) => secretsSeen.push(name) });
-    const actual = Buffer.from('{"access_token":"zq81-fresh-value-77","note":"key AKIAIOSFODNN7EXAMPLE inside","plan":"pro"}');
+    const actual = Buffer.from(
+      '{"access_token":"zq81-fresh-value-77","note":"key AKIAIOSFODNN7EXAMPLE inside","plan":"pro"}',
+    );
     const out = answerBodyForFile(json({ plan: 'basic' }), actual, 'application/json', r).toString();
     expect(out).not.toContain('zq81-fresh-value-77');
     expect(out).not.toContain('AKIAIOSFODNN7EXAMPLE');

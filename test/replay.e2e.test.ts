@@ -10,7 +10,19 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { findCgroup2Mount } from '../src/native/cgroup.js';
 import { BPF_PROG_TYPE_CGROUP_SOCK_ADDR, loadedBpfPrograms } from '../src/native/bpf-query.js';
 import { needsEbpf } from './helpers/env.js';
-import { fixtureApp, fixtureCa, freePort, repoRoot, run, start, startUpstream, stopAll, tlsrecBin, waitForHttp, type Started } from './helpers/procs.js';
+import {
+  fixtureApp,
+  fixtureCa,
+  freePort,
+  repoRoot,
+  run,
+  start,
+  startUpstream,
+  stopAll,
+  tlsrecBin,
+  waitForHttp,
+  type Started,
+} from './helpers/procs.js';
 
 const ebpf = needsEbpf();
 
@@ -41,9 +53,12 @@ function leftovers(): { apps: string[]; cgroups: string[] } {
     const pid = /-(\d+)-\d+$/.exec(name)?.[1];
     return pid !== undefined && existsSync(`/proc/${pid}`);
   };
-  const cgroups = dir && existsSync(dir)
-    ? readdirSync(dir).filter((d) => (d.startsWith('test-') || d.startsWith('replay') || d.startsWith('app')) && !creatorAlive(d))
-    : [];
+  const cgroups =
+    dir && existsSync(dir)
+      ? readdirSync(dir).filter(
+          (d) => (d.startsWith('test-') || d.startsWith('replay') || d.startsWith('app')) && !creatorAlive(d),
+        )
+      : [];
   return { apps, cgroups };
 }
 
@@ -106,7 +121,13 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
     const base = `http://127.0.0.1:${port}`;
     await waitForHttp(`${base}/health`);
     await (await fetch(`${base}/quote?sym=ACME`)).arrayBuffer();
-    await (await fetch(`${base}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"item":"pen","qty":2}' })).arrayBuffer();
+    await (
+      await fetch(`${base}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"item":"pen","qty":2}',
+      })
+    ).arrayBuffer();
     await (await fetch(`${base}/text`)).arrayBuffer();
     rec.child.kill('SIGINT');
     expect(await rec.exited).toBe(0);
@@ -128,7 +149,10 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
   }
 
   async function tlsrecTest(dir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
-    const res = await run('node', [tlsrecBin, 'test', ...args], { cwd: dir, env: { ...appEnv, NO_COLOR: '1', ...env } });
+    const res = await run('node', [tlsrecBin, 'test', ...args], {
+      cwd: dir,
+      env: { ...appEnv, NO_COLOR: '1', ...env },
+    });
     return res;
   }
 
@@ -143,7 +167,14 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
 
   it('replays with the upstream off: exit 0, every test passed, every upstream answer from mocks', async () => {
     const dir = copyOfRecording();
-    const res = await tlsrecTest(dir, ['--reporter', 'terminal', '--reporter', 'json', '--report-dir', join(dir, 'reports')]);
+    const res = await tlsrecTest(dir, [
+      '--reporter',
+      'terminal',
+      '--reporter',
+      'json',
+      '--report-dir',
+      join(dir, 'reports'),
+    ]);
     expect(res.output).toMatch(/^4 passed, 0 failed/m);
     expect(res.code).toBe(0);
     const reportFile = readdirSync(join(dir, 'reports')).find((f) => f.endsWith('.json'));
@@ -181,7 +212,10 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
     expect(res.code).toBe(1);
     expect(res.output).toContain('$.note');
 
-    const withNoise = readFileSync(file, 'utf8').replace(/noise:\n(\s+)/, (_m, indent: string) => `noise:\n${indent}body.note: []\n${indent}`);
+    const withNoise = readFileSync(file, 'utf8').replace(
+      /noise:\n(\s+)/,
+      (_m, indent: string) => `noise:\n${indent}body.note: []\n${indent}`,
+    );
     expect(withNoise).toContain('body.note: []');
     writeFileSync(file, withNoise);
     res = await tlsrecTest(dir);
@@ -226,7 +260,14 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
     const dir = copyOfRecording();
     const file = join(dir, 'tlsrec', 'test-set-0', 'tests', 'test-2.yaml');
     writeFileSync(file, readFileSync(file, 'utf8').replace('"note": "fresh"', '"note": "<&>"'));
-    const res = await tlsrecTest(dir, ['--reporter', 'terminal', '--reporter', 'junit', '--report-dir', join(dir, 'out')]);
+    const res = await tlsrecTest(dir, [
+      '--reporter',
+      'terminal',
+      '--reporter',
+      'junit',
+      '--report-dir',
+      join(dir, 'out'),
+    ]);
     expect(res.code).toBe(1);
     const summary = /^(\d+) passed, (\d+) failed/m.exec(res.output);
     expect(summary).not.toBeNull();
@@ -234,9 +275,15 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
     expect(xmlFile).toBeDefined();
     const xml = readFileSync(join(dir, 'out', xmlFile!), 'utf8');
     expect(XMLValidator.validate(xml)).toBe(true);
-    const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml) as Record<string, unknown>;
+    const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(xml) as Record<
+      string,
+      unknown
+    >;
     const suites = (doc.testsuites ?? doc) as { testsuite: unknown };
-    const list = (Array.isArray(suites.testsuite) ? suites.testsuite : [suites.testsuite]) as Array<{ tests: string; failures: string }>;
+    const list = (Array.isArray(suites.testsuite) ? suites.testsuite : [suites.testsuite]) as Array<{
+      tests: string;
+      failures: string;
+    }>;
     const tests = list.reduce((a, s) => a + Number(s.tests), 0);
     const failures = list.reduce((a, s) => a + Number(s.failures), 0);
     expect(tests).toBe(Number(summary![1]) + Number(summary![2]));
@@ -249,10 +296,14 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
     const dir = copyOfRecording();
     // A health URL where nothing listens keeps tlsrec waiting; SIGINT arrives meanwhile.
     const silent = await freePort();
-    const p = start('node', [tlsrecBin, 'test', '--health-url', `http://127.0.0.1:${silent}/health`, '--ready-timeout', '60'], {
-      cwd: dir,
-      env: { ...appEnv, NO_COLOR: '1' },
-    });
+    const p = start(
+      'node',
+      [tlsrecBin, 'test', '--health-url', `http://127.0.0.1:${silent}/health`, '--ready-timeout', '60'],
+      {
+        cwd: dir,
+        env: { ...appEnv, NO_COLOR: '1' },
+      },
+    );
     await waitForHttp(`http://127.0.0.1:${port}/health`);
     p.child.kill('SIGINT');
     const code = await p.exited;
@@ -264,10 +315,14 @@ describe.runIf(ebpf.run)('tlsrec test (real eBPF)', () => {
 
   it('runs the Keploy-format test sets in keploy-tests/ as they are', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'tlsrec-keploy-'));
-    const res = await run('node', [tlsrecBin, 'test', '--dir', join(repoRoot, 'keploy-tests'), '--', 'node', fixtureApp], {
-      cwd,
-      env: { NO_COLOR: '1', PORT: '3000', UPSTREAM_URL: 'https://127.0.0.2:8443' },
-    });
+    const res = await run(
+      'node',
+      [tlsrecBin, 'test', '--dir', join(repoRoot, 'keploy-tests'), '--', 'node', fixtureApp],
+      {
+        cwd,
+        env: { NO_COLOR: '1', PORT: '3000', UPSTREAM_URL: 'https://127.0.0.2:8443' },
+      },
+    );
     rmSync(cwd, { recursive: true, force: true });
     expect(res.output).toMatch(/^5 passed, 0 failed/m);
     expect(res.code).toBe(0);

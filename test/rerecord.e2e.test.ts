@@ -21,7 +21,18 @@ import { loadTestSets } from '../src/format/reader.js';
 import type { TestCase } from '../src/format/types.js';
 import type { RunReport } from '../src/replay/report/model.js';
 import { needsEbpf } from './helpers/env.js';
-import { fixtureCa, freePort, repoRoot, run, start, stopAll, tlsrecBin, waitForHttp, waitForOutput, type Started } from './helpers/procs.js';
+import {
+  fixtureCa,
+  freePort,
+  repoRoot,
+  run,
+  start,
+  stopAll,
+  tlsrecBin,
+  waitForHttp,
+  waitForOutput,
+  type Started,
+} from './helpers/procs.js';
 
 const ebpf = needsEbpf();
 const volatileApp = join(repoRoot, 'fixtures', 'volatile-app', 'server.mjs');
@@ -83,7 +94,9 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
   });
 
   async function upstream(upPort: number, variant: 'normal' | 'changed'): Promise<Started> {
-    const p = start('node', [upstreamServer, '--host', '127.0.0.2', '--port', String(upPort)], { env: { UPSTREAM_VARIANT: variant } });
+    const p = start('node', [upstreamServer, '--host', '127.0.0.2', '--port', String(upPort)], {
+      env: { UPSTREAM_VARIANT: variant },
+    });
     await waitForOutput(p, /listening https:\/\//);
     return p;
   }
@@ -95,14 +108,35 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
     let up = await upstream(upPort, 'normal');
 
     // ---- record ----
-    const rec = start('node', [tlsrecBin, 'record', '-q', '--env', 'PORT', '--env', 'UPSTREAM_URL', '--env', 'NODE_EXTRA_CA_CERTS', '--', 'node', volatileApp], {
-      cwd: work,
-      env: { PORT: String(appPort), UPSTREAM_URL: upstreamUrl, NODE_EXTRA_CA_CERTS: fixtureCa },
-    });
+    const rec = start(
+      'node',
+      [
+        tlsrecBin,
+        'record',
+        '-q',
+        '--env',
+        'PORT',
+        '--env',
+        'UPSTREAM_URL',
+        '--env',
+        'NODE_EXTRA_CA_CERTS',
+        '--',
+        'node',
+        volatileApp,
+      ],
+      {
+        cwd: work,
+        env: { PORT: String(appPort), UPSTREAM_URL: upstreamUrl, NODE_EXTRA_CA_CERTS: fixtureCa },
+      },
+    );
     const base = `http://127.0.0.1:${appPort}`;
     await waitForHttp(`${base}/health`);
     expect((await fetch(`${base}/session`)).status).toBe(200);
-    const checkout = await fetch(`${base}/checkout`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ item: 'cup', qty: 2 }) });
+    const checkout = await fetch(`${base}/checkout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ item: 'cup', qty: 2 }),
+    });
     expect(await checkout.json()).toMatchObject({ status: 'accepted', item: 'cup', qty: 2 });
     rec.child.kill('SIGINT');
     expect(await rec.exited, rec.output()).toBe(0);
@@ -116,8 +150,18 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
     const [old] = loadTestSets(join(work, 'tlsrec'), { config });
     const session = byPath(old!.tests, '/session');
     const sessionNoise = noiseKeys(session);
-    for (const volatile of ['header.x-request-id', 'body.id', 'body.createdat', 'body.ts', 'body.items.seenat']) expect(sessionNoise).toContain(volatile);
-    for (const stable of ['body.user.name', 'body.user.plan', 'body.price.amount', 'body.price.currency', 'body.items.sku', 'body.user', 'body.price', 'body']) {
+    for (const volatile of ['header.x-request-id', 'body.id', 'body.createdat', 'body.ts', 'body.items.seenat'])
+      expect(sessionNoise).toContain(volatile);
+    for (const stable of [
+      'body.user.name',
+      'body.user.plan',
+      'body.price.amount',
+      'body.price.currency',
+      'body.items.sku',
+      'body.user',
+      'body.price',
+      'body',
+    ]) {
       expect(sessionNoise).not.toContain(stable);
     }
     // random hex (token, etag) looks like a content hash: never flagged at record time
@@ -129,7 +173,13 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
 
     // ---- hand edits in the old set: noise for the token and etag, and a hand-written test ----
     const sessionText = readFileSync(session.file, 'utf8');
-    writeFileSync(session.file, sessionText.replace(/( +)header\.Date: \[\]\n/, '$1header.Date: []\n$1body.token: []\n$1header.etag: [] # hand edit\n'));
+    writeFileSync(
+      session.file,
+      sessionText.replace(
+        /( +)header\.Date: \[\]\n/,
+        '$1header.Date: []\n$1body.token: []\n$1header.etag: [] # hand edit\n',
+      ),
+    );
     writeFileSync(join(old!.dir, 'tests', 'zz-health-by-hand.yaml'), HAND_TEST.replace('PORT', String(appPort)));
     const oldFiles = snapshot(old!.dir);
 
@@ -152,13 +202,31 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
 
     // the fresh set: the old file names and test names, the old noise with the new record-time flags
     const fresh = loadTestSets(join(work, 'tlsrec'), { only: ['test-set-1'], config })[0]!;
-    expect(readdirSync(join(fresh.dir, 'tests')).sort()).toEqual(['test-1.yaml', 'test-2.yaml', 'test-3.yaml', 'zz-health-by-hand.yaml']);
+    expect(readdirSync(join(fresh.dir, 'tests')).sort()).toEqual([
+      'test-1.yaml',
+      'test-2.yaml',
+      'test-3.yaml',
+      'zz-health-by-hand.yaml',
+    ]);
     expect(fresh.tests.map((t) => t.name)).toEqual(['test-1', 'test-2', 'test-3', 'health-by-hand']);
     const freshSession = noiseKeys(byPath(fresh.tests, '/session'));
-    for (const k of ['body.token', 'header.etag', 'body.id', 'body.createdat', 'body.ts', 'body.items.seenat', 'header.x-request-id']) expect(freshSession).toContain(k);
+    for (const k of [
+      'body.token',
+      'header.etag',
+      'body.id',
+      'body.createdat',
+      'body.ts',
+      'body.items.seenat',
+      'header.x-request-id',
+    ])
+      expect(freshSession).toContain(k);
     expect(freshSession).not.toContain('body.user.plan');
     const freshCheckout = byPath(fresh.tests, '/checkout');
-    expect(JSON.parse(freshCheckout.expected.body.bytes.toString())).toMatchObject({ status: 'queued', item: 'cup', qty: 2 });
+    expect(JSON.parse(freshCheckout.expected.body.bytes.toString())).toMatchObject({
+      status: 'queued',
+      item: 'cup',
+      qty: 2,
+    });
     expect(fresh.mocks).toHaveLength(1);
     expect(JSON.parse(fresh.mocks[0]!.response.body.bytes.toString())).toMatchObject({ status: 'queued' });
 
@@ -168,7 +236,10 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
     // The user's loop: /checkout's outgoing body carries a fresh nonce and time on every run, so
     // --detect-noise writes them as the mock's noise; it ends with a normal run that passes.
     const mocksFile = join(fresh.dir, 'mocks.yaml');
-    const detect = await run('node', [tlsrecBin, 'test', '--test-set', 'test-set-1', '--detect-noise'], { cwd: work, env: { ...withoutAppEnv, NO_COLOR: '1' } });
+    const detect = await run('node', [tlsrecBin, 'test', '--test-set', 'test-set-1', '--detect-noise'], {
+      cwd: work,
+      env: { ...withoutAppEnv, NO_COLOR: '1' },
+    });
     expect(detect.output).toContain('noise + body.nonce  tlsrec/test-set-1/mocks.yaml (mock-0)');
     expect(detect.output).toContain('noise + body.at  tlsrec/test-set-1/mocks.yaml (mock-0)');
     expect(detect.output).toMatch(/^4 passed, 0 failed/m);
@@ -176,16 +247,39 @@ describe.runIf(ebpf.run)('record-time noise, env: and rerecord (real eBPF)', () 
     expect(readFileSync(mocksFile, 'utf8')).toMatch(/noise:\n\s+req:\n\s+- body\.nonce\n\s+- body\.at\n/);
 
     const reportDir = join(work, 'reports');
-    const t = await run('node', [tlsrecBin, 'test', '--test-set', 'test-set-1', '--reporter', 'terminal', '--reporter', 'json', '--report-dir', reportDir], { cwd: work, env: withoutAppEnv });
-    const report = JSON.parse(readFileSync(join(reportDir, readdirSync(reportDir).find((f) => f.endsWith('.json'))!), 'utf8')) as RunReport;
+    const t = await run(
+      'node',
+      [
+        tlsrecBin,
+        'test',
+        '--test-set',
+        'test-set-1',
+        '--reporter',
+        'terminal',
+        '--reporter',
+        'json',
+        '--report-dir',
+        reportDir,
+      ],
+      { cwd: work, env: withoutAppEnv },
+    );
+    const report = JSON.parse(
+      readFileSync(join(reportDir, readdirSync(reportDir).find((f) => f.endsWith('.json'))!), 'utf8'),
+    ) as RunReport;
     // Served from the fresh mocks, with the app's port and upstream from tlsrec.yaml env: alone.
-    expect(report.sets[0]!.tests.map((x) => [x.name, x.passed]), t.output).toEqual([
+    expect(
+      report.sets[0]!.tests.map((x) => [x.name, x.passed]),
+      t.output,
+    ).toEqual([
       ['test-1', true],
       ['test-2', true],
       ['test-3', true],
       ['health-by-hand', true],
     ]);
-    expect(report.sets[0]!.tests.flatMap((x) => x.mockMisses), t.output).toEqual([]);
+    expect(
+      report.sets[0]!.tests.flatMap((x) => x.mockMisses),
+      t.output,
+    ).toEqual([]);
     expect(report.sets[0]!.mocks, t.output).toMatchObject({ total: 1, misses: [], unused: [] });
     expect(t.code, t.output).toBe(0);
     expect(existsSync(join(work, 'tlsrec', 'test-set-2'))).toBe(false);

@@ -33,7 +33,8 @@ beforeAll(async () => {
       sessions.add(token);
       return json(200, { token, kind: 'Bearer' });
     }
-    if (req.url === '/me') return bearer && sessions.has(bearer) ? json(200, { user: 'ann' }) : json(401, { error: 'bad token' });
+    if (req.url === '/me')
+      return bearer && sessions.has(bearer) ? json(200, { user: 'ann' }) : json(401, { error: 'bad token' });
     json(404, {});
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -46,17 +47,48 @@ afterAll(async () => {
 
 const json = (v: unknown): BodyValue => ({ bytes: Buffer.from(JSON.stringify(v)), kind: 'json' });
 const empty: BodyValue = { bytes: Buffer.alloc(0), kind: 'empty' };
-function tc(name: string, path: string, reqHeaders: Array<[string, string]>, status: number, body: BodyValue): TestCase {
-  return { file: `${name}.yaml`, name, request: { method: 'GET', url: `http://localhost:3000${path}`, headers: reqHeaders, body: empty }, expected: { status, headers: [], body }, noise: [] };
+function tc(
+  name: string,
+  path: string,
+  reqHeaders: Array<[string, string]>,
+  status: number,
+  body: BodyValue,
+): TestCase {
+  return {
+    file: `${name}.yaml`,
+    name,
+    request: { method: 'GET', url: `http://localhost:3000${path}`, headers: reqHeaders, body: empty },
+    expected: { status, headers: [], body },
+    noise: [],
+  };
 }
-const config: Config = { file: undefined, command: undefined, appPort: undefined, healthUrl: undefined, readyTimeoutMs: 5000, noise: [], passthrough: [], redactHeaders: [] };
+const config: Config = {
+  file: undefined,
+  command: undefined,
+  appPort: undefined,
+  healthUrl: undefined,
+  readyTimeoutMs: 5000,
+  noise: [],
+  passthrough: [],
+  redactHeaders: [],
+};
 
 async function replay(tests: TestCase[], secrets: SecretStore, setDir = join(work, 'set')) {
   const out = new PassThrough();
   let text = '';
   out.on('data', (c: Buffer) => (text += c.toString()));
   const set: TestSet = { name: 'set', dir: setDir, tests, mocks: [], noise: [] };
-  const result = await runTests({ dir: work, appUrl: base, mocks: false, reporters: ['terminal'], out, config, testSetsLoaded: [set], handleSignals: false, secrets });
+  const result = await runTests({
+    dir: work,
+    appUrl: base,
+    mocks: false,
+    reporters: ['terminal'],
+    out,
+    config,
+    testSetsLoaded: [set],
+    handleSignals: false,
+    secrets,
+  });
   return { result, text };
 }
 
@@ -86,8 +118,12 @@ describe('replay with references', () => {
     ];
     const { result, text } = await replay(tests, new SecretStore(new Map(), '.tlsrec-secrets.yaml'));
     expect(result.exitCode).toBe(1);
-    expect(text).toContain('test-1: header x-api-key was recorded as [REDACTED] and is sent so: write {{ .secret.X_API_KEY }} there and set TLSREC_SECRET_X_API_KEY');
-    expect(text).toContain('test-2: sends secret X_API_KEY, which is not set: set TLSREC_SECRET_X_API_KEY or add X_API_KEY to .tlsrec-secrets.yaml');
+    expect(text).toContain(
+      'test-1: header x-api-key was recorded as [REDACTED] and is sent so: write {{ .secret.X_API_KEY }} there and set TLSREC_SECRET_X_API_KEY',
+    );
+    expect(text).toContain(
+      'test-2: sends secret X_API_KEY, which is not set: set TLSREC_SECRET_X_API_KEY or add X_API_KEY to .tlsrec-secrets.yaml',
+    );
     expect(text.match(/secret X_API_KEY is not set;/g)).toHaveLength(1);
   });
 });

@@ -10,7 +10,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needsEbpf } from './helpers/env.js';
-import { fixtureCa, freePort, repoRoot, run, start, startUpstream, stopAll, tlsrecBin, waitForHttp, type Started } from './helpers/procs.js';
+import {
+  fixtureCa,
+  freePort,
+  repoRoot,
+  run,
+  start,
+  startUpstream,
+  stopAll,
+  tlsrecBin,
+  waitForHttp,
+  type Started,
+} from './helpers/procs.js';
 
 const ebpf = needsEbpf();
 const authApp = join(repoRoot, 'fixtures', 'auth-app', 'server.mjs');
@@ -41,14 +52,27 @@ describe.runIf(ebpf.run)('secrets and a login flow (real eBPF)', () => {
     work = mkdtempSync(join(tmpdir(), 'tlsrec-secrets-'));
     upstream = await startUpstream();
     const port = await freePort();
-    appEnv = { PORT: String(port), UPSTREAM_URL: upstream.url, NODE_EXTRA_CA_CERTS: fixtureCa, APP_API_KEY: API_KEY, APP_PASSWORD: PASSWORD };
+    appEnv = {
+      PORT: String(port),
+      UPSTREAM_URL: upstream.url,
+      NODE_EXTRA_CA_CERTS: fixtureCa,
+      APP_API_KEY: API_KEY,
+      APP_PASSWORD: PASSWORD,
+    };
     // A hand-written tlsrec.yaml whose redact list reaches the writer process: /me's "plan" is kept out.
-    writeFileSync(join(work, 'tlsrec.yaml'), `command: [node, ${JSON.stringify(authApp)}]\nappPort: ${port}\nredact: [plan]\n`);
+    writeFileSync(
+      join(work, 'tlsrec.yaml'),
+      `command: [node, ${JSON.stringify(authApp)}]\nappPort: ${port}\nredact: [plan]\n`,
+    );
     const rec = start('node', [tlsrecBin, 'record', '--', 'node', authApp], { cwd: work, env: appEnv });
     const base = `http://127.0.0.1:${port}`;
     await waitForHttp(`${base}/health`);
     const key = { 'x-api-key': API_KEY };
-    const login = await fetch(`${base}/login`, { method: 'POST', headers: { ...key, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'ann', password: PASSWORD }) });
+    const login = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { ...key, 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'ann', password: PASSWORD }),
+    });
     expect(login.status).toBe(200);
     const token = ((await login.json()) as { access_token: string }).access_token;
     tokens.push(token);
@@ -80,10 +104,26 @@ describe.runIf(ebpf.run)('secrets and a login flow (real eBPF)', () => {
   }
 
   function tlsrecTest(dir: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-    return run('node', [tlsrecBin, 'test', '--reporter', 'terminal', '--reporter', 'junit', '--reporter', 'json', '--report-dir', join(dir, 'reports'), ...args], {
-      cwd: dir,
-      env: { ...appEnv, NO_COLOR: '1', ...env },
-    });
+    return run(
+      'node',
+      [
+        tlsrecBin,
+        'test',
+        '--reporter',
+        'terminal',
+        '--reporter',
+        'junit',
+        '--reporter',
+        'json',
+        '--report-dir',
+        join(dir, 'reports'),
+        ...args,
+      ],
+      {
+        cwd: dir,
+        env: { ...appEnv, NO_COLOR: '1', ...env },
+      },
+    );
   }
 
   it('the files hold neither key, password nor token; the secrets file is 0600 and git-ignored', () => {
@@ -168,7 +208,11 @@ describe.runIf(ebpf.run)('secrets and a login flow (real eBPF)', () => {
 
   it('a regression that echoes the key: the diff and every report show [secret X_API_KEY], never the key', async () => {
     const dir = checkout();
-    const res = await tlsrecTest(dir, ['--verbose'], { TLSREC_SECRET_X_API_KEY: API_KEY, TLSREC_SECRET_PASSWORD: PASSWORD, FIXTURE_VARIANT: 'echo-key' });
+    const res = await tlsrecTest(dir, ['--verbose'], {
+      TLSREC_SECRET_X_API_KEY: API_KEY,
+      TLSREC_SECRET_PASSWORD: PASSWORD,
+      FIXTURE_VARIANT: 'echo-key',
+    });
     expect(res.code).toBe(1);
     expect(res.output).toMatch(/^3 passed, 1 failed/m);
     expect(res.output).toContain('seen_key');

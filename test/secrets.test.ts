@@ -26,13 +26,26 @@ afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 const JSON_CT: [string, string] = ['Content-Type', 'application/json'];
 const HOST: [string, string] = ['Host', 'localhost:3000'];
 
-async function record(exchanges: Exchange[], opts: { redact?: boolean; redactKeys?: string[]; redactPaths?: string[] } = {}) {
+async function record(
+  exchanges: Exchange[],
+  opts: { redact?: boolean; redactKeys?: string[]; redactPaths?: string[] } = {},
+) {
   const secretsFile = path.join(root, '.tlsrec-secrets.yaml');
-  const w = await TestSetWriter.create({ rootDir: path.join(root, 'tlsrec'), monoToWallNs: MONO_TO_WALL, secretsFile, ...opts });
+  const w = await TestSetWriter.create({
+    rootDir: path.join(root, 'tlsrec'),
+    monoToWallNs: MONO_TO_WALL,
+    secretsFile,
+    ...opts,
+  });
   for (const ex of exchanges) w.writeExchange(ex);
   await w.close();
-  const files = fs.readdirSync(path.join(w.dir, 'tests')).sort().map((f) => fs.readFileSync(path.join(w.dir, 'tests', f), 'utf8'));
-  const mocks = fs.existsSync(path.join(w.dir, 'mocks.yaml')) ? fs.readFileSync(path.join(w.dir, 'mocks.yaml'), 'utf8') : '';
+  const files = fs
+    .readdirSync(path.join(w.dir, 'tests'))
+    .sort()
+    .map((f) => fs.readFileSync(path.join(w.dir, 'tests', f), 'utf8'));
+  const mocks = fs.existsSync(path.join(w.dir, 'mocks.yaml'))
+    ? fs.readFileSync(path.join(w.dir, 'mocks.yaml'), 'utf8')
+    : '';
   return { dir: w.dir, files, all: files.join('\n') + mocks, mocks, secretsFile };
 }
 
@@ -43,27 +56,34 @@ const API_KEY = 'k3y-0123456789abcdef';
 function loginFlow(token = TOKEN): Exchange[] {
   return [
     makeExchange({
-      method: 'POST', target: '/login',
+      method: 'POST',
+      target: '/login',
       reqHeaders: [HOST, JSON_CT, ['x-api-key', API_KEY]],
       reqBody: JSON.stringify({ user: 'ann', password: PASSWORD }),
-      resHeaders: [JSON_CT], resBody: JSON.stringify({ token, token_type: 'Bearer', expires_in: 3600 }),
+      resHeaders: [JSON_CT],
+      resBody: JSON.stringify({ token, token_type: 'Bearer', expires_in: 3600 }),
     }),
     makeExchange({
       target: '/me',
       reqHeaders: [HOST, ['x-api-key', API_KEY], ['Authorization', `Bearer ${token}`]],
-      resHeaders: [JSON_CT], resBody: JSON.stringify({ user: 'ann' }),
+      resHeaders: [JSON_CT],
+      resBody: JSON.stringify({ user: 'ann' }),
     }),
     makeExchange({
       target: `/search?q=shoes&access_token=${API_KEY}-q`,
       reqHeaders: [HOST],
-      resHeaders: [JSON_CT], resBody: JSON.stringify({ results: [] }),
+      resHeaders: [JSON_CT],
+      resBody: JSON.stringify({ results: [] }),
     }),
     // the app passes the token on to an upstream: the mock refers to the same variable
     makeExchange({
-      role: 'outgoing', method: 'POST', target: '/audit',
+      role: 'outgoing',
+      method: 'POST',
+      target: '/audit',
       reqHeaders: [['Host', 'audit.example.com'], JSON_CT],
       reqBody: JSON.stringify({ event: 'me', session: token }),
-      resHeaders: [JSON_CT], resBody: JSON.stringify({ ok: true, echoed: token, upstream_secret: 'sk_live_0123456789abcdefABCD' }),
+      resHeaders: [JSON_CT],
+      resBody: JSON.stringify({ ok: true, echoed: token, upstream_secret: 'sk_live_0123456789abcdefABCD' }),
     }),
   ];
 }
@@ -71,7 +91,8 @@ function loginFlow(token = TOKEN): Exchange[] {
 describe('record: secrets become references, flowing values become variables', () => {
   it('a login flow: no password, key or token in the files; references a person can read', async () => {
     const r = await record(loginFlow());
-    for (const secret of [PASSWORD, TOKEN, API_KEY, 'sk_live_0123456789abcdefABCD']) expect(r.all).not.toContain(secret);
+    for (const secret of [PASSWORD, TOKEN, API_KEY, 'sk_live_0123456789abcdefABCD'])
+      expect(r.all).not.toContain(secret);
     expect(r.files[0]).toContain('"password": "{{ .secret.PASSWORD }}"');
     expect(r.files[0]).toContain('x-api-key: "{{ .secret.X_API_KEY }}"');
     expect(r.files[0]).toContain('"token": "{{ .token }}"'); // captured at replay
@@ -83,7 +104,10 @@ describe('record: secrets become references, flowing values become variables', (
     expect(r.mocks).toContain('"echoed": "{{ .token }}"');
     // the values are in the secrets file only, mode 0600; the token (issued afresh at replay) is not
     expect(readSecretsFile(r.secretsFile)).toEqual({
-      X_API_KEY: API_KEY, PASSWORD, ACCESS_TOKEN: `${API_KEY}-q`, UPSTREAM_SECRET: 'sk_live_0123456789abcdefABCD',
+      X_API_KEY: API_KEY,
+      PASSWORD,
+      ACCESS_TOKEN: `${API_KEY}-q`,
+      UPSTREAM_SECRET: 'sk_live_0123456789abcdefABCD',
     });
     expect(fs.statSync(r.secretsFile).mode & 0o777).toBe(0o600);
     // and the files still load
@@ -99,14 +123,47 @@ describe('record: secrets become references, flowing values become variables', (
     const FLOWING = 'item-a1b2c3d4e5';
     const r = await record([
       // a content hash in two responses, never sent back
-      makeExchange({ target: '/doc', reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify({ sha256: HASH, id: FIXED_ID }) }),
-      makeExchange({ target: '/doc?again=1', reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify({ sha256: HASH }) }),
+      makeExchange({
+        target: '/doc',
+        reqHeaders: [HOST],
+        resHeaders: [JSON_CT],
+        resBody: JSON.stringify({ sha256: HASH, id: FIXED_ID }),
+      }),
+      makeExchange({
+        target: '/doc?again=1',
+        reqHeaders: [HOST],
+        resHeaders: [JSON_CT],
+        resBody: JSON.stringify({ sha256: HASH }),
+      }),
       // an id the client chose: in a request before any response has it
-      makeExchange({ method: 'POST', target: '/orders', reqHeaders: [HOST, JSON_CT], reqBody: JSON.stringify({ id: CLIENT_ID }), resHeaders: [JSON_CT], resBody: JSON.stringify({ id: CLIENT_ID, state: 'new' }) }),
-      makeExchange({ target: `/orders/${CLIENT_ID}`, reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify({ id: CLIENT_ID }) }),
+      makeExchange({
+        method: 'POST',
+        target: '/orders',
+        reqHeaders: [HOST, JSON_CT],
+        reqBody: JSON.stringify({ id: CLIENT_ID }),
+        resHeaders: [JSON_CT],
+        resBody: JSON.stringify({ id: CLIENT_ID, state: 'new' }),
+      }),
+      makeExchange({
+        target: `/orders/${CLIENT_ID}`,
+        reqHeaders: [HOST],
+        resHeaders: [JSON_CT],
+        resBody: JSON.stringify({ id: CLIENT_ID }),
+      }),
       // a fixed id sent in a request it never came from: same value, but sent before… (the /doc id is in a response)
-      makeExchange({ method: 'POST', target: '/items', reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify({ item: FLOWING }) }),
-      makeExchange({ target: '/items', reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: JSON.stringify([{ item: FLOWING }]) }),
+      makeExchange({
+        method: 'POST',
+        target: '/items',
+        reqHeaders: [HOST],
+        resHeaders: [JSON_CT],
+        resBody: JSON.stringify({ item: FLOWING }),
+      }),
+      makeExchange({
+        target: '/items',
+        reqHeaders: [HOST],
+        resHeaders: [JSON_CT],
+        resBody: JSON.stringify([{ item: FLOWING }]),
+      }),
       makeExchange({ target: `/items/${FLOWING}`, reqHeaders: [HOST], resHeaders: [JSON_CT], resBody: '{}' }),
     ]);
     expect(r.files[0]).toContain(HASH);
@@ -131,16 +188,33 @@ describe('record: secrets become references, flowing values become variables', (
     expect(off.all).toContain(PASSWORD);
     expect(off.all).toContain(API_KEY);
     fs.rmSync(path.join(root, 'tlsrec'), { recursive: true });
-    const extra = await record([
-      makeExchange({ method: 'POST', target: '/p', reqHeaders: [HOST, JSON_CT], reqBody: JSON.stringify({ pin: '4321', user: { ssn: '078-05-1120' }, ok: 'x' }), resHeaders: [JSON_CT], resBody: '{}' }),
-    ], { redactKeys: ['PIN'], redactPaths: ['$.user.ssn'] });
+    const extra = await record(
+      [
+        makeExchange({
+          method: 'POST',
+          target: '/p',
+          reqHeaders: [HOST, JSON_CT],
+          reqBody: JSON.stringify({ pin: '4321', user: { ssn: '078-05-1120' }, ok: 'x' }),
+          resHeaders: [JSON_CT],
+          resBody: '{}',
+        }),
+      ],
+      { redactKeys: ['PIN'], redactPaths: ['$.user.ssn'] },
+    );
     expect(extra.all).not.toContain('4321');
     expect(extra.all).not.toContain('078-05-1120');
     expect(extra.files[0]).toContain('"ok": "x"');
     // a credential after its scheme, in a header or field that does not say so
     fs.rmSync(path.join(root, 'tlsrec'), { recursive: true });
     const scheme = await record([
-      makeExchange({ method: 'POST', target: '/p', reqHeaders: [HOST, JSON_CT, ['X-Forwarded-Auth', 'Bearer abcdef0123456789']], reqBody: JSON.stringify({ header: 'Basic YWxhZGRpbjpvcGVuc2VzYW1l' }), resHeaders: [JSON_CT], resBody: '{}' }),
+      makeExchange({
+        method: 'POST',
+        target: '/p',
+        reqHeaders: [HOST, JSON_CT, ['X-Forwarded-Auth', 'Bearer abcdef0123456789']],
+        reqBody: JSON.stringify({ header: 'Basic YWxhZGRpbjpvcGVuc2VzYW1l' }),
+        resHeaders: [JSON_CT],
+        resBody: '{}',
+      }),
     ]);
     expect(scheme.all).not.toContain('abcdef0123456789');
     expect(scheme.all).not.toContain('YWxhZGRpbjpvcGVuc2VzYW1l');
@@ -151,9 +225,25 @@ describe('record: secrets become references, flowing values become variables', (
   it('well-known formats are found anywhere; ordinary keys are not secrets', () => {
     const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
     const text = `a ${jwt} b AKIAIOSFODNN7EXAMPLE c ghp_${'a'.repeat(36)} d xoxb-1234567890-abcdef`;
-    expect(findSecretFormats(text).map((h) => h.name)).toEqual(['JWT', 'AWS_ACCESS_KEY_ID', 'GITHUB_TOKEN', 'SLACK_TOKEN']);
-    for (const k of ['password', 'Access-Token', 'refreshToken', 'client_secret', 'API_KEY', 'apikey', 'Cookie', 'db_password']) expect(isSecretKey(k), k).toBe(true);
-    for (const k of ['token_type', 'next_page_token', 'max_tokens', 'keyboard', 'monkey', 'author', 'id']) expect(isSecretKey(k), k).toBe(false);
+    expect(findSecretFormats(text).map((h) => h.name)).toEqual([
+      'JWT',
+      'AWS_ACCESS_KEY_ID',
+      'GITHUB_TOKEN',
+      'SLACK_TOKEN',
+    ]);
+    for (const k of [
+      'password',
+      'Access-Token',
+      'refreshToken',
+      'client_secret',
+      'API_KEY',
+      'apikey',
+      'Cookie',
+      'db_password',
+    ])
+      expect(isSecretKey(k), k).toBe(true);
+    for (const k of ['token_type', 'next_page_token', 'max_tokens', 'keyboard', 'monkey', 'author', 'id'])
+      expect(isSecretKey(k), k).toBe(false);
   });
 });
 
@@ -162,11 +252,18 @@ describe('tlsrec.yaml: redact and secrets', () => {
     const file = path.join(root, 'tlsrec.yaml');
     fs.writeFileSync(file, 'redact: [x-session, pin, "$.user.ssn", body.card.number]\nsecrets: private/s.yaml\n');
     expect(loadConfig(file)).toMatchObject({
-      redactHeaders: ['x-session', 'pin'], redactKeys: ['x-session', 'pin'], redactPaths: ['$.user.ssn', 'body.card.number'],
+      redactHeaders: ['x-session', 'pin'],
+      redactKeys: ['x-session', 'pin'],
+      redactPaths: ['$.user.ssn', 'body.card.number'],
       secretsFile: path.join(root, 'private', 's.yaml'),
     });
     fs.writeFileSync(file, 'redact:\n  headers: [x-tenant]\n  keys: [pin]\n  paths: ["$.a"]\n');
-    expect(loadConfig(file)).toMatchObject({ redactHeaders: ['x-tenant'], redactKeys: ['pin'], redactPaths: ['$.a'], secretsFile: path.join(root, '.tlsrec-secrets.yaml') });
+    expect(loadConfig(file)).toMatchObject({
+      redactHeaders: ['x-tenant'],
+      redactKeys: ['pin'],
+      redactPaths: ['$.a'],
+      secretsFile: path.join(root, '.tlsrec-secrets.yaml'),
+    });
     fs.writeFileSync(file, 'redact: 3\n');
     expect(() => loadConfig(file)).toThrow(/tlsrec\.yaml:1:\d+/);
   });
@@ -184,19 +281,33 @@ describe('replay: secrets supplied, variables captured', () => {
     const unsent = new VariableScope(none).prepare(login!);
     expect(unsent.missingSecrets.sort()).toEqual(['PASSWORD', 'X_API_KEY']);
 
-    const secrets = SecretStore.load({ secretsFile: path.join(root, '.tlsrec-secrets.yaml') }, { TLSREC_SECRET_X_API_KEY: 'from-env-key-1' });
+    const secrets = SecretStore.load(
+      { secretsFile: path.join(root, '.tlsrec-secrets.yaml') },
+      { TLSREC_SECRET_X_API_KEY: 'from-env-key-1' },
+    );
     const scope = new VariableScope(secrets);
     const p1 = scope.prepare(login!);
     expect(p1.missingSecrets).toEqual([]);
     expect(p1.test.request.headers).toContainEqual(['x-api-key', 'from-env-key-1']); // env over file
     expect(JSON.parse(p1.test.request.body.bytes.toString())).toEqual({ user: 'ann', password: PASSWORD });
     const fresh = 'tok_NEW_0000111122223333';
-    const actual = { status: 200, headers: [['content-type', 'application/json']] as Array<[string, string]>, body: Buffer.from(JSON.stringify({ token: fresh, token_type: 'Bearer', expires_in: 3600 })) };
+    const actual = {
+      status: 200,
+      headers: [['content-type', 'application/json']] as Array<[string, string]>,
+      body: Buffer.from(JSON.stringify({ token: fresh, token_type: 'Bearer', expires_in: 3600 })),
+    };
     const expected = scope.expect(login!.expected, actual);
-    expect(JSON.parse(expected.body.bytes.toString())).toEqual({ token: fresh, token_type: 'Bearer', expires_in: 3600 });
+    expect(JSON.parse(expected.body.bytes.toString())).toEqual({
+      token: fresh,
+      token_type: 'Bearer',
+      expires_in: 3600,
+    });
     expect(scope.get('token')).toBe(fresh);
     // the field must be there
-    const missingField = new VariableScope(secrets).expect(login!.expected, { ...actual, body: Buffer.from('{"token_type":"Bearer","expires_in":3600}') });
+    const missingField = new VariableScope(secrets).expect(login!.expected, {
+      ...actual,
+      body: Buffer.from('{"token_type":"Bearer","expires_in":3600}'),
+    });
     expect(JSON.parse(missingField.body.bytes.toString()).token).toBe('{{ .token }}');
 
     const p2 = scope.prepare(me!);
@@ -223,7 +334,12 @@ describe('replay: secrets supplied, variables captured', () => {
     const [set] = loadTestSets(path.join(root, 'tlsrec'));
     const matcher = new MockMatcher(set!.mocks);
     const call = (session: string) => ({
-      method: 'POST', scheme: 'http' as const, host: 'audit.example.com', path: '/audit', query: [], headers: [],
+      method: 'POST',
+      scheme: 'http' as const,
+      host: 'audit.example.com',
+      path: '/audit',
+      query: [],
+      headers: [],
       body: Buffer.from(JSON.stringify({ event: 'me', session })),
     });
     expect(matcher.match(call('tok_fresh_at_replay_42')).kind).toBe('hit');
@@ -242,7 +358,11 @@ describe('replay: secrets supplied, variables captured', () => {
   });
 
   it('templates: Keploy forms read the same; literal parts must match', () => {
-    expect(substitute('a {{string .id}} {{ .secret.K }} {{ .nope }}', (r) => (r.kind === 'var' ? (r.name === 'id' ? '7' : undefined) : 's'))).toBe('a 7 s {{ .nope }}');
+    expect(
+      substitute('a {{string .id}} {{ .secret.K }} {{ .nope }}', (r) =>
+        r.kind === 'var' ? (r.name === 'id' ? '7' : undefined) : 's',
+      ),
+    ).toBe('a 7 s {{ .nope }}');
     expect(matchTemplate('Bearer {{ .token }}', 'Bearer abc')?.get('token')).toBe('abc');
     expect(matchTemplate('Bearer {{ .token }}', 'Basic abc')).toBeUndefined();
   });

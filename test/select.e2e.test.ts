@@ -53,7 +53,8 @@ describe.runIf(ebpf.run)('selection, sharding and the github reporter (real eBPF
       const editor = YamlFileEditor.open(file);
       editor.addTestNoise(SESSION_NOISE);
       editor.save();
-      const noise = (parse(readFileSync(file, 'utf8')) as { spec: { assertions: { noise: Record<string, unknown> } } }).spec.assertions.noise;
+      const noise = (parse(readFileSync(file, 'utf8')) as { spec: { assertions: { noise: Record<string, unknown> } } })
+        .spec.assertions.noise;
       expect(Object.keys(noise)).toEqual(expect.arrayContaining(SESSION_NOISE));
     }
   });
@@ -80,10 +81,25 @@ describe.runIf(ebpf.run)('selection, sharding and the github reporter (real eBPF
     const ran: string[][] = [];
     for (const k of [1, 2]) {
       const reportDir = join(dir, `shard-${k}`);
-      const res = await run('node', [tlsrecBin, 'test', '--shard', `${k}/2`, '--reporter', 'terminal', '--reporter', 'json', '--report-dir', reportDir], {
-        cwd: dir,
-        env: appEnv,
-      });
+      const res = await run(
+        'node',
+        [
+          tlsrecBin,
+          'test',
+          '--shard',
+          `${k}/2`,
+          '--reporter',
+          'terminal',
+          '--reporter',
+          'json',
+          '--report-dir',
+          reportDir,
+        ],
+        {
+          cwd: dir,
+          env: appEnv,
+        },
+      );
       const report = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8')) as {
         passed: number;
         failed: number;
@@ -94,7 +110,11 @@ describe.runIf(ebpf.run)('selection, sharding and the github reporter (real eBPF
       expect(names.length, res.output).toBeGreaterThan(0);
       expect(report.failed, res.output).toBe(0);
       expect(report.passed).toBe(names.length);
-      expect(report.selection).toEqual({ description: `--shard ${k}/2`, selected: names.length, total: testNames().length });
+      expect(report.selection).toEqual({
+        description: `--shard ${k}/2`,
+        selected: names.length,
+        total: testNames().length,
+      });
       expect(res.output).toMatch(new RegExp(`^${names.length} passed, 0 failed`, 'm'));
       expect(res.code).toBe(0);
       ran.push(names);
@@ -113,7 +133,9 @@ describe.runIf(ebpf.run)('selection, sharding and the github reporter (real eBPF
       env: { ...appEnv, FIXTURE_VARIANT: 'changed', GITHUB_STEP_SUMMARY: summaryFile, GITHUB_WORKSPACE: dir },
     });
     expect(res.code, res.output).toBe(1);
-    const sessionTests = testNames().filter((n) => /url: \S+\/session/.test(readFileSync(join(setDir, 'tests', `${n}.yaml`), 'utf8')));
+    const sessionTests = testNames().filter((n) =>
+      /url: \S+\/session/.test(readFileSync(join(setDir, 'tests', `${n}.yaml`), 'utf8')),
+    );
     expect(sessionTests).toHaveLength(3);
     const errors = res.output.split('\n').filter((l) => l.startsWith('::error '));
     expect(errors).toHaveLength(sessionTests.length);

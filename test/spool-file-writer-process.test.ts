@@ -86,7 +86,10 @@ interface Harness {
   runToEnd(max?: number): Promise<void>;
 }
 
-function harness(overrides: Partial<FileWriterIo<ReconstructStats>> = {}, opts: { parentPid?: () => number; failWriteAt?: number } = {}): Harness {
+function harness(
+  overrides: Partial<FileWriterIo<ReconstructStats>> = {},
+  opts: { parentPid?: () => number; failWriteAt?: number } = {},
+): Harness {
   const clock = new ManualClock();
   let spool: MemorySpool | undefined;
   const written: Exchange[] = [];
@@ -108,7 +111,11 @@ function harness(overrides: Partial<FileWriterIo<ReconstructStats>> = {}, opts: 
           const cause = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
           if (ex.role === 'incoming') counts.failedTests++;
           else counts.failedMocks++;
-          throw new OutputError('cannot write test-9.yaml: ENOSPC: no space left on device, write', { stage: 'write recording', hint: 'free some disk space', cause });
+          throw new OutputError('cannot write test-9.yaml: ENOSPC: no space left on device, write', {
+            stage: 'write recording',
+            hint: 'free some disk space',
+            cause,
+          });
         }
         written.push(ex);
         if (ex.role === 'incoming') counts.tests++;
@@ -137,7 +144,10 @@ function harness(overrides: Partial<FileWriterIo<ReconstructStats>> = {}, opts: 
     process,
     async runToEnd(max = 10_000) {
       let finished = false;
-      void process.done.then(() => (finished = true), () => (finished = true));
+      void process.done.then(
+        () => (finished = true),
+        () => (finished = true),
+      );
       for (let i = 0; i < max && !finished; i++) {
         if (!clock.runNext()) await new Promise((r) => setImmediate(r));
         await Promise.resolve();
@@ -148,7 +158,8 @@ function harness(overrides: Partial<FileWriterIo<ReconstructStats>> = {}, opts: 
   return h;
 }
 
-const endOf = (reports: FileWriterReport<ReconstructStats>[]) => reports.find((r) => 'end' in r) as Extract<FileWriterReport<ReconstructStats>, { end: unknown }> | undefined;
+const endOf = (reports: FileWriterReport<ReconstructStats>[]) =>
+  reports.find((r) => 'end' in r) as Extract<FileWriterReport<ReconstructStats>, { end: unknown }> | undefined;
 
 interface Recording {
   name: string;
@@ -162,7 +173,9 @@ describe('FileWriterProcess', () => {
 
   beforeAll(async () => {
     const dir = join(repoRoot, 'fixtures', 'events');
-    for (const name of readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort()) {
+    for (const name of readdirSync(dir)
+      .filter((n) => n.endsWith('.jsonl'))
+      .sort()) {
       const events: CaptureEvent[] = [];
       for await (const ev of readEventFile(join(dir, name))) events.push(ev);
       const exchanges: Exchange[] = [];
@@ -179,7 +192,7 @@ describe('FileWriterProcess', () => {
     return frames;
   };
 
-  it('hands every exchange of each real recording to the files, in order, and ends with reconstruction\'s summary', async () => {
+  it("hands every exchange of each real recording to the files, in order, and ends with reconstruction's summary", async () => {
     expect(recordings.length).toBeGreaterThan(5);
     for (const rec of recordings) {
       const h = harness();
@@ -192,7 +205,12 @@ describe('FileWriterProcess', () => {
       const end = endOf(h.reports);
       expect(end?.stats, rec.name).toEqual(rec.stats);
       const tests = rec.exchanges.filter((e) => e.role === 'incoming').length;
-      expect(end?.end, rec.name).toEqual({ tests, mocks: rec.exchanges.length - tests, failedTests: 0, failedMocks: 0 });
+      expect(end?.end, rec.name).toEqual({
+        tests,
+        mocks: rec.exchanges.length - tests,
+        failedTests: 0,
+        failedMocks: 0,
+      });
       if (tests > 0) expect(end?.appPort, rec.name).toBeGreaterThan(0);
       expect(h.released, rec.name).toEqual([]); // the recorder said it had stopped its capture
     }
@@ -246,7 +264,9 @@ describe('FileWriterProcess', () => {
     await h.runToEnd();
     for (let i = 0; i < 10 && h.released.length === 0; i++) h.clock.runNext();
     expect(h.released).toHaveLength(1);
-    expect(h.warnings).toEqual(['tlsrec ended without stopping its capture; continued 2 stopped process(es) of the recorded command']);
+    expect(h.warnings).toEqual([
+      'tlsrec ended without stopping its capture; continued 2 stopped process(es) of the recorded command',
+    ]);
     expect(endOf(h.reports)).toBeDefined(); // and the files were finished
   });
 
@@ -261,7 +281,15 @@ describe('FileWriterProcess', () => {
     await h.runToEnd();
     expect(h.written).toEqual(rec.exchanges.slice(0, 2));
     const failures = h.reports.filter((r) => 'failure' in r);
-    expect(failures).toEqual([{ failure: { message: 'cannot write test-9.yaml: ENOSPC: no space left on device, write', code: 'ENOSPC', hint: 'free some disk space' } }]);
+    expect(failures).toEqual([
+      {
+        failure: {
+          message: 'cannot write test-9.yaml: ENOSPC: no space left on device, write',
+          code: 'ENOSPC',
+          hint: 'free some disk space',
+        },
+      },
+    ]);
     const end = endOf(h.reports)!;
     expect(end.end.tests + end.end.mocks).toBe(2);
     expect(end.end.failedTests + end.end.failedMocks).toBe(rec.exchanges.length - 2);
@@ -276,13 +304,24 @@ describe('FileWriterProcess', () => {
     h.process.inputEnded();
     await h.runToEnd();
     expect(h.reports.filter((r) => 'failure' in r)).toEqual([
-      { failure: { message: 'a spooled batch of events could not be read: unsupported state or unable to authenticate data' } },
+      {
+        failure: {
+          message: 'a spooled batch of events could not be read: unsupported state or unable to authenticate data',
+        },
+      },
     ]);
     expect(h.written).toEqual(rec.exchanges);
   });
 
   it('an error while working ends it without an end report (the recorder then says it stopped early)', async () => {
-    const h = harness({ reconstruct: () => ({ push: () => undefined, finish: () => { throw new Error('boom'); } }) });
+    const h = harness({
+      reconstruct: () => ({
+        push: () => undefined,
+        finish: () => {
+          throw new Error('boom');
+        },
+      }),
+    });
     h.process.start();
     h.process.inputEnded();
     await expect(h.runToEnd()).rejects.toThrow('boom');

@@ -51,7 +51,9 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
 
   beforeAll(async () => {
     expect(existsSync(fileWriterScript), `${fileWriterScript} (run npm run build)`).toBe(true);
-    for (const name of readdirSync(eventsDir).filter((n) => n.endsWith('.jsonl')).sort()) {
+    for (const name of readdirSync(eventsDir)
+      .filter((n) => n.endsWith('.jsonl'))
+      .sort()) {
       const events: CaptureEvent[] = [];
       const exchanges: Exchange[] = [];
       for await (const ev of readEventFile(join(eventsDir, name))) events.push(ev);
@@ -94,7 +96,10 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
 
       expect(bgSummary.lateErrors, rec.name).toEqual([]);
       expect(bgSummary.notWritten + bgSummary.notWrittenBytes).toBe(0);
-      expect({ tests: bgSummary.tests, mocks: bgSummary.mocks }, rec.name).toEqual({ tests: syncSummary.tests, mocks: syncSummary.mocks });
+      expect({ tests: bgSummary.tests, mocks: bgSummary.mocks }, rec.name).toEqual({
+        tests: syncSummary.tests,
+        mocks: syncSummary.mocks,
+      });
       expect(bgSummary.stats, rec.name).toEqual(rec.stats);
       if (rec.exchanges.some((e) => e.role === 'incoming')) expect(bgSummary.appPort, rec.name).toBeGreaterThan(0);
     }
@@ -105,9 +110,13 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
   });
 
   it('the spool on disk holds no plaintext (it is encrypted); secrets are redacted in the files', async () => {
-    const rec = recordings.find((r) => r.exchanges.some((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization')));
+    const rec = recordings.find((r) =>
+      r.exchanges.some((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization')),
+    );
     expect(rec, 'a fixture recording with an Authorization header').toBeDefined();
-    const withSecret = rec!.exchanges.find((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization'))!;
+    const withSecret = rec!.exchanges.find((e) =>
+      e.request.headers.some(([n]) => n.toLowerCase() === 'authorization'),
+    )!;
     const secret = withSecret.request.headers.find(([n]) => n.toLowerCase() === 'authorization')![1];
     expect(secret).not.toBe('[REDACTED]');
 
@@ -131,7 +140,9 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
   });
 
   it('the redaction options reach the file-writer process: extra header names, and redaction off', async () => {
-    const rec = recordings.find((r) => r.exchanges.some((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization')))!;
+    const rec = recordings.find((r) =>
+      r.exchanges.some((e) => e.request.headers.some(([n]) => n.toLowerCase() === 'authorization')),
+    )!;
     const secret = rec.exchanges
       .flatMap((e) => e.request.headers)
       .find(([n]) => n.toLowerCase() === 'authorization')![1];
@@ -152,5 +163,4 @@ describe('the file-writer process writes what reconstruction and TestSetWriter w
     const off = await written({ redact: false });
     expect(off).toContain(secret);
   });
-
 });

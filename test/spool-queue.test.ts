@@ -78,7 +78,10 @@ describe('SpoolQueue', () => {
       append: (parts) => void appended.push([...parts]),
       flush: () => {
         if (!failing) return appended.length;
-        throw new SpoolAppendError(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 1);
+        throw new SpoolAppendError(
+          Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }),
+          1,
+        );
       },
       discard: () => appended.splice(-1).length,
     };
@@ -95,7 +98,9 @@ describe('SpoolQueue', () => {
     expect(queue.spooledBytes()).toBe(100);
     expect(queue.notSpooledBytes()).toBe(37);
     const err = queue.error();
-    expect(err?.message).toBe('could not write captured traffic to the spool in /work/tlsrec/test-set-0: ENOSPC: no space left on device, write');
+    expect(err?.message).toBe(
+      'could not write captured traffic to the spool in /work/tlsrec/test-set-0: ENOSPC: no space left on device, write',
+    );
     expect(err?.hint).toBe('free some disk space and record again');
   });
 });

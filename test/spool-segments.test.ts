@@ -9,11 +9,17 @@ import * as path from 'node:path';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseFrames, segmentPath, SpoolReader, SpoolAppendError, SpoolAppender, type SpoolItem } from '../src/spool/segments.js';
+import {
+  parseFrames,
+  segmentPath,
+  SpoolReader,
+  SpoolAppendError,
+  SpoolAppender,
+  type SpoolItem,
+} from '../src/spool/segments.js';
 import { seededRandom } from './helpers/random.js';
 
 const NEXT = '#tlsrec-spool next\n';
-
 
 function randomBytes(rand: () => number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
@@ -37,7 +43,8 @@ function frame(data: Buffer | string): Buffer {
   return Buffer.concat([Buffer.from(`#tlsrec-spool ${body.length}\n`, 'latin1'), body]);
 }
 
-const records = (items: SpoolItem[]): string[] => items.map((i) => (i.kind === 'next' ? '<next>' : i.data.toString('latin1')));
+const records = (items: SpoolItem[]): string[] =>
+  items.map((i) => (i.kind === 'next' ? '<next>' : i.data.toString('latin1')));
 
 describe('parseFrames', () => {
   it('splits whole frames: records (empty, binary, with newlines and header-like text) and the next marker', () => {
@@ -56,7 +63,14 @@ describe('parseFrames', () => {
   });
 
   it('split at every byte: returns only the complete frames and the bytes they took', () => {
-    const parts = [frame('first'), frame(''), frame('line1\nline2\n'), Buffer.from(NEXT, 'latin1'), frame(Buffer.from([0, 10, 255, 10])), frame('z'.repeat(300))];
+    const parts = [
+      frame('first'),
+      frame(''),
+      frame('line1\nline2\n'),
+      Buffer.from(NEXT, 'latin1'),
+      frame(Buffer.from([0, 10, 255, 10])),
+      frame('z'.repeat(300)),
+    ];
     const names = ['first', '', 'line1\nline2\n', '<next>', '\x00\n\xff\n', 'z'.repeat(300)];
     const buf = Buffer.concat(parts);
     const ends: number[] = [];
@@ -79,10 +93,22 @@ describe('parseFrames', () => {
   });
 
   it('throws a clear error on bytes that are not a frame, naming where', () => {
-    expect(() => parseFrames(Buffer.from('hello world\n'))).toThrow(/spool: bad frame header "hello world\\n" at byte 0/);
+    expect(() => parseFrames(Buffer.from('hello world\n'))).toThrow(
+      /spool: bad frame header "hello world\\n" at byte 0/,
+    );
     const good = frame('ok');
-    expect(() => parseFrames(Buffer.concat([good, Buffer.from('GET / HTTP/1.1\r\n')]))).toThrow(`at byte ${good.length}`);
-    for (const bad of ['#tlsrec-spool -1\n', '#tlsrec-spool 1x\n', '#tlsrec-spool\n', '#tlsrec-spool  1\n', '#tlsrec-spool 1\r\n', '#tlsrec-spool next \n', '#TLSREC-SPOOL 1\n']) {
+    expect(() => parseFrames(Buffer.concat([good, Buffer.from('GET / HTTP/1.1\r\n')]))).toThrow(
+      `at byte ${good.length}`,
+    );
+    for (const bad of [
+      '#tlsrec-spool -1\n',
+      '#tlsrec-spool 1x\n',
+      '#tlsrec-spool\n',
+      '#tlsrec-spool  1\n',
+      '#tlsrec-spool 1\r\n',
+      '#tlsrec-spool next \n',
+      '#TLSREC-SPOOL 1\n',
+    ]) {
       expect(() => parseFrames(Buffer.from(bad, 'latin1')), JSON.stringify(bad)).toThrow(/spool: bad frame header/);
     }
     // NUL bytes in front of a header (a hole in the file) are not a frame either.
@@ -91,9 +117,13 @@ describe('parseFrames', () => {
 
   it('an overlong header line throws, with or without its newline', () => {
     expect(() => parseFrames(Buffer.from('x'.repeat(200)))).toThrow(/spool: no frame header at byte 0/);
-    expect(() => parseFrames(Buffer.from(`#tlsrec-spool ${'1'.repeat(60)}\nabc`))).toThrow(/spool: no frame header at byte 0/);
+    expect(() => parseFrames(Buffer.from(`#tlsrec-spool ${'1'.repeat(60)}\nabc`))).toThrow(
+      /spool: no frame header at byte 0/,
+    );
     const good = frame('ok');
-    expect(() => parseFrames(Buffer.concat([good, Buffer.alloc(100, 0x41)]))).toThrow(`spool: no frame header at byte ${good.length}`);
+    expect(() => parseFrames(Buffer.concat([good, Buffer.alloc(100, 0x41)]))).toThrow(
+      `spool: no frame header at byte ${good.length}`,
+    );
     // A short run without a newline may still be a header being written: it is left for later.
     expect(parseFrames(Buffer.from('#tlsrec-spool 12'))).toEqual({ items: [], used: 0 });
   });
@@ -262,7 +292,9 @@ describe('SpoolAppender and SpoolReader', () => {
     for (let k = 0; k <= 3; k++) expect(statSync(segmentPath(dir, PREFIX, k)).mode & 0o777).toBe(0o600);
 
     const got: string[] = [];
-    const reader = new SpoolReader(dir, PREFIX, (d) => got.push(d.length > 20 ? `<${d.length}>` : d.toString('latin1')));
+    const reader = new SpoolReader(dir, PREFIX, (d) =>
+      got.push(d.length > 20 ? `<${d.length}>` : d.toString('latin1')),
+    );
     expect(reader.finish()).toBe(0);
     expect(got).toEqual([`<${body.length}>`, '', `<${big.length}>`, 'tail']);
     expect(readdirSync(dir)).toEqual([]);
@@ -351,8 +383,10 @@ describe('SpoolAppender and SpoolReader', () => {
     const realWritev = fs.writevSync;
     const spies = [
       // the batch's writev writes 10 bytes only, then the rest fails with ENOSPC
-      vi.spyOn(fs, 'writevSync').mockImplementation(((fd: number, bufs: Buffer[], pos: number) =>
-        realWritev(fd, [Buffer.concat(bufs).subarray(0, 10)], pos)) as typeof fs.writevSync),
+      vi
+        .spyOn(fs, 'writevSync')
+        .mockImplementation(((fd: number, bufs: Buffer[], pos: number) =>
+          realWritev(fd, [Buffer.concat(bufs).subarray(0, 10)], pos)) as typeof fs.writevSync),
       vi.spyOn(fs, 'writeSync').mockImplementation((() => {
         throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
       }) as typeof fs.writeSync),
@@ -388,8 +422,14 @@ describe('SpoolAppender and SpoolReader', () => {
     const realWritev = fs.writevSync;
     const spies = [
       // the first frame and 3 bytes of the second get written, then the disk is full
-      vi.spyOn(fs, 'writevSync').mockImplementation(((fd: number, bufs: Buffer[], pos: number) =>
-        realWritev(fd, [Buffer.concat(bufs).subarray(0, '#tlsrec-spool 3\none'.length + 3)], pos)) as typeof fs.writevSync),
+      vi
+        .spyOn(fs, 'writevSync')
+        .mockImplementation(((fd: number, bufs: Buffer[], pos: number) =>
+          realWritev(
+            fd,
+            [Buffer.concat(bufs).subarray(0, '#tlsrec-spool 3\none'.length + 3)],
+            pos,
+          )) as typeof fs.writevSync),
       vi.spyOn(fs, 'writeSync').mockImplementation((() => {
         throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
       }) as typeof fs.writeSync),

@@ -39,7 +39,11 @@ function copyKeploy(config = 'command: touch started-by-tlsrec\nappPort: 3000\n'
 }
 
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [tlsrecBin, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, [tlsrecBin, ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -47,7 +51,9 @@ describe('checkFiles', () => {
   it('valid files: counts of sets, tests and mocks; notes for what is not an error', () => {
     const r = checkFiles({ dir: KEPLOY, configPath: path.join(work, 'absent.yaml') });
     expect(r).toMatchObject({ configFile: undefined, sets: 2, tests: 5, mocks: 3, files: 7 });
-    expect(r.notes).toEqual([`${path.join(work, 'absent.yaml')} (absent): no command to start the app; give one to tlsrec test after -- or use --app-url`]);
+    expect(r.notes).toEqual([
+      `${path.join(work, 'absent.yaml')} (absent): no command to start the app; give one to tlsrec test after -- or use --app-url`,
+    ]);
     expect(checkSummary(r)).toBe('OK: 2 test sets, 5 tests, 3 mocks (7 files checked)');
   });
 
@@ -65,8 +71,12 @@ describe('checkFiles', () => {
       path.join(dir, 'test-set-0', 'mocks.yaml'),
     ]);
     expect(err.problems[0]).toBe(`${config}:1:17: command[1]: expected a string, found 3`);
-    expect(err.problems).toContain(`${path.join(dir, 'test-set-0', 'tests', 'test-2.yaml')}:13:18: spec.resp.status_code: expected an integer, found "abc"`);
-    expect(err.problems).toContain(`${path.join(dir, 'test-set-0', 'mocks.yaml')}:36:1: YAML syntax error: Missing closing "quote`);
+    expect(err.problems).toContain(
+      `${path.join(dir, 'test-set-0', 'tests', 'test-2.yaml')}:13:18: spec.resp.status_code: expected an integer, found "abc"`,
+    );
+    expect(err.problems).toContain(
+      `${path.join(dir, 'test-set-0', 'mocks.yaml')}:36:1: YAML syntax error: Missing closing "quote`,
+    );
     expect(err.problems).toHaveLength(17);
     expect(err.message.split('\n')[0]).toBe('17 problems in 7 files');
   });
@@ -74,14 +84,20 @@ describe('checkFiles', () => {
   it('a config with several problems is reported whole, beside the test files', () => {
     const dir = copyKeploy('command: []\nappPort: "3000"\n');
     const err = problemsOf(() => checkFiles({ dir, configPath: path.join(work, 'tlsrec.yaml') }));
-    expect(err.problems).toEqual([`${path.join(work, 'tlsrec.yaml')}:2:10: appPort: expected an integer, found "3000"`]);
+    expect(err.problems).toEqual([
+      `${path.join(work, 'tlsrec.yaml')}:2:10: appPort: expected an integer, found "3000"`,
+    ]);
   });
 
   it('an unknown --test-set is a problem; no test sets at all is a usage error', () => {
-    const err = problemsOf(() => checkFiles({ dir: KEPLOY, testSets: ['test-set-0', 'nope'], configPath: path.join(work, 'absent.yaml') }));
+    const err = problemsOf(() =>
+      checkFiles({ dir: KEPLOY, testSets: ['test-set-0', 'nope'], configPath: path.join(work, 'absent.yaml') }),
+    );
     expect(err.problems).toEqual([`${KEPLOY}:1:1: unknown test set "nope", expected one of: test-set-0, test-set-1`]);
     fs.mkdirSync(path.join(work, 'empty'));
-    expect(() => checkFiles({ dir: path.join(work, 'empty'), configPath: path.join(work, 'absent.yaml') })).toThrow(UsageError);
+    expect(() => checkFiles({ dir: path.join(work, 'empty'), configPath: path.join(work, 'absent.yaml') })).toThrow(
+      UsageError,
+    );
   });
 
   it('empty documents (a trailing ---) are not problems', () => {
@@ -137,7 +153,9 @@ describe('tlsrec validate (CLI)', () => {
     const r = cli(['validate']);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('OK: 2 test sets, 5 tests, 3 mocks (8 files checked, config tlsrec.yaml)\n');
-    expect(r.stderr).toBe('note: tlsrec.yaml: no command to start the app; give one to tlsrec test after -- or use --app-url\n');
+    expect(r.stderr).toBe(
+      'note: tlsrec.yaml: no command to start the app; give one to tlsrec test after -- or use --app-url\n',
+    );
   });
 
   it('--help shows examples', () => {

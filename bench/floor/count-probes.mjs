@@ -10,7 +10,13 @@
 // plain-socket capture does (config g): it runs on every system call on the machine.
 // --syscalls=both attaches to sys_enter as well, to measure what the pair would cost.
 import { fileURLToPath } from 'node:url';
-import { BPF_TRACE_UPROBE_MULTI, BpfObject, destroyLinks, numPossibleCpus, uprobeMultiSupported } from '../../dist/native/libbpf.js';
+import {
+  BPF_TRACE_UPROBE_MULTI,
+  BpfObject,
+  destroyLinks,
+  numPossibleCpus,
+  uprobeMultiSupported,
+} from '../../dist/native/libbpf.js';
 import { opensslOffsets } from '../../dist/native/elf.js';
 import { OPENSSL_PROBES } from '../../dist/capture/attach-policy.js';
 
@@ -22,19 +28,31 @@ if (files.length === 0) {
 }
 const multi = uprobeMultiSupported();
 const obj = BpfObject.openAndLoad(fileURLToPath(new URL('count.bpf.o', import.meta.url)), (o) => {
-  if (multi) for (const name of ['count_entry', 'count_return']) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
+  if (multi)
+    for (const name of ['count_entry', 'count_return']) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
 });
 const links = [];
-if (syscalls) for (const name of syscalls === '--syscalls=both' ? ['count_sys_enter', 'count_sys_exit'] : ['count_sys_exit']) links.push(obj.program(name).attach());
+if (syscalls)
+  for (const name of syscalls === '--syscalls=both' ? ['count_sys_enter', 'count_sys_exit'] : ['count_sys_exit'])
+    links.push(obj.program(name).attach());
 for (const file of files) {
   const offsets = opensslOffsets(file);
   if (!offsets) throw new Error(`${file} does not define SSL_read and SSL_write`);
   for (const p of OPENSSL_PROBES) {
     const offset = offsets.get(p.fn);
     if (offset === undefined) continue;
-    for (const [name, retprobe] of p.exit ? [['count_entry', false], ['count_return', true]] : [['count_entry', false]]) {
+    for (const [name, retprobe] of p.exit
+      ? [
+          ['count_entry', false],
+          ['count_return', true],
+        ]
+      : [['count_entry', false]]) {
       const prog = obj.program(name);
-      links.push(multi ? prog.attachUprobeMulti({ binaryPath: file, offset, retprobe }) : prog.attachUprobe({ binaryPath: file, offset, retprobe }));
+      links.push(
+        multi
+          ? prog.attachUprobeMulti({ binaryPath: file, offset, retprobe })
+          : prog.attachUprobe({ binaryPath: file, offset, retprobe }),
+      );
     }
   }
 }

@@ -9,8 +9,13 @@ export const pool = Buffer.alloc(POOL_SIZE);
 {
   let x = 0x9e3779b9;
   for (let i = 0; i < POOL_SIZE; i++) {
-    if (i % 65 === 64) { pool[i] = 10; continue; }
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    if (i % 65 === 64) {
+      pool[i] = 10;
+      continue;
+    }
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
     pool[i] = ALPHA.charCodeAt((x >>> 0) % ALPHA.length);
   }
 }

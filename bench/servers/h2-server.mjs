@@ -7,7 +7,11 @@ import { body } from './blob.mjs';
 
 const a = process.argv.slice(2);
 const opt = (k) => a[a.indexOf(k) + 1];
-const server = http2.createSecureServer({ cert: readFileSync(opt('--cert')), key: readFileSync(opt('--key')), settings: { maxConcurrentStreams: 1000 } });
+const server = http2.createSecureServer({
+  cert: readFileSync(opt('--cert')),
+  key: readFileSync(opt('--key')),
+  settings: { maxConcurrentStreams: 1000 },
+});
 server.on('stream', (stream, headers) => {
   const url = new URL(String(headers[':path']), 'https://x');
   const i = Number(url.searchParams.get('i'));

@@ -13,7 +13,8 @@ const port = Number(opt.port);
 const workNs = BigInt(Math.round(Number(opt['work-us'] ?? 0) * 1000));
 
 const items = [];
-for (let i = 0; items.length < 12; i++) items.push({ id: i, name: `item-${i}`, price: 10 + i * 1.25, tags: ['a', 'b'], ok: i % 2 === 0 });
+for (let i = 0; items.length < 12; i++)
+  items.push({ id: i, name: `item-${i}`, price: 10 + i * 1.25, tags: ['a', 'b'], ok: i % 2 === 0 });
 const body = JSON.stringify({ status: 'ok', items });
 const counter = requestCounter(opt['count-file']);
 

@@ -29,6 +29,9 @@ http
         res.end(b);
       });
     });
-    up.on('error', (e) => { res.writeHead(502); res.end(String(e)); });
+    up.on('error', (e) => {
+      res.writeHead(502);
+      res.end(String(e));
+    });
   })
   .listen(port, '127.0.0.1').keepAliveTimeout = 60000;

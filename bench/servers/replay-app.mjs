@@ -21,7 +21,10 @@ http
     log.last = Date.now();
     log.handlerMs += performance.now() - t;
   })
-  .listen(Number(port), '127.0.0.1', () => { log.listening = Date.now(); writeFileSync(logFile, JSON.stringify(log)); });
+  .listen(Number(port), '127.0.0.1', () => {
+    log.listening = Date.now();
+    writeFileSync(logFile, JSON.stringify(log));
+  });
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {
     const cpu = process.cpuUsage();

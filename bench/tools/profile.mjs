@@ -9,7 +9,10 @@ import { writeFileSync } from 'node:fs';
 const out = process.env.PROFILE_OUT ?? '/tmp/tlsrec.cpuprofile';
 const s = new inspector.Session();
 s.connect();
-setTimeout(() => s.post('Profiler.enable', () => s.post('Profiler.start')), Number(process.env.PROFILE_DELAY_MS ?? 3000)).unref();
+setTimeout(
+  () => s.post('Profiler.enable', () => s.post('Profiler.start')),
+  Number(process.env.PROFILE_DELAY_MS ?? 3000),
+).unref();
 process.on('exit', () => {
   s.post('Profiler.stop', (err, { profile } = {}) => {
     if (err || !profile) return;

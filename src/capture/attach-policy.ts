@@ -141,7 +141,10 @@ export class AttachPolicy implements StoppedProcesses {
     } else {
       let attachedAny = false;
       for (const file of candidates) attachedAny = this.attachFile(file) || attachedAny;
-      if (!attachedAny) this.opts.warn('no OpenSSL library found to attach to: HTTPS traffic will not be recorded until a process maps one');
+      if (!attachedAny)
+        this.opts.warn(
+          'no OpenSSL library found to attach to: HTTPS traffic will not be recorded until a process maps one',
+        );
     }
     this.rescanner = setInterval(() => this.scanCgroup(), RESCAN_MS);
   }

@@ -12,7 +12,14 @@ import { causeText } from '../errors.js';
 import type { LossCounters } from '../model/events.js';
 import type { Cgroup } from '../native/cgroup.js';
 import { FdWaiter } from '../native/fd-waiter.js';
-import { BPF_TRACE_UPROBE_MULTI, BpfObject, type BpfLink, destroyLinks, numPossibleCpus, uprobeMultiSupported } from '../native/libbpf.js';
+import {
+  BPF_TRACE_UPROBE_MULTI,
+  BpfObject,
+  type BpfLink,
+  destroyLinks,
+  numPossibleCpus,
+  uprobeMultiSupported,
+} from '../native/libbpf.js';
 import { systemLibssl } from '../native/proc.js';
 import { RingBufferReader } from '../native/ringbuf.js';
 import { AttachPolicy, type AttachStats, attachOnMapDefault, OPENSSL_PROBES } from './attach-policy.js';
@@ -129,7 +136,9 @@ export class CaptureSession {
     const onMap = opts.attachOnMap ?? attachOnMapDefault();
     const obj = BpfObject.openAndLoad(path, (o) => {
       if (multi) {
-        for (const p of OPENSSL_PROBES) for (const name of p.exit ? [p.enter, p.exit] : [p.enter]) o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
+        for (const p of OPENSSL_PROBES)
+          for (const name of p.exit ? [p.enter, p.exit] : [p.enter])
+            o.program(name).setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
       }
       o.setRingbufSize('events', ringBytes);
       o.setRodata(configBytes(opts.cgroup.id, onMap));
@@ -160,13 +169,19 @@ export class CaptureSession {
       target: {
         attachUprobe: (program, binaryPath, offset, retprobe) => {
           const prog = obj.program(program);
-          this.links.push(this.multi ? prog.attachUprobeMulti({ binaryPath, offset, retprobe }) : prog.attachUprobe({ binaryPath, offset, retprobe }));
+          this.links.push(
+            this.multi
+              ? prog.attachUprobeMulti({ binaryPath, offset, retprobe })
+              : prog.attachUprobe({ binaryPath, offset, retprobe }),
+          );
         },
         markKnown: (key) => knownFiles.update(key, Buffer.from([1])),
       },
     }));
     policy.start([...systemLibssl(), process.execPath, ...(opts.extraBinaries ?? [])]);
-    const waiter = new FdWaiter(this.mappedReader ? [obj.map('events').fd, obj.map('mapped').fd] : [obj.map('events').fd]);
+    const waiter = new FdWaiter(
+      this.mappedReader ? [obj.map('events').fd, obj.map('mapped').fd] : [obj.map('events').fd],
+    );
     this.drainer = new RingDrainer({
       data: this.reader,
       flow: this.flow,

@@ -13,7 +13,8 @@ const AF_INET = 2;
 function ipText(family: number, b: Buffer): string {
   if (family === AF_INET) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   // IPv4-mapped IPv6 (::ffff:a.b.c.d): show the IPv4 address, as Node does for dual-stack sockets.
-  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff)
+    return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   const parts: string[] = [];
   for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
   return parts.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
@@ -50,20 +51,45 @@ export function decodeRecord(rec: Buffer, side?: DecodeSideInfo): CaptureEvent |
     case RecordType.CAP_DATA:
       return { tsNs, tgid, tid, source, connId, type: 'data', dir, pos, callLen, chunkOff, data: Buffer.from(payload) };
     case RecordType.CAP_OPEN: {
-      const ev: CaptureEvent = { tsNs, tgid, tid, source, connId, type: 'open', role: aux === Role.CAP_ROLE_ACCEPT ? 'accept' : 'connect' };
+      const ev: CaptureEvent = {
+        tsNs,
+        tgid,
+        tid,
+        source,
+        connId,
+        type: 'open',
+        role: aux === Role.CAP_ROLE_ACCEPT ? 'accept' : 'connect',
+      };
       if (payload.length >= CAP_ADDR.size) {
         const family = payload.readUInt16LE(ADDR.family.offset);
         ev.localPort = payload.readUInt16LE(ADDR.localPort.offset);
         ev.remotePort = payload.readUInt16LE(ADDR.remotePort.offset);
-        ev.localAddr = ipText(family, payload.subarray(ADDR.localAddr.offset, ADDR.localAddr.offset + ADDR.localAddr.size));
-        ev.remoteAddr = ipText(family, payload.subarray(ADDR.remoteAddr.offset, ADDR.remoteAddr.offset + ADDR.remoteAddr.size));
+        ev.localAddr = ipText(
+          family,
+          payload.subarray(ADDR.localAddr.offset, ADDR.localAddr.offset + ADDR.localAddr.size),
+        );
+        ev.remoteAddr = ipText(
+          family,
+          payload.subarray(ADDR.remoteAddr.offset, ADDR.remoteAddr.offset + ADDR.remoteAddr.size),
+        );
       }
       return ev;
     }
     case RecordType.CAP_CLOSE:
       return { tsNs, tgid, tid, source, connId, type: 'close' };
     case RecordType.CAP_LOSS:
-      return { tsNs, tgid, tid, source, connId, type: 'loss', dir, pos, len: callLen, reason: aux === LossReason.CAP_LOSS_READ_FAULT ? 'read_fault' : 'ringbuf_full' };
+      return {
+        tsNs,
+        tgid,
+        tid,
+        source,
+        connId,
+        type: 'loss',
+        dir,
+        pos,
+        len: callLen,
+        reason: aux === LossReason.CAP_LOSS_READ_FAULT ? 'read_fault' : 'ringbuf_full',
+      };
     case RecordType.CAP_EXEC:
       if (side) side.execPath = payload.toString('utf8');
       return { tsNs, tgid, tid, source, connId, type: 'exec' };
@@ -105,10 +131,14 @@ export function decodeRecords(batch: Buffer): CaptureEvent[] {
   const events: CaptureEvent[] = [];
   let at = 0;
   while (at < batch.length) {
-    if (batch.length - at < CAP_HDR_SIZE) throw new Error(`event batch: ${batch.length - at} bytes at offset ${at} are not a whole event header`);
+    if (batch.length - at < CAP_HDR_SIZE)
+      throw new Error(`event batch: ${batch.length - at} bytes at offset ${at} are not a whole event header`);
     const len = batch.readUInt32LE(at + EV.len.offset);
     const end = at + CAP_HDR_SIZE + len;
-    if (end > batch.length) throw new Error(`event batch: the event at offset ${at} says ${len} payload bytes, ${batch.length - at - CAP_HDR_SIZE} are left`);
+    if (end > batch.length)
+      throw new Error(
+        `event batch: the event at offset ${at} says ${len} payload bytes, ${batch.length - at - CAP_HDR_SIZE} are left`,
+      );
     const ev = decodeRecord(batch.subarray(at, end));
     if (!ev) throw new Error(`event batch: unknown event type ${batch[at + EV.type.offset]} at offset ${at}`);
     events.push(ev);

@@ -104,7 +104,10 @@ export class FlowControl {
         this.frozenSince = this.now();
         this.pauses++;
       }
-    } else if (this.frozenSince !== undefined && (backlog < max / 2 || this.stopped || this.now() - this.frozenSince > MAX_PAUSE_MS)) {
+    } else if (
+      this.frozenSince !== undefined &&
+      (backlog < max / 2 || this.stopped || this.now() - this.frozenSince > MAX_PAUSE_MS)
+    ) {
       this.thaw();
     }
   }
@@ -133,7 +136,11 @@ export class FlowControl {
 
   backpressure(): BackpressureStats {
     const current = this.frozenSince === undefined ? 0 : this.now() - this.frozenSince;
-    return { pauses: this.pauses, pausedMs: Math.round(this.pausedMs + current), peakBacklogBytes: this.queue.peakBytes };
+    return {
+      pauses: this.pauses,
+      pausedMs: Math.round(this.pausedMs + current),
+      peakBacklogBytes: this.queue.peakBytes,
+    };
   }
 
   /** Payload bytes of the data records captured so far (TLS plaintext and socket data). */

@@ -113,7 +113,9 @@ export class RingDrainer {
     try {
       await this.waiter.wait(IDLE_WAIT_MS);
     } catch (err) {
-      this.opts.warn(`cannot sleep on the ring buffers (${causeText(err)}); polling them every ${this.activeMs} ms instead`);
+      this.opts.warn(
+        `cannot sleep on the ring buffers (${causeText(err)}); polling them every ${this.activeMs} ms instead`,
+      );
       const waiter = this.waiter;
       this.waiter = undefined;
       await waiter.close().catch(() => undefined);

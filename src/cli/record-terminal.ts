@@ -32,14 +32,21 @@ export function recordTerminal(out: NodeJS.WriteStream, opts: RecordTerminalOpti
       if (!opts.verbose) return;
       out.write(
         `tlsrec: OpenSSL probes on ${attach.filesAttached} file(s)` +
-          (attach.onMap ? `; processes waited ${attach.stops} time(s), ${attach.stoppedMs} ms in all, while tlsrec looked at files they mapped\n` : ' (attached up front)\n'),
+          (attach.onMap
+            ? `; processes waited ${attach.stops} time(s), ${attach.stoppedMs} ms in all, while tlsrec looked at files they mapped\n`
+            : ' (attached up front)\n'),
       );
     },
     waitingForFiles(remainingBytes) {
-      if (!opts.quiet) out.write(`tlsrec: writing the rest of the recording (${formatBytes(remainingBytes)} of captured traffic) to files... (Ctrl-C: leave it to finish in the background)\n`);
+      if (!opts.quiet)
+        out.write(
+          `tlsrec: writing the rest of the recording (${formatBytes(remainingBytes)} of captured traffic) to files... (Ctrl-C: leave it to finish in the background)\n`,
+        );
     },
     leftRunning(pid, remainingBytes, testSetDir) {
-      out.write(`tlsrec: not waiting: the file-writer process (pid ${pid}) goes on writing the rest (${formatBytes(remainingBytes)} of captured traffic) to ${testSetDir}\n`);
+      out.write(
+        `tlsrec: not waiting: the file-writer process (pid ${pid}) goes on writing the rest (${formatBytes(remainingBytes)} of captured traffic) to ${testSetDir}\n`,
+      );
     },
     finished(summary) {
       if (!opts.quiet) out.write(summaryText(summary));
@@ -104,7 +111,9 @@ export function summaryText({ testSetDir, files, loss, pressure }: RecordSummary
   if (stats === undefined) {
     lines.push('  traffic: unknown (the file-writer process stopped before it could say)');
   } else {
-    lines.push(`  traffic: ${formatBytes(stats.bytesIn)} in, ${formatBytes(stats.bytesOut)} out on ${stats.connections} connection(s)`);
+    lines.push(
+      `  traffic: ${formatBytes(stats.bytesIn)} in, ${formatBytes(stats.bytesOut)} out on ${stats.connections} connection(s)`,
+    );
   }
   if (stats !== undefined && stats.skipped.length > 0) {
     const byReason = new Map<string, number>();

@@ -115,7 +115,12 @@ export async function rerecordCommand(opts: RerecordOptions): Promise<RerecordRe
   return { exitCode: bad ? 1 : 0, sets: results };
 }
 
-async function rerecordSet(set: TestSet, command: string[], config: Config, opts: RerecordOptions): Promise<RerecordSet> {
+async function rerecordSet(
+  set: TestSet,
+  command: string[],
+  config: Config,
+  opts: RerecordOptions,
+): Promise<RerecordSet> {
   const port = opts.appPort ?? config.appPort ?? portFromTests(set);
   const healthUrl = opts.healthUrl ?? config.healthUrl;
   if (port === undefined && healthUrl === undefined) {
@@ -141,7 +146,10 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
     process.on('SIGTERM', onSignal);
     try {
       const baseUrl = await waitReady(port, healthUrl, readyTimeoutMs, appExited);
-      const sender = createSender({ baseUrl, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+      const sender = createSender({
+        baseUrl,
+        ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+      });
       // As at replay: {{ .secret.NAME }} from the secrets file or TLSREC_SECRET_*, {{ .token }} from
       // what the app answered earlier in this run.
       const scope = new VariableScope(secrets, keployTemplateValues(set.dir));
@@ -167,7 +175,9 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
     }
   };
 
-  opts.out.write(`tlsrec rerecord: ${set.name}: starting ${command.join(' ')} under recording, real network (no mocks)\n`);
+  opts.out.write(
+    `tlsrec rerecord: ${set.name}: starting ${command.join(' ')} under recording, real network (no mocks)\n`,
+  );
   let recorded: Awaited<ReturnType<typeof recordCommand>>;
   try {
     recorded = await recordCommand({
@@ -192,7 +202,11 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
       rmSync(recorded.testSetDir, { recursive: true, force: true });
       throw new InterruptedError(interrupted, 'rerecord', 'the app was stopped before anything was recorded');
     }
-    throw new InterruptedError(interrupted, 'rerecord', `the app was stopped; ${recorded.testSetDir} holds what was recorded before (not matched to ${set.name}: delete it or re-run)`);
+    throw new InterruptedError(
+      interrupted,
+      'rerecord',
+      `the app was stopped; ${recorded.testSetDir} holds what was recorded before (not matched to ${set.name}: delete it or re-run)`,
+    );
   }
   if (driveError !== undefined) {
     // Nothing useful was recorded: the app never became ready. Do not leave an empty set behind.
@@ -200,8 +214,13 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
     throw driveError;
   }
 
-  const fresh = listTestSets(opts.dir).includes(newSet) ? loadTestSets(opts.dir, { only: [newSet], config, readers: docReaders() })[0]! : undefined;
-  const { pairs, unmatched } = matchByRequest(set.tests.filter((t) => sent.get(t)?.ok === true), fresh?.tests ?? []);
+  const fresh = listTestSets(opts.dir).includes(newSet)
+    ? loadTestSets(opts.dir, { only: [newSet], config, readers: docReaders() })[0]!
+    : undefined;
+  const { pairs, unmatched } = matchByRequest(
+    set.tests.filter((t) => sent.get(t)?.ok === true),
+    fresh?.tests ?? [],
+  );
   for (const t of unmatched) rmSync(t.file, { force: true });
 
   // The new files take the old names in two steps (a new test-1 may have to become test-3 while
@@ -221,8 +240,13 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
     const request = `${oldTest.request.method.toUpperCase()} ${requestPath(oldTest.request.url)}`;
     const s = sent.get(oldTest);
     const newTest = newByOld.get(oldTest);
-    if (!s || !s.ok || !newTest) {
-      const why = s && !s.ok ? s.error : s ? 'the app answered, but the exchange was not recorded (see tlsrec record --verbose)' : 'not sent';
+    if (!s?.ok || !newTest) {
+      const why =
+        s && !s.ok
+          ? s.error
+          : s
+            ? 'the app answered, but the exchange was not recorded (see tlsrec record --verbose)'
+            : 'not sent';
       return { name: oldTest.name, request, outcome: 'no-answer', details: [why], noiseCarried: [] };
     }
     const cmp = compareResponse(
@@ -239,7 +263,14 @@ async function rerecordSet(set: TestSet, command: string[], config: Config, opts
       noiseCarried: carried.get(oldTest) ?? [],
     };
   });
-  const result: RerecordSet = { oldSet: set.name, newSet, newDir: recorded.testSetDir, tests, mocks: recorded.mocks, dropped: unmatched.length };
+  const result: RerecordSet = {
+    oldSet: set.name,
+    newSet,
+    newDir: recorded.testSetDir,
+    tests,
+    mocks: recorded.mocks,
+    dropped: unmatched.length,
+  };
   writeSetReport(opts.out, result, set.dir);
   return result;
 }
@@ -253,16 +284,28 @@ export function comparisonNoise(oldTest: TestCase, newTest: TestCase): NoiseRule
   const oldVolatile = new Set(
     findVolatileFields({
       request: { url: oldTest.request.url, body: oldTest.request.body.bytes },
-      response: { headers: oldTest.expected.headers, body: oldTest.expected.body.bytes, contentType: firstHeader(oldTest.expected.headers, 'content-type') },
+      response: {
+        headers: oldTest.expected.headers,
+        body: oldTest.expected.body.bytes,
+        contentType: firstHeader(oldTest.expected.headers, 'content-type'),
+      },
       window: anyRecentTime(),
     }).map((f) => f.key.toLowerCase()),
   );
   const ownKeys = new Set(oldTest.noise.map((r) => r.key.toLowerCase()));
-  return mergeNoise(oldTest.noise, newTest.noise.filter((r) => ownKeys.has(r.key.toLowerCase()) || oldVolatile.has(r.key.toLowerCase())));
+  return mergeNoise(
+    oldTest.noise,
+    newTest.noise.filter((r) => ownKeys.has(r.key.toLowerCase()) || oldVolatile.has(r.key.toLowerCase())),
+  );
 }
 
 /** Polls the app's port (or health URL) until it answers; fails when the app exits or time runs out. */
-async function waitReady(port: number | undefined, healthUrl: string | undefined, timeoutMs: number, appExited: AbortSignal): Promise<string> {
+async function waitReady(
+  port: number | undefined,
+  healthUrl: string | undefined,
+  timeoutMs: number,
+  appExited: AbortSignal,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (appExited.aborted) {
@@ -300,7 +343,10 @@ function requestKey(t: TestCase): string {
  * Pairs each sent old test with the first not yet taken new test of the same request, in order.
  * New tests left over were not sent by rerecord (the app's own health checks).
  */
-export function matchByRequest(sentTests: readonly TestCase[], newTests: readonly TestCase[]): { pairs: Array<[TestCase, TestCase]>; unmatched: TestCase[] } {
+export function matchByRequest(
+  sentTests: readonly TestCase[],
+  newTests: readonly TestCase[],
+): { pairs: Array<[TestCase, TestCase]>; unmatched: TestCase[] } {
   const free = [...newTests];
   const pairs: Array<[TestCase, TestCase]> = [];
   for (const old of sentTests) {
@@ -321,11 +367,14 @@ function adoptOldTest(oldTest: TestCase, newTest: TestCase, to: string): string[
   const oldNoise = readNoiseMap(oldTest.file);
   const doc = parseDocument(readFileSync(newTest.file, 'utf8'));
   doc.set('name', oldTest.name);
-  const have = new Set(Object.keys(readNoiseFromDoc(doc.getIn(['spec', 'assertions', 'noise']))).map((k) => k.toLowerCase()));
+  const have = new Set(
+    Object.keys(readNoiseFromDoc(doc.getIn(['spec', 'assertions', 'noise']))).map((k) => k.toLowerCase()),
+  );
   const carried: string[] = [];
   for (const [key, patterns] of Object.entries(oldNoise)) {
     if (have.has(key.toLowerCase())) continue;
-    if (!isMap(doc.getIn(['spec', 'assertions', 'noise']))) doc.setIn(['spec', 'assertions', 'noise'], doc.createNode({}));
+    if (!isMap(doc.getIn(['spec', 'assertions', 'noise'])))
+      doc.setIn(['spec', 'assertions', 'noise'], doc.createNode({}));
     doc.setIn(['spec', 'assertions', 'noise', key], doc.createNode(patterns));
     carried.push(key);
   }
@@ -350,15 +399,21 @@ function readNoiseMap(file: string): Record<string, string[]> {
 
 function writeSetReport(out: NodeJS.WritableStream, r: RerecordSet, oldDir: string): void {
   const label: Record<RerecordOutcome, string> = { same: 'same     ', differs: 'DIFFERS  ', 'no-answer': 'NO ANSWER' };
-  const lines: string[] = [`tlsrec rerecord: ${r.oldSet} -> ${r.newSet}: ${r.tests.length} test(s), ${r.mocks} mock(s) recorded from the real upstreams`];
+  const lines: string[] = [
+    `tlsrec rerecord: ${r.oldSet} -> ${r.newSet}: ${r.tests.length} test(s), ${r.mocks} mock(s) recorded from the real upstreams`,
+  ];
   for (const t of r.tests) {
     lines.push(`  ${label[t.outcome]} ${t.name}  ${t.request}`);
     const shown = t.details.slice(0, 5);
     for (const d of shown) lines.push(`              ${d}`);
     if (t.details.length > shown.length) lines.push(`              … and ${t.details.length - shown.length} more`);
-    if (t.noiseCarried.length > 0) lines.push(`              noise kept from ${r.oldSet}: ${t.noiseCarried.join(', ')}`);
+    if (t.noiseCarried.length > 0)
+      lines.push(`              noise kept from ${r.oldSet}: ${t.noiseCarried.join(', ')}`);
   }
-  if (r.dropped > 0) lines.push(`  ${r.dropped} recorded exchange(s) that rerecord did not send (health checks) left out of ${r.newSet}`);
+  if (r.dropped > 0)
+    lines.push(
+      `  ${r.dropped} recorded exchange(s) that rerecord did not send (health checks) left out of ${r.newSet}`,
+    );
   const n = (o: RerecordOutcome): number => r.tests.filter((t) => t.outcome === o).length;
   lines.push(
     `  ${n('same')} same, ${n('differs')} differ, ${n('no-answer')} without an answer. New set: ${r.newDir} ` +

@@ -57,10 +57,14 @@ export function checkFiles(opts: CheckFilesOptions): CheckFilesResult {
   if (problems.length > 0) {
     const n = problems.length;
     const files = new Set(problems.map((p) => /^(.*?):\d+:\d+: /.exec(p)?.[1] ?? p)).size;
-    throw new InputFileError(`${n} problem${n === 1 ? '' : 's'} in ${files} file${files === 1 ? '' : 's'}\n${problems.join('\n')}`, problems, {
-      stage: 'validate',
-      hint: 'fix the files listed above (each line is file:line:column), then run tlsrec validate again',
-    });
+    throw new InputFileError(
+      `${n} problem${n === 1 ? '' : 's'} in ${files} file${files === 1 ? '' : 's'}\n${problems.join('\n')}`,
+      problems,
+      {
+        stage: 'validate',
+        hint: 'fix the files listed above (each line is file:line:column), then run tlsrec validate again',
+      },
+    );
   }
   if (sets.length === 0) {
     throw new UsageError(`no test sets found in ${opts.dir}`, {
@@ -71,7 +75,9 @@ export function checkFiles(opts: CheckFilesOptions): CheckFilesResult {
   const notes = sets.flatMap((s) => s.warnings ?? []);
   const configFile = config?.file;
   if (!config?.command) {
-    notes.push(`${configFile ?? `${opts.configPath} (absent)`}: no command to start the app; give one to tlsrec test after -- or use --app-url`);
+    notes.push(
+      `${configFile ?? `${opts.configPath} (absent)`}: no command to start the app; give one to tlsrec test after -- or use --app-url`,
+    );
   }
   const mocksFiles = sets.filter((s) => fs.existsSync(path.join(s.dir, 'mocks.yaml'))).length;
   const tests = sets.reduce((n, s) => n + s.tests.length + (s.protocolTests?.length ?? 0), 0);

@@ -17,7 +17,11 @@ export function protoDirsOf(dirs: readonly string[]): string[] {
     } catch {
       ok = false;
     }
-    if (!ok) throw new UsageError(`--proto ${d}: not a directory`, { stage: 'parse arguments', hint: 'give a directory that holds your .proto files' });
+    if (!ok)
+      throw new UsageError(`--proto ${d}: not a directory`, {
+        stage: 'parse arguments',
+        hint: 'give a directory that holds your .proto files',
+      });
     return abs;
   });
 }
@@ -28,7 +32,11 @@ export function writeConfigProto(file: string, dirs: readonly string[]): void {
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const doc = parseDocument(text);
   if (doc.errors.length > 0 || (doc.contents !== null && !isMap(doc.contents))) {
-    throw new InputFileError(`cannot add proto to ${file}`, [`${file}: ${doc.errors[0]?.message.split('\n')[0] ?? 'expected a mapping (key: value) at the top'}`], { stage: 'write config' });
+    throw new InputFileError(
+      `cannot add proto to ${file}`,
+      [`${file}: ${doc.errors[0]?.message.split('\n')[0] ?? 'expected a mapping (key: value) at the top'}`],
+      { stage: 'write config' },
+    );
   }
   if (doc.contents === null) doc.contents = new YAMLMap() as unknown as typeof doc.contents;
   const top = doc.contents as YAMLMap;
@@ -54,6 +62,10 @@ export function writeConfigProto(file: string, dirs: readonly string[]): void {
     renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw new OutputError(`cannot write ${file}: ${causeText(err)}`, { stage: 'write config', cause: err, hint: `add under proto: in ${file} by hand: ${dirs.join(', ')}` });
+    throw new OutputError(`cannot write ${file}: ${causeText(err)}`, {
+      stage: 'write config',
+      cause: err,
+      hint: `add under proto: in ${file} by hand: ${dirs.join(', ')}`,
+    });
   }
 }

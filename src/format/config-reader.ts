@@ -35,7 +35,8 @@ const DEFAULT_CONFIG: Config = {
  * throws InputFileError with every problem.
  */
 export function loadConfig(file: string = DEFAULT_CONFIG_FILE): Config {
-  if (!fs.existsSync(file)) return { ...DEFAULT_CONFIG, secretsFile: path.join(path.dirname(file), DEFAULT_SECRETS_FILE) };
+  if (!fs.existsSync(file))
+    return { ...DEFAULT_CONFIG, secretsFile: path.join(path.dirname(file), DEFAULT_SECRETS_FILE) };
   const c = new Collector();
   const text = readText(file, c);
   const config = text === undefined ? undefined : configFromText(file, text, c);
@@ -49,7 +50,8 @@ function configFromText(file: string, text: string, c: Collector): Config | unde
   if (parsed.problems.length > 0) return undefined;
   const doc = parsed.docs[0];
   if (!doc) return { ...DEFAULT_CONFIG, file };
-  if (parsed.docs.length > 1) c.at(file, parsed.docs[1]!, parsed.lineCounter, [], 'expected one YAML document, found several');
+  if (parsed.docs.length > 1)
+    c.at(file, parsed.docs[1]!, parsed.lineCounter, [], 'expected one YAML document, found several');
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const schemaIssues = schemaProblems(file, doc, parsed.lineCounter, configSchema, value);
   schemaIssues.forEach((p) => c.add(p));
@@ -57,7 +59,12 @@ function configFromText(file: string, text: string, c: Collector): Config | unde
   const v = obj(value);
   const report = (p: YamlPath, m: string, atKey = false): void => c.at(file, doc, parsed.lineCounter, p, m, atKey);
   const noise = noiseRules(v.noise, ['noise'], report);
-  const command = typeof v.command === 'string' ? ['/bin/sh', '-c', v.command] : Array.isArray(v.command) ? v.command.map(String) : undefined;
+  const command =
+    typeof v.command === 'string'
+      ? ['/bin/sh', '-c', v.command]
+      : Array.isArray(v.command)
+        ? v.command.map(String)
+        : undefined;
   if (command && command.length === 0) report(['command'], 'command: expected a command, found an empty list');
   return {
     file,
@@ -67,7 +74,9 @@ function configFromText(file: string, text: string, c: Collector): Config | unde
     readyTimeoutMs: typeof v.readyTimeout === 'number' ? Math.round(v.readyTimeout * 1000) : DEFAULT_READY_TIMEOUT_MS,
     noise,
     passthrough: Array.isArray(v.passthrough) ? v.passthrough.map(String) : [],
-    ...(v.env === undefined ? {} : { env: Object.fromEntries(Object.entries(obj(v.env)).map(([k, x]) => [k, String(x)])) }),
+    ...(v.env === undefined
+      ? {}
+      : { env: Object.fromEntries(Object.entries(obj(v.env)).map(([k, x]) => [k, String(x)])) }),
     ...(Array.isArray(v.proto) ? { protoDirs: v.proto.map((d) => path.resolve(path.dirname(file), String(d))) } : {}),
     ...redactLists(v.redact),
     secretsFile: path.join(path.dirname(file), str(v.secrets) ?? DEFAULT_SECRETS_FILE),

@@ -7,7 +7,20 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { basename, dirname, join } from 'node:path';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, Scalar, YAMLMap, YAMLSeq, type Document, type Pair } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  parseDocument,
+  Scalar,
+  YAMLMap,
+  YAMLSeq,
+  type Document,
+  type Pair,
+} from 'yaml';
 import { OutputError, causeText } from '../errors.js';
 import type { HeaderList } from '../model/exchange.js';
 import { encodeBody } from './stored-body.js';
@@ -65,7 +78,9 @@ export class YamlFileEditor {
       const i = this.docs.findIndex((d) => d.contents !== null && d.get('name') === name);
       if (i >= 0) return i;
     }
-    throw new Error(`${this.file}: no document${line !== undefined ? ` at line ${line}` : ''}${name ? ` named ${name}` : ''}`);
+    throw new Error(
+      `${this.file}: no document${line !== undefined ? ` at line ${line}` : ''}${name ? ` named ${name}` : ''}`,
+    );
   }
 
   /** The first document with content (a test file's test). */
@@ -159,7 +174,8 @@ export class YamlFileEditor {
     if (!resp) throw new Error(`${this.file}: no spec.resp map`);
     if (change.status !== undefined && resp.get('status_code') !== change.status) {
       replaceValue(resp, 'status_code', doc.createNode(change.status));
-      if (resp.has('status_message')) replaceValue(resp, 'status_message', doc.createNode(STATUS_CODES[change.status] ?? ''));
+      if (resp.has('status_message'))
+        replaceValue(resp, 'status_message', doc.createNode(STATUS_CODES[change.status] ?? ''));
     }
     if ((change.setHeaders?.length ?? 0) > 0 || (change.removeHeaders?.length ?? 0) > 0) {
       let header = mapAt(resp, 'header');

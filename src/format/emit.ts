@@ -59,7 +59,13 @@ function isMapLike(v: unknown): v is Record<string, unknown> {
 const MAX_IMPLICIT_KEY = 1000;
 
 /** Entries of a non-empty map, each line indented by `indent`. */
-function emitMap(w: Writer, obj: Record<string, unknown>, keys: string[], indent: string, blocks: BlockPaths | undefined): string {
+function emitMap(
+  w: Writer,
+  obj: Record<string, unknown>,
+  keys: string[],
+  indent: string,
+  blocks: BlockPaths | undefined,
+): string {
   let out = '';
   for (const key of keys) {
     const v = obj[key];
@@ -92,7 +98,10 @@ function emitSeq(w: Writer, arr: readonly unknown[], indent: string): string {
       nested = emitSeq(w, v, inner);
     }
     // Compact form: the first line of a nested collection goes right after the dash.
-    out += nested !== undefined ? `${indent}- ${nested.slice(inner.length)}` : `${indent}-${afterKey(w, v, indent, undefined)}`;
+    out +=
+      nested !== undefined
+        ? `${indent}- ${nested.slice(inner.length)}`
+        : `${indent}-${afterKey(w, v, indent, undefined)}`;
   }
   return out;
 }
@@ -174,5 +183,7 @@ const YAML_UNSAFE_IN_JSON_ALL = new RegExp(YAML_UNSAFE_IN_JSON.source, 'g');
  */
 export function doubleQuoted(s: string): string {
   const json = JSON.stringify(s);
-  return YAML_UNSAFE_IN_JSON.test(json) ? json.replace(YAML_UNSAFE_IN_JSON_ALL, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')) : json;
+  return YAML_UNSAFE_IN_JSON.test(json)
+    ? json.replace(YAML_UNSAFE_IN_JSON_ALL, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+    : json;
 }

@@ -99,10 +99,11 @@ export function parseNoise(noise: Record<string, readonly string[] | null | unde
 /** Later lists win on the same key (test over set over config), order otherwise kept. */
 export function mergeNoise(...lists: NoiseRule[][]): NoiseRule[] {
   const byKey = new Map<string, NoiseRule>();
-  for (const list of lists) for (const r of list) {
-    byKey.delete(ruleId(r));
-    byKey.set(ruleId(r), r);
-  }
+  for (const list of lists)
+    for (const r of list) {
+      byKey.delete(ruleId(r));
+      byKey.set(ruleId(r), r);
+    }
   return [...byKey.values()];
 }
 
@@ -133,12 +134,16 @@ export function parseMockNoise(value: unknown): { noise: MockNoise | undefined; 
   const noise: MockNoise = { bodyPaths: [], values: [], keys: [] };
   req.forEach((key, i) => {
     const t = parseNoiseKey(key);
-    if (!t.ok) problems.push({ at: ['noise', 'req', i], message: t.message.replace(/^(unknown )?noise key/, 'mock noise key') });
+    if (!t.ok)
+      problems.push({ at: ['noise', 'req', i], message: t.message.replace(/^(unknown )?noise key/, 'mock noise key') });
     else if (t.target.type === 'body') {
       noise.bodyPaths.push(t.target.path);
       noise.keys.push(key);
     } else if (t.target.type === 'status') {
-      problems.push({ at: ['noise', 'req', i], message: `mock noise key "${key}": a mock's noise names request fields ("body.<path>"), not the status` });
+      problems.push({
+        at: ['noise', 'req', i],
+        message: `mock noise key "${key}": a mock's noise names request fields ("body.<path>"), not the status`,
+      });
     }
   });
   values.forEach((p, i) => {

@@ -5,7 +5,18 @@
 // tests); loading tests keeps its fast path.
 
 import * as fs from 'node:fs';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, type Document, type Node, type YAMLMap } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  Scalar,
+  type Document,
+  type Node,
+  type YAMLMap,
+} from 'yaml';
 import { parseYaml, positionOf } from './validate.js';
 
 export interface FilePosition {
@@ -78,7 +89,9 @@ export class TestFilePositions {
   private header(name: string): FilePosition {
     const headers = this.respMap()?.get('header', true);
     if (isMap(headers)) {
-      const pair = headers.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value).toLowerCase() === name.toLowerCase());
+      const pair = headers.items.find(
+        (p) => isPair(p) && isScalar(p.key) && String(p.key.value).toLowerCase() === name.toLowerCase(),
+      );
       if (pair) {
         const value = pair.value as Node | null;
         const target = isSeq(value) && value.items.length > 0 ? (value.items[0] as Node) : value;
@@ -92,7 +105,12 @@ export class TestFilePositions {
   private body(field: { jsonPath?: ReadonlyArray<string | number>; textLine?: number }): FilePosition {
     const bodyNode = this.respMap()?.get('body', true);
     const whole = this.at(['spec', 'resp', 'body']);
-    if (!isScalar(bodyNode) || typeof bodyNode.value !== 'string' || bodyNode.type !== Scalar.BLOCK_LITERAL || !bodyNode.range) {
+    if (
+      !isScalar(bodyNode) ||
+      typeof bodyNode.value !== 'string' ||
+      bodyNode.type !== Scalar.BLOCK_LITERAL ||
+      !bodyNode.range
+    ) {
       return whole;
     }
     // In a literal block scalar each line of the value is one line of the file, after the `|` line.

@@ -27,7 +27,9 @@ export function throwIfProblems(c: Collector, what: string, stage: string): void
   if (c.problems.length === 0) return;
   // Files in the order they were read, each file's problems top to bottom.
   const fileOrder = new Map<string, number>();
-  c.problems.forEach((p) => { if (!fileOrder.has(p.file)) fileOrder.set(p.file, fileOrder.size); });
+  c.problems.forEach((p) => {
+    if (!fileOrder.has(p.file)) fileOrder.set(p.file, fileOrder.size);
+  });
   const sorted = [...c.problems].sort(
     (a, b) => fileOrder.get(a.file)! - fileOrder.get(b.file)! || a.line - b.line || a.col - b.col,
   );
@@ -55,7 +57,10 @@ export function noiseRules(
   report: (p: YamlPath, m: string, atKey?: boolean) => void,
 ): NoiseRule[] {
   const entries: Record<string, string[] | null> = {};
-  for (const [k, v] of Object.entries(noise !== null && typeof noise === 'object' && !Array.isArray(noise) ? noise : {})) entries[k] = Array.isArray(v) ? v.map(String) : null;
+  for (const [k, v] of Object.entries(
+    noise !== null && typeof noise === 'object' && !Array.isArray(noise) ? noise : {},
+  ))
+    entries[k] = Array.isArray(v) ? v.map(String) : null;
   const { rules, problems } = parseNoise(entries);
   for (const p of problems) {
     if ('index' in p.at) report([...where, p.at.key, p.at.index], p.message);

@@ -28,7 +28,18 @@ import {
 
 /** Keploy kinds that tlsrec cannot serve: skipped with a warning instead of failing the set. */
 const OTHER_KEPLOY_KINDS = new Set([
-  'Generic', 'Postgres', 'PostgresV2', 'Mongo', 'Redis', 'MySQL', 'DNS', 'gRPC', 'GRPC', 'Kafka', 'HTTP2', 'SQL',
+  'Generic',
+  'Postgres',
+  'PostgresV2',
+  'Mongo',
+  'Redis',
+  'MySQL',
+  'DNS',
+  'gRPC',
+  'GRPC',
+  'Kafka',
+  'HTTP2',
+  'SQL',
 ]);
 
 // One collator for every comparison: localeCompare with options builds a new one per call (slow).
@@ -49,16 +60,14 @@ function headerList(map: unknown): HeaderList {
   return out;
 }
 
-function bodyOf(
-  msg: Obj,
-  headers: HeaderList,
-  where: YamlPath,
-  report: (p: YamlPath, m: string) => void,
-): BodyValue {
+function bodyOf(msg: Obj, headers: HeaderList, where: YamlPath, report: (p: YamlPath, m: string) => void): BodyValue {
   const text = str(msg.body) ?? '';
   const enc = msg.body_encoding === 'base64' ? 'base64' : undefined;
   if (enc && !isValidBase64(text)) {
-    report([...where, 'body'], `${dottedPath([...where, 'body'])}: expected base64 (body_encoding is base64), found other characters`);
+    report(
+      [...where, 'body'],
+      `${dottedPath([...where, 'body'])}: expected base64 (body_encoding is base64), found other characters`,
+    );
   }
   const body = decodeBody(text, enc, firstHeader(headers, 'content-type'));
   return msg.body_content_encoded === true ? { ...body, contentEncoded: true } : body;
@@ -66,7 +75,10 @@ function bodyOf(
 
 function checkUrl(url: string, where: YamlPath, report: (p: YamlPath, m: string) => void): void {
   if (!/^https?:\/\/[^/?#\s]+/i.test(url) && !url.startsWith('/')) {
-    report([...where, 'url'], `${dottedPath([...where, 'url'])}: expected an absolute http(s) URL or a path starting with "/", found ${JSON.stringify(url)}`);
+    report(
+      [...where, 'url'],
+      `${dottedPath([...where, 'url'])}: expected an absolute http(s) URL or a path starting with "/", found ${JSON.stringify(url)}`,
+    );
   }
 }
 
@@ -96,7 +108,9 @@ export function listTestSets(rootDir: string): string[] {
   return fs
     .readdirSync(rootDir, { withFileTypes: true })
     .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'reports')
-    .filter((e) => isDir(path.join(rootDir, e.name, 'tests')) || fs.existsSync(path.join(rootDir, e.name, 'mocks.yaml')))
+    .filter(
+      (e) => isDir(path.join(rootDir, e.name, 'tests')) || fs.existsSync(path.join(rootDir, e.name, 'mocks.yaml')),
+    )
     .map((e) => e.name)
     .sort(naturalCompare);
 }
@@ -126,7 +140,13 @@ export function loadTestSets(rootDir: string, opts: LoadOptions = {}): TestSet[]
   return sets;
 }
 
-function loadOneSet(rootDir: string, name: string, configNoise: NoiseRule[], readers: DocReaders, c: Collector): TestSet {
+function loadOneSet(
+  rootDir: string,
+  name: string,
+  configNoise: NoiseRule[],
+  readers: DocReaders,
+  c: Collector,
+): TestSet {
   const dir = path.join(rootDir, name);
   const testsDir = path.join(dir, 'tests');
   const warnings: string[] = [];
@@ -170,10 +190,19 @@ function readProtocolDoc(
   }
   if ('problems' in read) {
     for (const p of read.problems) report(p.path, p.message, p.atKey);
-    if (read.problems.length === 0) report([], `the ${reader.protocol} reader rejected this document without saying why`);
+    if (read.problems.length === 0)
+      report([], `the ${reader.protocol} reader rejected this document without saying why`);
     return undefined;
   }
-  return { protocol: reader.protocol, kind: String(value.kind), file, line, name: str(value.name) ?? where.fallbackName, index, value: read.value };
+  return {
+    protocol: reader.protocol,
+    kind: String(value.kind),
+    file,
+    line,
+    name: str(value.name) ?? where.fallbackName,
+    index,
+    value: read.value,
+  };
 }
 
 function loadTestFile(
@@ -188,7 +217,8 @@ function loadTestFile(
   // Fast path for the common case, a valid file; positions are worked out only if a check fails.
   const fast = parseFastOrUndefined(text);
   const fastKind = obj(fast).kind;
-  if (typeof fastKind === 'string' && readers.has(fastKind)) return loadProtocolTestFile(file, text, index, readers.get(fastKind)!, c);
+  if (typeof fastKind === 'string' && readers.has(fastKind))
+    return loadProtocolTestFile(file, text, index, readers.get(fastKind)!, c);
   if (fast !== undefined && isSchemaValid(testSchema, fast)) {
     let slow: ParsedFile | undefined;
     const located = (): { doc: Document.Parsed; lc: LineCounter } => {
@@ -213,17 +243,29 @@ function loadTestFile(
   }
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const kind = obj(value).kind;
-  if (typeof kind === 'string' && readers.has(kind)) return loadProtocolTestFile(file, text, index, readers.get(kind)!, c);
+  if (typeof kind === 'string' && readers.has(kind))
+    return loadProtocolTestFile(file, text, index, readers.get(kind)!, c);
   const issues = schemaProblems(file, doc, parsed.lineCounter, testSchema, value);
   issues.forEach((p) => c.add(p));
   if (issues.length > 0) return undefined;
-  return buildTestCase(file, value, positionOf(doc, parsed.lineCounter, []).line, configNoise, c, (p, m, atKey = false) =>
-    c.at(file, doc, parsed.lineCounter, p, m, atKey),
+  return buildTestCase(
+    file,
+    value,
+    positionOf(doc, parsed.lineCounter, []).line,
+    configNoise,
+    c,
+    (p, m, atKey = false) => c.at(file, doc, parsed.lineCounter, p, m, atKey),
   );
 }
 
 /** A test file of a kind another protocol reads: one document, read through that protocol. */
-function loadProtocolTestFile(file: string, text: string, index: number, reader: DocReader, c: Collector): LoadedDoc | undefined {
+function loadProtocolTestFile(
+  file: string,
+  text: string,
+  index: number,
+  reader: DocReader,
+  c: Collector,
+): LoadedDoc | undefined {
   const parsed = parseYaml(file, text);
   parsed.problems.forEach((p) => c.add(p));
   const doc = parsed.docs[0];
@@ -362,7 +404,11 @@ function loadMocksFile(
     }
     if (kind !== 'Http') {
       if (OTHER_KEPLOY_KINDS.has(kind)) skipped.set(kind, (skipped.get(kind) ?? 0) + 1);
-      else report(['kind'], `unknown mock kind ${JSON.stringify(kind)}, expected ${['Http', ...readers.keys()].map((k) => JSON.stringify(k)).join(' or ')}`);
+      else
+        report(
+          ['kind'],
+          `unknown mock kind ${JSON.stringify(kind)}, expected ${['Http', ...readers.keys()].map((k) => JSON.stringify(k)).join(' or ')}`,
+        );
       continue;
     }
     const before = c.problems.length;

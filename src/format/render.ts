@@ -86,10 +86,18 @@ function protoOf(httpVersion: string): { major: number; minor: number } {
   return m ? { major: Number(m[1]), minor: Number(m[2] ?? 0) } : { major: 1, minor: 1 };
 }
 
-function storedBody(bytes: Buffer, headers: HeaderList, decoded: boolean): StoredBody & { body_content_encoded?: true } {
+function storedBody(
+  bytes: Buffer,
+  headers: HeaderList,
+  decoded: boolean,
+): StoredBody & { body_content_encoded?: true } {
   if (!decoded && bytes.length > 0) {
     // Still Content-Encoding-encoded (could not be decoded while recording): keep the wire bytes.
-    return { body: encodeBody(bytes, 'application/octet-stream').body, body_encoding: 'base64', body_content_encoded: true };
+    return {
+      body: encodeBody(bytes, 'application/octet-stream').body,
+      body_encoding: 'base64',
+      body_content_encoded: true,
+    };
   }
   return encodeBody(bytes, firstHeader(headers, 'content-type'));
 }
@@ -136,14 +144,21 @@ function redacted(headers: HeaderList, opts: DocOptions): HeaderList {
   return opts.redact === false ? headers : redactHeaders(headers, opts.redactHeaders);
 }
 
-function requestDoc(ex: Exchange, url: string, opts: DocOptions, withParams: boolean, role: Role = withParams ? 'test' : 'mock'): HttpRequestDoc {
+function requestDoc(
+  ex: Exchange,
+  url: string,
+  opts: DocOptions,
+  withParams: boolean,
+  role: Role = withParams ? 'test' : 'mock',
+): HttpRequestDoc {
   const req = ex.request;
   const refs = opts.refs;
   const headers = refs ? refs.requestHeaders(req.headers, role) : redacted(req.headers, opts);
   if (refs) url = refs.requestUrl(url, role);
   const proto = protoOf(req.httpVersion);
   const stored = storedBody(req.body, req.headers, req.bodyDecoded);
-  if (refs && stored.body_encoding === undefined) stored.body = refs.requestBody(stored.body, firstHeader(req.headers, 'content-type'), role);
+  if (refs && stored.body_encoding === undefined)
+    stored.body = refs.requestBody(stored.body, firstHeader(req.headers, 'content-type'), role);
   const doc: HttpRequestDoc = {
     method: req.method,
     proto_major: proto.major,
@@ -168,7 +183,8 @@ function responseDoc(ex: Exchange, opts: DocOptions): HttpResponseDoc {
   const stored = storedBody(res.body, res.headers, res.bodyDecoded);
   const refs = opts.refs;
   const role: Role = ex.role === 'incoming' ? 'test' : 'mock';
-  if (refs && stored.body_encoding === undefined) stored.body = refs.responseBody(stored.body, firstHeader(res.headers, 'content-type'), role);
+  if (refs && stored.body_encoding === undefined)
+    stored.body = refs.responseBody(stored.body, firstHeader(res.headers, 'content-type'), role);
   const { body, ...encoding } = stored;
   return {
     status_code: res.statusCode,
@@ -183,7 +199,11 @@ function responseDoc(ex: Exchange, opts: DocOptions): HttpResponseDoc {
 }
 
 /** Default noise: Date, plus every response header whose value was redacted (it can never match). */
-export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly string[] = [], redact = true): NoiseDoc {
+export function defaultNoise(
+  responseHeaders: HeaderList,
+  extraRedact: readonly string[] = [],
+  redact = true,
+): NoiseDoc {
   const noise: NoiseDoc = {};
   const seen = new Set<string>();
   for (const name of DEFAULT_TEST_NOISE) {
@@ -201,10 +221,19 @@ export function defaultNoise(responseHeaders: HeaderList, extraRedact: readonly 
 const CURL_BODY_LIMIT = 16 * 1024;
 
 /** The request as a curl command (informational, like Keploy's `curl:` field). */
-export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptions = {}, written?: HttpRequestDoc): string {
+export function curlCommand(
+  req: HttpRequestMessage,
+  url: string,
+  opts: DocOptions = {},
+  written?: HttpRequestDoc,
+): string {
   const lines = [`curl --request ${req.method}`, `--url ${shellQuote(url)}`];
   // With references, the request as written (secrets already references) instead of the recorded one.
-  const headers: HeaderList = written ? Object.entries(written.header).flatMap(([n, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [n, x])) : redacted(req.headers, opts);
+  const headers: HeaderList = written
+    ? Object.entries(written.header).flatMap(([n, v]) =>
+        (Array.isArray(v) ? v : [v]).map((x): [string, string] => [n, x]),
+      )
+    : redacted(req.headers, opts);
   for (const [name, value] of headers) {
     if (/^(content-length|transfer-encoding)$/i.test(name)) continue; // curl computes the framing
     lines.push(`--header ${shellQuote(`${name}: ${value}`)}`);
@@ -212,9 +241,11 @@ export function curlCommand(req: HttpRequestMessage, url: string, opts: DocOptio
   if (req.body.length > 0) {
     // Only whether it is stored as base64: formatting it (JSON checked and pretty-printed) again here
     // would repeat the work of spec.req.body.
-    if (storedAsBase64(req.body, firstHeader(req.headers, 'content-type')) || !req.bodyDecoded) lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
+    if (storedAsBase64(req.body, firstHeader(req.headers, 'content-type')) || !req.bodyDecoded)
+      lines.push('--data-binary @body.bin  # binary body: see spec.req.body');
     else if (req.body.length > CURL_BODY_LIMIT) lines.push('--data-binary @body.txt  # large body: see spec.req.body');
-    else lines.push(`--data-raw ${shellQuote(written && written.body.includes('{{') ? written.body : req.body.toString('utf8'))}`);
+    else
+      lines.push(`--data-raw ${shellQuote(written?.body.includes('{{') ? written.body : req.body.toString('utf8'))}`);
   }
   return lines.map((l, i) => (i === 0 ? l : '  ' + l)).join(' \\\n') + '\n';
 }
@@ -226,7 +257,11 @@ function testNoise(ex: Exchange, url: string, opts: DocOptions): NoiseDoc {
   const ms = (ns: bigint): number => Number(wallNs(ns, opts) / 1_000_000n);
   const fields = findVolatileFields({
     request: { url, body: ex.request.body },
-    response: { headers: ex.response.headers, body: ex.response.bodyDecoded ? ex.response.body : Buffer.alloc(0), contentType: firstHeader(ex.response.headers, 'content-type') },
+    response: {
+      headers: ex.response.headers,
+      body: ex.response.bodyDecoded ? ex.response.body : Buffer.alloc(0),
+      contentType: firstHeader(ex.response.headers, 'content-type'),
+    },
     window: windowAround(ms(ex.request.firstByteNs), ms(ex.response.firstByteNs)),
     skipHeaders: Object.keys(noise).map((k) => k.slice('header.'.length)),
   });
@@ -294,8 +329,15 @@ function isSpace(c: number): boolean {
   if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
   if (c < 0xa0) return false;
   return (
-    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 ||
-    c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
   );
 }
 

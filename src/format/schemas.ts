@@ -43,7 +43,11 @@ const request: JsonSchema = {
     method: { type: 'string', minLength: 1, description: 'GET, POST, ...' },
     proto_major: proto,
     proto_minor: proto,
-    url: { type: 'string', minLength: 1, description: 'Absolute URL (http://localhost:3000/a?b=1); mocks may use a path.' },
+    url: {
+      type: 'string',
+      minLength: 1,
+      description: 'Absolute URL (http://localhost:3000/a?b=1); mocks may use a path.',
+    },
     url_params: { type: 'object', additionalProperties: { type: scalar } },
     header: headerMap,
     body,
@@ -136,7 +140,10 @@ export const mockSchema: JsonSchema = {
       oneOf: [
         {
           type: 'object',
-          properties: { req: { type: ['array', 'null'], items: { type: 'string' } }, value: { type: ['array', 'null'], items: { type: 'string' } } },
+          properties: {
+            req: { type: ['array', 'null'], items: { type: 'string' } },
+            value: { type: ['array', 'null'], items: { type: 'string' } },
+          },
         },
         { type: 'array', items: { type: 'string' } },
         { type: 'null' },
@@ -145,6 +152,7 @@ export const mockSchema: JsonSchema = {
     connectionId: { type: scalar },
   },
   if: { properties: { kind: { const: 'Http' } } },
+  // biome-ignore lint/suspicious/noThenProperty: `then` is a JSON Schema keyword (if/then)
   then: { properties: { spec: mockSpec } },
 };
 
@@ -187,7 +195,8 @@ export const configSchema: JsonSchema = {
     },
     secrets: {
       type: 'string',
-      description: 'The secrets file (NAME: value), relative to tlsrec.yaml; written 0600 and git-ignored by record. Default .tlsrec-secrets.yaml.',
+      description:
+        'The secrets file (NAME: value), relative to tlsrec.yaml; written 0600 and git-ignored by record. Default .tlsrec-secrets.yaml.',
     },
     env: {
       type: 'object',
@@ -200,7 +209,8 @@ export const configSchema: JsonSchema = {
     proto: {
       type: 'array',
       items: { type: 'string', minLength: 1 },
-      description: 'Directories of .proto files (relative to this file, or absolute), added by `tlsrec record --proto DIR`: gRPC messages are written as JSON and compared by field name.',
+      description:
+        'Directories of .proto files (relative to this file, or absolute), added by `tlsrec record --proto DIR`: gRPC messages are written as JSON and compared by field name.',
     },
   },
 };

@@ -31,7 +31,8 @@ export function readSecretsFile(file: string): Record<string, string> {
   const value = doc.toJS() as unknown;
   const out: Record<string, string> = {};
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (v !== null && v !== undefined) out[k] = String(v);
+    for (const [k, v] of Object.entries(value as Record<string, unknown>))
+      if (v !== null && v !== undefined) out[k] = String(v);
   }
   return out;
 }
@@ -88,7 +89,9 @@ export function rewriteProducer(producer: Producer, ref: string): void {
     if (!isScalar(node) || typeof node.value !== 'string') return;
     const body = node.value;
     const quoted = JSON.stringify(producer.value);
-    node.value = body.includes(quoted) ? body.split(quoted).join(JSON.stringify(ref)) : body.split(producer.value).join(ref);
+    node.value = body.includes(quoted)
+      ? body.split(quoted).join(JSON.stringify(ref))
+      : body.split(producer.value).join(ref);
     if (node.type !== Scalar.QUOTE_DOUBLE) node.type = Scalar.BLOCK_LITERAL;
   } else {
     const header = doc.getIn(['spec', 'resp', 'header'], true);

@@ -6,16 +6,43 @@ import { isSecretHeader } from './redact.js';
 
 /** Key names (lower-case, without separators) that always name a secret. */
 const SECRET_KEYS = new Set([
-  'password', 'passwd', 'passphrase',
-  'secret', 'clientsecret', 'apisecret',
-  'token', 'accesstoken', 'refreshtoken', 'idtoken', 'authtoken', 'sessiontoken', 'bearertoken',
-  'apikey', 'xapikey', 'privatekey', 'secretkey', 'accesskey', 'secretaccesskey',
-  'cookie', 'setcookie', 'authorization', 'proxyauthorization',
-  'sessionid', 'jwt',
+  'password',
+  'passwd',
+  'passphrase',
+  'secret',
+  'clientsecret',
+  'apisecret',
+  'token',
+  'accesstoken',
+  'refreshtoken',
+  'idtoken',
+  'authtoken',
+  'sessiontoken',
+  'bearertoken',
+  'apikey',
+  'xapikey',
+  'privatekey',
+  'secretkey',
+  'accesskey',
+  'secretaccesskey',
+  'cookie',
+  'setcookie',
+  'authorization',
+  'proxyauthorization',
+  'sessionid',
+  'jwt',
 ]);
 
 /** Names that end like a secret but hold none: pagination cursors, the token's type. */
-const NOT_SECRET_KEYS = new Set(['pagetoken', 'nextpagetoken', 'nexttoken', 'continuationtoken', 'cursortoken', 'synctoken', 'tokentype']);
+const NOT_SECRET_KEYS = new Set([
+  'pagetoken',
+  'nextpagetoken',
+  'nexttoken',
+  'continuationtoken',
+  'cursortoken',
+  'synctoken',
+  'tokentype',
+]);
 
 /** Endings that name a secret too: dbPassword, github_token, stripe-secret, myApiKey. */
 const SECRET_SUFFIXES = ['password', 'passwd', 'secret', 'token', 'apikey', 'privatekey', 'secretkey'];
@@ -51,7 +78,10 @@ export function isSecretHeaderName(name: string, rules: RedactRules = NO_EXTRA_R
 
 /** A JSON path rule as segments: "$.user.ssn" → ["user", "ssn"]; "[]" and "*" match any index/key. */
 function pathSegments(rule: string): string[] {
-  const r = rule.trim().replace(/^\$\.?/, '').replace(/^body\./, '');
+  const r = rule
+    .trim()
+    .replace(/^\$\.?/, '')
+    .replace(/^body\./, '');
   return r.split('.').flatMap((s) => {
     const m = /^([^[\]]*)((?:\[\d*\])*)$/.exec(s);
     if (!m) return [s];
@@ -66,7 +96,8 @@ export function isSecretPath(path: ReadonlyArray<string | number>, rules: Redact
   for (const rule of rules.paths) {
     const segs = pathSegments(rule);
     if (segs.length !== path.length) continue;
-    if (segs.every((s, i) => s === '*' || (s === '[]' ? typeof path[i] === 'number' : s === String(path[i])))) return true;
+    if (segs.every((s, i) => s === '*' || (s === '[]' ? typeof path[i] === 'number' : s === String(path[i]))))
+      return true;
   }
   return false;
 }

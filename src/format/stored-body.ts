@@ -11,7 +11,10 @@ export interface StoredBody {
 }
 
 const BINARY_TYPES = [
-  /^image\//, /^audio\//, /^video\//, /^font\//,
+  /^image\//,
+  /^audio\//,
+  /^video\//,
+  /^font\//,
   /^application\/(octet-stream|pdf|zip|gzip|x-gzip|x-tar|x-7z-compressed|wasm|x-protobuf|protobuf|vnd\.google\.protobuf|grpc.*|msgpack|x-msgpack|cbor)$/,
 ];
 

@@ -55,7 +55,11 @@ export function refKey(ref: Ref): string {
  * `text` with every reference that `resolve` knows replaced by its value (passed through
  * `encode`, e.g. JSON or URL escaping); unknown references stay as written.
  */
-export function substitute(text: string, resolve: (ref: Ref) => string | undefined, encode: (value: string) => string = (v) => v): string {
+export function substitute(
+  text: string,
+  resolve: (ref: Ref) => string | undefined,
+  encode: (value: string) => string = (v) => v,
+): string {
   if (!text.includes('{{')) return text;
   return text.replace(refPattern(), (whole, inner: string) => {
     const v = resolve(toRef(inner));

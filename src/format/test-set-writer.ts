@@ -70,9 +70,17 @@ function writeFileAtomic(file: string, data: string): void {
     fs.renameSync(tmp, file);
   } catch (err) {
     if (fd !== undefined) {
-      try { fs.closeSync(fd); } catch { /* already failing */ }
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already failing */
+      }
     }
-    try { fs.unlinkSync(tmp); } catch { /* may not exist */ }
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* may not exist */
+    }
     throw err;
   }
 }
@@ -80,7 +88,11 @@ function writeFileAtomic(file: string, data: string): void {
 function fsyncDir(dir: string): void {
   try {
     const fd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     // best effort: some file systems refuse fsync on directories
   }
@@ -108,7 +120,11 @@ function installSchemas(rootDir: string): void {
   for (const [name, text] of Object.entries(schemaFileContents())) {
     const file = path.join(dir, name);
     let current: string | undefined;
-    try { current = fs.readFileSync(file, 'utf8'); } catch { current = undefined; }
+    try {
+      current = fs.readFileSync(file, 'utf8');
+    } catch {
+      current = undefined;
+    }
     if (current !== text) writeFileAtomic(file, text);
   }
 }
@@ -184,7 +200,10 @@ export class TestSetWriter {
   }
 
   /** `docs`: the document makers of protocols other than HTTP/1, by protocol name. */
-  static async create(opts: TestSetWriterOptions = {}, docs: ReadonlyMap<string, ExchangeDocs> = new Map()): Promise<TestSetWriter> {
+  static async create(
+    opts: TestSetWriterOptions = {},
+    docs: ReadonlyMap<string, ExchangeDocs> = new Map(),
+  ): Promise<TestSetWriter> {
     const rootDir = opts.rootDir ?? 'tlsrec';
     try {
       fs.mkdirSync(rootDir, { recursive: true });
@@ -257,21 +276,30 @@ export class TestSetWriter {
     const file = this.mocksFile;
     try {
       const other = isHttp(ex) ? undefined : this.docsOf(ex);
-      const doc = other ? other.yaml(other.mockDoc(ex, n, this.opts)) : renderYaml(exchangeToMockDoc(ex as HttpExchange, n, this.opts));
+      const doc = other
+        ? other.yaml(other.mockDoc(ex, n, this.opts))
+        : renderYaml(exchangeToMockDoc(ex as HttpExchange, n, this.opts));
       if (this.mocksFd === undefined) {
         this.mocksFd = fs.openSync(file, 'a+', 0o644);
         this.mocksSize = fs.fstatSync(this.mocksFd).size;
         this.mocksNeedNewline = !this.endsWithNewline();
       }
-      const prefix = this.mocksSize === 0
-        ? `# yaml-language-server: $schema=../${SCHEMA_DIR}/${SCHEMA_FILES.mock}\n`
-        : this.mocksNeedNewline ? '\n---\n' : '---\n';
+      const prefix =
+        this.mocksSize === 0
+          ? `# yaml-language-server: $schema=../${SCHEMA_DIR}/${SCHEMA_FILES.mock}\n`
+          : this.mocksNeedNewline
+            ? '\n---\n'
+            : '---\n';
       const buf = Buffer.from(prefix + doc, 'utf8');
       try {
         writeAll(this.mocksFd, buf);
       } catch (err) {
         // Cut off a partial document so the file still parses.
-        try { fs.ftruncateSync(this.mocksFd, this.mocksSize); } catch { /* disk is failing already */ }
+        try {
+          fs.ftruncateSync(this.mocksFd, this.mocksSize);
+        } catch {
+          /* disk is failing already */
+        }
         throw err;
       }
       this.mocksSize += buf.length;
@@ -302,8 +330,16 @@ export class TestSetWriter {
     if (!this.closed) {
       this.closed = true;
       if (this.mocksFd !== undefined) {
-        try { fs.fsyncSync(this.mocksFd); } catch { /* best effort: the data is written */ }
-        try { fs.closeSync(this.mocksFd); } catch { /* nothing left to do */ }
+        try {
+          fs.fsyncSync(this.mocksFd);
+        } catch {
+          /* best effort: the data is written */
+        }
+        try {
+          fs.closeSync(this.mocksFd);
+        } catch {
+          /* nothing left to do */
+        }
         this.mocksFd = undefined;
       }
       fsyncDir(this.testsDir);

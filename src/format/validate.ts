@@ -55,7 +55,9 @@ export function parseYaml(file: string, source: string): ParsedFile {
 function isEmptyDocument(doc: Document.Parsed): boolean {
   const c = doc.contents;
   if (c === null) return true;
-  return isScalar(c) && c.value === null && (c.source === undefined || c.source === '') && c.range?.[0] === c.range?.[1];
+  return (
+    isScalar(c) && c.value === null && (c.source === undefined || c.source === '') && c.range?.[0] === c.range?.[1]
+  );
 }
 
 /**
@@ -144,7 +146,13 @@ function validatorFor(schema: JsonSchema): ValidateFunction {
 }
 
 /** Schema problems of one document, each at the offending node. */
-export function schemaProblems(file: string, doc: Document.Parsed, lc: LineCounter, schema: JsonSchema, value: unknown): Problem[] {
+export function schemaProblems(
+  file: string,
+  doc: Document.Parsed,
+  lc: LineCounter,
+  schema: JsonSchema,
+  value: unknown,
+): Problem[] {
   const validate = validatorFor(schema);
   if (validate(value)) return [];
   const out: Problem[] = [];
@@ -191,11 +199,20 @@ function describeError(err: ErrorObject): Described | undefined {
     case 'required':
       return { path, atKey: true, message: `missing required field "${String(p.missingProperty)}"` };
     case 'additionalProperties':
-      return { path: [...path, String(p.additionalProperty)], label: path, atKey: true, message: `unknown field "${String(p.additionalProperty)}"` };
+      return {
+        path: [...path, String(p.additionalProperty)],
+        label: path,
+        atKey: true,
+        message: `unknown field "${String(p.additionalProperty)}"`,
+      };
     case 'type':
       return { path, atKey: false, message: `expected ${typeNames(p.type)}, found ${found}` };
     case 'enum':
-      return { path, atKey: false, message: `expected ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ')}, found ${found}` };
+      return {
+        path,
+        atKey: false,
+        message: `expected ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ')}, found ${found}`,
+      };
     case 'const':
       return { path, atKey: false, message: `expected ${JSON.stringify(p.allowedValue)}, found ${found}` };
     case 'minimum':

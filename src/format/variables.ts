@@ -13,7 +13,16 @@
 // Values are kept only in memory (and secret values in the 0600 secrets file, via onSecret).
 
 import type { HeaderList } from '../model/exchange.js';
-import { findSecretFormats, isSecretHeaderName, isSecretKey, isSecretPath, NO_EXTRA_RULES, secretNameFor, variableNameFor, type RedactRules } from './secrets.js';
+import {
+  findSecretFormats,
+  isSecretHeaderName,
+  isSecretKey,
+  isSecretPath,
+  NO_EXTRA_RULES,
+  secretNameFor,
+  variableNameFor,
+  type RedactRules,
+} from './secrets.js';
 import { hasRef, secretRef, varRef } from './templates.js';
 
 export type Role = 'test' | 'mock';
@@ -41,9 +50,30 @@ export interface RecordingRefsOptions {
 
 /** Request headers whose values are never secrets nor variables. */
 const PLAIN_HEADERS = new Set([
-  'host', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive',
-  'accept', 'accept-encoding', 'accept-language', 'user-agent', 'date', 'cache-control', 'pragma', 'expect', 'te',
-  'upgrade', 'origin', 'referer', 'vary', 'server', 'last-modified', 'expires', 'age',
+  'host',
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'user-agent',
+  'date',
+  'cache-control',
+  'pragma',
+  'expect',
+  'te',
+  'upgrade',
+  'origin',
+  'referer',
+  'vary',
+  'server',
+  'last-modified',
+  'expires',
+  'age',
 ]);
 
 /** Memory for remembered values (possible producers, values requests sent): characters in all. */
@@ -140,7 +170,8 @@ export class RecordingRefs {
     if (v === '' || hasRef(v)) return v;
     const scheme = /^(Bearer|Basic|Token|Bot|Digest)\s+(\S+)$/i.exec(v);
     // A credential after its scheme is a secret whatever header or key carries it.
-    if (scheme) return `${scheme[1]} ${this.requestValue(scheme[2]!, secretBase ?? schemeSecretName(scheme[1]!), role)}`;
+    if (scheme)
+      return `${scheme[1]} ${this.requestValue(scheme[2]!, secretBase ?? schemeSecretName(scheme[1]!), role)}`;
     const variable = this.varByValue.get(v);
     if (variable) return varRef(variable);
     const secret = this.redact ? this.secretByValue.get(v) : undefined;
@@ -166,7 +197,8 @@ export class RecordingRefs {
   responseValue(v: string, secretBase: string | undefined, role: Role, name: string, where: Producer['where']): string {
     if (v === '' || hasRef(v)) return v;
     const scheme = /^(Bearer|Basic|Token)\s+(\S+)$/i.exec(v);
-    if (scheme) return `${scheme[1]} ${this.responseValue(scheme[2]!, secretBase ?? schemeSecretName(scheme[1]!), role, name, where)}`;
+    if (scheme)
+      return `${scheme[1]} ${this.responseValue(scheme[2]!, secretBase ?? schemeSecretName(scheme[1]!), role, name, where)}`;
     const secret = this.redact ? this.secretByValue.get(v) : undefined;
     if (secret) return secretRef(secret);
     // In a mock response, the mock server fills it in with this run's value.
@@ -175,13 +207,21 @@ export class RecordingRefs {
     if (this.redact && secretBase) {
       // A credential the app hands out (a login's token): captured at replay in a test, a stable
       // placeholder in a mock.
-      return role === 'test' ? varRef(this.variableFor(v, variableNameFor(name))) : secretRef(this.secretFor(v, secretBase));
+      return role === 'test'
+        ? varRef(this.variableFor(v, variableNameFor(name)))
+        : secretRef(this.secretFor(v, secretBase));
     }
     const hits = this.redact ? findSecretFormats(v) : [];
     if (hits.length === 1 && hits[0]!.start === 0 && hits[0]!.end === v.length && role === 'test') {
       return varRef(this.variableFor(v, variableNameFor(name || hits[0]!.name)));
     }
-    if (role === 'test' && this.currentFile && isCandidate(v) && !this.seenInRequests.has(v) && this.remembered < MEMORY_BUDGET_CHARS) {
+    if (
+      role === 'test' &&
+      this.currentFile &&
+      isCandidate(v) &&
+      !this.seenInRequests.has(v) &&
+      this.remembered < MEMORY_BUDGET_CHARS
+    ) {
       // Every response that held it (a created id, then a list that shows it): all capture it.
       const list = this.producers.get(v) ?? [];
       const last = list[list.length - 1];
@@ -246,7 +286,11 @@ export class RecordingRefs {
       .map((seg) => {
         if (seg === '') return seg;
         let decoded: string;
-        try { decoded = decodeURIComponent(seg); } catch { return seg; }
+        try {
+          decoded = decodeURIComponent(seg);
+        } catch {
+          return seg;
+        }
         const out = this.requestValue(decoded, undefined, role);
         return out === decoded ? seg : out;
       })
@@ -281,20 +325,38 @@ export class RecordingRefs {
 
   /** A stored request body (text as written to the file) with values replaced. */
   requestBody(text: string, contentType: string | undefined, role: Role): string {
-    return this.body(text, contentType, (v, key, path) => {
-      const secret = isSecretKey(key, this.rules) || isSecretPath(path, this.rules);
-      return this.requestValue(v, secret ? secretNameFor(key) : undefined, role);
-    }, (t) => (/x-www-form-urlencoded/i.test(contentType ?? '') ? this.formPairs(t.replace(/\n$/, ''), role) + (t.endsWith('\n') ? '\n' : '') : this.formats(t)));
+    return this.body(
+      text,
+      contentType,
+      (v, key, path) => {
+        const secret = isSecretKey(key, this.rules) || isSecretPath(path, this.rules);
+        return this.requestValue(v, secret ? secretNameFor(key) : undefined, role);
+      },
+      (t) =>
+        /x-www-form-urlencoded/i.test(contentType ?? '')
+          ? this.formPairs(t.replace(/\n$/, ''), role) + (t.endsWith('\n') ? '\n' : '')
+          : this.formats(t),
+    );
   }
 
   responseBody(text: string, contentType: string | undefined, role: Role): string {
-    return this.body(text, contentType, (v, key, path) => {
-      const secret = isSecretKey(key, this.rules) || isSecretPath(path, this.rules);
-      return this.responseValue(v, secret ? secretNameFor(key) : undefined, role, key, 'body');
-    }, (t) => this.formats(t));
+    return this.body(
+      text,
+      contentType,
+      (v, key, path) => {
+        const secret = isSecretKey(key, this.rules) || isSecretPath(path, this.rules);
+        return this.responseValue(v, secret ? secretNameFor(key) : undefined, role, key, 'body');
+      },
+      (t) => this.formats(t),
+    );
   }
 
-  private body(text: string, contentType: string | undefined, leaf: (v: string, key: string, path: Path) => string, plain: (t: string) => string): string {
+  private body(
+    text: string,
+    _contentType: string | undefined,
+    leaf: (v: string, key: string, path: Path) => string,
+    plain: (t: string) => string,
+  ): string {
     if (text === '' || text.length > MAX_SCANNED_BODY) return text;
     const trimmed = text.trimStart();
     if (trimmed.startsWith('{') || trimmed.startsWith('[')) {

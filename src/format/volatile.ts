@@ -48,7 +48,11 @@ export function anyRecentTime(nowMs: number = Date.now()): RecordingWindow {
 }
 
 /** The window around an exchange that took place from `startMs` to `endMs`. */
-export function windowAround(startMs: number, endMs: number = startMs, marginMs: number = WINDOW_MARGIN_MS): RecordingWindow {
+export function windowAround(
+  startMs: number,
+  endMs: number = startMs,
+  marginMs: number = WINDOW_MARGIN_MS,
+): RecordingWindow {
   return { fromMs: Math.min(startMs, endMs) - marginMs, toMs: Math.max(startMs, endMs) + marginMs };
 }
 
@@ -68,7 +72,8 @@ function uuidTimeMs(hex: string, version: string): number | undefined {
   let ticks: bigint;
   if (version === '1') {
     // time_low (8) time_mid (4) version+time_hi (4)
-    ticks = (BigInt('0x' + h.slice(13, 16)) << 48n) | (BigInt('0x' + h.slice(8, 12)) << 32n) | BigInt('0x' + h.slice(0, 8));
+    ticks =
+      (BigInt('0x' + h.slice(13, 16)) << 48n) | (BigInt('0x' + h.slice(8, 12)) << 32n) | BigInt('0x' + h.slice(0, 8));
   } else if (version === '6') {
     ticks = (BigInt('0x' + h.slice(0, 12)) << 12n) | BigInt('0x' + h.slice(13, 16));
   } else {
@@ -94,14 +99,19 @@ const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
 const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 const HTTP_DATES = [
   new RegExp(`^${DAY}, \\d{2} ${MONTH} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$`), // IMF-fixdate
-  new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-${MONTH}-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$`), // RFC 850
+  new RegExp(
+    `^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-${MONTH}-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$`,
+  ), // RFC 850
   new RegExp(`^${DAY} ${MONTH} [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}$`), // asctime
 ];
 
 function isoTimeMs(value: string): number | undefined {
   if (!ISO_DATE_TIME.test(value)) return undefined;
   // Date.parse wants "T" and "." and a colon in the offset; no offset = local time, as ISO says.
-  let v = value.replace(/^(\S{10})[t ]/, '$1T').replace(',', '.').replace(/z$/, 'Z');
+  let v = value
+    .replace(/^(\S{10})[t ]/, '$1T')
+    .replace(',', '.')
+    .replace(/z$/, 'Z');
   v = v.replace(/([+-]\d{2})(\d{2})$/, '$1:$2').replace(/([+-]\d{2})$/, '$1:00');
   // fractions longer than milliseconds: Date.parse accepts them in V8, but cut them to be sure
   v = v.replace(/(\.\d{3})\d+/, '$1');
@@ -150,7 +160,8 @@ export interface VolatileInput {
 /** Response headers and JSON body fields whose recorded value is unmistakably volatile. */
 export function findVolatileFields(input: VolatileInput): VolatileField[] {
   const found = new Map<string, VolatileField>();
-  const requestText = input.request.url + '\n' + (input.request.body.length <= 1 << 20 ? input.request.body.toString('utf8') : '');
+  const requestText =
+    input.request.url + '\n' + (input.request.body.length <= 1 << 20 ? input.request.body.toString('utf8') : '');
   const echoed = (v: unknown): boolean => String(v).length >= 4 && requestText.includes(String(v));
   const add = (key: string, value: unknown): void => {
     if (found.has(key.toLowerCase()) || echoed(value)) return;

@@ -3,16 +3,16 @@
 
 /** One RESP value (https://redis.io/docs/latest/develop/reference/protocol-spec/). */
 export type RespValue =
-  | { type: 'simple'; value: string }                 // +OK
-  | { type: 'error'; value: string; blob?: boolean }  // -ERR … ; blob: RESP3 bulk error (!)
-  | { type: 'integer'; value: bigint }                // :1
-  | { type: 'bulk'; value: Buffer }                   // $3 foo
-  | { type: 'null'; wire: '$' | '*' | '_' }           // $-1, *-1, RESP3 _
-  | { type: 'array'; value: RespValue[] }             // *2 …
+  | { type: 'simple'; value: string } // +OK
+  | { type: 'error'; value: string; blob?: boolean } // -ERR … ; blob: RESP3 bulk error (!)
+  | { type: 'integer'; value: bigint } // :1
+  | { type: 'bulk'; value: Buffer } // $3 foo
+  | { type: 'null'; wire: '$' | '*' | '_' } // $-1, *-1, RESP3 _
+  | { type: 'array'; value: RespValue[] } // *2 …
   | { type: 'map'; value: Array<[RespValue, RespValue]> } // RESP3 %
-  | { type: 'set'; value: RespValue[] }               // RESP3 ~
-  | { type: 'push'; value: RespValue[] }              // RESP3 >
-  | { type: 'double'; value: string }                 // RESP3 , (text kept: inf, -inf, nan)
-  | { type: 'boolean'; value: boolean }               // RESP3 #t / #f
+  | { type: 'set'; value: RespValue[] } // RESP3 ~
+  | { type: 'push'; value: RespValue[] } // RESP3 >
+  | { type: 'double'; value: string } // RESP3 , (text kept: inf, -inf, nan)
+  | { type: 'boolean'; value: boolean } // RESP3 #t / #f
   | { type: 'verbatim'; format: string; value: string } // RESP3 = txt:…
-  | { type: 'bignum'; value: string };                // RESP3 (
+  | { type: 'bignum'; value: string }; // RESP3 (

@@ -4,7 +4,7 @@
 
 import { closeSync, openSync } from 'node:fs';
 import { EnvironmentError } from '../errors.js';
-import { DataType, allocMem, call, freeMem, viewAt, ensureLibbpf } from './ffi.js';
+import { DataType, call, ensureLibbpf } from './ffi.js';
 import { LIB, errnoName, hintFor } from './libbpf.js';
 
 /**
@@ -111,7 +111,11 @@ export function loadedBpfProgram(id: number): LoadedBpfProgram | undefined {
     // struct bpf_prog_info: type@0 id@4 ... name[16]@64
     const name = info.subarray(64, 80);
     const end = name.indexOf(0);
-    return { id: info.readUInt32LE(4), type: info.readUInt32LE(0), name: name.toString('utf8', 0, end < 0 ? name.length : end) };
+    return {
+      id: info.readUInt32LE(4),
+      type: info.readUInt32LE(0),
+      name: name.toString('utf8', 0, end < 0 ? name.length : end),
+    };
   } finally {
     closeSync(fd);
   }

@@ -13,8 +13,16 @@ export interface ResolvedCommand {
   binaries: string[];
 }
 
-export function resolveCommand(name: string, pathEnv = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): ResolvedCommand {
-  const candidates = name.includes('/') ? [resolve(name)] : pathEnv.split(delimiter).filter(Boolean).map((d) => join(d, name));
+export function resolveCommand(
+  name: string,
+  pathEnv = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+): ResolvedCommand {
+  const candidates = name.includes('/')
+    ? [resolve(name)]
+    : pathEnv
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, name));
   for (const file of candidates) {
     try {
       if (!statSync(file).isFile()) continue;

@@ -49,12 +49,22 @@ export function symbolOffsetsSync(path: string, names: readonly string[]): Map<s
     for (let i = 0; i < phnum; i++) {
       const o = i * phentsize;
       if (ph.readUInt32LE(o) !== PT_LOAD) continue;
-      segments.push({ offset: Number(ph.readBigUInt64LE(o + 8)), vaddr: Number(ph.readBigUInt64LE(o + 16)), memsz: Number(ph.readBigUInt64LE(o + 40)) });
+      segments.push({
+        offset: Number(ph.readBigUInt64LE(o + 8)),
+        vaddr: Number(ph.readBigUInt64LE(o + 16)),
+        memsz: Number(ph.readBigUInt64LE(o + 40)),
+      });
     }
     const sh = readAt(fd, shoff, shentsize * shnum);
     const section = (i: number) => {
       const o = i * shentsize;
-      return { type: sh.readUInt32LE(o + 4), offset: Number(sh.readBigUInt64LE(o + 24)), size: Number(sh.readBigUInt64LE(o + 32)), link: sh.readUInt32LE(o + 40), entsize: Number(sh.readBigUInt64LE(o + 56)) };
+      return {
+        type: sh.readUInt32LE(o + 4),
+        offset: Number(sh.readBigUInt64LE(o + 24)),
+        size: Number(sh.readBigUInt64LE(o + 32)),
+        link: sh.readUInt32LE(o + 40),
+        entsize: Number(sh.readBigUInt64LE(o + 56)),
+      };
     };
     const wanted = names.map((n) => Buffer.from(n + '\0'));
 

@@ -28,7 +28,13 @@ export class FdWaiter {
     const ep = callErrno('libc', 'epoll_create1', DataType.I32, [DataType.I32], [EPOLL_CLOEXEC]);
     if ((ep.value as number) < 0) throw waiterError('epoll_create1', ep.errnoMessage);
     this.epfd = ep.value as number;
-    const ev = callErrno('libc', 'eventfd', DataType.I32, [DataType.I32, DataType.I32], [0, EFD_CLOEXEC | EFD_NONBLOCK]);
+    const ev = callErrno(
+      'libc',
+      'eventfd',
+      DataType.I32,
+      [DataType.I32, DataType.I32],
+      [0, EFD_CLOEXEC | EFD_NONBLOCK],
+    );
     if ((ev.value as number) < 0) {
       closeFd(this.epfd);
       throw waiterError('eventfd', ev.errnoMessage);
@@ -38,7 +44,13 @@ export class FdWaiter {
     for (const fd of [...fds, this.wakeFd]) {
       const event = Buffer.alloc(EVENT_BYTES);
       event.writeUInt32LE(EPOLLIN, 0);
-      const r = callErrno('libc', 'epoll_ctl', DataType.I32, [DataType.I32, DataType.I32, DataType.I32, DataType.U8Array], [this.epfd, EPOLL_CTL_ADD, fd, event]);
+      const r = callErrno(
+        'libc',
+        'epoll_ctl',
+        DataType.I32,
+        [DataType.I32, DataType.I32, DataType.I32, DataType.U8Array],
+        [this.epfd, EPOLL_CTL_ADD, fd, event],
+      );
       if ((r.value as number) < 0) {
         this.releaseFds();
         throw waiterError(`epoll_ctl(ADD, fd ${fd})`, r.errnoMessage);
@@ -53,7 +65,13 @@ export class FdWaiter {
   async wait(timeoutMs: number): Promise<void> {
     if (this.closed) return;
     if (this.inFlight) throw new Error('FdWaiter.wait: a wait is already in flight');
-    this.inFlight = callInThread('libc', 'epoll_wait', DataType.I32, [DataType.I32, DataType.I64, DataType.I32, DataType.I32], [this.epfd, this.events, MAX_EVENTS, Math.max(0, Math.round(timeoutMs))]);
+    this.inFlight = callInThread(
+      'libc',
+      'epoll_wait',
+      DataType.I32,
+      [DataType.I32, DataType.I64, DataType.I32, DataType.I32],
+      [this.epfd, this.events, MAX_EVENTS, Math.max(0, Math.round(timeoutMs))],
+    );
     try {
       await this.inFlight; // -1 (EINTR) is a wake-up like any other
     } finally {

@@ -52,7 +52,13 @@ export function ensureLibbpf(): void {
 }
 
 /** Call a C function; the return type decides the JS type. */
-export function call(library: string, funcName: string, retType: DataType, paramsType: FieldType[], paramsValue: unknown[]): unknown {
+export function call(
+  library: string,
+  funcName: string,
+  retType: DataType,
+  paramsType: FieldType[],
+  paramsValue: unknown[],
+): unknown {
   return load({ library, funcName, retType, paramsType, paramsValue });
 }
 
@@ -60,7 +66,13 @@ export function call(library: string, funcName: string, retType: DataType, param
  * Call a C function on a thread of its own (libuv's pool), for calls that block in the kernel: a
  * uprobe link's close waits for RCU grace periods, and several closes wait side by side.
  */
-export async function callInThread(library: string, funcName: string, retType: DataType, paramsType: FieldType[], paramsValue: unknown[]): Promise<unknown> {
+export async function callInThread(
+  library: string,
+  funcName: string,
+  retType: DataType,
+  paramsType: FieldType[],
+  paramsValue: unknown[],
+): Promise<unknown> {
   return load({ library, funcName, retType, paramsType, paramsValue, runInNewThread: true });
 }
 
@@ -71,14 +83,26 @@ export interface ErrnoResult<V> {
 }
 
 /** Call a C function and also return errno as it was right after the call. */
-export function callErrno(library: string, funcName: string, retType: DataType, paramsType: FieldType[], paramsValue: unknown[]): ErrnoResult<unknown> {
+export function callErrno(
+  library: string,
+  funcName: string,
+  retType: DataType,
+  paramsType: FieldType[],
+  paramsValue: unknown[],
+): ErrnoResult<unknown> {
   return load({ library, funcName, retType, paramsType, paramsValue, errno: true }) as unknown as ErrnoResult<unknown>;
 }
 
 /** Address number → JsExternal (identity through memset with length 0). */
 export function toExternal(addr: number): JsExternal {
   ensureLibc();
-  return call('libc', 'memset', DataType.External, [DataType.I64, DataType.I32, DataType.I64], [addr, 0, 0]) as JsExternal;
+  return call(
+    'libc',
+    'memset',
+    DataType.External,
+    [DataType.I64, DataType.I32, DataType.I64],
+    [addr, 0, 0],
+  ) as JsExternal;
 }
 
 /** A zero-copy Buffer over native memory at `addr`. The caller keeps the memory alive. */
@@ -90,7 +114,11 @@ export function viewAt(addr: number, length: number): Buffer {
 export function allocMem(size: number): number {
   ensureLibc();
   const addr = call('libc', 'calloc', DataType.I64, [DataType.I64, DataType.I64], [1, size]) as number;
-  if (!addr) throw new EnvironmentError(`calloc(${size}) failed`, { stage: 'allocate memory', hint: 'the machine is out of memory' });
+  if (!addr)
+    throw new EnvironmentError(`calloc(${size}) failed`, {
+      stage: 'allocate memory',
+      hint: 'the machine is out of memory',
+    });
   return addr;
 }
 
@@ -105,7 +133,13 @@ export const MAP_SHARED = 1;
 /** mmap(2) of a file descriptor; returns the address or throws with errno text. */
 export function mmapFd(length: number, prot: number, fd: number, offset: number, stage: string): number {
   ensureLibc();
-  const r = callErrno('libc', 'mmap', DataType.I64, [DataType.I64, DataType.I64, DataType.I32, DataType.I32, DataType.I32, DataType.I64], [0, length, prot, MAP_SHARED, fd, offset]);
+  const r = callErrno(
+    'libc',
+    'mmap',
+    DataType.I64,
+    [DataType.I64, DataType.I64, DataType.I32, DataType.I32, DataType.I32, DataType.I64],
+    [0, length, prot, MAP_SHARED, fd, offset],
+  );
   const addr = r.value as number;
   if (addr === -1 || addr === 0) {
     throw new EnvironmentError(`mmap of ${length} bytes at offset ${offset} (fd ${fd}) failed: ${r.errnoMessage}`, {
@@ -138,6 +172,12 @@ const SCHED_IDLE = 5;
 export function setIdleScheduling(pid: number, idle: boolean): boolean {
   ensureLibc();
   const param = Buffer.alloc(4); // struct sched_param { int sched_priority = 0; }
-  const r = callErrno('libc', 'sched_setscheduler', DataType.I32, [DataType.I32, DataType.I32, DataType.U8Array], [pid, idle ? SCHED_IDLE : SCHED_OTHER, param]);
+  const r = callErrno(
+    'libc',
+    'sched_setscheduler',
+    DataType.I32,
+    [DataType.I32, DataType.I32, DataType.U8Array],
+    [pid, idle ? SCHED_IDLE : SCHED_OTHER, param],
+  );
   return r.value === 0;
 }

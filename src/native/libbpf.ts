@@ -6,7 +6,18 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { isNullPointer } from 'ffi-rs';
 import { EnvironmentError } from '../errors.js';
 import { symbolOffsetsSync } from './elf.js';
-import { DataType, type JsExternal, allocMem, call, callErrno, callInThread, ensureLibbpf, ensureLibc, freeMem, viewAt } from './ffi.js';
+import {
+  DataType,
+  type JsExternal,
+  allocMem,
+  call,
+  callErrno,
+  callInThread,
+  ensureLibbpf,
+  ensureLibc,
+  freeMem,
+  viewAt,
+} from './ffi.js';
 
 export const LIB = 'libbpf';
 /** Kernel log buffer for load failures (verifier logs of rejected programs can be long). */
@@ -15,7 +26,20 @@ const LOG_BUF_SIZE = 4 << 20;
 const PRIV_HINT = 'run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN';
 
 export function errnoName(code: number): string {
-  const names: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 7: 'E2BIG', 9: 'EBADF', 12: 'ENOMEM', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 95: 'EOPNOTSUPP', 524: 'ENOTSUPP' };
+  const names: Record<number, string> = {
+    1: 'EPERM',
+    2: 'ENOENT',
+    7: 'E2BIG',
+    9: 'EBADF',
+    12: 'ENOMEM',
+    13: 'EACCES',
+    16: 'EBUSY',
+    17: 'EEXIST',
+    22: 'EINVAL',
+    28: 'ENOSPC',
+    95: 'EOPNOTSUPP',
+    524: 'ENOTSUPP',
+  };
   return names[code] ?? `errno ${code}`;
 }
 
@@ -30,7 +54,9 @@ export function summariseVerifierLog(log: string, maxLines = 12): string {
   const start = lines.findIndex((l) => /^-- BEGIN PROG LOAD LOG --/.test(l));
   const body = start >= 0 ? lines.slice(start + 1) : lines;
   const end = body.findIndex((l) => /^-- END PROG LOAD LOG --/.test(l));
-  const relevant = (end >= 0 ? body.slice(0, end) : body).filter((l) => !/^(processed|verification time|stack depth)/.test(l));
+  const relevant = (end >= 0 ? body.slice(0, end) : body).filter(
+    (l) => !/^(processed|verification time|stack depth)/.test(l),
+  );
   return relevant.slice(-maxLines).join('\n');
 }
 
@@ -59,7 +85,10 @@ export interface BpfLink {
 /** A link libbpf made (struct bpf_link *). */
 class LibbpfLink implements BpfLink {
   private ptr: JsExternal | undefined;
-  constructor(ptr: JsExternal, readonly description: string) {
+  constructor(
+    ptr: JsExternal,
+    readonly description: string,
+  ) {
     this.ptr = ptr;
   }
   destroy(): void {
@@ -77,7 +106,10 @@ class LibbpfLink implements BpfLink {
 
 /** A link we made with the bpf() syscall: a file descriptor. */
 class FdLink implements BpfLink {
-  constructor(private fd: number, readonly description: string) {}
+  constructor(
+    private fd: number,
+    readonly description: string,
+  ) {}
   destroy(): void {
     if (this.fd < 0) return;
     closeSync(this.fd);
@@ -100,7 +132,12 @@ export async function destroyLinks(links: BpfLink[]): Promise<void> {
   await Promise.all(links.map((l) => l.destroyInThread()));
 }
 
-function linkOrThrow(r: { value: unknown; errnoCode: number; errnoMessage: string }, what: string, stage: string, hint: string): BpfLink {
+function linkOrThrow(
+  r: { value: unknown; errnoCode: number; errnoMessage: string },
+  what: string,
+  stage: string,
+  hint: string,
+): BpfLink {
   const ptr = r.value as JsExternal;
   if (isNullPointer(ptr)) {
     throw new EnvironmentError(`${what} failed: ${r.errnoMessage} (${errnoName(r.errnoCode)})`, {
@@ -132,7 +169,10 @@ export function uprobeMultiSupported(btfPath = '/sys/kernel/btf/vmlinux'): boole
 }
 
 export class BpfProgram {
-  constructor(private readonly ptr: JsExternal, readonly name: string) {}
+  constructor(
+    private readonly ptr: JsExternal,
+    readonly name: string,
+  ) {}
 
   attachUprobe(opts: UprobeOptions): BpfLink {
     let offset = opts.offset;
@@ -142,13 +182,28 @@ export class BpfProgram {
       // char*); our own ELF reader gives the same file offset without building C strings by hand.
       const found = symbolOffsetsSync(opts.binaryPath, [opts.funcName]).get(opts.funcName);
       if (found === undefined) {
-        throw new EnvironmentError(`${opts.binaryPath} does not define ${opts.funcName}`, { code: 'TLSREC_E_ATTACH', stage: 'attach uprobe', hint: 'check the binary path' });
+        throw new EnvironmentError(`${opts.binaryPath} does not define ${opts.funcName}`, {
+          code: 'TLSREC_E_ATTACH',
+          stage: 'attach uprobe',
+          hint: 'check the binary path',
+        });
       }
       offset = found;
     }
     const what = `${opts.retprobe ? 'uretprobe' : 'uprobe'} ${this.name} on ${opts.binaryPath}+0x${offset.toString(16)}`;
-    const r = callErrno(LIB, 'bpf_program__attach_uprobe', DataType.External, [DataType.External, DataType.Boolean, DataType.I32, DataType.String, DataType.I64], [this.ptr, opts.retprobe, opts.pid ?? -1, opts.binaryPath, offset]);
-    return linkOrThrow(r, what, 'attach uprobe', 'the kernel needs CONFIG_UPROBE_EVENTS; check that the file exists and is an ELF executable or library');
+    const r = callErrno(
+      LIB,
+      'bpf_program__attach_uprobe',
+      DataType.External,
+      [DataType.External, DataType.Boolean, DataType.I32, DataType.String, DataType.I64],
+      [this.ptr, opts.retprobe, opts.pid ?? -1, opts.binaryPath, offset],
+    );
+    return linkOrThrow(
+      r,
+      what,
+      'attach uprobe',
+      'the kernel needs CONFIG_UPROBE_EVENTS; check that the file exists and is an ELF executable or library',
+    );
   }
 
   /**
@@ -176,13 +231,22 @@ export class BpfProgram {
       attr.writeBigUInt64LE(BigInt(offsetsAddr), 24);
       attr.writeUInt32LE(1, 48);
       attr.writeUInt32LE(opts.retprobe ? BPF_F_UPROBE_MULTI_RETURN : 0, 52);
-      const r = callErrno('libc', 'syscall', DataType.I64, [DataType.I64, DataType.I64, DataType.U8Array, DataType.I64], [SYS_BPF[process.arch], BPF_LINK_CREATE, attr, attr.length]);
+      const r = callErrno(
+        'libc',
+        'syscall',
+        DataType.I64,
+        [DataType.I64, DataType.I64, DataType.U8Array, DataType.I64],
+        [SYS_BPF[process.arch], BPF_LINK_CREATE, attr, attr.length],
+      );
       const fd = r.value as number;
       if (fd < 0) {
         throw new EnvironmentError(`${what} failed: ${r.errnoMessage} (${errnoName(r.errnoCode)})`, {
           code: 'TLSREC_E_ATTACH',
           stage: 'attach uprobe',
-          hint: hintFor(r.errnoCode, 'set TLSREC_UPROBE_MULTI=0 to attach perf-event uprobes instead; check that the file exists and is an ELF executable or library'),
+          hint: hintFor(
+            r.errnoCode,
+            'set TLSREC_UPROBE_MULTI=0 to attach perf-event uprobes instead; check that the file exists and is an ELF executable or library',
+          ),
         });
       }
       return new FdLink(fd, what);
@@ -194,26 +258,59 @@ export class BpfProgram {
 
   /** Before load: the attach type the kernel checks the program against (e.g. BPF_TRACE_UPROBE_MULTI). */
   setExpectedAttachType(type: number): void {
-    const rc = call(LIB, 'bpf_program__set_expected_attach_type', DataType.I32, [DataType.External, DataType.I32], [this.ptr, type]) as number;
+    const rc = call(
+      LIB,
+      'bpf_program__set_expected_attach_type',
+      DataType.I32,
+      [DataType.External, DataType.I32],
+      [this.ptr, type],
+    ) as number;
     if (rc < 0) throw new Error(`cannot set the expected attach type of ${this.name}: ${errnoName(-rc)}`);
   }
 
   /** Raw tracepoint by name (e.g. "sys_enter"); needs no tracefs. */
   attachRawTracepoint(name: string): BpfLink {
-    const r = callErrno(LIB, 'bpf_program__attach_raw_tracepoint', DataType.External, [DataType.External, DataType.String], [this.ptr, name]);
-    return linkOrThrow(r, `raw tracepoint ${this.name} on ${name}`, 'attach tracepoint', 'the kernel needs CONFIG_BPF_EVENTS');
+    const r = callErrno(
+      LIB,
+      'bpf_program__attach_raw_tracepoint',
+      DataType.External,
+      [DataType.External, DataType.String],
+      [this.ptr, name],
+    );
+    return linkOrThrow(
+      r,
+      `raw tracepoint ${this.name} on ${name}`,
+      'attach tracepoint',
+      'the kernel needs CONFIG_BPF_EVENTS',
+    );
   }
 
   /** Classic tracepoint (needs tracefs mounted at /sys/kernel/tracing). */
   attachTracepoint(category: string, name: string): BpfLink {
-    const r = callErrno(LIB, 'bpf_program__attach_tracepoint', DataType.External, [DataType.External, DataType.String, DataType.String], [this.ptr, category, name]);
-    return linkOrThrow(r, `tracepoint ${this.name} on ${category}/${name}`, 'attach tracepoint', 'mount tracefs: `mount -t tracefs nodev /sys/kernel/tracing`');
+    const r = callErrno(
+      LIB,
+      'bpf_program__attach_tracepoint',
+      DataType.External,
+      [DataType.External, DataType.String, DataType.String],
+      [this.ptr, category, name],
+    );
+    return linkOrThrow(
+      r,
+      `tracepoint ${this.name} on ${category}/${name}`,
+      'attach tracepoint',
+      'mount tracefs: `mount -t tracefs nodev /sys/kernel/tracing`',
+    );
   }
 
   /** Attach as the section name says (tp_btf/…, raw_tp/…, fentry/…). */
   attach(): BpfLink {
     const r = callErrno(LIB, 'bpf_program__attach', DataType.External, [DataType.External], [this.ptr]);
-    return linkOrThrow(r, `program ${this.name}`, 'attach program', 'the kernel needs BTF (/sys/kernel/btf/vmlinux) and BPF tracing support');
+    return linkOrThrow(
+      r,
+      `program ${this.name}`,
+      'attach program',
+      'the kernel needs BTF (/sys/kernel/btf/vmlinux) and BPF tracing support',
+    );
   }
 
   /** cgroup programs (cgroup/connect4, cgroup/sendmsg4, …) on a cgroup v2 directory. */
@@ -222,11 +319,27 @@ export class BpfProgram {
     try {
       fd = openSync(cgroupPath, 'r');
     } catch (err) {
-      throw new EnvironmentError(`cannot open cgroup ${cgroupPath}: ${(err as Error).message}`, { code: 'TLSREC_E_ATTACH', stage: 'attach cgroup program', hint: 'check that the cgroup exists (cgroup v2)', cause: err });
+      throw new EnvironmentError(`cannot open cgroup ${cgroupPath}: ${(err as Error).message}`, {
+        code: 'TLSREC_E_ATTACH',
+        stage: 'attach cgroup program',
+        hint: 'check that the cgroup exists (cgroup v2)',
+        cause: err,
+      });
     }
     try {
-      const r = callErrno(LIB, 'bpf_program__attach_cgroup', DataType.External, [DataType.External, DataType.I32], [this.ptr, fd]);
-      return linkOrThrow(r, `cgroup program ${this.name} on ${cgroupPath}`, 'attach cgroup program', 'the kernel needs CONFIG_CGROUP_BPF and cgroup v2');
+      const r = callErrno(
+        LIB,
+        'bpf_program__attach_cgroup',
+        DataType.External,
+        [DataType.External, DataType.I32],
+        [this.ptr, fd],
+      );
+      return linkOrThrow(
+        r,
+        `cgroup program ${this.name} on ${cgroupPath}`,
+        'attach cgroup program',
+        'the kernel needs CONFIG_CGROUP_BPF and cgroup v2',
+      );
     } finally {
       closeSync(fd); // the link holds its own reference to the cgroup
     }
@@ -239,7 +352,10 @@ export class BpfProgram {
 }
 
 export class BpfMap {
-  constructor(private readonly ptr: JsExternal, readonly name: string) {}
+  constructor(
+    private readonly ptr: JsExternal,
+    readonly name: string,
+  ) {}
 
   get fd(): number {
     return call(LIB, 'bpf_map__fd', DataType.I32, [DataType.External], [this.ptr]) as number;
@@ -247,14 +363,36 @@ export class BpfMap {
 
   /** Before load only. */
   setMaxEntries(n: number): void {
-    const rc = call(LIB, 'bpf_map__set_max_entries', DataType.I32, [DataType.External, DataType.U32], [this.ptr, n]) as number;
-    if (rc < 0) throw new EnvironmentError(`cannot set max_entries of map ${this.name} to ${n}: ${errnoName(-rc)}`, { code: 'TLSREC_E_BPF_MAP', stage: 'configure bpf map', hint: 'set it before load(); ring buffers need a power of two multiple of the page size' });
+    const rc = call(
+      LIB,
+      'bpf_map__set_max_entries',
+      DataType.I32,
+      [DataType.External, DataType.U32],
+      [this.ptr, n],
+    ) as number;
+    if (rc < 0)
+      throw new EnvironmentError(`cannot set max_entries of map ${this.name} to ${n}: ${errnoName(-rc)}`, {
+        code: 'TLSREC_E_BPF_MAP',
+        stage: 'configure bpf map',
+        hint: 'set it before load(); ring buffers need a power of two multiple of the page size',
+      });
   }
 
   /** Before load only: initial contents (used for .rodata / .data / .bss). */
   setInitialValue(value: Buffer): void {
-    const rc = call(LIB, 'bpf_map__set_initial_value', DataType.I32, [DataType.External, DataType.U8Array, DataType.I64], [this.ptr, value, value.length]) as number;
-    if (rc < 0) throw new EnvironmentError(`cannot set the initial value of map ${this.name}: ${errnoName(-rc)}`, { code: 'TLSREC_E_BPF_MAP', stage: 'configure bpf map', hint: 'set it before load(), with exactly the size of the section' });
+    const rc = call(
+      LIB,
+      'bpf_map__set_initial_value',
+      DataType.I32,
+      [DataType.External, DataType.U8Array, DataType.I64],
+      [this.ptr, value, value.length],
+    ) as number;
+    if (rc < 0)
+      throw new EnvironmentError(`cannot set the initial value of map ${this.name}: ${errnoName(-rc)}`, {
+        code: 'TLSREC_E_BPF_MAP',
+        stage: 'configure bpf map',
+        hint: 'set it before load(), with exactly the size of the section',
+      });
   }
 
   /** Size of the initial value (the section size for .rodata/.data/.bss maps). */
@@ -265,24 +403,50 @@ export class BpfMap {
   }
 
   update(key: Buffer, value: Buffer, flags = 0): void {
-    const r = callErrno(LIB, 'bpf_map_update_elem', DataType.I32, [DataType.I32, DataType.U8Array, DataType.U8Array, DataType.I64], [this.fd, key, value, flags]);
-    if ((r.value as number) < 0) throw new EnvironmentError(`update of map ${this.name} failed: ${r.errnoMessage}`, { code: 'TLSREC_E_BPF_MAP', stage: 'update bpf map', hint: hintFor(r.errnoCode, 'check key and value sizes') });
+    const r = callErrno(
+      LIB,
+      'bpf_map_update_elem',
+      DataType.I32,
+      [DataType.I32, DataType.U8Array, DataType.U8Array, DataType.I64],
+      [this.fd, key, value, flags],
+    );
+    if ((r.value as number) < 0)
+      throw new EnvironmentError(`update of map ${this.name} failed: ${r.errnoMessage}`, {
+        code: 'TLSREC_E_BPF_MAP',
+        stage: 'update bpf map',
+        hint: hintFor(r.errnoCode, 'check key and value sizes'),
+      });
   }
 
   /** undefined when the key is absent. For per-CPU maps valueSize is nCPUs * round_up(size, 8). */
   lookup(key: Buffer, valueSize: number): Buffer | undefined {
     const out = Buffer.alloc(valueSize);
-    const r = callErrno(LIB, 'bpf_map_lookup_elem', DataType.I32, [DataType.I32, DataType.U8Array, DataType.U8Array], [this.fd, key, out]);
+    const r = callErrno(
+      LIB,
+      'bpf_map_lookup_elem',
+      DataType.I32,
+      [DataType.I32, DataType.U8Array, DataType.U8Array],
+      [this.fd, key, out],
+    );
     if ((r.value as number) < 0) {
       if (r.errnoCode === 2) return undefined;
-      throw new EnvironmentError(`lookup in map ${this.name} failed: ${r.errnoMessage}`, { code: 'TLSREC_E_BPF_MAP', stage: 'read bpf map', hint: hintFor(r.errnoCode, 'check key and value sizes') });
+      throw new EnvironmentError(`lookup in map ${this.name} failed: ${r.errnoMessage}`, {
+        code: 'TLSREC_E_BPF_MAP',
+        stage: 'read bpf map',
+        hint: hintFor(r.errnoCode, 'check key and value sizes'),
+      });
     }
     return out;
   }
 
   delete(key: Buffer): void {
     const r = callErrno(LIB, 'bpf_map_delete_elem', DataType.I32, [DataType.I32, DataType.U8Array], [this.fd, key]);
-    if ((r.value as number) < 0 && r.errnoCode !== 2) throw new EnvironmentError(`delete from map ${this.name} failed: ${r.errnoMessage}`, { code: 'TLSREC_E_BPF_MAP', stage: 'update bpf map', hint: hintFor(r.errnoCode, 'check the key size') });
+    if ((r.value as number) < 0 && r.errnoCode !== 2)
+      throw new EnvironmentError(`delete from map ${this.name} failed: ${r.errnoMessage}`, {
+        code: 'TLSREC_E_BPF_MAP',
+        stage: 'update bpf map',
+        hint: hintFor(r.errnoCode, 'check the key size'),
+      });
   }
 }
 
@@ -298,7 +462,11 @@ export class BpfObject {
   private readonly programs = new Map<string, BpfProgram>();
   private readonly maps = new Map<string, BpfMap>();
 
-  private constructor(ptr: JsExternal, readonly path: string, logBuf: number) {
+  private constructor(
+    ptr: JsExternal,
+    readonly path: string,
+    logBuf: number,
+  ) {
     this.ptr = ptr;
     this.logBuf = logBuf;
   }
@@ -306,7 +474,11 @@ export class BpfObject {
   static open(path: string): BpfObject {
     ensureLibbpf();
     if (!existsSync(path)) {
-      throw new EnvironmentError(`BPF object ${path} not found`, { code: 'TLSREC_E_BPF_OBJECT', stage: 'open bpf object', hint: 'rebuild it with `npm run build:bpf` (needs clang, bpftool, libbpf-dev)' });
+      throw new EnvironmentError(`BPF object ${path} not found`, {
+        code: 'TLSREC_E_BPF_OBJECT',
+        stage: 'open bpf object',
+        hint: 'rebuild it with `npm run build:bpf` (needs clang, bpftool, libbpf-dev)',
+      });
     }
     // struct bpf_object_open_opts (libbpf 1.1): sz@0, object_name@8, relaxed_maps@16, pin_root_path@24,
     // (stub)@32, kconfig@40, btf_custom_path@48, kernel_log_buf@56, kernel_log_size@64, kernel_log_level@72; sz 80.
@@ -317,11 +489,21 @@ export class BpfObject {
     opts.writeBigUInt64LE(BigInt(logBuf), 56);
     opts.writeBigUInt64LE(BigInt(LOG_BUF_SIZE), 64);
     opts.writeUInt32LE(0, 72); // 0: libbpf retries a failed load with log level 1 into our buffer
-    const r = callErrno(LIB, 'bpf_object__open_file', DataType.External, [DataType.String, DataType.U8Array], [path, opts]);
+    const r = callErrno(
+      LIB,
+      'bpf_object__open_file',
+      DataType.External,
+      [DataType.String, DataType.U8Array],
+      [path, opts],
+    );
     const ptr = r.value as JsExternal;
     if (isNullPointer(ptr)) {
       freeMem(logBuf);
-      throw new EnvironmentError(`cannot open BPF object ${path}: ${r.errnoMessage}`, { code: 'TLSREC_E_BPF_OBJECT', stage: 'open bpf object', hint: 'the file may be damaged: rebuild it with `npm run build:bpf`' });
+      throw new EnvironmentError(`cannot open BPF object ${path}: ${r.errnoMessage}`, {
+        code: 'TLSREC_E_BPF_OBJECT',
+        stage: 'open bpf object',
+        hint: 'the file may be damaged: rebuild it with `npm run build:bpf`',
+      });
     }
     return new BpfObject(ptr, path, logBuf);
   }
@@ -334,7 +516,13 @@ export class BpfObject {
   program(name: string): BpfProgram {
     let p = this.programs.get(name);
     if (!p) {
-      const ptr = call(LIB, 'bpf_object__find_program_by_name', DataType.External, [DataType.External, DataType.String], [this.obj(), name]) as JsExternal;
+      const ptr = call(
+        LIB,
+        'bpf_object__find_program_by_name',
+        DataType.External,
+        [DataType.External, DataType.String],
+        [this.obj(), name],
+      ) as JsExternal;
       if (isNullPointer(ptr)) throw new Error(`BPF object ${this.path} has no program ${name}`);
       p = new BpfProgram(ptr, name);
       this.programs.set(name, p);
@@ -346,7 +534,13 @@ export class BpfObject {
   map(name: string): BpfMap {
     let m = this.maps.get(name);
     if (!m) {
-      const ptr = call(LIB, 'bpf_object__find_map_by_name', DataType.External, [DataType.External, DataType.String], [this.obj(), name]) as JsExternal;
+      const ptr = call(
+        LIB,
+        'bpf_object__find_map_by_name',
+        DataType.External,
+        [DataType.External, DataType.String],
+        [this.obj(), name],
+      ) as JsExternal;
       if (isNullPointer(ptr)) throw new Error(`BPF object ${this.path} has no map ${name}`);
       m = new BpfMap(ptr, name);
       this.maps.set(name, m);
@@ -357,7 +551,11 @@ export class BpfObject {
   /** Ring buffer size before load: a power of two, at least one page. */
   setRingbufSize(mapName: string, bytes: number): void {
     if (bytes < 4096 || (bytes & (bytes - 1)) !== 0) {
-      throw new EnvironmentError(`ring buffer size ${bytes} is not a power of two of at least 4096`, { code: 'TLSREC_E_USAGE_RINGBUF', stage: 'configure bpf map', hint: 'use e.g. 67108864 (64 MiB)' });
+      throw new EnvironmentError(`ring buffer size ${bytes} is not a power of two of at least 4096`, {
+        code: 'TLSREC_E_USAGE_RINGBUF',
+        stage: 'configure bpf map',
+        hint: 'use e.g. 67108864 (64 MiB)',
+      });
     }
     this.map(mapName).setMaxEntries(bytes);
   }
@@ -390,7 +588,11 @@ export class BpfObject {
 
   load(): void {
     if (!existsSync('/sys/kernel/btf/vmlinux')) {
-      throw new EnvironmentError('the kernel lacks BTF (/sys/kernel/btf/vmlinux)', { code: 'TLSREC_E_NO_BTF', stage: 'load bpf', hint: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 2021)' });
+      throw new EnvironmentError('the kernel lacks BTF (/sys/kernel/btf/vmlinux)', {
+        code: 'TLSREC_E_NO_BTF',
+        stage: 'load bpf',
+        hint: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 2021)',
+      });
     }
     const rc = call(LIB, 'bpf_object__load', DataType.I32, [DataType.External], [this.obj()]) as number;
     if (rc === -EAGAIN) {
@@ -413,7 +615,10 @@ export class BpfObject {
         {
           code: privilege && !summary ? 'TLSREC_E_PERM' : 'TLSREC_E_VERIFIER',
           stage: 'load bpf',
-          hint: privilege && !summary ? PRIV_HINT : 'the kernel may be too old (tlsrec needs 5.17+ with BTF); see the full verifier log with --verbose',
+          hint:
+            privilege && !summary
+              ? PRIV_HINT
+              : 'the kernel may be too old (tlsrec needs 5.17+ with BTF); see the full verifier log with --verbose',
           detail: log || undefined,
         },
       );

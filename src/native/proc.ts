@@ -30,7 +30,8 @@ export function parseExecutableMappings(mapsText: string): ExecutableMapping[] {
     const m = /^\S+\s+(\S{4})\s+\S+\s+([0-9a-f]+):([0-9a-f]+)\s+(\d+)\s+(\/.*)$/.exec(line);
     if (!m || m[1]![2] !== 'x' || m[4] === '0') continue;
     const path = m[5]!.replace(/ \(deleted\)$/, '');
-    if (!out.has(path)) out.set(path, { path, dev: parseInt(m[2]!, 16) * 2 ** 20 + parseInt(m[3]!, 16), ino: BigInt(m[4]!) });
+    if (!out.has(path))
+      out.set(path, { path, dev: parseInt(m[2]!, 16) * 2 ** 20 + parseInt(m[3]!, 16), ino: BigInt(m[4]!) });
   }
   return [...out.values()];
 }
@@ -68,7 +69,8 @@ export function childProcessOf(ppid: number, marker: string): number | undefined
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && Number(statFields(name)?.[1]) === ppid) return Number(name);
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && Number(statFields(name)?.[1]) === ppid)
+        return Number(name);
     } catch {
       // exited while we looked
     }
@@ -99,7 +101,12 @@ export function systemLibssl(): string[] {
     }
   }
   const found = parseLdconfig(text, ['libssl.so']);
-  for (const p of ['/lib/x86_64-linux-gnu/libssl.so.3', '/usr/lib/x86_64-linux-gnu/libssl.so.3', '/usr/lib64/libssl.so.3', '/lib/aarch64-linux-gnu/libssl.so.3']) {
+  for (const p of [
+    '/lib/x86_64-linux-gnu/libssl.so.3',
+    '/usr/lib/x86_64-linux-gnu/libssl.so.3',
+    '/usr/lib64/libssl.so.3',
+    '/lib/aarch64-linux-gnu/libssl.so.3',
+  ]) {
     if (!found.includes(p) && fileId(p) !== undefined) found.push(p);
   }
   return found;

@@ -28,7 +28,10 @@ export class RingBufferReader {
   private closed = false;
 
   /** @param size the map's max_entries (a power of two, multiple of the page size) */
-  constructor(mapFd: number, readonly size: number) {
+  constructor(
+    mapFd: number,
+    readonly size: number,
+  ) {
     this.page = pageSize();
     this.consumerAddr = mmapFd(this.page, PROT_READ | PROT_WRITE, mapFd, 0, 'map ring buffer');
     try {

@@ -13,8 +13,17 @@ export function docReaders(protocols: readonly Protocol[] = PROTOCOLS): DocReade
   const tests = new Map<string, DocReader>();
   for (const p of protocols) {
     const { readMock, readTest, claimsMock, mockKinds = [], testKinds = [] } = p.files;
-    if (readMock) for (const k of mockKinds) if (!mocks.has(k)) mocks.set(k, { protocol: p.name, read: (doc, where) => readMock.call(p.files, doc, where), ...(claimsMock ? { claims: (doc) => claimsMock.call(p.files, doc) } : {}) });
-    if (readTest) for (const k of testKinds) if (!tests.has(k)) tests.set(k, { protocol: p.name, read: (doc, where) => readTest.call(p.files, doc, where) });
+    if (readMock)
+      for (const k of mockKinds)
+        if (!mocks.has(k))
+          mocks.set(k, {
+            protocol: p.name,
+            read: (doc, where) => readMock.call(p.files, doc, where),
+            ...(claimsMock ? { claims: (doc) => claimsMock.call(p.files, doc) } : {}),
+          });
+    if (readTest)
+      for (const k of testKinds)
+        if (!tests.has(k)) tests.set(k, { protocol: p.name, read: (doc, where) => readTest.call(p.files, doc, where) });
   }
   return { mocks, tests };
 }
@@ -23,7 +32,8 @@ export function docReaders(protocols: readonly Protocol[] = PROTOCOLS): DocReade
 export function exchangeDocs(protocols: readonly Protocol[] = PROTOCOLS): Map<string, ExchangeDocs> {
   const out = new Map<string, ExchangeDocs>();
   for (const p of protocols) {
-    for (const name of [p.name, ...(p.files.exchangeProtocols ?? [])]) if (name !== 'http1' && !out.has(name)) out.set(name, p.files);
+    for (const name of [p.name, ...(p.files.exchangeProtocols ?? [])])
+      if (name !== 'http1' && !out.has(name)) out.set(name, p.files);
   }
   return out;
 }

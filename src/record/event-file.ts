@@ -61,13 +61,27 @@ export function parseEventLine(line: string, lineNo: number, file = '<events>'):
     }
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new LineError('expected a JSON object');
     const r = o as Record<string, unknown>;
-    const base = { tsNs: big(r, 'tsNs'), tgid: int(r, 'tgid'), tid: int(r, 'tid'), source: oneOf(r, 'source', SOURCES), connId: big(r, 'connId') };
+    const base = {
+      tsNs: big(r, 'tsNs'),
+      tgid: int(r, 'tgid'),
+      tid: int(r, 'tid'),
+      source: oneOf(r, 'source', SOURCES),
+      connId: big(r, 'connId'),
+    };
     const type = oneOf(r, 'type', ['data', 'open', 'close', 'loss', 'exec'] as const);
     switch (type) {
       case 'data': {
         const d = r.data;
         if (typeof d !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(d)) throw new LineError('"data" must be base64');
-        return { ...base, type, dir: oneOf(r, 'dir', DIRS), pos: big(r, 'pos'), callLen: int(r, 'callLen'), chunkOff: int(r, 'chunkOff'), data: Buffer.from(d, 'base64') };
+        return {
+          ...base,
+          type,
+          dir: oneOf(r, 'dir', DIRS),
+          pos: big(r, 'pos'),
+          callLen: int(r, 'callLen'),
+          chunkOff: int(r, 'chunkOff'),
+          data: Buffer.from(d, 'base64'),
+        };
       }
       case 'open': {
         const ev: CaptureEvent = { ...base, type, role: oneOf(r, 'role', ['connect', 'accept'] as const) };
@@ -82,17 +96,28 @@ export function parseEventLine(line: string, lineNo: number, file = '<events>'):
         return ev;
       }
       case 'loss':
-        return { ...base, type, dir: oneOf(r, 'dir', DIRS), pos: big(r, 'pos'), len: int(r, 'len'), reason: oneOf(r, 'reason', ['ringbuf_full', 'read_fault'] as const) };
+        return {
+          ...base,
+          type,
+          dir: oneOf(r, 'dir', DIRS),
+          pos: big(r, 'pos'),
+          len: int(r, 'len'),
+          reason: oneOf(r, 'reason', ['ringbuf_full', 'read_fault'] as const),
+        };
       case 'close':
       case 'exec':
         return { ...base, type };
     }
   } catch (err) {
     if (err instanceof LineError) {
-      throw new InputFileError(`bad event at ${file}:${lineNo}: ${err.message}`, [`${file}:${lineNo}:1: ${err.message}`], {
-        stage: 'read events',
-        hint: 'event files hold one JSON object per line, as written by `tlsrec record --dump-events`',
-      });
+      throw new InputFileError(
+        `bad event at ${file}:${lineNo}: ${err.message}`,
+        [`${file}:${lineNo}:1: ${err.message}`],
+        {
+          stage: 'read events',
+          hint: 'event files hold one JSON object per line, as written by `tlsrec record --dump-events`',
+        },
+      );
     }
     throw err;
   }

@@ -51,7 +51,10 @@ async function main(): Promise<void> {
   delete process.env[SPOOL_KEY_ENV];
   process.stdout.on('error', () => undefined); // the recorder is gone: write the files anyway
 
-  const files = await TestSetWriter.create({ ...config.files, monoToWallNs: BigInt(config.monoToWallNs) }, exchangeDocs());
+  const files = await TestSetWriter.create(
+    { ...config.files, monoToWallNs: BigInt(config.monoToWallNs) },
+    exchangeDocs(),
+  );
   const collector = new BodyGarbageCollector(1024 * 1024);
   const { commandCgroup } = config;
   const writer = new FileWriterProcess({
@@ -85,7 +88,8 @@ await main().catch(fail);
 
 /** Bytes of an exchange's bodies (gRPC: its messages), for the collector's pacing. */
 function exchangeBytes(ex: Exchange): number {
-  if (ex.protocol === 'grpc') return [...ex.request.messages, ...ex.response.messages].reduce((n, m) => n + m.data.length, 0);
+  if (ex.protocol === 'grpc')
+    return [...ex.request.messages, ...ex.response.messages].reduce((n, m) => n + m.data.length, 0);
   if (ex.protocol === 'postgres') return 0; // rows are small values, not bodies
   if (ex.protocol === 'redis') return ex.command.reduce((n, a) => n + a.length, 0);
   return ex.request.body.length + ex.response.body.length;

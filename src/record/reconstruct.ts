@@ -9,7 +9,12 @@ import { causeText } from '../errors.js';
 import { connKey, type CaptureConnection, type CaptureEvent, type Direction, type OpenEvent } from '../model/events.js';
 import type { ConnectionIdentity, Exchange, ExchangePayload, SkippedStream } from '../model/exchange.js';
 import { PROTOCOLS } from '../protocols/index.js';
-import type { ConnectionReconstructor, DetectContext, RecordingProtocol, StreamProblem } from '../protocols/protocol.js';
+import type {
+  ConnectionReconstructor,
+  DetectContext,
+  RecordingProtocol,
+  StreamProblem,
+} from '../protocols/protocol.js';
 import { StreamAssembler, type StreamOutput } from './streams.js';
 
 export interface ReconstructStats {
@@ -78,7 +83,15 @@ export class Reconstructor {
   private readonly conns = new Map<string, Conn>();
   /** How many times each key was seen, to name reused keys apart. Small: one number per key. */
   private readonly generations = new Map<string, number>();
-  private readonly stats: ReconstructStats = { exchanges: 0, incoming: 0, outgoing: 0, skipped: [], bytesIn: 0, bytesOut: 0, connections: 0 };
+  private readonly stats: ReconstructStats = {
+    exchanges: 0,
+    incoming: 0,
+    outgoing: 0,
+    skipped: [],
+    bytesIn: 0,
+    bytesOut: 0,
+    connections: 0,
+  };
   private finished = false;
 
   constructor(opts: ReconstructorOptions) {
@@ -178,7 +191,10 @@ export class Reconstructor {
   private onStream(c: Conn, dir: Direction, outs: StreamOutput[]): void {
     for (const o of outs) {
       if (o.type === 'lost') {
-        c.problems.push({ reason: 'bytes-lost', detail: `${dir}: ${o.len} byte(s) at position ${o.pos} never arrived (${o.reason})` });
+        c.problems.push({
+          reason: 'bytes-lost',
+          detail: `${dir}: ${o.len} byte(s) at position ${o.pos} never arrived (${o.reason})`,
+        });
         this.stop(c, dir);
       } else if (c.handler) {
         c.handler.data(dir, o.data, o.tsNs);
@@ -232,7 +248,10 @@ export class Reconstructor {
 
   /** `p` reads the connection from here on, starting with everything captured so far. */
   private hand(c: Conn, p: RecordingProtocol): void {
-    const handler = p.reconstruct({ emit: (ex) => this.emit(c, ex), problems: c.problems }, this.opts.maxHeaderSize === undefined ? {} : { maxHeaderSize: this.opts.maxHeaderSize });
+    const handler = p.reconstruct(
+      { emit: (ex) => this.emit(c, ex), problems: c.problems },
+      this.opts.maxHeaderSize === undefined ? {} : { maxHeaderSize: this.opts.maxHeaderSize },
+    );
     c.handler = handler;
     const pending = c.pending;
     c.pending = [];
@@ -251,7 +270,9 @@ export class Reconstructor {
 
   private unrecognisedDetail(c: Conn): string {
     const dirs: Direction[] = ['in', 'out'];
-    return dirs.flatMap((d) => (c.recognition[d].rejectedWhy ? [`${d}: ${c.recognition[d].rejectedWhy!.join(', ')}`] : [])).join('; ');
+    return dirs
+      .flatMap((d) => (c.recognition[d].rejectedWhy ? [`${d}: ${c.recognition[d].rejectedWhy!.join(', ')}`] : []))
+      .join('; ');
   }
 
   // ---- output ------------------------------------------------------------------------------
@@ -291,13 +312,23 @@ export class Reconstructor {
     for (const dir of ['in', 'out'] as const) this.onStream(c, dir, c.asm[dir].end());
     if (!c.handler && !c.unrecognised) {
       // Undecided: a protocol that wanted more bytes says how the connection ended for it.
-      const waiting = this.protocols.find((p) => (['in', 'out'] as const).some((d) => c.recognition[d].first.length > 0 && p.detect(c.recognition[d].first, this.detectContext(c, d)).verdict === 'more'));
+      const waiting = this.protocols.find((p) =>
+        (['in', 'out'] as const).some(
+          (d) =>
+            c.recognition[d].first.length > 0 &&
+            p.detect(c.recognition[d].first, this.detectContext(c, d)).verdict === 'more',
+        ),
+      );
       if (waiting) this.hand(c, waiting);
-      else if (c.problems.length === 0 && (c.recognition.in.rejectedWhy || c.recognition.out.rejectedWhy)) c.problems.push({ reason: 'not-http', detail: this.unrecognisedDetail(c) });
+      else if (c.problems.length === 0 && (c.recognition.in.rejectedWhy || c.recognition.out.rejectedWhy))
+        c.problems.push({ reason: 'not-http', detail: this.unrecognisedDetail(c) });
     }
     const end = c.handler?.end();
     const consumed = end?.consumed ?? { in: 0, out: 0 };
-    let unused = (['in', 'out'] as const).reduce((n, d) => n + Math.max(0, c.asm[d].received - consumed[d]) + c.asm[d].undelivered, 0);
+    let unused = (['in', 'out'] as const).reduce(
+      (n, d) => n + Math.max(0, c.asm[d].received - consumed[d]) + c.asm[d].undelivered,
+      0,
+    );
     unused = Math.max(unused, end?.unpairedBytes ?? 0);
     if (end?.handedOff) {
       if (unused > 0) this.skip({ conn: c.conn, reason: 'not-http', detail: end.handedOff, bytes: unused });

@@ -16,7 +16,15 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_RINGBUF_BYTES } from '../capture/defaults.js';
-import { AppError, EnvironmentError, InterruptedError, OutputError, RecordingLossError, TlsrecError, causeText } from '../errors.js';
+import {
+  AppError,
+  EnvironmentError,
+  InterruptedError,
+  OutputError,
+  RecordingLossError,
+  TlsrecError,
+  causeText,
+} from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
 import { writeConfigIfAbsent } from '../format/config-file.js';
 import { writeConfigEnv } from '../format/config-env.js';
@@ -185,7 +193,15 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
 
     const running = capture;
     observer.started?.(spool.dir, () => ({ ...spool.written(), capturedBytes: running.capturedBytes() }));
-    const { code, stoppedByUser } = await runInCgroup(cgroup, opts.command, resolved.path, priority, opts.interrupts, opts.commandEnv, opts.drive);
+    const { code, stoppedByUser } = await runInCgroup(
+      cgroup,
+      opts.command,
+      resolved.path,
+      priority,
+      opts.interrupts,
+      opts.commandEnv,
+      opts.drive,
+    );
     priority.stopYielding();
     spool.hurry();
     observer.commandEnded?.();
@@ -193,13 +209,23 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
     const pressure = capture.backpressure();
     const attach = capture.attachStats();
     const loss = await capture.stop();
-    observer.captureStopped?.({ filesAttached: attach.filesAttached, onMap: capture.onMap, stops: attach.stops, stoppedMs: attach.stoppedMs });
-    capture = undefined;
-    const files = await waitForFiles(spool, opts.interrupts, (remaining) => observer.waitingForFiles?.(remaining), (signal) => {
-      spooler = undefined; // left running: nothing to wait for in `finally`
-      observer.leftRunning?.(spool.pid, spool.leaveRunning(), spool.dir);
-      return new InterruptedError(signal, 'write recording', 'the files are being finished in the background');
+    observer.captureStopped?.({
+      filesAttached: attach.filesAttached,
+      onMap: capture.onMap,
+      stops: attach.stops,
+      stoppedMs: attach.stoppedMs,
     });
+    capture = undefined;
+    const files = await waitForFiles(
+      spool,
+      opts.interrupts,
+      (remaining) => observer.waitingForFiles?.(remaining),
+      (signal) => {
+        spooler = undefined; // left running: nothing to wait for in `finally`
+        observer.leftRunning?.(spool.pid, spool.leaveRunning(), spool.dir);
+        return new InterruptedError(signal, 'write recording', 'the files are being finished in the background');
+      },
+    );
     dump?.end();
     let firstWriteError: unknown = files.lateErrors[0];
 
@@ -224,13 +250,16 @@ export async function recordCommand(opts: RecordOptions): Promise<RecordResult> 
       firstWriteError ??= err;
     }
     if (firstWriteError !== undefined) {
-      throw new OutputError(`could not write ${notWrittenText(files) ?? 'the recording'}: ${causeText(firstWriteError)}`, {
-        stage: 'write recording',
-        hint:
-          (firstWriteError instanceof TlsrecError ? firstWriteError.hint : undefined) ??
-          'check free disk space and permissions of the output directory; exchanges already written are complete',
-        cause: firstWriteError,
-      });
+      throw new OutputError(
+        `could not write ${notWrittenText(files) ?? 'the recording'}: ${causeText(firstWriteError)}`,
+        {
+          stage: 'write recording',
+          hint:
+            (firstWriteError instanceof TlsrecError ? firstWriteError.hint : undefined) ??
+            'check free disk space and permissions of the output directory; exchanges already written are complete',
+          cause: firstWriteError,
+        },
+      );
     }
     if (loss.ringbufFull + loss.readFault > 0) {
       throw new RecordingLossError(
@@ -315,7 +344,10 @@ async function runInCgroup(
   drive?: (commandExited: AbortSignal) => Promise<void>,
 ): Promise<{ code: number; stoppedByUser: boolean }> {
   const argv = argvInCgroup(cgroup, [resolvedPath, ...command.slice(1)]);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', ...(env ? { env: { ...process.env, ...env } } : {}) });
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: 'inherit',
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   priority.startYielding(); // the app was started at normal priority just above
   let stoppedByUser = false;
   let killTimer: NodeJS.Timeout | undefined;
@@ -340,7 +372,9 @@ async function runInCgroup(
   try {
     const code = await new Promise<number>((resolveExit, reject) => {
       child.once('error', (err) =>
-        reject(new AppError(`could not start ${command[0]}: ${causeText(err)}`, { stage: 'start command', cause: err })),
+        reject(
+          new AppError(`could not start ${command[0]}: ${causeText(err)}`, { stage: 'start command', cause: err }),
+        ),
       );
       child.once('exit', (c, sig) => resolveExit(c ?? (sig ? 128 + (osConstants.signals[sig] ?? 0) : 1)));
     });

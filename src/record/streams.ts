@@ -52,6 +52,7 @@ export class StreamAssembler {
     let { pos, data } = ev;
     const end = pos + BigInt(data.length);
     if (this.lostState) {
+      // biome-ignore lint/complexity/useMathMinMax: positions are bigints, which Math.max does not take
       if (end > this.next) this.undelivered += Number(end - (pos > this.next ? pos : this.next));
       this.next = end > this.next ? end : this.next;
       return [];
@@ -83,7 +84,9 @@ export class StreamAssembler {
     if (this.lostState) return [];
     const end = ev.pos + BigInt(ev.len);
     if (end <= this.next && ev.len > 0) return []; // we have those bytes after all (duplicate report)
-    if (!this.lossAt || ev.pos < this.lossAt.pos) this.lossAt = { pos: ev.pos < this.next ? this.next : ev.pos, len: ev.len, reason: ev.reason };
+    if (!this.lossAt || ev.pos < this.lossAt.pos)
+      // biome-ignore lint/complexity/useMathMinMax: positions are bigints, which Math.max does not take
+      this.lossAt = { pos: ev.pos < this.next ? this.next : ev.pos, len: ev.len, reason: ev.reason };
     const out: StreamOutput[] = [];
     this.drain(out);
     return out;
@@ -92,7 +95,8 @@ export class StreamAssembler {
   /** End of stream: a gap still open means the bytes behind it are lost. */
   end(): StreamOutput[] {
     const out: StreamOutput[] = [];
-    if (!this.lostState && (this.pending.size > 0 || this.lossAt)) this.declareLost(out, this.lossAt?.reason ?? 'gap at end of stream');
+    if (!this.lostState && (this.pending.size > 0 || this.lossAt))
+      this.declareLost(out, this.lossAt?.reason ?? 'gap at end of stream');
     return out;
   }
 

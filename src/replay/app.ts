@@ -147,7 +147,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   const graceMs = opts.stopGraceMs ?? 5_000;
   const ownsCgroup = opts.cgroup === undefined;
-  const cgroup = opts.cgroup === undefined ? Cgroup.create('app') : opts.cgroup ?? undefined;
+  const cgroup = opts.cgroup === undefined ? Cgroup.create('app') : (opts.cgroup ?? undefined);
   const ring = new LineRing(opts.outputLines ?? 200);
   const argv = commandArgv(opts.command);
   const fullArgv = cgroup ? argvInCgroup(cgroup, argv) : argv;
@@ -163,7 +163,10 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     });
   } catch (err) {
     if (ownsCgroup && cgroup) await cgroup.destroy();
-    throw new AppError(`cannot start the app (${commandText(opts.command)}): ${causeText(err)}`, { stage: 'start app', cause: err });
+    throw new AppError(`cannot start the app (${commandText(opts.command)}): ${causeText(err)}`, {
+      stage: 'start app',
+      cause: err,
+    });
   }
 
   let exit: AppExit | undefined;
@@ -236,7 +239,10 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     }
     if (opts.healthUrl !== undefined) {
       if (await healthAnswers(opts.healthUrl)) {
-        baseUrl = opts.port !== undefined ? `http://${(await acceptingHost(opts.port)) ?? '127.0.0.1'}:${opts.port}` : new URL(opts.healthUrl).origin;
+        baseUrl =
+          opts.port !== undefined
+            ? `http://${(await acceptingHost(opts.port)) ?? '127.0.0.1'}:${opts.port}`
+            : new URL(opts.healthUrl).origin;
         break;
       }
     } else if (opts.port !== undefined) {
@@ -247,7 +253,10 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
       }
     }
     if (Date.now() > deadline) {
-      const what = opts.healthUrl !== undefined ? `${opts.healthUrl} did not answer` : `port ${opts.port} did not accept connections`;
+      const what =
+        opts.healthUrl !== undefined
+          ? `${opts.healthUrl} did not answer`
+          : `port ${opts.port} did not accept connections`;
       await failStart(
         `was not ready after ${Math.round(readyTimeoutMs / 1000)} s: ${what}`,
         'check the app port (appPort) and that the app listens on it; raise readyTimeout in tlsrec.yaml if it starts slowly',

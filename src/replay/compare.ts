@@ -114,7 +114,13 @@ function silences(rule: NoiseRule, actualValue: string | undefined): boolean {
 
 // ---------------- status ----------------
 
-function compareStatus(testName: string, exp: number, act: number, noise: readonly NoiseRule[], out: CompareFailure[]): void {
+function compareStatus(
+  testName: string,
+  exp: number,
+  act: number,
+  noise: readonly NoiseRule[],
+  out: CompareFailure[],
+): void {
   if (exp === act) return;
   if (noise.some((r) => r.target.type === 'status' && silences(r, String(act)))) return;
   out.push({
@@ -221,7 +227,13 @@ function compareBody(
   }
 }
 
-function compareJsonBody(testName: string, expBytes: Buffer, actBytes: Buffer, rules: BodyRule[], out: CompareFailure[]): string | undefined {
+function compareJsonBody(
+  testName: string,
+  expBytes: Buffer,
+  actBytes: Buffer,
+  rules: BodyRule[],
+  out: CompareFailure[],
+): string | undefined {
   let expValue: unknown;
   try {
     expValue = JSON.parse(expBytes.toString('utf8'));
@@ -265,7 +277,14 @@ function scalarText(v: unknown): string | undefined {
   return JSON.stringify(v);
 }
 
-function walkJson(testName: string, exp: unknown, act: unknown, path: Seg[], rules: BodyRule[], out: CompareFailure[]): void {
+function walkJson(
+  testName: string,
+  exp: unknown,
+  act: unknown,
+  path: Seg[],
+  rules: BodyRule[],
+  out: CompareFailure[],
+): void {
   const matching = rules.filter((r) => noisePathMatches(r.path, path));
   if (matching.some((r) => silences(r.rule, scalarText(act)))) return;
   const p = jsonPath(path);
@@ -299,7 +318,8 @@ function walkJson(testName: string, exp: unknown, act: unknown, path: Seg[], rul
     return;
   }
   if (isObject(exp) && isObject(act)) {
-    for (const k of Object.keys(exp)) walkJson(testName, exp[k], Object.hasOwn(act, k) ? act[k] : undefined, [...path, k], rules, out);
+    for (const k of Object.keys(exp))
+      walkJson(testName, exp[k], Object.hasOwn(act, k) ? act[k] : undefined, [...path, k], rules, out);
     for (const k of Object.keys(act)) {
       if (!Object.hasOwn(exp, k)) walkJson(testName, undefined, act[k], [...path, k], rules, out);
     }

@@ -123,21 +123,33 @@ function recordedAsRef(body: BodyValue, segs: readonly Seg[]): boolean {
 }
 
 function headerValues(headers: ActualResponse['headers'], lower: string): string {
-  return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v.trim()).join('\n');
+  return headers
+    .filter(([n]) => n.toLowerCase() === lower)
+    .map(([, v]) => v.trim())
+    .join('\n');
 }
 
 /** Noise keys for a test from two responses; `notes` gets what cannot be noise. */
-export function testNoiseBetween(test: TestCase, rules: readonly NoiseRule[], a: ActualResponse, b: ActualResponse, notes: string[]): string[] {
+export function testNoiseBetween(
+  test: TestCase,
+  rules: readonly NoiseRule[],
+  a: ActualResponse,
+  b: ActualResponse,
+  notes: string[],
+): string[] {
   const keys: string[] = [];
   if (a.status !== b.status) {
     // Not a volatile field but a flaky answer: everything would differ, nothing would be learnt.
-    notes.push(`${test.name}: the status differs between the two runs (${a.status}, ${b.status}); its fields were not judged`);
+    notes.push(
+      `${test.name}: the status differs between the two runs (${a.status}, ${b.status}); its fields were not judged`,
+    );
     return keys;
   }
   const seen = new Set<string>();
   for (const [name, value] of test.expected.headers) {
     const lower = name.toLowerCase();
-    if (seen.has(lower) || FRAMING_HEADERS.includes(lower) || DEFAULT_NOISE_HEADERS.includes(lower) || hasRef(value)) continue;
+    if (seen.has(lower) || FRAMING_HEADERS.includes(lower) || DEFAULT_NOISE_HEADERS.includes(lower) || hasRef(value))
+      continue;
     seen.add(lower);
     if (rules.some((r) => r.target.type === 'header' && r.target.name.toLowerCase() === lower)) continue;
     if (headerValues(a.headers, lower) !== headerValues(b.headers, lower)) keys.push(`header.${name}`);
@@ -147,15 +159,21 @@ export function testNoiseBetween(test: TestCase, rules: readonly NoiseRule[], a:
   const ja = parseJson(a.body);
   const jb = parseJson(b.body);
   if (!ja.ok || !jb.ok) {
-    notes.push(`${test.name}: the body differs between the two runs but is not JSON: no field can be made noise (add "body: []" by hand to ignore it all)`);
+    notes.push(
+      `${test.name}: the body differs between the two runs but is not JSON: no field can be made noise (add "body: []" by hand to ignore it all)`,
+    );
     return keys;
   }
-  const bodyRules = rules.filter((r) => r.target.type === 'body').map((r) => normalizeNoisePath((r.target as { path: string[] }).path));
+  const bodyRules = rules
+    .filter((r) => r.target.type === 'body')
+    .map((r) => normalizeNoisePath((r.target as { path: string[] }).path));
   for (const segs of differingPaths(ja.value, jb.value)) {
     if (bodyRules.some((p) => noisePathMatches(p, segs)) || recordedAsRef(test.expected.body, segs)) continue;
     const key = keployBodyKey(segs);
     if (key === undefined) {
-      notes.push(`${test.name}: a field that differs between runs has a name a noise path cannot spell (${JSON.stringify(segs)})`);
+      notes.push(
+        `${test.name}: a field that differs between runs has a name a noise path cannot spell (${JSON.stringify(segs)})`,
+      );
       continue;
     }
     if (!keys.includes(key)) keys.push(key);
@@ -187,7 +205,11 @@ function withNoise(mock: Mock, keys: readonly string[]): Mock {
   const old = mock.noise;
   return {
     ...mock,
-    noise: { bodyPaths: [...(old?.bodyPaths ?? []), ...extra.bodyPaths], values: old?.values ?? [], keys: [...(old?.keys ?? []), ...extra.keys] },
+    noise: {
+      bodyPaths: [...(old?.bodyPaths ?? []), ...extra.bodyPaths],
+      values: old?.values ?? [],
+      keys: [...(old?.keys ?? []), ...extra.keys],
+    },
   };
 }
 
@@ -198,7 +220,11 @@ function withNoise(mock: Mock, keys: readonly string[]): Mock {
  * as the matcher would answer); failing that, the mock that answered, or the closest one when
  * only the body differed (the miss then names the field that really changed).
  */
-export function mockNoiseBetween(a: readonly ReceivedCall[], b: readonly ReceivedCall[], mocks: readonly Mock[]): Map<Mock, string[]> {
+export function mockNoiseBetween(
+  a: readonly ReceivedCall[],
+  b: readonly ReceivedCall[],
+  mocks: readonly Mock[],
+): Map<Mock, string[]> {
   const out = new Map<Mock, string[]>();
   const claimed = new Set<Mock>();
   for (const [ca, cb] of pairCalls(a, b)) {
@@ -214,9 +240,21 @@ export function mockNoiseBetween(a: readonly ReceivedCall[], b: readonly Receive
     if (keys.length === 0) continue;
     const split = splitTarget(new URL(ca.url).pathname + new URL(ca.url).search);
     const u = new URL(ca.url);
-    const call: IncomingCall = { method: ca.method, scheme: u.protocol === 'https:' ? 'https' : 'http', host: u.host, path: split.path, query: split.query, headers: [], body: ca.body };
+    const call: IncomingCall = {
+      method: ca.method,
+      scheme: u.protocol === 'https:' ? 'https' : 'http',
+      host: u.host,
+      path: split.path,
+      query: split.query,
+      headers: [],
+      body: ca.body,
+    };
     const fits = mocks.filter((m) => !matchStages(withNoise(m, [...(out.get(m) ?? []), ...keys]), call).failure);
-    const mock = fits.find((m) => !claimed.has(m)) ?? fits.at(-1) ?? ca.mock ?? (ca.closest?.stage === 'body' ? ca.closest.mock : undefined);
+    const mock =
+      fits.find((m) => !claimed.has(m)) ??
+      fits.at(-1) ??
+      ca.mock ??
+      (ca.closest?.stage === 'body' ? ca.closest.mock : undefined);
     if (!mock) continue;
     claimed.add(mock);
     const ignore = ignoredBy(mock.noise);
@@ -262,7 +300,9 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
   for (let round = 1; round <= 2; round++) {
     const selected = selectTestSets(sets, names);
     const what = selected.map((s) => s.name).join(', ');
-    say(`detect-noise: replaying ${what} twice, each time with a fresh app${round > 1 ? ' (again, now that the mocks are found)' : ''}`);
+    say(
+      `detect-noise: replaying ${what} twice, each time with a fresh app${round > 1 ? ' (again, now that the mocks are found)' : ''}`,
+    );
     const a = await capture(opts, sets, names);
     const b = await capture(opts, sets, names);
     const editors = new Map<string, YamlFileEditor>();
@@ -286,7 +326,8 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
         settled.add(test.file);
         const keys = testNoiseBetween(test, [...test.noise, ...set.noise], ra, rb, notes);
         if (keys.length === 0) continue;
-        for (const key of editor(test.file).addTestNoise(keys)) added.push({ file: test.file, owner: test.name, kind: 'test', key });
+        for (const key of editor(test.file).addTestNoise(keys))
+          added.push({ file: test.file, owner: test.name, kind: 'test', key });
       }
       for (const [mock, keys] of mockNoiseBetween(a.calls.get(set.dir) ?? [], b.calls.get(set.dir) ?? [], set.mocks)) {
         const ed = editor(mock.file);
@@ -297,14 +338,18 @@ export async function detectNoiseAndTest(opts: TestOptions, reload: () => TestSe
       }
     }
     for (const e of editors.values()) e.save();
-    for (const n of added.slice(printed)) say(`  noise + ${n.key}  ${relative(process.cwd(), n.file) || n.file} (${n.owner})`);
+    for (const n of added.slice(printed))
+      say(`  noise + ${n.key}  ${relative(process.cwd(), n.file) || n.file} (${n.owner})`);
     printed = added.length;
     sets = reread();
     unjudged = waiting.flatMap((s) => s.tests.filter((t) => !settled.has(t.file)).map((t) => t.name));
     if (!mockNoiseAdded || waiting.length === 0) break;
     names = waiting.map((s) => s.name);
   }
-  for (const name of unjudged) notes.push(`${name}: a mock missed during it in the detection runs, so its fields were not judged (see the run below)`);
+  for (const name of unjudged)
+    notes.push(
+      `${name}: a mock missed during it in the detection runs, so its fields were not judged (see the run below)`,
+    );
   for (const n of notes) say(`  note: ${n}`);
   const files = new Set(added.map((n) => n.file)).size;
   say(

@@ -30,7 +30,12 @@ export function noisePathMatches(rulePath: readonly string[], path: readonly Seg
   const p = path[pi]!;
   const r = rulePath[ri];
   if (typeof p === 'number') {
-    if (r !== undefined && (r === '[]' || r === '*' || r === String(p)) && noisePathMatches(rulePath, path, ri + 1, pi + 1)) return true;
+    if (
+      r !== undefined &&
+      (r === '[]' || r === '*' || r === String(p)) &&
+      noisePathMatches(rulePath, path, ri + 1, pi + 1)
+    )
+      return true;
     return noisePathMatches(rulePath, path, ri, pi + 1);
   }
   // Keploy lower-cases noise keys, so body keys match case-insensitively.

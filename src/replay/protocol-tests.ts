@@ -58,12 +58,16 @@ export async function replayProtocolTest(
     failures: [{ kind: 'request', expected: 'a response', actual: 'none', message: `${test.name}: ${why}` }],
     mockMisses: [],
   });
-  if (!protocol?.replay) return failed(`tlsrec cannot replay ${test.kind} tests (protocol ${test.protocol} has no replay)`);
+  if (!protocol?.replay)
+    return failed(`tlsrec cannot replay ${test.kind} tests (protocol ${test.protocol} has no replay)`);
   const url = new URL(opts.baseUrl);
   const started = performance.now();
   try {
     const outcome = await protocol.replay(test, {
-      app: { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) },
+      app: {
+        host: url.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+      },
       timeoutMs: opts.timeoutMs,
       signal: opts.signal,
       ...(opts.protoDirs ? { protoDirs: opts.protoDirs } : {}),
@@ -75,7 +79,13 @@ export async function replayProtocolTest(
       url: outcome.url,
       passed: outcome.passed,
       durationMs: outcome.durationMs,
-      failures: outcome.failures.map((f) => ({ kind: f.kind ?? 'body', path: f.path, expected: f.expected, actual: f.actual, message: f.message })),
+      failures: outcome.failures.map((f) => ({
+        kind: f.kind ?? 'body',
+        path: f.path,
+        expected: f.expected,
+        actual: f.actual,
+        message: f.message,
+      })),
       mockMisses: [],
     };
     if (outcome.diff !== undefined) tr.diff = outcome.diff;

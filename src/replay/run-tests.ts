@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TlsrecError, UsageError, causeText } from '../errors.js';
+import { UsageError, causeText } from '../errors.js';
 import type { LoadedDoc } from '../format/protocol-docs.js';
 import type { Config, NoiseRule, TestCase, TestSet } from '../format/types.js';
 import type { Protocol } from '../protocols/protocol.js';
@@ -23,7 +23,13 @@ import { Cgroup } from '../native/cgroup.js';
 import { startApp, type RunningApp } from './app.js';
 import { configEnvForApp } from './app-env.js';
 import { compareResponse, type ActualResponse } from './compare.js';
-import { loadMockSessionStarter, type MockMiss, type MockSession, type ReceivedCall, type StartMockSession } from './mock-session.js';
+import {
+  loadMockSessionStarter,
+  type MockMiss,
+  type MockSession,
+  type ReceivedCall,
+  type StartMockSession,
+} from './mock-session.js';
 import {
   TerminalReporter,
   countRun,
@@ -162,7 +168,10 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
   // Said once per missing secret, before the run; the failures it causes name it again.
   for (const [name, tests] of secrets.missing(sets)) {
     const shown = tests.slice(0, 3).join(', ') + (tests.length > 3 ? `, and ${tests.length - 3} more` : '');
-    if (terminal) opts.out.write(`tlsrec: secret ${name} is not set; ${tests.length === 1 ? 'a test sends' : `${tests.length} tests send`} it (${shown}): ${secrets.hint(name)}\n`);
+    if (terminal)
+      opts.out.write(
+        `tlsrec: secret ${name} is not set; ${tests.length === 1 ? 'a test sends' : `${tests.length} tests send`} it (${shown}): ${secrets.hint(name)}\n`,
+      );
   }
   const intr = new Interruptor(opts.handleSignals ?? true);
   const ctx: Ctx = {
@@ -196,7 +205,8 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
     ...counts,
     sets: setReports,
   };
-  if (picked.description !== '') report.selection = { description: picked.description, selected: picked.selected, total: picked.total };
+  if (picked.description !== '')
+    report.selection = { description: picked.description, selected: picked.selected, total: picked.total };
   const reportDir = opts.reportDir ?? join(opts.dir, 'reports', runId);
   const fileReporters = opts.reporters.filter((r): r is ReporterName => r !== 'terminal');
   const reportFiles = writeFileReports(report, fileReporters, reportDir);
@@ -209,7 +219,14 @@ export async function runTests(opts: TestOptions): Promise<TestRunResult> {
   }
   terminal?.finish(report, reportFiles);
   const failed = counts.failed > 0 || (opts.strictMocks === true && counts.mockMisses > 0);
-  return { passed: counts.passed, failed: counts.failed, mockMisses: counts.mockMisses, exitCode: failed ? 1 : 0, report, reportFiles };
+  return {
+    passed: counts.passed,
+    failed: counts.failed,
+    mockMisses: counts.mockMisses,
+    exitCode: failed ? 1 : 0,
+    report,
+    reportFiles,
+  };
 }
 
 async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
@@ -239,7 +256,10 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
     let baseUrl: string;
     if (opts.appUrl) {
       baseUrl = new URL(opts.appUrl).origin;
-      if (opts.mocks && mockCount > 0) note('mocks are not served to an app that tlsrec did not start (--app-url); its outgoing calls go to the real upstreams');
+      if (opts.mocks && mockCount > 0)
+        note(
+          'mocks are not served to an app that tlsrec did not start (--app-url); its outgoing calls go to the real upstreams',
+        );
     } else {
       const port = opts.appPort ?? opts.config.appPort ?? portFromTests(set);
       const healthUrl = opts.healthUrl ?? opts.config.healthUrl;
@@ -268,26 +288,31 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         mocks = await intr.raceOwned(start(sessionOpts), (m) => m.close());
         env = { ...env, ...mocks.env };
       } else if (!opts.mocks && mockCount > 0) {
-        note(`mocks disabled: ${mockCount} recorded mock${mockCount === 1 ? '' : 's'} not served; outgoing calls reach the real upstreams`);
+        note(
+          `mocks disabled: ${mockCount} recorded mock${mockCount === 1 ? '' : 's'} not served; outgoing calls reach the real upstreams`,
+        );
       }
       // Not raced: startApp watches the abort signal itself and stops what it started.
       app = await startApp({
-          command: commandForSpawn(command!),
-          env,
-          ...(port !== undefined ? { port } : {}),
-          ...(healthUrl !== undefined ? { healthUrl } : {}),
-          readyTimeoutMs: opts.readyTimeoutMs ?? opts.config.readyTimeoutMs,
-          ...(opts.stopGraceMs !== undefined ? { stopGraceMs: opts.stopGraceMs } : {}),
-          ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
-          cgroup: cgroup ?? null,
-          verbose: opts.verbose === true,
-          out: scrubbingStream(opts.out, ctx.secrets),
-          signal: intr.abort.signal,
-        });
+        command: commandForSpawn(command!),
+        env,
+        ...(port !== undefined ? { port } : {}),
+        ...(healthUrl !== undefined ? { healthUrl } : {}),
+        readyTimeoutMs: opts.readyTimeoutMs ?? opts.config.readyTimeoutMs,
+        ...(opts.stopGraceMs !== undefined ? { stopGraceMs: opts.stopGraceMs } : {}),
+        ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+        cgroup: cgroup ?? null,
+        verbose: opts.verbose === true,
+        out: scrubbingStream(opts.out, ctx.secrets),
+        signal: intr.abort.signal,
+      });
       baseUrl = app.baseUrl;
     }
 
-    sender = createSender({ baseUrl, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+    sender = createSender({
+      baseUrl,
+      ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+    });
     let appDied = false;
     for (const test of tests) {
       intr.check();
@@ -296,7 +321,12 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
       if (appDied) {
         tr = failedTest(test, 'request', `${test.name}: not run: the app is no longer running`);
       } else if ('protocol' in test) {
-        const replay = { baseUrl, timeoutMs: opts.requestTimeoutMs ?? 30_000, signal: intr.abort.signal, ...(opts.config.protoDirs ? { protoDirs: opts.config.protoDirs } : {}) };
+        const replay = {
+          baseUrl,
+          timeoutMs: opts.requestTimeoutMs ?? 30_000,
+          signal: intr.abort.signal,
+          ...(opts.config.protoDirs ? { protoDirs: opts.config.protoDirs } : {}),
+        };
         tr = await intr.race(replayProtocolTest(test, opts.protocols, replay));
       } else {
         tr = await intr.race(runOne(test, set, sender, opts.config, scope, ctx.secrets, opts.onResponse));
@@ -306,7 +336,13 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         if (exit) {
           appDied = true;
           const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-          if (!tr.passed) tr.failures.push({ kind: 'request', expected: 'the app running', actual: `it ${how}`, message: `${test.name}: the app ${how} during this test` });
+          if (!tr.passed)
+            tr.failures.push({
+              kind: 'request',
+              expected: 'the app running',
+              actual: `it ${how}`,
+              message: `${test.name}: the app ${how} during this test`,
+            });
           note(`the app ${how} during ${test.name}; the remaining tests are not run`);
           report.appOutput = app!.output();
         }
@@ -320,7 +356,14 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         tr.mockMisses = misses.map(copyMiss);
         if (opts.strictMocks && misses.length > 0 && tr.passed) {
           tr.passed = false;
-          tr.failures.push(...misses.map((m) => ({ kind: 'request' as const, expected: 'a recorded mock', actual: `${m.method} ${m.url}`, message: `${test.name}: mock miss: ${m.method} ${m.url}` })));
+          tr.failures.push(
+            ...misses.map((m) => ({
+              kind: 'request' as const,
+              expected: 'a recorded mock',
+              actual: `${m.method} ${m.url}`,
+              message: `${test.name}: mock miss: ${m.method} ${m.url}`,
+            })),
+          );
         }
         terminal?.testDone(tr);
       }
@@ -347,7 +390,8 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
     }
     if (cgroup) {
       const removed = await cgroup.destroy().catch(() => false);
-      if (!removed) process.stderr.write(`tlsrec: warning: could not remove ${cgroup.path} (processes still exiting)\n`);
+      if (!removed)
+        process.stderr.write(`tlsrec: warning: could not remove ${cgroup.path} (processes still exiting)\n`);
       intr.cgroups.delete(cgroup);
     }
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
@@ -412,7 +456,12 @@ async function runPrepared(
     const sent = await sender.send(test);
     // --detect-noise and --update see the answer against the test as it stands in its file.
     onResponse?.(recorded, set, sent.response);
-    const cmp = compareResponse(test.name, scope.expect(test.expected, sent.response), sent.response, noiseFor(test, set, config));
+    const cmp = compareResponse(
+      test.name,
+      scope.expect(test.expected, sent.response),
+      sent.response,
+      noiseFor(test, set, config),
+    );
     const tr: TestReport = {
       name: test.name,
       file: test.file,

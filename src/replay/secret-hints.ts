@@ -9,7 +9,12 @@ import type { SecretStore } from './secrets.js';
  * Needed secrets nobody supplied: the failure says which variable to set, first. Headers written
  * as [REDACTED] (files recorded before references existed) are named too, with what to write instead.
  */
-export function withSecretHint(tr: TestReport, missing: string[], secrets: SecretStore, recorded: TestCase): TestReport {
+export function withSecretHint(
+  tr: TestReport,
+  missing: string[],
+  secrets: SecretStore,
+  recorded: TestCase,
+): TestReport {
   if (tr.passed) return tr;
   const hints = missing.map((name) => ({
     kind: 'request' as const,

@@ -29,14 +29,18 @@ export class SecretStore {
   constructor(values: Map<string, string>, file?: string, alsoHidden: Array<[string, string]> = []) {
     this.values = values;
     this.file = file;
-    this.byLength = [...values, ...alsoHidden].filter(([, v]) => v.length >= MIN_SCRUBBED).sort((a, b) => b[1].length - a[1].length);
+    this.byLength = [...values, ...alsoHidden]
+      .filter(([, v]) => v.length >= MIN_SCRUBBED)
+      .sort((a, b) => b[1].length - a[1].length);
   }
 
   /** The secrets file's values, overridden by TLSREC_SECRET_<NAME> from `env`. */
   static load(config: Pick<Config, 'secretsFile'>, env: NodeJS.ProcessEnv = process.env): SecretStore {
     const fromFile = Object.entries(config.secretsFile ? readSecretsFile(config.secretsFile) : {});
     const values = new Map(fromFile);
-    for (const [k, v] of Object.entries(env)) if (k.startsWith(SECRET_ENV_PREFIX) && v !== undefined && k.length > SECRET_ENV_PREFIX.length) values.set(k.slice(SECRET_ENV_PREFIX.length), v);
+    for (const [k, v] of Object.entries(env))
+      if (k.startsWith(SECRET_ENV_PREFIX) && v !== undefined && k.length > SECRET_ENV_PREFIX.length)
+        values.set(k.slice(SECRET_ENV_PREFIX.length), v);
     return new SecretStore(values, config.secretsFile, fromFile);
   }
 

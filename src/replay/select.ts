@@ -106,7 +106,9 @@ export function selectTests(sets: TestSet[], sel: TestSelection): SelectionResul
       grep = new RegExp(sel.grep);
     } catch (err) {
       const why = err instanceof Error ? err.message.replace(/^Invalid regular expression: /, '') : String(err);
-      throw new UsageError(`--grep ${JSON.stringify(sel.grep)}: not a valid regular expression: ${why}`, { stage: 'select tests' });
+      throw new UsageError(`--grep ${JSON.stringify(sel.grep)}: not a valid regular expression: ${why}`, {
+        stage: 'select tests',
+      });
     }
   }
   if (patterns.length === 0 && grep === undefined && sel.shard === undefined) {

@@ -82,14 +82,26 @@ export function createSender(opts: SenderOptions): Sender {
   const timeout = opts.timeoutMs ?? 30_000;
   const origin = new URL(opts.baseUrl).origin;
   // One connection at a time is enough (tests run in order) and mirrors a client on keep-alive.
-  const pool = new Pool(origin, { connections: 1, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 4_000 });
+  const pool = new Pool(origin, {
+    connections: 1,
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+    keepAliveTimeout: 4_000,
+  });
   // Tests recorded over HTTP/2 (proto_major 2) go over HTTP/2: h2c with prior knowledge to an http
   // origin, ALPN h2 to an https one (the app's own certificate is not checked). Made on first use.
   let h2: Dispatcher | undefined;
   const h2Dispatcher = (): Dispatcher =>
     (h2 ??=
       new URL(origin).protocol === 'https:'
-        ? new Pool(origin, { connections: 1, allowH2: true, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 4_000, connect: { rejectUnauthorized: false } })
+        ? new Pool(origin, {
+            connections: 1,
+            allowH2: true,
+            headersTimeout: timeout,
+            bodyTimeout: timeout,
+            keepAliveTimeout: 4_000,
+            connect: { rejectUnauthorized: false },
+          })
         : new H2CClient(origin, { headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 4_000 }));
   return {
     async send(test: TestCase): Promise<SendResult> {
@@ -97,7 +109,10 @@ export function createSender(opts: SenderOptions): Sender {
       const req = test.request;
       const method = req.method.toUpperCase();
       // The recorded body is stored decoded: re-apply the request's Content-Encoding before sending.
-      const body = req.body.bytes.length > 0 ? encodeContentEncoding(req.body.bytes, joinedHeader(req.headers, 'content-encoding')) : undefined;
+      const body =
+        req.body.bytes.length > 0
+          ? encodeContentEncoding(req.body.bytes, joinedHeader(req.headers, 'content-encoding'))
+          : undefined;
       const dispatcher = req.httpVersion === '2' ? h2Dispatcher() : pool;
       const res = await dispatcher.request({
         path: requestPath(req.url),

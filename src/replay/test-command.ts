@@ -12,7 +12,16 @@ import type { TestSelection } from './select.js';
 /** The engine's options as the command line gives them; the rest is read from files here. */
 export type TestCommandOptions = Pick<
   TestOptions,
-  'command' | 'dir' | 'testSets' | 'appUrl' | 'appPort' | 'healthUrl' | 'readyTimeoutMs' | 'mocks' | 'reporters' | 'reportDir'
+  | 'command'
+  | 'dir'
+  | 'testSets'
+  | 'appUrl'
+  | 'appPort'
+  | 'healthUrl'
+  | 'readyTimeoutMs'
+  | 'mocks'
+  | 'reporters'
+  | 'reportDir'
 > & {
   configPath: string;
   verbose: boolean;
@@ -70,7 +79,9 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
   };
   if (opts.detectNoise) {
     const { detectNoiseAndTest } = await import('./detect-noise.js');
-    return detectNoiseAndTest(runOpts, () => loadTestSets(opts.dir, { only: opts.testSets, config, readers: docReaders() }));
+    return detectNoiseAndTest(runOpts, () =>
+      loadTestSets(opts.dir, { only: opts.testSets, config, readers: docReaders() }),
+    );
   }
   if (opts.update) {
     const { updateAndTest } = await import('./update.js');
@@ -78,4 +89,3 @@ export async function testCommand(opts: TestCommandOptions): Promise<TestRunResu
   }
   return runTests(runOpts);
 }
-

@@ -47,7 +47,9 @@ export function keepBodyReferences(recorded: BodyValue, actual: Buffer): Buffer 
 export function keepHeaderReferences(recorded: HeaderList, actual: HeaderList): HeaderList {
   return actual.map(([name, value]): [string, string] => {
     const lower = name.toLowerCase();
-    const ref = recorded.find(([n, v]) => n.toLowerCase() === lower && hasRef(v) && matchTemplate(v, value) !== undefined);
+    const ref = recorded.find(
+      ([n, v]) => n.toLowerCase() === lower && hasRef(v) && matchTemplate(v, value) !== undefined,
+    );
     return ref ? [name, ref[1]] : [name, value];
   });
 }
@@ -56,7 +58,12 @@ export function keepHeaderReferences(recorded: HeaderList, actual: HeaderList): 
  * The app's body as the file gets it: recorded references kept, then record's rules for what is
  * left (a new secret-named field becomes a captured variable, a credential format a secret reference).
  */
-export function answerBodyForFile(recorded: BodyValue, actual: Buffer, contentType: string | undefined, refs: RecordingRefs): Buffer {
+export function answerBodyForFile(
+  recorded: BodyValue,
+  actual: Buffer,
+  contentType: string | undefined,
+  refs: RecordingRefs,
+): Buffer {
   const kept = keepBodyReferences(recorded, actual);
   if (kept.length === 0 || isBinaryContentType(contentType)) return kept;
   const text = kept.toString('utf8');

@@ -67,7 +67,8 @@ export function plannedUpdate(
         continue;
       }
       for (const [n, v] of values) {
-        if (hasRef(v)) set.push([n, v]); // the file's own reference, kept (keepHeaderReferences)
+        if (hasRef(v))
+          set.push([n, v]); // the file's own reference, kept (keepHeaderReferences)
         else if (isSecretHeader(n, redactHeaders) || wasRedacted.has(n.toLowerCase())) {
           set.push([n, REDACTED]);
           if (!noise.includes(`header.${n}`)) noise.push(`header.${n}`);
@@ -105,14 +106,21 @@ export async function updateAndTest(opts: TestOptions): Promise<UpdateResult> {
       redact: true,
       rules: { headers: config.redactHeaders, keys: config.redactKeys ?? [], paths: config.redactPaths ?? [] },
       knownSecrets: config.secretsFile ? readSecretsFile(config.secretsFile) : {},
-      ...(config.secretsFile ? { onSecret: (name: string, value: string) => writeSecret(config.secretsFile!, name, value) } : {}),
+      ...(config.secretsFile
+        ? { onSecret: (name: string, value: string) => writeSecret(config.secretsFile!, name, value) }
+        : {}),
     });
     for (const tr of set.tests) {
       if (tr.passed) continue;
       const response = responses.get(tr.file);
       if (tr.mockMisses.length > 0) {
         const why = tr.mockMisses.map((m) => formatMiss(m));
-        outcomes.push({ test: tr.name, file: tr.file, updated: false, detail: [`a mock missed during it, so the app answered from a 502: ${why.join('; ')}`] });
+        outcomes.push({
+          test: tr.name,
+          file: tr.file,
+          updated: false,
+          detail: [`a mock missed during it, so the app answered from a 502: ${why.join('; ')}`],
+        });
         continue;
       }
       if (response === undefined || !tests.has(tr.file)) {
@@ -138,7 +146,11 @@ export async function updateAndTest(opts: TestOptions): Promise<UpdateResult> {
   const refused = outcomes.length - updated;
   for (const o of outcomes) {
     const where = relative(process.cwd(), o.file) || o.file;
-    out.write(o.updated ? `  updated ${o.test} (${where}): ${o.detail.join('; ')}\n` : `  not updated ${o.test} (${where}): ${o.detail.join('; ')}\n`);
+    out.write(
+      o.updated
+        ? `  updated ${o.test} (${where}): ${o.detail.join('; ')}\n`
+        : `  not updated ${o.test} (${where}): ${o.detail.join('; ')}\n`,
+    );
   }
   out.write(
     outcomes.length === 0

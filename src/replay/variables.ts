@@ -30,7 +30,8 @@ export function keployTemplateValues(setDir: string): Record<string, string> {
     const template = (parse(text) as { template?: unknown } | null)?.template;
     const out: Record<string, string> = {};
     if (template !== null && typeof template === 'object' && !Array.isArray(template)) {
-      for (const [k, v] of Object.entries(template as Record<string, unknown>)) if (v !== null && typeof v !== 'object') out[k] = String(v);
+      for (const [k, v] of Object.entries(template as Record<string, unknown>))
+        if (v !== null && typeof v !== 'object') out[k] = String(v);
     }
     return out;
   } catch {
@@ -60,20 +61,24 @@ export class VariableScope {
     return this.vars.get(name);
   }
 
-  private resolve = (ref: Ref): string | undefined => (ref.kind === 'secret' ? this.secrets.get(ref.name) : this.vars.get(ref.name));
+  private resolve = (ref: Ref): string | undefined =>
+    ref.kind === 'secret' ? this.secrets.get(ref.name) : this.vars.get(ref.name);
 
   /** The test with its request's references filled in. */
   prepare(test: TestCase): PreparedRequest {
     const req = test.request;
     const missing = new Set<string>();
     const note = (text: string): void => {
-      for (const r of refsIn(text)) if (r.kind === 'secret' && this.secrets.get(r.name) === undefined) missing.add(r.name);
+      for (const r of refsIn(text))
+        if (r.kind === 'secret' && this.secrets.get(r.name) === undefined) missing.add(r.name);
     };
     note(req.url);
     for (const [, v] of req.headers) note(v);
-    const bodyText = req.body.kind === 'binary' || req.body.kind === 'empty' ? undefined : req.body.bytes.toString('utf8');
+    const bodyText =
+      req.body.kind === 'binary' || req.body.kind === 'empty' ? undefined : req.body.bytes.toString('utf8');
     if (bodyText !== undefined) note(bodyText);
-    const anyRef = hasRef(req.url) || req.headers.some(([, v]) => hasRef(v)) || (bodyText !== undefined && hasRef(bodyText));
+    const anyRef =
+      hasRef(req.url) || req.headers.some(([, v]) => hasRef(v)) || (bodyText !== undefined && hasRef(bodyText));
     if (!anyRef) return { test, missingSecrets: [] };
     // Query values are written unencoded in the files (readable): encode them when filling in.
     const url = substitute(req.url, this.resolve, encodeURIComponent);
@@ -81,7 +86,12 @@ export class VariableScope {
     let body: BodyValue = req.body;
     if (bodyText !== undefined && hasRef(bodyText)) {
       const ct = firstHeader(req.headers, 'content-type');
-      const encode = req.body.kind === 'json' || isJsonContentType(ct) ? jsonEscape : /x-www-form-urlencoded/i.test(ct ?? '') ? encodeURIComponent : (v: string) => v;
+      const encode =
+        req.body.kind === 'json' || isJsonContentType(ct)
+          ? jsonEscape
+          : /x-www-form-urlencoded/i.test(ct ?? '')
+            ? encodeURIComponent
+            : (v: string) => v;
       body = { ...req.body, bytes: Buffer.from(substitute(bodyText, this.resolve, encode), 'utf8') };
     }
     return { test: { ...test, request: { ...req, url, headers, body } }, missingSecrets: [...missing] };
@@ -93,13 +103,16 @@ export class VariableScope {
    */
   fillMockResponse = (response: Mock['response']): Mock['response'] => {
     const onlyVars = (ref: Ref): string | undefined => (ref.kind === 'var' ? this.vars.get(ref.name) : undefined);
-    const text = response.body.kind === 'binary' || response.body.kind === 'empty' ? '' : response.body.bytes.toString('utf8');
+    const text =
+      response.body.kind === 'binary' || response.body.kind === 'empty' ? '' : response.body.bytes.toString('utf8');
     if (!hasRef(text) && !response.headers.some(([, v]) => hasRef(v))) return response;
     const encode = response.body.kind === 'json' ? jsonEscape : (v: string) => v;
     return {
       ...response,
       headers: response.headers.map(([n, v]) => [n, substitute(v, onlyVars)]),
-      body: hasRef(text) ? { ...response.body, bytes: Buffer.from(substitute(text, onlyVars, encode), 'utf8') } : response.body,
+      body: hasRef(text)
+        ? { ...response.body, bytes: Buffer.from(substitute(text, onlyVars, encode), 'utf8') }
+        : response.body,
     };
   };
 

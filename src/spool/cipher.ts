@@ -50,7 +50,8 @@ export class SpoolCipher {
 
   /** The plaintext of a frame made by seal(). */
   open(frame: Buffer): Buffer {
-    if (frame.length < IV_BYTES) throw new Error(`an encrypted spool frame of ${frame.length} bytes is shorter than its IV`);
+    if (frame.length < IV_BYTES)
+      throw new Error(`an encrypted spool frame of ${frame.length} bytes is shorter than its IV`);
     return createDecipheriv(ALGORITHM, this.key, frame.subarray(0, IV_BYTES)).update(frame.subarray(IV_BYTES));
   }
 }

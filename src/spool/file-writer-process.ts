@@ -220,7 +220,10 @@ export class FileWriterProcess<Stats> {
       }
       try {
         const continued = this.io.releaseCommand?.() ?? 0;
-        if (continued > 0) this.io.warn(`tlsrec ended without stopping its capture; continued ${continued} stopped process(es) of the recorded command`);
+        if (continued > 0)
+          this.io.warn(
+            `tlsrec ended without stopping its capture; continued ${continued} stopped process(es) of the recorded command`,
+          );
       } catch {
         // the cgroup is gone: nothing of the command is left to continue
       }
@@ -240,7 +243,12 @@ export class FileWriterProcess<Stats> {
     const { clock } = this.io;
     try {
       const backlog = this.spool.backlogBytes();
-      const mode = this.pacing.mode(clock.now(), this.spool.handledBytes() + backlog, backlog, !this.commandEnded && !this.recorderDone);
+      const mode = this.pacing.mode(
+        clock.now(),
+        this.spool.handledBytes() + backlog,
+        backlog,
+        !this.commandEnded && !this.recorderDone,
+      );
       if (mode === 'wait') {
         this.schedule(WAIT_CHECK_MS);
         return;
@@ -285,4 +293,3 @@ export class FileWriterProcess<Stats> {
     });
   }
 }
-

@@ -55,4 +55,7 @@ export interface FileWriterEnd<Stats> {
   appPort?: number;
 }
 
-export type FileWriterReport<Stats = unknown> = { progress: FileWriterProgress } | { failure: FileWriterFailure } | FileWriterEnd<Stats>;
+export type FileWriterReport<Stats = unknown> =
+  | { progress: FileWriterProgress }
+  | { failure: FileWriterFailure }
+  | FileWriterEnd<Stats>;

@@ -66,14 +66,20 @@ function frameLength(buf: Buffer): number {
 
 /** A batch that could not be written: its frames are not in the spool (the file was cut back). */
 export class SpoolAppendError extends Error {
-  constructor(override readonly cause: unknown, readonly frames: number) {
+  constructor(
+    override readonly cause: unknown,
+    readonly frames: number,
+  ) {
     super(cause instanceof Error ? cause.message : String(cause));
   }
 }
 
 /** Inside SpoolAppender: a write failed after `frames` whole frames of its batch were on disk. */
 class PartialWrite extends Error {
-  constructor(override readonly cause: unknown, readonly frames: number) {
+  constructor(
+    override readonly cause: unknown,
+    readonly frames: number,
+  ) {
     super('partial write');
   }
 }
@@ -134,11 +140,15 @@ export class SpoolAppender {
         // As many frames as fit in this segment (at least one), in one writev.
         let end = done;
         let bytes = 0;
-        while (end < frames.length && (end === done || this.size + bytes + frames[end]!.bytes <= this.segmentBytes)) bytes += frames[end++]!.bytes;
+        while (end < frames.length && (end === done || this.size + bytes + frames[end]!.bytes <= this.segmentBytes))
+          bytes += frames[end++]!.bytes;
         done += this.writeFrames(frames.slice(done, end));
       }
     } catch (err) {
-      throw new SpoolAppendError(err instanceof PartialWrite ? err.cause : err, frames.length - done - (err instanceof PartialWrite ? err.frames : 0));
+      throw new SpoolAppendError(
+        err instanceof PartialWrite ? err.cause : err,
+        frames.length - done - (err instanceof PartialWrite ? err.frames : 0),
+      );
     }
     return done;
   }
@@ -159,7 +169,11 @@ export class SpoolAppender {
     if (!this.closed) {
       this.closed = true;
       this.discard();
-      try { fs.closeSync(this.fd); } catch { /* already closed */ }
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* already closed */
+      }
     }
     for (let k = 0; k <= this.seg; k++) fs.rmSync(segmentPath(this.dir, this.prefix, k), { force: true });
   }
@@ -191,7 +205,11 @@ export class SpoolAppender {
       let whole = 0;
       let keep = 0;
       while (whole < frames.length && keep + frames[whole]!.bytes <= written) keep += frames[whole++]!.bytes;
-      try { fs.ftruncateSync(this.fd, this.size + keep); } catch { /* the disk is failing already */ }
+      try {
+        fs.ftruncateSync(this.fd, this.size + keep);
+      } catch {
+        /* the disk is failing already */
+      }
       this.size += keep;
       throw new PartialWrite(err, whole);
     }
@@ -228,7 +246,11 @@ export class SpoolReader {
   private handled = 0;
 
   /** `onFrame` gets a view of the reader's buffer: valid during the call only (copy what you keep). */
-  constructor(private readonly dir: string, private readonly prefix: string, private readonly onFrame: (data: Buffer) => void) {}
+  constructor(
+    private readonly dir: string,
+    private readonly prefix: string,
+    private readonly onFrame: (data: Buffer) => void,
+  ) {}
 
   /** Reads what is new and handles the complete records in it. False when there was nothing new. */
   step(): boolean {
@@ -256,7 +278,8 @@ export class SpoolReader {
       return false;
     }
     this.offset += got;
-    const buf = this.pending.length === 0 ? chunk.subarray(0, got) : Buffer.concat([this.pending, chunk.subarray(0, got)]);
+    const buf =
+      this.pending.length === 0 ? chunk.subarray(0, got) : Buffer.concat([this.pending, chunk.subarray(0, got)]);
     const { items, used } = parseFrames(buf);
     this.handled += used;
     // Copy a partial frame out: the chunk is reused by the next read (or, if it was a big one, freed).

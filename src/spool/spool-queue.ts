@@ -67,7 +67,11 @@ export class SpoolQueue {
     } catch (err) {
       this.appender.discard();
       this.notSpooled += bytes;
-      this.firstError ??= outputError('captured traffic to the spool in', this.dir, err instanceof SpoolAppendError ? err.cause : err);
+      this.firstError ??= outputError(
+        'captured traffic to the spool in',
+        this.dir,
+        err instanceof SpoolAppendError ? err.cause : err,
+      );
     }
   }
 

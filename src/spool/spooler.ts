@@ -20,7 +20,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import { causeText, OutputError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
-import { defaultMonoToWallNs, outputError, TestSetWriter, type TestSetSummary, type TestSetWriterOptions } from '../format/test-set-writer.js';
+import {
+  defaultMonoToWallNs,
+  outputError,
+  TestSetWriter,
+  type TestSetSummary,
+  type TestSetWriterOptions,
+} from '../format/test-set-writer.js';
 import { setIdleScheduling } from '../native/ffi.js';
 import { SpoolCipher } from './cipher.js';
 import {
@@ -65,7 +71,11 @@ export interface SpoolerSummary<Stats> extends TestSetSummary {
  */
 function setBackground(pid: number, background: boolean): void {
   if (setIdleScheduling(pid, background)) return;
-  try { os.setPriority(pid, background ? 19 : 0); } catch { /* see above */ }
+  try {
+    os.setPriority(pid, background ? 19 : 0);
+  } catch {
+    /* see above */
+  }
 }
 
 /**
@@ -230,16 +240,23 @@ export class Spooler<Stats = unknown> {
       const slow = setTimeout(() => onWaiting?.(this.remainingBytes()), 1000);
       const exit = await this.exited;
       clearTimeout(slow);
-      const lateErrors = this.failures.map((f) => new OutputError(f.message, {
-        stage: 'write recording',
-        ...(f.hint ? { hint: f.hint } : {}),
-        cause: Object.assign(new Error(f.message), f.code ? { code: f.code } : {}),
-      }));
+      const lateErrors = this.failures.map(
+        (f) =>
+          new OutputError(f.message, {
+            stage: 'write recording',
+            ...(f.hint ? { hint: f.hint } : {}),
+            cause: Object.assign(new Error(f.message), f.code ? { code: f.code } : {}),
+          }),
+      );
       const spoolError = this.queue.error();
       if (spoolError) lateErrors.unshift(spoolError);
       if (this.end) {
         if (this.end.leftover > 0) {
-          lateErrors.push(new OutputError(`the spool ended in an incomplete record (${this.end.leftover} bytes)`, { stage: 'write recording' }));
+          lateErrors.push(
+            new OutputError(`the spool ended in an incomplete record (${this.end.leftover} bytes)`, {
+              stage: 'write recording',
+            }),
+          );
         }
         return {
           ...this.end.end,
@@ -252,13 +269,22 @@ export class Spooler<Stats = unknown> {
       }
       // The file-writer process died. What it wrote is on disk; the rest of the spool cannot be read without
       // the key, which ends with this process: it is removed rather than left as litter.
-      const how = exit.error ? causeText(exit.error) : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+      const how = exit.error
+        ? causeText(exit.error)
+        : exit.signal
+          ? `killed by ${exit.signal}`
+          : `exit code ${exit.code}`;
       const missing = this.remainingBytes();
       this.spool.remove();
-      lateErrors.push(new OutputError(`the file-writer process stopped early (${how}); ${formatBytes(missing)} of captured traffic was not written`, {
-        stage: 'write recording',
-        hint: 'the exchanges written before are complete; please report this as a bug',
-      }));
+      lateErrors.push(
+        new OutputError(
+          `the file-writer process stopped early (${how}); ${formatBytes(missing)} of captured traffic was not written`,
+          {
+            stage: 'write recording',
+            hint: 'the exchanges written before are complete; please report this as a bug',
+          },
+        ),
+      );
       return {
         tests: this.progress.tests,
         mocks: this.progress.mocks,

@@ -17,7 +17,8 @@ export interface ExOpts {
 }
 
 export function makeExchange(o: ExOpts = {}): Exchange {
-  const buf = (b: Buffer | string | undefined): Buffer => (b === undefined ? Buffer.alloc(0) : Buffer.isBuffer(b) ? b : Buffer.from(b, 'utf8'));
+  const buf = (b: Buffer | string | undefined): Buffer =>
+    b === undefined ? Buffer.alloc(0) : Buffer.isBuffer(b) ? b : Buffer.from(b, 'utf8');
   return {
     protocol: 'http1',
     role: o.role ?? 'incoming',

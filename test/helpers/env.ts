@@ -10,7 +10,8 @@ export interface EbpfSupport {
 
 export function ebpfSupport(): EbpfSupport {
   if (process.getuid?.() !== 0) return { ok: false, reason: 'not root (eBPF programs and uprobes need root)' };
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return { ok: false, reason: 'kernel lacks BTF (/sys/kernel/btf/vmlinux)' };
+  if (!existsSync('/sys/kernel/btf/vmlinux'))
+    return { ok: false, reason: 'kernel lacks BTF (/sys/kernel/btf/vmlinux)' };
   const mounts = readFileSync('/proc/mounts', 'utf8');
   if (!/ cgroup2 /.test(mounts)) return { ok: false, reason: 'no cgroup v2 hierarchy mounted' };
   return { ok: true, reason: '' };

@@ -7,11 +7,24 @@ import { fileURLToPath } from 'node:url';
 
 export const SHOP_PROTO = fileURLToPath(new URL('../../fixtures/proto/shop.proto', import.meta.url));
 
-interface PriceRequest { sku: string; quantity: number }
-interface PriceReply { sku: string; cents: string; currency: string; tags: string[]; detail: { inStock: boolean; weight: number } }
+interface PriceRequest {
+  sku: string;
+  quantity: number;
+}
+interface PriceReply {
+  sku: string;
+  cents: string;
+  currency: string;
+  tags: string[];
+  detail: { inStock: boolean; weight: number };
+}
 
 type PricesClient = grpc.Client & {
-  GetPrice(req: PriceRequest, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, reply?: PriceReply) => void): grpc.ClientUnaryCall;
+  GetPrice(
+    req: PriceRequest,
+    md: grpc.Metadata,
+    cb: (err: grpc.ServiceError | null, reply?: PriceReply) => void,
+  ): grpc.ClientUnaryCall;
 };
 
 function shopPackage(): { Prices: grpc.ServiceClientConstructor } {
@@ -21,7 +34,13 @@ function shopPackage(): { Prices: grpc.ServiceClientConstructor } {
 }
 
 export function priceFor(req: PriceRequest): PriceReply {
-  return { sku: req.sku, cents: String(1999 * req.quantity), currency: 'EUR', tags: ['book', 'paper'], detail: { inStock: true, weight: 0.25 } };
+  return {
+    sku: req.sku,
+    cents: String(1999 * req.quantity),
+    currency: 'EUR',
+    tags: ['book', 'paper'],
+    detail: { inStock: true, weight: 0.25 },
+  };
 }
 
 export async function startShopServer(): Promise<{ port: number; close(): Promise<void> }> {
@@ -32,11 +51,21 @@ export async function startShopServer(): Promise<{ port: number; close(): Promis
       else cb(null, priceFor(call.request));
     },
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
   return { port, close: () => new Promise<void>((r) => server.tryShutdown(() => r())) };
 }
 
-export function shopClient(port: number): { getPrice(req: PriceRequest, md?: Record<string, string>): Promise<{ reply?: PriceReply; code: number; details?: string }>; close(): void } {
+export function shopClient(port: number): {
+  getPrice(
+    req: PriceRequest,
+    md?: Record<string, string>,
+  ): Promise<{ reply?: PriceReply; code: number; details?: string }>;
+  close(): void;
+} {
   const Prices = shopPackage().Prices;
   const client = new Prices(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as PricesClient;
   return {
@@ -44,7 +73,9 @@ export function shopClient(port: number): { getPrice(req: PriceRequest, md?: Rec
       new Promise((resolve) => {
         const meta = new grpc.Metadata();
         for (const [k, v] of Object.entries(md)) meta.set(k, v);
-        client.GetPrice(req, meta, (err, reply) => resolve(err ? { code: err.code, details: err.details } : { reply: reply!, code: 0 }));
+        client.GetPrice(req, meta, (err, reply) =>
+          resolve(err ? { code: err.code, details: err.details } : { reply: reply!, code: 0 }),
+        );
       }),
     close: () => client.close(),
   };

@@ -44,10 +44,15 @@ function readSpec(doc: Readonly<Record<string, unknown>>): DocRead<LineSpec> {
   const problems: DocProblem[] = [];
   for (const k of ['key', 'value'] as const) {
     const v = spec?.[k];
-    if (typeof v !== 'string') problems.push({ path: ['spec', k], message: `spec.${k}: expected a string, found ${JSON.stringify(v) ?? 'nothing'}` });
+    if (typeof v !== 'string')
+      problems.push({
+        path: ['spec', k],
+        message: `spec.${k}: expected a string, found ${JSON.stringify(v) ?? 'nothing'}`,
+      });
   }
   for (const k of Object.keys(spec ?? {})) {
-    if (k !== 'key' && k !== 'value') problems.push({ path: ['spec', k], message: `spec.${k}: unknown field, expected key or value`, atKey: true });
+    if (k !== 'key' && k !== 'value')
+      problems.push({ path: ['spec', k], message: `spec.${k}: unknown field, expected key or value`, atKey: true });
   }
   return problems.length > 0 ? { problems } : { value: { key: spec!.key as string, value: spec!.value as string } };
 }
@@ -99,7 +104,15 @@ function serveLines(socket: Duplex, ctx: MockServeContext<LineSpec>): void {
     ctx.miss({
       method: 'GET',
       url,
-      ...(closest ? { closest: { mock: closest.name, field: 'key', detail: `expected ${JSON.stringify(closest.value.key)}, got ${JSON.stringify(key)}` } } : {}),
+      ...(closest
+        ? {
+            closest: {
+              mock: closest.name,
+              field: 'key',
+              detail: `expected ${JSON.stringify(closest.value.key)}, got ${JSON.stringify(key)}`,
+            },
+          }
+        : {}),
       message,
     });
     socket.write(`MISS ${message}\n`);
@@ -129,7 +142,14 @@ async function replayLine(test: LoadedDoc<LineSpec>, ctx: ReplayContext): Promis
     durationMs,
     failures: passed
       ? []
-      : [{ path: 'value', expected: test.value.value, actual, message: `${test.name}: value: expected ${JSON.stringify(test.value.value)}, got ${JSON.stringify(actual)}` }],
+      : [
+          {
+            path: 'value',
+            expected: test.value.value,
+            actual,
+            message: `${test.name}: value: expected ${JSON.stringify(test.value.value)}, got ${JSON.stringify(actual)}`,
+          },
+        ],
   };
 }
 

@@ -25,7 +25,10 @@ export interface PgServer {
 export function postgresBinDir(): string | undefined {
   const root = '/usr/lib/postgresql';
   if (!fs.existsSync(root)) return undefined;
-  const versions = fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'postgres'))).sort((a, b) => Number(b) - Number(a));
+  const versions = fs
+    .readdirSync(root)
+    .filter((v) => fs.existsSync(path.join(root, v, 'bin', 'postgres')))
+    .sort((a, b) => Number(b) - Number(a));
   return versions[0] ? path.join(root, versions[0], 'bin') : undefined;
 }
 
@@ -60,9 +63,12 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
  * `tls`: also accept TLS (SSLRequest), with the fixture certificate (fixtures/certs/server.pem,
  * for localhost and 127.0.0.1, signed by fixtures/certs/ca.pem).
  */
-export async function startPgServer(opts: { user?: string; password?: string; database?: string; tls?: boolean } = {}): Promise<PgServer> {
+export async function startPgServer(
+  opts: { user?: string; password?: string; database?: string; tls?: boolean } = {},
+): Promise<PgServer> {
   const bin = postgresBinDir();
-  if (!bin) throw new Error('Postgres server binaries not found under /usr/lib/postgresql (apt-get install postgresql)');
+  if (!bin)
+    throw new Error('Postgres server binaries not found under /usr/lib/postgresql (apt-get install postgresql)');
   const user = opts.user ?? 'tlsrec_app';
   const password = opts.password ?? 'app-secret-pw';
   const database = opts.database ?? 'tlsrec_app';
@@ -77,20 +83,61 @@ export async function startPgServer(opts: { user?: string; password?: string; da
     fs.copyFileSync(new URL('server.pem', certs), path.join(dir, 'server.pem'));
     fs.copyFileSync(new URL('server.key', certs), path.join(dir, 'server.key'));
     fs.chmodSync(path.join(dir, 'server.key'), 0o600);
-    tlsArgs.push('-c', 'ssl=on', '-c', `ssl_cert_file=${path.join(dir, 'server.pem')}`, '-c', `ssl_key_file=${path.join(dir, 'server.key')}`);
+    tlsArgs.push(
+      '-c',
+      'ssl=on',
+      '-c',
+      `ssl_cert_file=${path.join(dir, 'server.pem')}`,
+      '-c',
+      `ssl_key_file=${path.join(dir, 'server.key')}`,
+    );
   }
   execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  const asPostgres = (cmd: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args], { stdio: 'pipe' });
+  const asPostgres = (cmd: string, args: string[]) =>
+    execFileSync('runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args], { stdio: 'pipe' });
   // The bootstrap superuser is the test's user: it creates its own database, nothing else is needed.
-  asPostgres('initdb', ['-D', data, '-U', user, '--pwfile', pwfile, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C']);
+  asPostgres('initdb', [
+    '-D',
+    data,
+    '-U',
+    user,
+    '--pwfile',
+    pwfile,
+    '--auth=scram-sha-256',
+    '-E',
+    'UTF8',
+    '--locale=C',
+  ]);
   fs.rmSync(pwfile);
   const port = await freePort();
   let proc: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    proc = spawn('runuser', ['-u', 'postgres', '--', path.join(bin, 'postgres'), '-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off', ...tlsArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc = spawn(
+      'runuser',
+      [
+        '-u',
+        'postgres',
+        '--',
+        path.join(bin, 'postgres'),
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-h',
+        '127.0.0.1',
+        '-k',
+        dir,
+        '-c',
+        'fsync=off',
+        ...tlsArgs,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<never>((_, reject) => proc!.once('exit', (code) => reject(new Error(`postgres exited (${code}): ${stderr.slice(-500)}`))));
+    const exited = new Promise<never>((_, reject) =>
+      proc!.once('exit', (code) => reject(new Error(`postgres exited (${code}): ${stderr.slice(-500)}`))),
+    );
     await Promise.race([waitForPort(port, 20_000), exited]);
   };
   const stop = async (): Promise<void> => {

@@ -87,7 +87,13 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 
 /** The fixture HTTPS upstream on 127.0.0.2 (outside any recorded cgroup). */
 export async function startUpstream(): Promise<{ url: string; proc: Started }> {
-  const proc = start('node', [join(repoRoot, 'fixtures', 'upstream', 'server.mjs'), '--host', '127.0.0.2', '--port', '0']);
+  const proc = start('node', [
+    join(repoRoot, 'fixtures', 'upstream', 'server.mjs'),
+    '--host',
+    '127.0.0.2',
+    '--port',
+    '0',
+  ]);
   const m = await waitForOutput(proc, /listening (https:\/\/\S+)/);
   return { url: m[1]!, proc };
 }

@@ -4,7 +4,16 @@
 // none), and open records the kernel's struct cap_addr.
 
 import { isIP } from 'node:net';
-import { CAP_ADDR, CAP_EVENT, CAP_HDR_SIZE, Dir, LossReason, RecordType, Role, Source } from '../../src/capture/record-layout.js';
+import {
+  CAP_ADDR,
+  CAP_EVENT,
+  CAP_HDR_SIZE,
+  Dir,
+  LossReason,
+  RecordType,
+  Role,
+  Source,
+} from '../../src/capture/record-layout.js';
 import { ipv6Bytes } from '../../src/ip-bytes.js';
 import type { CaptureEvent, Direction, OpenEvent } from '../../src/model/events.js';
 

@@ -22,17 +22,39 @@ export async function startTap(upstreamPort: number, role: 'connect' | 'accept' 
     const pos: Record<Direction, bigint> = { in: 0n, out: 0n };
     const base = () => ({ tsNs: (ts += 1000n), tgid: 7, tid: 7, source: 'socket' as const, connId });
     // role 'connect': the client is the app (its writes are 'out'); 'accept': the server is the app.
-    evs.push({ ...base(), type: 'open', role, localAddr: '127.0.0.1', localPort: role === 'accept' ? upstreamPort : 40000, remoteAddr: '127.0.0.1', remotePort: role === 'accept' ? 40000 : upstreamPort });
+    evs.push({
+      ...base(),
+      type: 'open',
+      role,
+      localAddr: '127.0.0.1',
+      localPort: role === 'accept' ? upstreamPort : 40000,
+      remoteAddr: '127.0.0.1',
+      remotePort: role === 'accept' ? 40000 : upstreamPort,
+    });
     const upstream = net.connect(upstreamPort, '127.0.0.1');
     sockets.add(client).add(upstream);
     const record = (dir: Direction, data: Buffer): void => {
-      evs.push({ ...base(), type: 'data', dir, pos: pos[dir], callLen: data.length, chunkOff: 0, data: Buffer.from(data) });
+      evs.push({
+        ...base(),
+        type: 'data',
+        dir,
+        pos: pos[dir],
+        callLen: data.length,
+        chunkOff: 0,
+        data: Buffer.from(data),
+      });
       pos[dir] += BigInt(data.length);
     };
     const clientDir: Direction = role === 'connect' ? 'out' : 'in';
     const serverDir: Direction = role === 'connect' ? 'in' : 'out';
-    client.on('data', (d) => { record(clientDir, d); upstream.write(d); });
-    upstream.on('data', (d) => { record(serverDir, d); client.write(d); });
+    client.on('data', (d) => {
+      record(clientDir, d);
+      upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      record(serverDir, d);
+      client.write(d);
+    });
     let closed = false;
     const done = (): void => {
       if (closed) return;

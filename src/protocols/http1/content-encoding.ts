@@ -25,8 +25,10 @@ export function parseContentEncoding(contentEncoding: string | undefined | null)
 // zstd exists in node:zlib only on newer Node lines; use it when present.
 type SyncCodec = (buf: Buffer) => Buffer;
 const zlibAny = zlib as unknown as Record<string, unknown>;
-const zstdDecompress = typeof zlibAny.zstdDecompressSync === 'function' ? (zlibAny.zstdDecompressSync as SyncCodec) : undefined;
-const zstdCompress = typeof zlibAny.zstdCompressSync === 'function' ? (zlibAny.zstdCompressSync as SyncCodec) : undefined;
+const zstdDecompress =
+  typeof zlibAny.zstdDecompressSync === 'function' ? (zlibAny.zstdDecompressSync as SyncCodec) : undefined;
+const zstdCompress =
+  typeof zlibAny.zstdCompressSync === 'function' ? (zlibAny.zstdCompressSync as SyncCodec) : undefined;
 
 function decodeOne(buf: Buffer, coding: string): Buffer {
   switch (coding) {

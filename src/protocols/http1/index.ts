@@ -6,7 +6,12 @@
 import type { HttpExchange } from '../../model/exchange.js';
 import type { MockDoc, NoiseRule, Mock, TestCase, TestCaseDoc } from '../../format/types.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from '../../format/render.js';
-import { compareResponse, type ActualResponse, type CompareResult, type ExpectedResponse } from '../../replay/compare.js';
+import {
+  compareResponse,
+  type ActualResponse,
+  type CompareResult,
+  type ExpectedResponse,
+} from '../../replay/compare.js';
 import { MockMatcher, type IncomingCall, type MatchOutcome } from '../../replay/mocks/matcher.js';
 import type { Protocol } from '../protocol.js';
 import { detectHttp1, Http1Connection } from './reconstruct.js';

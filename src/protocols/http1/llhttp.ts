@@ -47,7 +47,7 @@ function loadBinding(): Binding {
   const require = createRequire(import.meta.url);
   try {
     // `_http_common` re-exports the binding without the DEP0111 warning that process.binding gives.
-    const common = require('_http_common') as Partial<Binding>;
+    const common = require('node:_http_common') as Partial<Binding>;
     if (typeof common.HTTPParser === 'function' && Array.isArray(common.methods)) return common as Binding;
   } catch {
     // fall through
@@ -159,7 +159,12 @@ export class HttpStreamParser {
     const b = getBinding();
     const P = b.HTTPParser;
     const p = new P();
-    p.initialize(kind === 'request' ? P.REQUEST : P.RESPONSE, {}, opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, P.kLenientNone);
+    p.initialize(
+      kind === 'request' ? P.REQUEST : P.RESPONSE,
+      {},
+      opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+      P.kLenientNone,
+    );
     // Every callback is guarded: an exception escaping into the native parser would leave it broken.
     p[P.kOnMessageBegin] = () => {
       this.inMessage = true;
@@ -319,7 +324,8 @@ export class HttpStreamParser {
       ret = Object.assign(new Error(String(err)), { code: 'HPE_INTERNAL', reason: String(err) });
     }
     const out = this.takeOutput();
-    if (ret instanceof Error) out.push({ type: 'error', code: ret.code ?? 'HPE_UNKNOWN', reason: ret.reason ?? ret.message, offset: 0 });
+    if (ret instanceof Error)
+      out.push({ type: 'error', code: ret.code ?? 'HPE_UNKNOWN', reason: ret.reason ?? ret.message, offset: 0 });
     this.stop();
     return out;
   }

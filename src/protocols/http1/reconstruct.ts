@@ -8,7 +8,13 @@ import { METHODS as METHOD_LIST } from 'node:http';
 import type { Direction } from '../../model/events.js';
 import type { ExchangeRole, HttpRequestMessage, HttpResponseMessage } from '../../model/exchange.js';
 import { joinedHeader } from '../../model/headers.js';
-import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor, Detection, ReconstructLimits } from '../protocol.js';
+import type {
+  ConnectionContext,
+  ConnectionEnd,
+  ConnectionReconstructor,
+  Detection,
+  ReconstructLimits,
+} from '../protocol.js';
 import { decodeContentEncoding } from './content-encoding.js';
 import { HttpStreamParser, type ParseOutput, type ParsedMessage } from './llhttp.js';
 import { Http2Connection } from '../http2/reconstruct.js';
@@ -17,12 +23,18 @@ import { Http2Connection } from '../http2/reconstruct.js';
 const MAX_UNDECIDED_BUFFER = 1024 * 1024;
 
 /** Errors at the very start of a stream mean "this is some other protocol". */
-const NOT_HTTP_CODES = new Set(['HPE_INVALID_METHOD', 'HPE_INVALID_CONSTANT', 'HPE_PAUSED_H2_UPGRADE', 'HPE_INVALID_VERSION']);
+const NOT_HTTP_CODES = new Set([
+  'HPE_INVALID_METHOD',
+  'HPE_INVALID_CONSTANT',
+  'HPE_PAUSED_H2_UPGRADE',
+  'HPE_INVALID_VERSION',
+]);
 
 function notHttpDetail(code: string, reason: string, data: Buffer | undefined): string {
   if (code === 'HPE_PAUSED_H2_UPGRADE') return 'HTTP/2 prior-knowledge preface (PRI * HTTP/2.0)';
   if (data && data.length >= 3 && data[0] === 0x16 && data[1] === 0x03) return 'TLS handshake record (ciphertext)';
-  if (data && data.length >= 3 && data[0] === 0x17 && data[1] === 0x03) return 'TLS application data record (ciphertext)';
+  if (data && data.length >= 3 && data[0] === 0x17 && data[1] === 0x03)
+    return 'TLS application data record (ciphertext)';
   return `${code}: ${reason}`;
 }
 
@@ -57,7 +69,8 @@ export function detectHttp1(first: Buffer): Detection {
   const parser = new HttpStreamParser('request');
   try {
     for (const o of parser.execute(first, 0n)) {
-      if (o.type === 'error' && NOT_HTTP_CODES.has(o.code)) return { verdict: 'no', why: notHttpDetail(o.code, o.reason, first) };
+      if (o.type === 'error' && NOT_HTTP_CODES.has(o.code))
+        return { verdict: 'no', why: notHttpDetail(o.code, o.reason, first) };
       return { verdict: 'yes' };
     }
     return { verdict: 'more' };
@@ -73,7 +86,8 @@ function isH2cUpgrade(res: ParsedMessage): boolean {
 
 /** Approximate size of a message on the wire (start line, headers, body without chunk framing). */
 function wireSize(m: ParsedMessage): number {
-  let n = m.kind === 'request' ? (m.method ?? '').length + (m.target ?? '').length + 12 : 15 + (m.statusMessage ?? '').length;
+  let n =
+    m.kind === 'request' ? (m.method ?? '').length + (m.target ?? '').length + 12 : 15 + (m.statusMessage ?? '').length;
   for (const [k, v] of [...m.headers, ...m.trailers]) n += k.length + v.length + 4;
   return n + 2 + m.body.length;
 }
@@ -98,7 +112,17 @@ interface Side {
 }
 
 function newSide(dir: Direction): Side {
-  return { dir, fed: 0, used: 0, parser: undefined, buffered: [], bufferedBytes: 0, notRequest: undefined, held: undefined, stopped: false };
+  return {
+    dir,
+    fed: 0,
+    used: 0,
+    parser: undefined,
+    buffered: [],
+    bufferedBytes: 0,
+    notRequest: undefined,
+    held: undefined,
+    stopped: false,
+  };
 }
 
 export class Http1Connection implements ConnectionReconstructor {
@@ -140,7 +164,10 @@ export class Http1Connection implements ConnectionReconstructor {
     if (this.h2) {
       for (const s of [this.in, this.out]) s.parser?.dispose();
       const h2 = this.h2.conn.end();
-      return { consumed: { in: this.h2.offset.in + h2.consumed.in, out: this.h2.offset.out + h2.consumed.out }, unpairedBytes: h2.unpairedBytes };
+      return {
+        consumed: { in: this.h2.offset.in + h2.consumed.in, out: this.h2.offset.out + h2.consumed.out },
+        unpairedBytes: h2.unpairedBytes,
+      };
     }
     const problems = this.ctx.problems;
     if (!this.tunnel) {
@@ -153,26 +180,43 @@ export class Http1Connection implements ConnectionReconstructor {
         const outs = side.parser.finish();
         for (const o of outs) {
           if (o.type === 'error') {
-            if (partial) problems.push({ reason: 'incomplete', detail: `${side.dir}: connection ended inside a ${side === req ? 'request' : 'response'} (${o.reason})` });
+            if (partial)
+              problems.push({
+                reason: 'incomplete',
+                detail: `${side.dir}: connection ended inside a ${side === req ? 'request' : 'response'} (${o.reason})`,
+              });
           } else this.onOutput(side, o, undefined);
         }
       }
       if (!this.role) {
         const any = [this.in, this.out].filter((s) => s.parser?.hasPartialMessage);
-        if (any.length && problems.length === 0) problems.push({ reason: 'incomplete', detail: 'connection ended inside the first request' });
-        if (problems.length === 0 && [this.in, this.out].some((s) => s.notRequest !== undefined)) problems.push(this.notRequestProblem());
+        if (any.length && problems.length === 0)
+          problems.push({ reason: 'incomplete', detail: 'connection ended inside the first request' });
+        if (problems.length === 0 && [this.in, this.out].some((s) => s.notRequest !== undefined))
+          problems.push(this.notRequestProblem());
       }
       if (this.requests.length > 0) {
         const lost = problems.find((p) => p.reason === 'bytes-lost');
         const first = this.requests[0]!.msg;
-        problems.push({ reason: lost ? 'bytes-lost' : 'incomplete', detail: `${this.requests.length} request(s) without a response (first: ${first.method} ${first.target})` });
+        problems.push({
+          reason: lost ? 'bytes-lost' : 'incomplete',
+          detail: `${this.requests.length} request(s) without a response (first: ${first.method} ${first.target})`,
+        });
       }
-      if (this.responses.length > 0) problems.push({ reason: 'unpaired', detail: `${this.responses.length} response(s) without a request` });
+      if (this.responses.length > 0)
+        problems.push({ reason: 'unpaired', detail: `${this.responses.length} response(s) without a request` });
     }
     for (const s of [this.in, this.out]) s.parser?.dispose();
     // `used` is only exact to the end of a parse call: count leftover whole messages at least by their size.
-    const unpairedBytes = [...this.requests.map((r) => r.msg), ...this.responses.map((r) => r.msg)].reduce((n, m) => n + wireSize(m), 0);
-    return { ...(this.tunnel ? { handedOff: this.tunnel } : {}), consumed: { in: this.in.used, out: this.out.used }, unpairedBytes };
+    const unpairedBytes = [...this.requests.map((r) => r.msg), ...this.responses.map((r) => r.msg)].reduce(
+      (n, m) => n + wireSize(m),
+      0,
+    );
+    return {
+      ...(this.tunnel ? { handedOff: this.tunnel } : {}),
+      consumed: { in: this.in.used, out: this.out.used },
+      unpairedBytes,
+    };
   }
 
   // ---- parsing -----------------------------------------------------------------------------
@@ -252,7 +296,10 @@ export class Http1Connection implements ConnectionReconstructor {
     resp.bufferedBytes = 0;
     resp.notRequest = undefined;
     resp.parser?.dispose();
-    resp.parser = new HttpStreamParser('response', { ...this.parserOpts(), requestMethod: (i) => this.methods[i - this.methodsBase] });
+    resp.parser = new HttpStreamParser('response', {
+      ...this.parserOpts(),
+      requestMethod: (i) => this.methods[i - this.methodsBase],
+    });
     resp.fed = 0;
     // Replay the response side now that the first request's method is known (HEAD framing depends on it).
     this.methods.push(method);
@@ -305,7 +352,10 @@ export class Http1Connection implements ConnectionReconstructor {
         return;
       case 'error':
         // The role is known, so this stream started as HTTP: whatever breaks now is a parse error.
-        this.ctx.problems.push({ reason: 'parse-error', detail: `${side.dir} (${isReq ? 'requests' : 'responses'}): ${notHttpDetail(o.code, o.reason, data)}` });
+        this.ctx.problems.push({
+          reason: 'parse-error',
+          detail: `${side.dir} (${isReq ? 'requests' : 'responses'}): ${notHttpDetail(o.code, o.reason, data)}`,
+        });
         this.stopSide(side);
         return;
     }
@@ -331,9 +381,14 @@ export class Http1Connection implements ConnectionReconstructor {
   }
 
   private afterUpgrade(req: ParsedMessage, res: ParsedMessage): void {
-    const switched = res.statusCode === 101 || (req.method === 'CONNECT' && (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
+    const switched =
+      res.statusCode === 101 ||
+      (req.method === 'CONNECT' && (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
     if (switched) {
-      const what = req.method === 'CONNECT' ? `CONNECT tunnel to ${req.target ?? ''}` : `upgrade to ${joinedHeader(req.headers, 'upgrade') ?? 'another protocol'}`;
+      const what =
+        req.method === 'CONNECT'
+          ? `CONNECT tunnel to ${req.target ?? ''}`
+          : `upgrade to ${joinedHeader(req.headers, 'upgrade') ?? 'another protocol'}`;
       this.startTunnel(`${what} after exchange ${this.index - 1}`);
       return;
     }
@@ -353,10 +408,23 @@ export class Http1Connection implements ConnectionReconstructor {
   /** `Upgrade: h2c` answered by 101: the request becomes stream 1 of an HTTP/2 connection (RFC 7540 §3.2). */
   private continueAsHttp2(reqSide: Side, req: ParsedMessage, res: ParsedMessage): void {
     const conn = new Http2Connection(this.ctx);
-    conn.continueAfterUpgrade(reqSide.dir, { method: req.method ?? 'GET', target: req.target ?? '/', headers: req.headers, body: req.body, firstByteNs: req.startTag });
+    conn.continueAfterUpgrade(reqSide.dir, {
+      method: req.method ?? 'GET',
+      target: req.target ?? '/',
+      headers: req.headers,
+      body: req.body,
+      firstByteNs: req.startTag,
+    });
     // Stream offsets where HTTP/2 starts: after the request, and after the 101 (set by its 'upgrade' output).
     const resSide = reqSide === this.in ? this.out : this.in;
-    this.h2 = { conn, tsNs: res.startTag, offset: { [reqSide.dir]: reqSide.upgradeEnd ?? reqSide.used, [resSide.dir]: resSide.fed } as Record<Direction, number> };
+    this.h2 = {
+      conn,
+      tsNs: res.startTag,
+      offset: { [reqSide.dir]: reqSide.upgradeEnd ?? reqSide.used, [resSide.dir]: resSide.fed } as Record<
+        Direction,
+        number
+      >,
+    };
     // The client's bytes after its request (held until the 101 came): its preface and frames.
     const held = reqSide.held ?? [];
     reqSide.held = undefined;
@@ -389,7 +457,10 @@ export class Http1Connection implements ConnectionReconstructor {
   private notRequestProblem(): { reason: 'parse-error' | 'not-http'; detail: string } {
     const sides = [this.in, this.out].filter((s) => s.notRequest !== undefined);
     const parseErr = sides.some((s) => s.notRequest!.startsWith('parse-error:'));
-    return { reason: parseErr ? 'parse-error' : 'not-http', detail: sides.map((s) => `${s.dir}: ${s.notRequest!.replace(/^parse-error:/, '')}`).join('; ') };
+    return {
+      reason: parseErr ? 'parse-error' : 'not-http',
+      detail: sides.map((s) => `${s.dir}: ${s.notRequest!.replace(/^parse-error:/, '')}`).join('; '),
+    };
   }
 
   private giveUpUndecided(): void {
@@ -422,7 +493,11 @@ export class Http1Connection implements ConnectionReconstructor {
       body: resBody.body,
       bodyDecoded: resBody.decoded,
       firstByteNs: res.startTag,
-      informational: informational.map((m) => ({ statusCode: m.statusCode ?? 0, statusMessage: m.statusMessage ?? '', headers: m.headers })),
+      informational: informational.map((m) => ({
+        statusCode: m.statusCode ?? 0,
+        statusMessage: m.statusMessage ?? '',
+        headers: m.headers,
+      })),
     };
     if (res.trailers.length) response.trailers = res.trailers;
     this.index++;

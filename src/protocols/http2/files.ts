@@ -87,7 +87,10 @@ export function messageDoc(m: GrpcMessage | undefined, type?: protobuf.Type): Gr
 }
 
 function sideDoc(side: GrpcSide, opts: DocOptions, type: protobuf.Type | undefined): GrpcReqDoc {
-  const doc: GrpcReqDoc = { headers: headersDoc(side.pseudoHeaders, side.headers, opts), body: messageDoc(side.messages[0], type) };
+  const doc: GrpcReqDoc = {
+    headers: headersDoc(side.pseudoHeaders, side.headers, opts),
+    body: messageDoc(side.messages[0], type),
+  };
   if (side.messages.length > 1) doc.messages = side.messages.map((m) => messageDoc(m, type));
   return doc;
 }

@@ -23,9 +23,20 @@ export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, 
 
 /** RFC 9113 §7 error codes, for messages. */
 const ERROR_NAMES = [
-  'NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED',
-  'FRAME_SIZE_ERROR', 'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM',
-  'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED',
+  'NO_ERROR',
+  'PROTOCOL_ERROR',
+  'INTERNAL_ERROR',
+  'FLOW_CONTROL_ERROR',
+  'SETTINGS_TIMEOUT',
+  'STREAM_CLOSED',
+  'FRAME_SIZE_ERROR',
+  'REFUSED_STREAM',
+  'CANCEL',
+  'COMPRESSION_ERROR',
+  'CONNECT_ERROR',
+  'ENHANCE_YOUR_CALM',
+  'INADEQUATE_SECURITY',
+  'HTTP_1_1_REQUIRED',
 ];
 
 export function errorCodeName(code: number): string {
@@ -68,7 +79,8 @@ export class FrameReader {
     if (this.prefaceLeft > 0) {
       const n = Math.min(this.prefaceLeft, this.buf.length);
       const at = PREFACE.length - this.prefaceLeft;
-      if (!this.buf.subarray(0, n).equals(PREFACE.subarray(at, at + n))) throw new FrameError('the client stream does not start with the HTTP/2 preface');
+      if (!this.buf.subarray(0, n).equals(PREFACE.subarray(at, at + n)))
+        throw new FrameError('the client stream does not start with the HTTP/2 preface');
       this.prefaceLeft -= n;
       this.consumed += n;
       this.buf = this.buf.subarray(n);
@@ -107,7 +119,10 @@ export class FrameReader {
 export function framePayloadContent(f: Frame): Buffer {
   let p = f.payload;
   let pad = 0;
-  if (f.flags & Flag.PADDED && (f.type === FrameType.DATA || f.type === FrameType.HEADERS || f.type === FrameType.PUSH_PROMISE)) {
+  if (
+    f.flags & Flag.PADDED &&
+    (f.type === FrameType.DATA || f.type === FrameType.HEADERS || f.type === FrameType.PUSH_PROMISE)
+  ) {
     if (p.length < 1) throw new FrameError('padded frame without a pad length');
     pad = p[0]!;
     p = p.subarray(1);

@@ -6,7 +6,12 @@
 import type { MockDoc, NoiseRule, TestCaseDoc } from '../../format/types.js';
 import { exchangeToMockDoc, exchangeToTestDoc, renderYaml, type DocOptions } from '../../format/render.js';
 import type { GrpcExchange, HttpExchange } from '../../model/exchange.js';
-import { compareResponse, type ActualResponse, type CompareResult, type ExpectedResponse } from '../../replay/compare.js';
+import {
+  compareResponse,
+  type ActualResponse,
+  type CompareResult,
+  type ExpectedResponse,
+} from '../../replay/compare.js';
 import type { Protocol } from '../protocol.js';
 import { grpcMockDoc, grpcTestDoc, grpcYaml, type GrpcDoc } from './files.js';
 import { PREFACE } from './frames.js';
@@ -57,4 +62,3 @@ export const http2: Protocol<Http2Types> = {
     serve: (socket, ctx) => serveHttp2(socket, ctx),
   },
 };
-

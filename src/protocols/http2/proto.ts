@@ -47,7 +47,9 @@ export class ProtoSchema {
     const m = svc.methods[method];
     if (!m) return undefined;
     m.resolve();
-    return m.resolvedRequestType && m.resolvedResponseType ? { request: m.resolvedRequestType, response: m.resolvedResponseType } : undefined;
+    return m.resolvedRequestType && m.resolvedResponseType
+      ? { request: m.resolvedRequestType, response: m.resolvedResponseType }
+      : undefined;
   }
 }
 
@@ -76,17 +78,28 @@ export function protoSchema(dirs: readonly string[] | undefined): ProtoSchema | 
 /** A message as the JSON object its type describes (int64 as strings, enums by name, bytes base64). */
 export function messageJson(type: protobuf.Type, bytes: Buffer): Record<string, unknown> | undefined {
   try {
-    return type.toObject(type.decode(bytes), { longs: String, enums: String, bytes: String, defaults: false }) as Record<string, unknown>;
+    return type.toObject(type.decode(bytes), {
+      longs: String,
+      enums: String,
+      bytes: String,
+      defaults: false,
+    }) as Record<string, unknown>;
   } catch {
     return undefined;
   }
 }
 
 /** Where two JSON values differ, by path ($.detail.weight, $.tags[1]). */
-export function jsonDiff(expected: unknown, actual: unknown, path = '$'): Array<{ path: string; expected: string; actual: string }> {
+export function jsonDiff(
+  expected: unknown,
+  actual: unknown,
+  path = '$',
+): Array<{ path: string; expected: string; actual: string }> {
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (isObj(expected) && isObj(actual)) {
-    return [...new Set([...Object.keys(expected), ...Object.keys(actual)])].flatMap((k) => jsonDiff(expected[k], actual[k], `${path}.${k}`));
+    return [...new Set([...Object.keys(expected), ...Object.keys(actual)])].flatMap((k) =>
+      jsonDiff(expected[k], actual[k], `${path}.${k}`),
+    );
   }
   if (Array.isArray(expected) && Array.isArray(actual) && expected.length === actual.length) {
     return expected.flatMap((v, i) => jsonDiff(v, actual[i], `${path}[${i}]`));

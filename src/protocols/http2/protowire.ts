@@ -133,7 +133,10 @@ const key = (field: number, wt: number): Buffer => varint((BigInt(field) << 3n) 
 
 /** The bytes of a message written as wireText writes it (`1: 42`, `2: "x"`, `3 { … }`, `4: 0x…`, `5: 7i32`). */
 export function encodeWireText(text: string): Buffer {
-  const lines = text.split('\n').map((l) => l.replace(/\s+# (float|double) \S+$/, '').trim()).filter((l) => l !== '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.replace(/\s+# (float|double) \S+$/, '').trim())
+    .filter((l) => l !== '');
   let i = 0;
   const block = (): Buffer => {
     const parts: Buffer[] = [];

@@ -36,17 +36,32 @@ function headerList(v: unknown, path: Array<string | number>, problems: DocProbl
   return Object.entries(v).map(([k, val]) => [k, Array.isArray(val) ? val.map(String).join(', ') : String(val ?? '')]);
 }
 
-function headersDoc(v: unknown, path: Array<string | number>, problems: DocProblem[]): { pseudo: HeaderList; ordinary: HeaderList } {
+function headersDoc(
+  v: unknown,
+  path: Array<string | number>,
+  problems: DocProblem[],
+): { pseudo: HeaderList; ordinary: HeaderList } {
   if (!isObj(v)) {
-    if (v !== undefined && v !== null) problems.push({ path, message: `${path.join('.')}: expected pseudo_headers and ordinary_headers` });
+    if (v !== undefined && v !== null)
+      problems.push({ path, message: `${path.join('.')}: expected pseudo_headers and ordinary_headers` });
     return { pseudo: [], ordinary: [] };
   }
-  return { pseudo: headerList(v.pseudo_headers, [...path, 'pseudo_headers'], problems), ordinary: headerList(v.ordinary_headers, [...path, 'ordinary_headers'], problems) };
+  return {
+    pseudo: headerList(v.pseudo_headers, [...path, 'pseudo_headers'], problems),
+    ordinary: headerList(v.ordinary_headers, [...path, 'ordinary_headers'], problems),
+  };
 }
 
-function message(v: unknown, path: Array<string | number>, problems: DocProblem[]): { compressed: boolean; data: Buffer } | undefined {
+function message(
+  v: unknown,
+  path: Array<string | number>,
+  problems: DocProblem[],
+): { compressed: boolean; data: Buffer } | undefined {
   if (!isObj(v)) {
-    problems.push({ path, message: `${path.join('.')}: expected a message (compression_flag, message_length, decoded_data)` });
+    problems.push({
+      path,
+      message: `${path.join('.')}: expected a message (compression_flag, message_length, decoded_data)`,
+    });
     return undefined;
   }
   const compressed = Number(v.compression_flag ?? 0) === 1;
@@ -61,7 +76,10 @@ function message(v: unknown, path: Array<string | number>, problems: DocProblem[
   try {
     return { compressed, data: encodeWireText(text) };
   } catch (err) {
-    problems.push({ path: [...path, 'decoded_data'], message: `${path.join('.')}.decoded_data: ${err instanceof Error ? err.message : String(err)}` });
+    problems.push({
+      path: [...path, 'decoded_data'],
+      message: `${path.join('.')}.decoded_data: ${err instanceof Error ? err.message : String(err)}`,
+    });
     return undefined;
   }
 }
@@ -80,7 +98,8 @@ function side(v: unknown, path: string, problems: DocProblem[]): GrpcSideRead & 
   } else if (s.body !== undefined) {
     const r = message(s.body, ['spec', path, 'body'], problems);
     // a message of length 0 with no text: no message at all (an error answer)
-    if (r && !(r.data.length === 0 && isObj(s.body) && Number(s.body.message_length ?? 0) === 0 && !s.body.data_base64)) messages.push(r);
+    if (r && !(r.data.length === 0 && isObj(s.body) && Number(s.body.message_length ?? 0) === 0 && !s.body.data_base64))
+      messages.push(r);
   }
   return { pseudoHeaders: h.pseudo, headers: h.ordinary, messages, trailers: t.ordinary };
 }
@@ -95,10 +114,22 @@ export function readGrpcDoc(doc: Obj): DocRead<GrpcCall> {
   const m = /^\/([^/]+)\/([^/?]+)/.exec(path);
   const service = typeof spec.service === 'string' ? spec.service : (m?.[1] ?? '');
   const method = typeof spec.method === 'string' ? spec.method : (m?.[2] ?? '');
-  if (!service || !method) problems.push({ path: ['spec', 'grpcReq', 'headers', 'pseudo_headers'], message: 'spec.grpcReq.headers.pseudo_headers: no :path "/package.Service/Method" to name the call' });
+  if (!service || !method)
+    problems.push({
+      path: ['spec', 'grpcReq', 'headers', 'pseudo_headers'],
+      message: 'spec.grpcReq.headers.pseudo_headers: no :path "/package.Service/Method" to name the call',
+    });
   const noise = parseMockNoise(doc.noise);
   for (const p of noise.problems) problems.push({ path: p.at, message: p.message });
   if (problems.length > 0) return { problems };
   const noisePaths = noise.noise?.bodyPaths.map((p) => ['$', ...p].join('.'));
-  return { value: { service, method, request: { pseudoHeaders: request.pseudoHeaders, headers: request.headers, messages: request.messages }, response, ...(noisePaths && noisePaths.length > 0 ? { noisePaths } : {}) } };
+  return {
+    value: {
+      service,
+      method,
+      request: { pseudoHeaders: request.pseudoHeaders, headers: request.headers, messages: request.messages },
+      response,
+      ...(noisePaths && noisePaths.length > 0 ? { noisePaths } : {}),
+    },
+  };
 }

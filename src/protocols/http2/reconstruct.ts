@@ -11,7 +11,16 @@ import type { ExchangeRole, GrpcExchange, GrpcMessage, HeaderList, HttpExchange 
 import { firstHeader, joinedHeader } from '../../model/headers.js';
 import { decodeContentEncoding } from '../http1/content-encoding.js';
 import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor, Detection } from '../protocol.js';
-import { errorCodeName, Flag, Frame, FrameError, FrameReader, framePayloadContent, FrameType, PREFACE } from './frames.js';
+import {
+  errorCodeName,
+  Flag,
+  type Frame,
+  FrameError,
+  FrameReader,
+  framePayloadContent,
+  FrameType,
+  PREFACE,
+} from './frames.js';
 import { HpackDecoder } from './hpack.js';
 
 /** The client preface starts a connection (TLS with ALPN h2, or h2c with prior knowledge). */
@@ -65,8 +74,25 @@ interface Side {
   stopped: boolean;
 }
 
-const newSide = (dir: Direction): Side => ({ dir, kind: undefined, reader: undefined, early: [], earlyBytes: Buffer.alloc(0), hpack: new HpackDecoder(), block: undefined, stopped: false });
-const newStreamSide = (tsNs: bigint): StreamSide => ({ headers: undefined, informational: [], trailers: undefined, data: [], dataBytes: 0, ended: false, firstByteNs: tsNs });
+const newSide = (dir: Direction): Side => ({
+  dir,
+  kind: undefined,
+  reader: undefined,
+  early: [],
+  earlyBytes: Buffer.alloc(0),
+  hpack: new HpackDecoder(),
+  block: undefined,
+  stopped: false,
+});
+const newStreamSide = (tsNs: bigint): StreamSide => ({
+  headers: undefined,
+  informational: [],
+  trailers: undefined,
+  data: [],
+  dataBytes: 0,
+  ended: false,
+  firstByteNs: tsNs,
+});
 
 const isPseudo = ([n]: [string, string]): boolean => n.startsWith(':');
 
@@ -110,7 +136,10 @@ export class Http2Connection implements ConnectionReconstructor {
    * the direction of the HTTP/1 request; the bytes fed after this are the client's preface and
    * frames, and the server's SETTINGS and frames.
    */
-  continueAfterUpgrade(clientDir: Direction, request: { method: string; target: string; headers: HeaderList; body: Buffer; firstByteNs: bigint }): void {
+  continueAfterUpgrade(
+    clientDir: Direction,
+    request: { method: string; target: string; headers: HeaderList; body: Buffer; firstByteNs: bigint },
+  ): void {
     const client = this.sides[clientDir];
     const server = this.sides[clientDir === 'in' ? 'out' : 'in'];
     client.kind = 'client';
@@ -119,13 +148,26 @@ export class Http2Connection implements ConnectionReconstructor {
     client.reader = new FrameReader(true);
     server.reader = new FrameReader(false);
     const authority = firstHeader(request.headers, 'host');
-    const connectionTokens = new Set((joinedHeader(request.headers, 'connection') ?? '').toLowerCase().split(',').map((t) => t.trim()));
+    const connectionTokens = new Set(
+      (joinedHeader(request.headers, 'connection') ?? '')
+        .toLowerCase()
+        .split(',')
+        .map((t) => t.trim()),
+    );
     const ordinary = request.headers.filter(([n]) => {
       const k = n.toLowerCase();
-      return k !== 'host' && k !== 'connection' && k !== 'upgrade' && k !== 'http2-settings' && !connectionTokens.has(k);
+      return (
+        k !== 'host' && k !== 'connection' && k !== 'upgrade' && k !== 'http2-settings' && !connectionTokens.has(k)
+      );
     });
     const s: H2Stream = { id: 1, req: newStreamSide(request.firstByteNs), res: newStreamSide(request.firstByteNs) };
-    s.req.headers = [[':method', request.method], [':path', request.target], [':scheme', 'http'], ...(authority ? [[':authority', authority] as [string, string]] : []), ...ordinary];
+    s.req.headers = [
+      [':method', request.method],
+      [':path', request.target],
+      [':scheme', 'http'],
+      ...(authority ? [[':authority', authority] as [string, string]] : []),
+      ...ordinary,
+    ];
     if (request.body.length > 0) {
       s.req.data.push(request.body);
       s.req.dataBytes = request.body.length;
@@ -151,23 +193,41 @@ export class Http2Connection implements ConnectionReconstructor {
     const problems = this.ctx.problems;
     for (const side of Object.values(this.sides)) {
       if (side.stopped) continue;
-      if (!side.kind && side.earlyBytes.length > 0) problems.push({ reason: 'incomplete', detail: `${side.dir}: ${side.earlyBytes.length} byte(s) too few to tell an HTTP/2 client from a server` });
-      if (side.block) problems.push({ reason: 'incomplete', detail: `${side.dir}: header block of stream ${side.block.streamId} without its END_HEADERS` });
-      if (side.reader && side.reader.pending > 0) problems.push({ reason: 'incomplete', detail: `${side.dir}: ${side.reader.pending} byte(s) of a frame cut off at the end` });
+      if (!side.kind && side.earlyBytes.length > 0)
+        problems.push({
+          reason: 'incomplete',
+          detail: `${side.dir}: ${side.earlyBytes.length} byte(s) too few to tell an HTTP/2 client from a server`,
+        });
+      if (side.block)
+        problems.push({
+          reason: 'incomplete',
+          detail: `${side.dir}: header block of stream ${side.block.streamId} without its END_HEADERS`,
+        });
+      if (side.reader && side.reader.pending > 0)
+        problems.push({
+          reason: 'incomplete',
+          detail: `${side.dir}: ${side.reader.pending} byte(s) of a frame cut off at the end`,
+        });
     }
     for (const s of this.streams.values()) {
       const bytes = s.req.dataBytes + s.res.dataBytes;
       this.unpairedBytes += bytes;
-      if (s.req.headers && !s.res.headers) problems.push({ reason: 'unpaired', detail: `stream ${s.id}: request without a response` });
-      else if (!s.req.headers) problems.push({ reason: 'unpaired', detail: `stream ${s.id}: response without a request` });
+      if (s.req.headers && !s.res.headers)
+        problems.push({ reason: 'unpaired', detail: `stream ${s.id}: request without a response` });
+      else if (!s.req.headers)
+        problems.push({ reason: 'unpaired', detail: `stream ${s.id}: response without a request` });
       else problems.push({ reason: 'incomplete', detail: `stream ${s.id}: response did not end (no END_STREAM)` });
     }
     this.streams.clear();
     if (this.lost) {
       const what = this.cut === 'parse-error' ? 'the unreadable frames' : 'the gap';
-      problems.push({ reason: this.cut ?? 'bytes-lost', detail: `HTTP/2: ${this.lostStreams} stream(s) cut by ${what}, and every later one on the connection, not written (the HPACK state is lost)` });
+      problems.push({
+        reason: this.cut ?? 'bytes-lost',
+        detail: `HTTP/2: ${this.lostStreams} stream(s) cut by ${what}, and every later one on the connection, not written (the HPACK state is lost)`,
+      });
     }
-    if (this.pushes > 0) problems.push({ reason: 'unpaired', detail: `${this.pushes} server push(es) (PUSH_PROMISE) skipped` });
+    if (this.pushes > 0)
+      problems.push({ reason: 'unpaired', detail: `${this.pushes} server push(es) (PUSH_PROMISE) skipped` });
     return {
       consumed: { in: this.sides.in.reader?.consumed ?? 0, out: this.sides.out.reader?.consumed ?? 0 },
       unpairedBytes: this.unpairedBytes,
@@ -182,7 +242,13 @@ export class Http2Connection implements ConnectionReconstructor {
     if (!other.kind) {
       other.kind = kind === 'client' ? 'server' : 'client';
     } else if (other.kind === kind) {
-      this.ctx.problems.push({ reason: 'parse-error', detail: kind === 'client' ? 'both directions start with the HTTP/2 preface' : 'neither direction starts with the HTTP/2 preface' });
+      this.ctx.problems.push({
+        reason: 'parse-error',
+        detail:
+          kind === 'client'
+            ? 'both directions start with the HTTP/2 preface'
+            : 'neither direction starts with the HTTP/2 preface',
+      });
       this.cut ??= 'parse-error';
       this.stop('in');
       this.stop('out');
@@ -204,7 +270,8 @@ export class Http2Connection implements ConnectionReconstructor {
     try {
       for (const f of side.reader!.push(data, tsNs)) this.frame(side, f);
     } catch (err) {
-      const why = err instanceof FrameError ? err.message : `HPACK: ${err instanceof Error ? err.message : String(err)}`;
+      const why =
+        err instanceof FrameError ? err.message : `HPACK: ${err instanceof Error ? err.message : String(err)}`;
       this.ctx.problems.push({ reason: 'parse-error', detail: `${side.dir}: ${why}` });
       this.cut ??= 'parse-error';
       this.stop(side.dir);
@@ -213,17 +280,25 @@ export class Http2Connection implements ConnectionReconstructor {
 
   private frame(side: Side, f: Frame): void {
     const block = side.block;
-    if (block && f.type !== FrameType.CONTINUATION) throw new FrameError(`frame type ${f.type} inside the header block of stream ${block.streamId}`);
+    if (block && f.type !== FrameType.CONTINUATION)
+      throw new FrameError(`frame type ${f.type} inside the header block of stream ${block.streamId}`);
     switch (f.type) {
       case FrameType.HEADERS:
       case FrameType.PUSH_PROMISE: {
-        const b: HeaderBlock = { streamId: f.streamId, parts: [framePayloadContent(f)], endStream: f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM) !== 0, push: f.type === FrameType.PUSH_PROMISE, tsNs: f.tsNs };
+        const b: HeaderBlock = {
+          streamId: f.streamId,
+          parts: [framePayloadContent(f)],
+          endStream: f.type === FrameType.HEADERS && (f.flags & Flag.END_STREAM) !== 0,
+          push: f.type === FrameType.PUSH_PROMISE,
+          tsNs: f.tsNs,
+        };
         if (f.flags & Flag.END_HEADERS) this.headerBlock(side, b);
         else side.block = b;
         return;
       }
       case FrameType.CONTINUATION: {
-        if (!block || block.streamId !== f.streamId) throw new FrameError(`CONTINUATION on stream ${f.streamId} without its HEADERS`);
+        if (!block || block.streamId !== f.streamId)
+          throw new FrameError(`CONTINUATION on stream ${f.streamId} without its HEADERS`);
         block.parts.push(f.payload);
         if (f.flags & Flag.END_HEADERS) {
           side.block = undefined;
@@ -251,13 +326,20 @@ export class Http2Connection implements ConnectionReconstructor {
         this.closed.add(s.id);
         this.unpairedBytes += s.req.dataBytes + s.res.dataBytes;
         const path = s.req.headers ? firstHeader(s.req.headers, ':path') : undefined;
-        this.ctx.problems.push({ reason: 'incomplete', detail: `stream ${s.id}${path ? ` (${path})` : ''} reset by the ${side.kind} (RST_STREAM ${errorCodeName(code)}): recorded as a reset, not written` });
+        this.ctx.problems.push({
+          reason: 'incomplete',
+          detail: `stream ${s.id}${path ? ` (${path})` : ''} reset by the ${side.kind} (RST_STREAM ${errorCodeName(code)}): recorded as a reset, not written`,
+        });
         return;
       }
       case FrameType.GOAWAY: {
         if (f.payload.length >= 8) {
           const code = f.payload.readUInt32BE(4);
-          if (code !== 0) this.ctx.problems.push({ reason: 'incomplete', detail: `${side.dir}: GOAWAY ${errorCodeName(code)} after stream ${f.payload.readUInt32BE(0) & 0x7fffffff}` });
+          if (code !== 0)
+            this.ctx.problems.push({
+              reason: 'incomplete',
+              detail: `${side.dir}: GOAWAY ${errorCodeName(code)} after stream ${f.payload.readUInt32BE(0) & 0x7fffffff}`,
+            });
         }
         return;
       }
@@ -321,7 +403,11 @@ export class Http2Connection implements ConnectionReconstructor {
 
   // ---- exchanges -------------------------------------------------------------------------------
 
-  private exchange(s: H2Stream): Omit<HttpExchange, 'conn' | 'tgid' | 'tls' | 'indexOnConn'> | Omit<GrpcExchange, 'conn' | 'tgid' | 'tls' | 'indexOnConn'> {
+  private exchange(
+    s: H2Stream,
+  ):
+    | Omit<HttpExchange, 'conn' | 'tgid' | 'tls' | 'indexOnConn'>
+    | Omit<GrpcExchange, 'conn' | 'tgid' | 'tls' | 'indexOnConn'> {
     const reqHeaders = s.req.headers!;
     const resHeaders = s.res.headers!;
     const role = this.role!;
@@ -373,7 +459,8 @@ export class Http2Connection implements ConnectionReconstructor {
     const res = grpcMessages(joined(s.res.data));
     // A trailers-only answer (an error, usually) has grpc-status in its only header block.
     const resHeaders = s.res.headers!;
-    const trailersOnly = !s.res.trailers && s.res.data.length === 0 && firstHeader(resHeaders, 'grpc-status') !== undefined;
+    const trailersOnly =
+      !s.res.trailers && s.res.data.length === 0 && firstHeader(resHeaders, 'grpc-status') !== undefined;
     const resOrdinary = resHeaders.filter((h) => !isPseudo(h));
     return {
       protocol: 'grpc',
@@ -390,9 +477,13 @@ export class Http2Connection implements ConnectionReconstructor {
       },
       response: {
         pseudoHeaders: resHeaders.filter(isPseudo),
-        headers: trailersOnly ? resOrdinary.filter(([n]) => !/^grpc-(status|message|status-details-bin)$/i.test(n)) : resOrdinary,
+        headers: trailersOnly
+          ? resOrdinary.filter(([n]) => !/^grpc-(status|message|status-details-bin)$/i.test(n))
+          : resOrdinary,
         messages: res.messages,
-        trailers: trailersOnly ? resOrdinary.filter(([n]) => /^grpc-(status|message|status-details-bin)$/i.test(n)) : (s.res.trailers ?? []).filter((h) => !isPseudo(h)),
+        trailers: trailersOnly
+          ? resOrdinary.filter(([n]) => /^grpc-(status|message|status-details-bin)$/i.test(n))
+          : (s.res.trailers ?? []).filter((h) => !isPseudo(h)),
         trailingBytes: res.trailing,
         firstByteNs: s.res.firstByteNs,
       },
@@ -407,7 +498,8 @@ function malformed(s: H2Stream): string | undefined {
   if (!method) return 'request without :method';
   if (method !== 'CONNECT' && !firstHeader(req, ':path')) return 'request without :path';
   const status = firstHeader(s.res.headers!, ':status');
-  if (!status || !/^[1-5]\d\d$/.test(status)) return `response with ${status ? `an invalid :status "${status}"` : 'no :status'}`;
+  if (!status || !/^[1-5]\d\d$/.test(status))
+    return `response with ${status ? `an invalid :status "${status}"` : 'no :status'}`;
   return undefined;
 }
 

@@ -25,7 +25,15 @@ const UNAVAILABLE = '14';
 const used = new WeakSet<object>();
 
 /** Headers HTTP/2 forbids or recomputes. */
-const DROP = new Set(['content-length', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'host']);
+const DROP = new Set([
+  'content-length',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'host',
+]);
 
 function headerObject(list: HeaderList): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
@@ -58,17 +66,29 @@ function flatten(fields: readonly WireField[] | undefined, prefix: string, out: 
       flatten(f.message, path, out);
       continue;
     }
-    const v = f.type === 'varint' ? String(f.value) : f.type === 'len' ? (f.text !== undefined ? JSON.stringify(f.text) : `0x${f.value.toString('hex')}`) : `0x${f.value.toString('hex')}`;
+    const v =
+      f.type === 'varint'
+        ? String(f.value)
+        : f.type === 'len'
+          ? f.text !== undefined
+            ? JSON.stringify(f.text)
+            : `0x${f.value.toString('hex')}`
+          : `0x${f.value.toString('hex')}`;
     out.set(path, [...(out.get(path) ?? []), v]);
   }
 }
 
 /** Where two messages differ, field by field; bytes that are not protobuf are compared whole. */
-export function messageDiff(expected: Buffer, actual: Buffer, root = '$'): Array<{ path: string; expected: string; actual: string }> {
+export function messageDiff(
+  expected: Buffer,
+  actual: Buffer,
+  root = '$',
+): Array<{ path: string; expected: string; actual: string }> {
   if (expected.equals(actual)) return [];
   const e = decodeWire(expected);
   const a = decodeWire(actual);
-  if (!e || !a) return [{ path: root, expected: `0x${expected.toString('hex')}`, actual: `0x${actual.toString('hex')}` }];
+  if (!e || !a)
+    return [{ path: root, expected: `0x${expected.toString('hex')}`, actual: `0x${actual.toString('hex')}` }];
   const em = new Map<string, string[]>();
   const am = new Map<string, string[]>();
   flatten(e, root, em);
@@ -79,7 +99,9 @@ export function messageDiff(expected: Buffer, actual: Buffer, root = '$'): Array
     const av = (am.get(path) ?? []).join(', ');
     if (ev !== av) out.push({ path, expected: ev || '(absent)', actual: av || '(absent)' });
   }
-  return out.length > 0 ? out : [{ path: root, expected: `0x${expected.toString('hex')}`, actual: `0x${actual.toString('hex')}` }];
+  return out.length > 0
+    ? out
+    : [{ path: root, expected: `0x${expected.toString('hex')}`, actual: `0x${actual.toString('hex')}` }];
 }
 
 // ---- mocks ------------------------------------------------------------------------------------
@@ -93,9 +115,14 @@ export interface GrpcCallIn {
 
 /** Same service, method and request messages: byte for byte, or differing only in the mock's noise fields. */
 export function sameCall(mock: GrpcCall, c: GrpcCallIn): boolean {
-  if (mock.service !== c.service || mock.method !== c.method || mock.request.messages.length !== c.messages.length) return false;
+  if (mock.service !== c.service || mock.method !== c.method || mock.request.messages.length !== c.messages.length)
+    return false;
   const noise = new Set(mock.noisePaths ?? []);
-  return mock.request.messages.every((x, i) => x.data.equals(c.messages[i]!.data) || (noise.size > 0 && messageDiff(x.data, c.messages[i]!.data).every((d) => noise.has(d.path))));
+  return mock.request.messages.every(
+    (x, i) =>
+      x.data.equals(c.messages[i]!.data) ||
+      (noise.size > 0 && messageDiff(x.data, c.messages[i]!.data).every((d) => noise.has(d.path))),
+  );
 }
 
 export function serveHttp2(socket: Duplex, ctx: MockServeContext<GrpcCall>): void {
@@ -117,7 +144,11 @@ export function serveHttp2(socket: Duplex, ctx: MockServeContext<GrpcCall>): voi
   server.emit('connection', conn);
 }
 
-async function answerGrpc(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ctx: MockServeContext<GrpcCall>): Promise<void> {
+async function answerGrpc(
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  ctx: MockServeContext<GrpcCall>,
+): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   const messages = grpcMessages(Buffer.concat(chunks)).messages;
@@ -151,15 +182,32 @@ async function answerGrpc(req: http2.Http2ServerRequest, res: http2.Http2ServerR
 /** grpc-message's percent-encoding: bytes outside printable ASCII, and '%', as %XX of their UTF-8. */
 function grpcPercentEncode(text: string): string {
   let out = '';
-  for (const b of Buffer.from(text, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  for (const b of Buffer.from(text, 'utf8'))
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   return out;
 }
 
-function closestMock(sameCall: readonly LoadedDoc<GrpcCall>[], all: readonly LoadedDoc<GrpcCall>[], service: string, method: string, messages: ReadonlyArray<{ data: Buffer }>): { mock: string; field: string; detail: string } | undefined {
+function closestMock(
+  sameCall: readonly LoadedDoc<GrpcCall>[],
+  all: readonly LoadedDoc<GrpcCall>[],
+  service: string,
+  method: string,
+  messages: ReadonlyArray<{ data: Buffer }>,
+): { mock: string; field: string; detail: string } | undefined {
   const c = sameCall[0];
   if (c) {
-    const d = messageDiff(c.value.request.messages[0]?.data ?? Buffer.alloc(0), messages[0]?.data ?? Buffer.alloc(0))[0];
-    return { mock: c.name, field: `message ${d?.path ?? '$'}`, detail: `expected ${d?.expected ?? '?'}, got ${d?.actual ?? '?'}` };
+    const d = messageDiff(
+      c.value.request.messages[0]?.data ?? Buffer.alloc(0),
+      messages[0]?.data ?? Buffer.alloc(0),
+    )[0];
+    return {
+      mock: c.name,
+      field: `message ${d?.path ?? '$'}`,
+      detail: `expected ${d?.expected ?? '?'}, got ${d?.actual ?? '?'}`,
+    };
   }
   const s = all.find((d) => d.value.service === service) ?? all[0];
   if (!s) return undefined;
@@ -180,7 +228,10 @@ function call(test: GrpcCall, ctx: ReplayContext): Promise<GrpcAnswer> {
   const scheme = test.request.pseudoHeaders.find(([n]) => n === ':scheme')?.[1] === 'https' ? 'https' : 'http';
   const host = ctx.app.host.includes(':') ? `[${ctx.app.host}]` : ctx.app.host;
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`${scheme}://${host}:${ctx.app.port}`, scheme === 'https' ? { rejectUnauthorized: false } : {});
+    const session = http2.connect(
+      `${scheme}://${host}:${ctx.app.port}`,
+      scheme === 'https' ? { rejectUnauthorized: false } : {},
+    );
     const fail = (err: Error): void => {
       session.destroy();
       reject(err);
@@ -189,7 +240,11 @@ function call(test: GrpcCall, ctx: ReplayContext): Promise<GrpcAnswer> {
     const timer = setTimeout(() => fail(new Error(`no answer within ${ctx.timeoutMs} ms`)), ctx.timeoutMs);
     const onAbort = (): void => fail(new Error('interrupted'));
     ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const req = session.request({ ...headerObject(test.request.headers), ':method': 'POST', ':path': `/${test.service}/${test.method}` });
+    const req = session.request({
+      ...headerObject(test.request.headers),
+      ':method': 'POST',
+      ':path': `/${test.service}/${test.method}`,
+    });
     let headers: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
@@ -217,9 +272,16 @@ export async function replayGrpc(test: LoadedDoc<GrpcCall>, ctx: ReplayContext):
   const durationMs = performance.now() - started;
   const failures: ReplayFailure[] = [];
   const fail = (kind: ReplayFailure['kind'], path: string, expected: string, actual: string): void => {
-    failures.push({ kind, path, expected, actual, message: `${test.name}: ${path}: expected ${expected}, got ${actual}` });
+    failures.push({
+      kind,
+      path,
+      expected,
+      actual,
+      message: `${test.name}: ${path}: expected ${expected}, got ${actual}`,
+    });
   };
-  const expectedTrailer = (name: string): string | undefined => t.response.trailers.find(([n]) => n.toLowerCase() === name)?.[1];
+  const expectedTrailer = (name: string): string | undefined =>
+    t.response.trailers.find(([n]) => n.toLowerCase() === name)?.[1];
   // A trailers-only answer carries grpc-status in its headers.
   const actualTrailer = (name: string): string | undefined => one(answer.trailers[name]) ?? one(answer.headers[name]);
   const es = expectedTrailer('grpc-status') ?? '0';

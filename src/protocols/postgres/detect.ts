@@ -24,6 +24,7 @@ export function detectPostgres(first: Buffer, ctx: Pick<DetectContext, 'dir'>): 
     (code === CANCEL_REQUEST && len === 16) ||
     (code === PROTOCOL_3_0 && len > 8 && len <= MAX_STARTUP_LENGTH);
   if (!known) return { verdict: 'no', why: 'not a Postgres startup packet' };
-  if (ctx.dir === 'in') return { verdict: 'no', why: 'a Postgres client connected to the app (the server side is not recorded)' };
+  if (ctx.dir === 'in')
+    return { verdict: 'no', why: 'a Postgres client connected to the app (the server side is not recorded)' };
   return { verdict: 'yes' };
 }

@@ -78,7 +78,14 @@ export interface PgDocOptions {
 }
 
 function errorDoc(e: PgError): PgErrorDoc {
-  return { severity: e.severity, code: e.code, message: e.message, ...(e.detail ? { detail: e.detail } : {}), ...(e.hint ? { hint: e.hint } : {}), ...(e.fields ? { fields: e.fields } : {}) };
+  return {
+    severity: e.severity,
+    code: e.code,
+    message: e.message,
+    ...(e.detail ? { detail: e.detail } : {}),
+    ...(e.hint ? { hint: e.hint } : {}),
+    ...(e.fields ? { fields: e.fields } : {}),
+  };
 }
 
 function columnDoc(c: PgColumn): PgColumnDoc {
@@ -116,7 +123,12 @@ export function postgresMockDoc(ex: PostgresExchange, n: number, opts: PgDocOpti
     kind: 'Postgres',
     name: `mock-${n}`,
     spec: {
-      metadata: { type: 'query', connection: ex.conn, ...(q.database ? { database: q.database } : {}), ...(q.user ? { user: q.user } : {}) },
+      metadata: {
+        type: 'query',
+        connection: ex.conn,
+        ...(q.database ? { database: q.database } : {}),
+        ...(q.user ? { user: q.user } : {}),
+      },
       request: {
         sql: q.sql,
         ...(q.mode === 'extended' ? { params: q.params } : { mode: 'simple' as const }),

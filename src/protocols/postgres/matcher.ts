@@ -83,7 +83,10 @@ export class PgMockMatcher {
    * `used` marks the mocks that answered, shared by every connection of a run (a pool spreads
    * repeated queries over its connections; the recorded order holds across them).
    */
-  constructor(mocks: readonly PgMock[], private readonly used: { has(m: PgMock): boolean; add(m: PgMock): unknown } = new Set<PgMock>()) {
+  constructor(
+    mocks: readonly PgMock[],
+    private readonly used: { has(m: PgMock): boolean; add(m: PgMock): unknown } = new Set<PgMock>(),
+  ) {
     this.mocks = [...mocks].sort((a, b) => a.index - b.index);
     this.normSql = this.mocks.map((m) => normaliseSql(m.sql));
   }
@@ -92,7 +95,8 @@ export class PgMockMatcher {
   private paramDiff(m: PgMock, call: PgCall): { field: string; expected: string; actual: string } | undefined {
     const want = m.params ?? [];
     const got = call.params ?? [];
-    if (want.length !== got.length) return { field: 'params', expected: `${want.length} parameters`, actual: `${got.length}` };
+    if (want.length !== got.length)
+      return { field: 'params', expected: `${want.length} parameters`, actual: `${got.length}` };
     for (let i = 0; i < want.length; i++) {
       if (m.noiseParams.has(i)) continue;
       const w = valueText(want[i]!);
@@ -123,7 +127,11 @@ export class PgMockMatcher {
     if (sameSql.length > 0) {
       const m = this.mocks[sameSql[0]!]!;
       const diff = this.paramDiff(m, call)!;
-      return { kind: 'miss', reason: `no mock for this query with these parameters (${diff.field} differs)`, closest: { mock: m, ...diff } };
+      return {
+        kind: 'miss',
+        reason: `no mock for this query with these parameters (${diff.field} differs)`,
+        closest: { mock: m, ...diff },
+      };
     }
     // The closest by SQL text: the longest common prefix of the normalised SQL.
     let best = -1;
@@ -139,6 +147,10 @@ export class PgMockMatcher {
     }
     if (best < 0) return { kind: 'miss', reason: 'no Postgres mocks recorded' };
     const m = this.mocks[best]!;
-    return { kind: 'miss', reason: 'no mock for this SQL', closest: { mock: m, field: 'sql', expected: this.normSql[best]!, actual: sql } };
+    return {
+      kind: 'miss',
+      reason: 'no mock for this SQL',
+      closest: { mock: m, field: 'sql', expected: this.normSql[best]!, actual: sql },
+    };
   }
 }

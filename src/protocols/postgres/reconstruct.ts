@@ -75,7 +75,10 @@ export class PostgresConnection implements ConnectionReconstructor {
       if (dir === 'out') this.readClient();
       else this.readServer();
     } catch (err) {
-      this.ctx.problems.push({ reason: 'parse-error', detail: `Postgres ${dir === 'out' ? 'client' : 'server'} stream: ${err instanceof Error ? err.message : String(err)}` });
+      this.ctx.problems.push({
+        reason: 'parse-error',
+        detail: `Postgres ${dir === 'out' ? 'client' : 'server'} stream: ${err instanceof Error ? err.message : String(err)}`,
+      });
       this.stop(dir);
     }
   }
@@ -89,7 +92,11 @@ export class PostgresConnection implements ConnectionReconstructor {
     this.flushBatch();
     let unpaired = 0;
     for (const o of this.owed) if (o.k === 'query' || o.k === 'execute') unpaired += o.ex.size;
-    if (unpaired > 0) this.ctx.problems.push({ reason: 'unpaired', detail: 'Postgres queries without a complete answer when the connection ended' });
+    if (unpaired > 0)
+      this.ctx.problems.push({
+        reason: 'unpaired',
+        detail: 'Postgres queries without a complete answer when the connection ended',
+      });
     return {
       ...(this.handedOff ? { handedOff: this.handedOff } : {}),
       consumed: { in: this.base.in, out: this.base.out },
@@ -115,7 +122,10 @@ export class PostgresConnection implements ConnectionReconstructor {
           this.owed.push({ k: 'ssl' });
         } else if (m.kind === 'startup') {
           this.clientStartup = false;
-          this.session = { ...(m.params.database ? { database: m.params.database } : {}), ...(m.params.user ? { user: m.params.user } : {}) };
+          this.session = {
+            ...(m.params.database ? { database: m.params.database } : {}),
+            ...(m.params.user ? { user: m.params.user } : {}),
+          };
           if (!this.session.database && m.params.user) this.session.database = m.params.user;
           this.owed.push({ k: 'startup' });
         } else if (m.kind === 'cancel') {
@@ -134,7 +144,15 @@ export class PostgresConnection implements ConnectionReconstructor {
 
   private newExchange(mode: PgRequest['mode'], sql: string, size: number): Building {
     return {
-      request: { mode, sql, params: [], paramTypes: [], resultFormats: [], ...this.session, firstByteNs: this.tsNs.out },
+      request: {
+        mode,
+        sql,
+        params: [],
+        paramTypes: [],
+        resultFormats: [],
+        ...this.session,
+        firstByteNs: this.tsNs.out,
+      },
       response: { results: [], notices: [], notifications: [], firstByteNs: 0n },
       size,
     };
@@ -160,7 +178,10 @@ export class PostgresConnection implements ConnectionReconstructor {
       case 'B': {
         const portalName = r.cstring();
         const statementName = r.cstring();
-        const statement = this.statements.get(statementName) ?? { sql: `<unknown statement "${statementName}">`, paramTypes: [] };
+        const statement = this.statements.get(statementName) ?? {
+          sql: `<unknown statement "${statementName}">`,
+          paramTypes: [],
+        };
         const nf = r.int16();
         const formats: number[] = [];
         for (let i = 0; i < nf; i++) formats.push(r.int16());
@@ -183,7 +204,8 @@ export class PostgresConnection implements ConnectionReconstructor {
       case 'D': {
         const what = String.fromCharCode(r.byte());
         const name = r.cstring();
-        if (what === 'S') this.owed.push({ k: 'describe', statement: this.statements.get(name) ?? { sql: '', paramTypes: [] }, name });
+        if (what === 'S')
+          this.owed.push({ k: 'describe', statement: this.statements.get(name) ?? { sql: '', paramTypes: [] }, name });
         else this.owed.push({ k: 'describe', portal: this.portals.get(name) ?? this.unknownPortal(name), name });
         return;
       }
@@ -231,7 +253,12 @@ export class PostgresConnection implements ConnectionReconstructor {
   }
 
   private unknownPortal(name: string): Portal {
-    return { statementName: '', statement: { sql: `<unknown portal "${name}">`, paramTypes: [] }, params: [], resultFormats: [] };
+    return {
+      statementName: '',
+      statement: { sql: `<unknown portal "${name}">`, paramTypes: [] },
+      params: [],
+      resultFormats: [],
+    };
   }
 
   // ---- server ----------------------------------------------------------------------------
@@ -240,7 +267,10 @@ export class PostgresConnection implements ConnectionReconstructor {
     if (this.clientStartup && this.owed.length === 0 && this.buf.in.length > 0) {
       // A Postgres server never speaks before the client's first message is complete: the short
       // client prefix only looked like a startup packet's length.
-      this.ctx.problems.push({ reason: 'not-http', detail: 'not Postgres: the server spoke before the client sent a whole startup packet' });
+      this.ctx.problems.push({
+        reason: 'not-http',
+        detail: 'not Postgres: the server spoke before the client sent a whole startup packet',
+      });
       this.stop('in');
       this.stop('out');
       return;
@@ -364,7 +394,10 @@ export class PostgresConnection implements ConnectionReconstructor {
 
   private copyStarted(res: PgResult, type: string): void {
     res.copy = type === 'G' ? 'in' : type === 'H' ? 'out' : 'both';
-    this.ctx.problems.push({ reason: 'incomplete', detail: `Postgres COPY ${res.copy === 'in' ? 'FROM STDIN' : 'TO STDOUT'}: recognised; the copied data is not recorded` });
+    this.ctx.problems.push({
+      reason: 'incomplete',
+      detail: `Postgres COPY ${res.copy === 'in' ? 'FROM STDIN' : 'TO STDOUT'}: recognised; the copied data is not recorded`,
+    });
   }
 
   private finishResult(ex: Building): void {
@@ -426,7 +459,12 @@ export class PostgresConnection implements ConnectionReconstructor {
     const exec = skipped.find((o): o is Extract<Owed, { k: 'execute' }> => o.k === 'execute');
     if (exec) target = exec.ex;
     else if (failing && (failing.k === 'parse' || failing.k === 'describe' || failing.k === 'bind')) {
-      const statement = failing.k === 'parse' ? failing.statement : failing.k === 'bind' ? failing.portal.statement : (failing.statement ?? failing.portal?.statement);
+      const statement =
+        failing.k === 'parse'
+          ? failing.statement
+          : failing.k === 'bind'
+            ? failing.portal.statement
+            : (failing.statement ?? failing.portal?.statement);
       target = this.newExchange('extended', statement?.sql ?? '', 0);
       if (failing.k === 'bind') target.request.params = failing.portal.params;
     }
@@ -445,7 +483,8 @@ export class PostgresConnection implements ConnectionReconstructor {
   }
 
   private flushBatch(): void {
-    for (const ex of this.batch) this.ctx.emit({ protocol: 'postgres', role: 'outgoing', request: ex.request, response: ex.response });
+    for (const ex of this.batch)
+      this.ctx.emit({ protocol: 'postgres', role: 'outgoing', request: ex.request, response: ex.response });
     this.batch = [];
   }
 }

@@ -37,7 +37,13 @@ function rowDescription(cols: PgColumn[], formats: number[]): Buffer {
   const w = new MessageWriter('T').int16(cols.length);
   cols.forEach((c, i) => {
     const format = formats.length === 0 ? c.format : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
-    w.cstring(c.name).uint32(c.tableOid).int16(c.columnAttr).uint32(c.typeOid).int16(c.typeSize).int32(c.typeModifier).int16(format);
+    w.cstring(c.name)
+      .uint32(c.tableOid)
+      .int16(c.columnAttr)
+      .uint32(c.typeOid)
+      .int16(c.typeSize)
+      .int32(c.typeModifier)
+      .int16(format);
   });
   return w.done();
 }
@@ -203,7 +209,10 @@ class PgMockConnection {
       status('is_superuser', 'off'),
       status('session_authorization', this.user),
       status('application_name', params.application_name ?? ''),
-      new MessageWriter('K').int32(randomInt(1, 2 ** 31 - 1)).int32(randomInt(1, 2 ** 31 - 1)).done(),
+      new MessageWriter('K')
+        .int32(randomInt(1, 2 ** 31 - 1))
+        .int32(randomInt(1, 2 ** 31 - 1))
+        .done(),
       this.ready(),
     ]);
   }
@@ -234,7 +243,11 @@ class PgMockConnection {
         const statementName = r.cstring();
         const statement = this.statements.get(statementName);
         if (!statement) {
-          this.fail({ severity: 'ERROR', code: '26000', message: `prepared statement "${statementName}" does not exist` });
+          this.fail({
+            severity: 'ERROR',
+            code: '26000',
+            message: `prepared statement "${statementName}" does not exist`,
+          });
           return true;
         }
         const nf = r.int16();
@@ -260,7 +273,11 @@ class PgMockConnection {
         const name = r.cstring();
         if (what === 'S') {
           const st = this.statements.get(name);
-          if (!st) return this.fail({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` }), true;
+          if (!st)
+            return (
+              this.fail({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` }),
+              true
+            );
           const mock = this.matcher.peek(st.sql);
           const types = st.paramTypes.map((t) => t || 25);
           const pd = new MessageWriter('t').int16(types.length);
@@ -270,9 +287,10 @@ class PgMockConnection {
           return true;
         }
         const portal = this.portals.get(name);
-        if (!portal) return this.fail({ severity: 'ERROR', code: '34000', message: `portal "${name}" does not exist` }), true;
+        if (!portal)
+          return (this.fail({ severity: 'ERROR', code: '34000', message: `portal "${name}" does not exist` }), true);
         const outcome = this.resolve(portal);
-        if (outcome.kind === 'miss') return this.missed(outcome, portal.statement.sql, portal.params), true;
+        if (outcome.kind === 'miss') return (this.missed(outcome, portal.statement.sql, portal.params), true);
         const cols = outcome.mock.results[0]?.columns;
         this.send(cols ? rowDescription(cols, portal.resultFormats) : simple('n'));
         return true;
@@ -280,9 +298,10 @@ class PgMockConnection {
       case 'E': {
         const name = r.cstring();
         const portal = this.portals.get(name);
-        if (!portal) return this.fail({ severity: 'ERROR', code: '34000', message: `portal "${name}" does not exist` }), true;
+        if (!portal)
+          return (this.fail({ severity: 'ERROR', code: '34000', message: `portal "${name}" does not exist` }), true);
         const outcome = this.resolve(portal);
-        if (outcome.kind === 'miss') return this.missed(outcome, portal.statement.sql, portal.params), true;
+        if (outcome.kind === 'miss') return (this.missed(outcome, portal.statement.sql, portal.params), true);
         delete portal.outcome; // executing the portal again is another query
         const res = outcome.mock.results[0] ?? { rows: [] };
         const out: Buffer[] = this.extras(outcome.mock);
@@ -317,7 +336,11 @@ class PgMockConnection {
         this.socket.end();
         return false;
       default:
-        this.fail({ severity: 'ERROR', code: '0A000', message: `tlsrec mock: the '${type}' message is not supported in replay` });
+        this.fail({
+          severity: 'ERROR',
+          code: '0A000',
+          message: `tlsrec mock: the '${type}' message is not supported in replay`,
+        });
         return true;
     }
   }
@@ -329,7 +352,13 @@ class PgMockConnection {
 
   /** Reports a hit to the run (a miss is reported where it is answered). */
   private report(outcome: PgMatchOutcome): PgMatchOutcome {
-    if (outcome.kind === 'hit') this.ctx.hit({ mock: outcome.mock.name, method: 'QUERY', url: this.url(), ...(outcome.reused ? { reused: true } : {}) });
+    if (outcome.kind === 'hit')
+      this.ctx.hit({
+        mock: outcome.mock.name,
+        method: 'QUERY',
+        url: this.url(),
+        ...(outcome.reused ? { reused: true } : {}),
+      });
     return outcome;
   }
 
@@ -337,7 +366,9 @@ class PgMockConnection {
   private extras(mock: PgMock): Buffer[] {
     return [
       ...(mock.notices ?? []).map((n) => errorResponse(n, 'N')),
-      ...(mock.notifications ?? []).map((n) => new MessageWriter('A').int32(n.pid).cstring(n.channel).cstring(n.payload).done()),
+      ...(mock.notifications ?? []).map((n) =>
+        new MessageWriter('A').int32(n.pid).cstring(n.channel).cstring(n.payload).done(),
+      ),
     ];
   }
 
@@ -346,20 +377,34 @@ class PgMockConnection {
     this.skipping = true;
   }
 
-  private missed(outcome: Extract<PgMatchOutcome, { kind: 'miss' }>, sql: string, params: Array<string | null> | undefined): void {
+  private missed(
+    outcome: Extract<PgMatchOutcome, { kind: 'miss' }>,
+    sql: string,
+    params: Array<string | null> | undefined,
+  ): void {
     const shown = sql.length > 200 ? `${sql.slice(0, 200)}…` : sql;
-    const withParams = params && params.length > 0 ? ` with parameters [${params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}]` : '';
+    const withParams =
+      params && params.length > 0
+        ? ` with parameters [${params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}]`
+        : '';
     const c = outcome.closest;
     const closest = c ? `; closest ${c.mock.name} differs at ${c.field}: expected ${c.expected}, got ${c.actual}` : '';
     const message = `tlsrec: no recorded Postgres mock for ${JSON.stringify(shown)}${withParams} (${outcome.reason})${closest}`;
     this.ctx.miss({
       method: 'QUERY',
       url: this.url(),
-      ...(c ? { closest: { mock: c.mock.name, field: c.field, detail: `expected ${c.expected}, got ${c.actual}` } } : {}),
+      ...(c
+        ? { closest: { mock: c.mock.name, field: c.field, detail: `expected ${c.expected}, got ${c.actual}` } }
+        : {}),
       message,
     });
     if (this.txStatus === 'T') this.txStatus = 'E';
-    this.fail({ severity: 'ERROR', code: MISS_SQLSTATE, message, hint: 'record again with this query, or add a kind: Postgres mock for it to mocks.yaml' });
+    this.fail({
+      severity: 'ERROR',
+      code: MISS_SQLSTATE,
+      message,
+      hint: 'record again with this query, or add a kind: Postgres mock for it to mocks.yaml',
+    });
   }
 
   private simpleQuery(sql: string): void {
@@ -408,4 +453,3 @@ class PgMockConnection {
     return true;
   }
 }
-

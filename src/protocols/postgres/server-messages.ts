@@ -24,14 +24,26 @@ export function readRowDescription(body: Buffer): PgColumn[] {
   const n = r.int16();
   const cols: PgColumn[] = [];
   for (let i = 0; i < n; i++) {
-    cols.push({ name: r.cstring(), tableOid: r.uint32(), columnAttr: r.int16(), typeOid: r.uint32(), typeSize: r.int16(), typeModifier: r.int32(), format: r.int16() });
+    cols.push({
+      name: r.cstring(),
+      tableOid: r.uint32(),
+      columnAttr: r.int16(),
+      typeOid: r.uint32(),
+      typeSize: r.int16(),
+      typeModifier: r.int32(),
+      format: r.int16(),
+    });
   }
   return cols;
 }
 
 export function readError(body: Buffer): PgError {
   const f = readErrorFields(body);
-  const err: PgError = { severity: f.get('V') ?? f.get('S') ?? 'ERROR', code: f.get('C') ?? '', message: f.get('M') ?? '' };
+  const err: PgError = {
+    severity: f.get('V') ?? f.get('S') ?? 'ERROR',
+    code: f.get('C') ?? '',
+    message: f.get('M') ?? '',
+  };
   if (f.has('D')) err.detail = f.get('D')!;
   if (f.has('H')) err.hint = f.get('H')!;
   const rest: Record<string, string> = {};
@@ -42,5 +54,8 @@ export function readError(body: Buffer): PgError {
 
 /** Result formats of a Bind applied to columns: none = all text, one = all, else per column. */
 export function withFormats(columns: PgColumn[] | undefined, formats: number[]): PgColumn[] | undefined {
-  return columns?.map((c, i) => ({ ...c, format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0) }));
+  return columns?.map((c, i) => ({
+    ...c,
+    format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0),
+  }));
 }

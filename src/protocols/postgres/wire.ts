@@ -51,7 +51,8 @@ export function readFirstMessage(buf: Buffer, at: number): FirstMessage | undefi
 export function readTypedMessage(buf: Buffer, at: number): TypedMessage | undefined {
   if (buf.length - at < 5) return undefined;
   const len = buf.readInt32BE(at + 1);
-  if (len < 4 || len > MAX_MESSAGE_LENGTH) throw new Error(`message '${String.fromCharCode(buf[at]!)}' with length ${len}`);
+  if (len < 4 || len > MAX_MESSAGE_LENGTH)
+    throw new Error(`message '${String.fromCharCode(buf[at]!)}' with length ${len}`);
   if (buf.length - at < len + 1) return undefined;
   return { type: String.fromCharCode(buf[at]!), body: buf.subarray(at + 5, at + 1 + len), size: len + 1 };
 }
@@ -160,8 +161,18 @@ export function readErrorFields(body: Buffer): Map<string, string> {
 
 /** ErrorResponse field codes beyond severity/code/message/detail/hint, by their documented names. */
 export const ERROR_FIELD_NAMES: Readonly<Record<string, string>> = {
-  P: 'position', p: 'internalPosition', q: 'internalQuery', W: 'where', s: 'schema', t: 'table',
-  c: 'column', d: 'dataType', n: 'constraint', F: 'file', L: 'line', R: 'routine',
+  P: 'position',
+  p: 'internalPosition',
+  q: 'internalQuery',
+  W: 'where',
+  s: 'schema',
+  t: 'table',
+  c: 'column',
+  d: 'dataType',
+  n: 'constraint',
+  F: 'file',
+  L: 'line',
+  R: 'routine',
 };
 
 /** The field code for a name ERROR_FIELD_NAMES gives (or a one-letter code as it is). */

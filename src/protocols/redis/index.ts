@@ -42,7 +42,18 @@ export const redis: Protocol<RedisTypes> = {
   compare: () => ({ passed: false }),
   mocks: {
     accepts: (first) => detectRedis(first, { dir: 'out' }).verdict === 'yes',
-    matcher: (mocks) => new RedisMockMatcher(mocks.map((value, index) => ({ protocol: 'redis', kind: 'Redis', file: 'mocks.yaml', line: 0, name: `mock-${index}`, index, value }))),
+    matcher: (mocks) =>
+      new RedisMockMatcher(
+        mocks.map((value, index) => ({
+          protocol: 'redis',
+          kind: 'Redis',
+          file: 'mocks.yaml',
+          line: 0,
+          name: `mock-${index}`,
+          index,
+          value,
+        })),
+      ),
     serve: serveRedis,
   },
 };

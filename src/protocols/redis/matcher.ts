@@ -77,13 +77,17 @@ export class RedisMockMatcher {
       return { kind: 'hit', mock: candidates[candidates.length - 1]!, reused: true };
     }
     const shown = showCommand(redactCommand([...call.command]));
-    if (same.length === 0) return { kind: 'miss', message: `tlsrec: no mock for ${shown} (no ${name} command was recorded)` };
+    if (same.length === 0)
+      return { kind: 'miss', message: `tlsrec: no mock for ${shown} (no ${name} command was recorded)` };
     // Closest: most arguments equal; ties go to an unused mock, then to the first recorded.
     let best = same[0]!;
     let bestScore = -1;
     for (const m of same) {
       const score = equalArgs(m.value, call.command) * 2 + (this.used.has(m) ? 0 : 1);
-      if (score > bestScore) { best = m; bestScore = score; }
+      if (score > bestScore) {
+        best = m;
+        bestScore = score;
+      }
     }
     const diff = firstDifference(best.value, call.command)!;
     return {
@@ -104,12 +108,16 @@ function argIgnored(m: RedisMock, i: number): boolean {
 
 function equalArgs(m: RedisMock, command: readonly Buffer[]): number {
   let n = 0;
-  for (let i = 1; i < Math.min(m.command.length, command.length); i++) if (argIgnored(m, i) || m.command[i]!.equals(command[i]!)) n++;
+  for (let i = 1; i < Math.min(m.command.length, command.length); i++)
+    if (argIgnored(m, i) || m.command[i]!.equals(command[i]!)) n++;
   return n;
 }
 
 /** Where a call differs from a mock ("command[1]" and what was expected), or undefined when it matches. */
-export function firstDifference(m: RedisMock, command: readonly Buffer[]): { field: string; detail: string } | undefined {
+export function firstDifference(
+  m: RedisMock,
+  command: readonly Buffer[],
+): { field: string; detail: string } | undefined {
   for (let i = 1; i < Math.min(m.command.length, command.length); i++) {
     if (argIgnored(m, i) || m.command[i]!.equals(command[i]!)) continue;
     return { field: `command[${i}]`, detail: `expected ${showArg(m.command[i]!)}, got ${showArg(command[i]!)}` };

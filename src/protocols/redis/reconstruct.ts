@@ -7,7 +7,13 @@
 
 import type { Direction } from '../../model/events.js';
 import type { RespValue } from '../../model/redis.js';
-import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor, Detection, DetectContext } from '../protocol.js';
+import type {
+  ConnectionContext,
+  ConnectionEnd,
+  ConnectionReconstructor,
+  Detection,
+  DetectContext,
+} from '../protocol.js';
 import { commandArgs, RespError, RespReader } from './resp.js';
 
 /** `*<n>\r\n$<len>\r\n<NAME>` — the start of every command a RESP client sends. */
@@ -16,7 +22,8 @@ const COMMAND_START = /^\*([1-9]\d{0,6})\r\n\$([1-9]\d{0,2})\r\n/;
 const COMMAND_PREFIX = /^\*(\d{0,7}(\r(\n(\$(\d{0,3}(\r\n?)?)?)?)?)?)?$/;
 /** Inline commands recognised at the start of a connection (clients like redis-cli -i, health checks). */
 const INLINE_START = /^(PING|HELLO|AUTH|SELECT|ECHO|INFO|QUIT)(?:[ \t][^\r\n]*)?\r?\n/i;
-const INLINE_PREFIX = /^(P(I(N(G)?)?)?|H(E(L(L(O)?)?)?)?|A(U(T(H)?)?)?|S(E(L(E(C(T)?)?)?)?)?|E(C(H(O)?)?)?|I(N(F(O)?)?)?|Q(U(I(T)?)?)?)$/i;
+const INLINE_PREFIX =
+  /^(P(I(N(G)?)?)?|H(E(L(L(O)?)?)?)?|A(U(T(H)?)?)?|S(E(L(E(C(T)?)?)?)?)?|E(C(H(O)?)?)?|I(N(F(O)?)?)?|Q(U(I(T)?)?)?)$/i;
 const COMMAND_NAME = /^[A-Za-z][A-Za-z_|.-]*$/;
 
 /** Is this the start of a Redis client's traffic? Only commands the app sends (it is the client). */
@@ -31,16 +38,31 @@ export function detectRedis(first: Buffer, ctx: Pick<DetectContext, 'dir'>): Det
     const len = Number(m[2]);
     const nameAt = m[0].length;
     if (len > 32) return { verdict: 'no', why: 'RESP array whose first element is no command name' };
-    if (first.length < nameAt + len) return COMMAND_NAME.test(head.slice(nameAt)) || head.length === nameAt ? { verdict: 'more' } : { verdict: 'no', why: 'RESP array whose first element is no command name' };
-    if (!COMMAND_NAME.test(first.toString('latin1', nameAt, nameAt + len))) return { verdict: 'no', why: 'RESP array whose first element is no command name' };
-    return ctx.dir === 'out' ? { verdict: 'yes' } : { verdict: 'no', why: 'Redis commands the app received (it is the server): only its outgoing Redis calls are recorded' };
+    if (first.length < nameAt + len)
+      return COMMAND_NAME.test(head.slice(nameAt)) || head.length === nameAt
+        ? { verdict: 'more' }
+        : { verdict: 'no', why: 'RESP array whose first element is no command name' };
+    if (!COMMAND_NAME.test(first.toString('latin1', nameAt, nameAt + len)))
+      return { verdict: 'no', why: 'RESP array whose first element is no command name' };
+    return ctx.dir === 'out'
+      ? { verdict: 'yes' }
+      : {
+          verdict: 'no',
+          why: 'Redis commands the app received (it is the server): only its outgoing Redis calls are recorded',
+        };
   }
   if (INLINE_START.test(head)) {
-    return ctx.dir === 'out' ? { verdict: 'yes' } : { verdict: 'no', why: 'Redis commands the app received (it is the server): only its outgoing Redis calls are recorded' };
+    return ctx.dir === 'out'
+      ? { verdict: 'yes' }
+      : {
+          verdict: 'no',
+          why: 'Redis commands the app received (it is the server): only its outgoing Redis calls are recorded',
+        };
   }
   const word = /^[A-Za-z]*/.exec(head)![0];
   if (word.length === head.length && INLINE_PREFIX.test(word)) return { verdict: 'more' };
-  if (word.length === 0 && head.length > 0 && '+-:$%_#,(!=~>|'.includes(head[0]!)) return { verdict: 'no', why: 'a RESP reply without the command before it' };
+  if (word.length === 0 && head.length > 0 && '+-:$%_#,(!=~>|'.includes(head[0]!))
+    return { verdict: 'no', why: 'a RESP reply without the command before it' };
   return { verdict: 'no', why: 'not a RESP command (*N\\r\\n$len\\r\\nNAME) nor an inline PING/HELLO/AUTH' };
 }
 
@@ -71,8 +93,12 @@ export function redactCommand(args: Buffer[]): Buffer[] {
 
 /** Subscribe-family commands: the reply kind that answers each channel. */
 const SUBSCRIBE_REPLY: Record<string, string> = {
-  SUBSCRIBE: 'subscribe', PSUBSCRIBE: 'psubscribe', SSUBSCRIBE: 'ssubscribe',
-  UNSUBSCRIBE: 'unsubscribe', PUNSUBSCRIBE: 'punsubscribe', SUNSUBSCRIBE: 'sunsubscribe',
+  SUBSCRIBE: 'subscribe',
+  PSUBSCRIBE: 'psubscribe',
+  SSUBSCRIBE: 'ssubscribe',
+  UNSUBSCRIBE: 'unsubscribe',
+  PUNSUBSCRIBE: 'punsubscribe',
+  SUNSUBSCRIBE: 'sunsubscribe',
 };
 const MESSAGE_KINDS = new Set(['message', 'pmessage', 'smessage']);
 
@@ -138,7 +164,10 @@ export class RedisConnection implements ConnectionReconstructor {
       }
     } catch (err) {
       if (!(err instanceof RespError)) throw err;
-      this.ctx.problems.push({ reason: 'parse-error', detail: `${dir === 'out' ? 'command' : 'reply'} stream at byte ${err.offset}: ${err.message}` });
+      this.ctx.problems.push({
+        reason: 'parse-error',
+        detail: `${dir === 'out' ? 'command' : 'reply'} stream at byte ${err.offset}: ${err.message}`,
+      });
       this.stop(dir);
     }
     this.pair();
@@ -159,7 +188,14 @@ export class RedisConnection implements ConnectionReconstructor {
       for (const p of this.pending) {
         if (p.replies.length > 0) {
           // Answered in part (a SUBSCRIBE whose other channels' replies never came): kept as answered.
-          this.emit({ args: p.args, inline: p.inline, requestNs: p.ns, responseNs: p.responseNs ?? p.ns, replies: p.replies, pushes: p.pushes });
+          this.emit({
+            args: p.args,
+            inline: p.inline,
+            requestNs: p.ns,
+            responseNs: p.responseNs ?? p.ns,
+            replies: p.replies,
+            pushes: p.pushes,
+          });
           first = p.end;
           continue;
         }
@@ -168,13 +204,22 @@ export class RedisConnection implements ConnectionReconstructor {
       }
       const unanswered = this.pending.filter((p) => p.replies.length === 0);
       if (unanswered.length > 0 && !this.stopped.in) {
-        const names = unanswered.slice(0, 3).map((p) => p.args[0]?.toString('latin1').toUpperCase() ?? '?').join(', ');
-        this.ctx.problems.push({ reason: 'unpaired', detail: `${unanswered.length} Redis command(s) without a reply (${names}${unanswered.length > 3 ? ', …' : ''})` });
+        const names = unanswered
+          .slice(0, 3)
+          .map((p) => p.args[0]?.toString('latin1').toUpperCase() ?? '?')
+          .join(', ');
+        this.ctx.problems.push({
+          reason: 'unpaired',
+          detail: `${unanswered.length} Redis command(s) without a reply (${names}${unanswered.length > 3 ? ', …' : ''})`,
+        });
       }
       this.pending.length = 0;
     }
     if (this.replyQueue.length > 0 && !this.stopped.out) {
-      this.ctx.problems.push({ reason: 'unpaired', detail: `${this.replyQueue.length} Redis repl${this.replyQueue.length === 1 ? 'y' : 'ies'} without a command` });
+      this.ctx.problems.push({
+        reason: 'unpaired',
+        detail: `${this.replyQueue.length} Redis repl${this.replyQueue.length === 1 ? 'y' : 'ies'} without a command`,
+      });
     }
     if (this.commands.pending > 0 || this.replies.pending > 0) {
       this.ctx.problems.push({ reason: 'incomplete', detail: 'the connection ended inside a RESP value' });
@@ -185,16 +230,23 @@ export class RedisConnection implements ConnectionReconstructor {
   private command(v: RespValue, inline: boolean, end: number, ns: bigint): void {
     const args = commandArgs(v);
     if (!args) {
-      this.ctx.problems.push({ reason: 'parse-error', detail: `command stream: a ${v.type} that is not a command (an array of bulk strings)` });
+      this.ctx.problems.push({
+        reason: 'parse-error',
+        detail: `command stream: a ${v.type} that is not a command (an array of bulk strings)`,
+      });
       this.stop('out');
       return;
     }
     const name = args[0]!.toString('latin1').toUpperCase();
     const reply = SUBSCRIBE_REPLY[name];
-    const expect: Expect = reply === undefined ? { kind: 'one' }
-      : args.length > 1 ? { kind: 'channels', reply, left: args.length - 1 }
-      : reply.startsWith('un') || reply.startsWith('pun') || reply.startsWith('sun') ? { kind: 'channels', reply, left: 'until-zero' }
-      : { kind: 'one' };
+    const expect: Expect =
+      reply === undefined
+        ? { kind: 'one' }
+        : args.length > 1
+          ? { kind: 'channels', reply, left: args.length - 1 }
+          : reply.startsWith('un') || reply.startsWith('pun') || reply.startsWith('sun')
+            ? { kind: 'channels', reply, left: 'until-zero' }
+            : { kind: 'one' };
     this.pending.push({ args: redactCommand(args), inline, ns, end, expect, replies: [], pushes: [] });
   }
 
@@ -206,10 +258,15 @@ export class RedisConnection implements ConnectionReconstructor {
       const kind = kindOf(r.value);
       const awaitingChannel = head?.expect.kind === 'channels' && kind === head.expect.reply;
       // Unasked: a pub/sub message (RESP2 arrays while subscribed, RESP3 pushes) or any other push.
-      if (!awaitingChannel && ((kind !== undefined && MESSAGE_KINDS.has(kind) && (this.subscriptions > 0 || r.value.type === 'push')) || r.value.type === 'push')) {
+      if (
+        !awaitingChannel &&
+        ((kind !== undefined && MESSAGE_KINDS.has(kind) && (this.subscriptions > 0 || r.value.type === 'push')) ||
+          r.value.type === 'push')
+      ) {
         this.replyQueue.shift();
         this.consumed.in = this.lastReplyEnd = r.end;
-        if (head && head.replies.length > 0) head.pushes.push(r.value); // between a SUBSCRIBE's channel replies
+        if (head && head.replies.length > 0)
+          head.pushes.push(r.value); // between a SUBSCRIBE's channel replies
         else if (this.held) this.held.pushes.push(r.value);
         else this.ctx.problems.push({ reason: 'unpaired', detail: 'a Redis push before any command was answered' });
         continue;
@@ -220,7 +277,7 @@ export class RedisConnection implements ConnectionReconstructor {
       head.replies.push(r.value);
       head.responseNs ??= r.ns;
       if (awaitingChannel && head.expect.kind === 'channels') {
-        const count = (r.value.type === 'array' || r.value.type === 'push') ? r.value.value[2] : undefined;
+        const count = r.value.type === 'array' || r.value.type === 'push' ? r.value.value[2] : undefined;
         if (count?.type === 'integer') this.subscriptions = Number(count.value);
         if (typeof head.expect.left === 'number') head.expect.left--;
         const done = head.expect.left === 'until-zero' ? this.subscriptions === 0 : head.expect.left === 0;
@@ -230,7 +287,14 @@ export class RedisConnection implements ConnectionReconstructor {
       this.consumed.in = r.end;
       this.consumed.out = this.lastCommandEnd = head.end;
       this.flushHeld();
-      this.held = { args: head.args, inline: head.inline, requestNs: head.ns, responseNs: head.responseNs ?? r.ns, replies: head.replies, pushes: head.pushes };
+      this.held = {
+        args: head.args,
+        inline: head.inline,
+        requestNs: head.ns,
+        responseNs: head.responseNs ?? r.ns,
+        replies: head.replies,
+        pushes: head.pushes,
+      };
     }
   }
 

@@ -5,7 +5,10 @@ import type { RespValue } from '../../model/redis.js';
 
 /** A RESP value that is not well formed; `offset` is where, from the start of the bytes read. */
 export class RespError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(message);
   }
 }
@@ -31,7 +34,11 @@ interface Parsed {
 
 /** One parse over a buffer, from an offset; throws INCOMPLETE or RespError. */
 class Cursor {
-  constructor(private readonly buf: Buffer, public pos: number, private readonly base: number) {}
+  constructor(
+    private readonly buf: Buffer,
+    public pos: number,
+    private readonly base: number,
+  ) {}
 
   line(): string {
     const i = this.buf.indexOf(LF, this.pos);
@@ -46,13 +53,15 @@ class Cursor {
   }
 
   int(text: string, what: string): number {
-    if (!/^-?\d{1,18}$/.test(text)) throw new RespError(`${what}: not an integer: ${JSON.stringify(text.slice(0, 40))}`, this.base + this.pos);
+    if (!/^-?\d{1,18}$/.test(text))
+      throw new RespError(`${what}: not an integer: ${JSON.stringify(text.slice(0, 40))}`, this.base + this.pos);
     return Number(text);
   }
 
   bytes(n: number): Buffer {
     if (this.buf.length < this.pos + n + 2) throw INCOMPLETE;
-    if (this.buf[this.pos + n] !== CR || this.buf[this.pos + n + 1] !== LF) throw new RespError('bulk data does not end in CRLF', this.base + this.pos + n);
+    if (this.buf[this.pos + n] !== CR || this.buf[this.pos + n + 1] !== LF)
+      throw new RespError('bulk data does not end in CRLF', this.base + this.pos + n);
     const b = Buffer.from(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n + 2;
     return b;
@@ -65,24 +74,32 @@ class Cursor {
     const prefix = String.fromCharCode(this.buf[this.pos]!);
     this.pos++;
     switch (prefix) {
-      case '+': return { type: 'simple', value: Buffer.from(this.line(), 'latin1').toString('utf8') };
-      case '-': return { type: 'error', value: Buffer.from(this.line(), 'latin1').toString('utf8') };
+      case '+':
+        return { type: 'simple', value: Buffer.from(this.line(), 'latin1').toString('utf8') };
+      case '-':
+        return { type: 'error', value: Buffer.from(this.line(), 'latin1').toString('utf8') };
       case ':': {
         const t = this.line();
-        if (!/^[-+]?\d+$/.test(t)) throw new RespError(`integer: not an integer: ${JSON.stringify(t.slice(0, 40))}`, this.base + at);
+        if (!/^[-+]?\d+$/.test(t))
+          throw new RespError(`integer: not an integer: ${JSON.stringify(t.slice(0, 40))}`, this.base + at);
         return { type: 'integer', value: BigInt(t) };
       }
-      case '$': case '!': case '=': {
+      case '$':
+      case '!':
+      case '=': {
         const n = this.int(this.line(), 'bulk length');
         if (n === -1 && prefix === '$') return { type: 'null', wire: '$' };
         if (n < 0 || n > MAX_BULK) throw new RespError(`bulk length ${n} out of range`, this.base + at);
         const data = this.bytes(n);
         if (prefix === '$') return { type: 'bulk', value: data };
         if (prefix === '!') return { type: 'error', value: data.toString('utf8'), blob: true };
-        if (data.length < 4 || data[3] !== 0x3a) throw new RespError('verbatim string without a 3-letter format and a colon', this.base + at);
+        if (data.length < 4 || data[3] !== 0x3a)
+          throw new RespError('verbatim string without a 3-letter format and a colon', this.base + at);
         return { type: 'verbatim', format: data.toString('latin1', 0, 3), value: data.toString('utf8', 4) };
       }
-      case '*': case '~': case '>': {
+      case '*':
+      case '~':
+      case '>': {
         const n = this.int(this.line(), 'aggregate length');
         if (n === -1 && prefix === '*') return { type: 'null', wire: '*' };
         if (n < 0) throw new RespError(`aggregate length ${n} out of range`, this.base + at);
@@ -90,7 +107,8 @@ class Cursor {
         for (let i = 0; i < n; i++) items.push(this.value(depth + 1));
         return { type: prefix === '*' ? 'array' : prefix === '~' ? 'set' : 'push', value: items };
       }
-      case '%': case '|': {
+      case '%':
+      case '|': {
         const n = this.int(this.line(), 'map length');
         if (n < 0) throw new RespError(`map length ${n} out of range`, this.base + at);
         const entries: Array<[RespValue, RespValue]> = [];
@@ -111,7 +129,8 @@ class Cursor {
       }
       case ',': {
         const t = this.line();
-        if (!/^([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|[-+]?inf|nan)$/i.test(t)) throw new RespError(`double: ${JSON.stringify(t.slice(0, 40))}`, this.base + at);
+        if (!/^([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|[-+]?inf|nan)$/i.test(t))
+          throw new RespError(`double: ${JSON.stringify(t.slice(0, 40))}`, this.base + at);
         return { type: 'double', value: t };
       }
       case '(': {
@@ -188,7 +207,7 @@ export class RespReader {
   }
 }
 
-const RESP_TYPE_BYTES = new Set([..."+-:$*%~>_#,(!=|"].map((c) => c.charCodeAt(0)));
+const RESP_TYPE_BYTES = new Set([...'+-:$*%~>_#,(!=|'].map((c) => c.charCodeAt(0)));
 
 /** An inline command: one line, arguments split on spaces (Redis also takes quotes; kept simple). */
 function parseInline(buf: Buffer, base: number): Parsed {
@@ -198,7 +217,11 @@ function parseInline(buf: Buffer, base: number): Parsed {
     throw INCOMPLETE;
   }
   const line = buf.subarray(0, i > 0 && buf[i - 1] === CR ? i - 1 : i);
-  const args = line.toString('latin1').split(/[ \t]+/).filter((a) => a.length > 0).map((a): RespValue => ({ type: 'bulk', value: Buffer.from(a, 'latin1') }));
+  const args = line
+    .toString('latin1')
+    .split(/[ \t]+/)
+    .filter((a) => a.length > 0)
+    .map((a): RespValue => ({ type: 'bulk', value: Buffer.from(a, 'latin1') }));
   return { value: { type: 'array', value: args }, end: i + 1 };
 }
 
@@ -236,18 +259,26 @@ function blob(prefix: string, data: Buffer, out: Buffer[]): void {
 
 function encodeInto(v: RespValue, resp: 2 | 3, out: Buffer[]): void {
   switch (v.type) {
-    case 'simple': out.push(line('+', v.value.replace(/[\r\n]/g, ' '))); return;
+    case 'simple':
+      out.push(line('+', v.value.replace(/[\r\n]/g, ' ')));
+      return;
     case 'error':
       if (v.blob && resp === 3) blob('!', Buffer.from(v.value, 'utf8'), out);
       else out.push(line('-', v.value.replace(/[\r\n]/g, ' ')));
       return;
-    case 'integer': out.push(line(':', String(v.value))); return;
-    case 'bulk': blob('$', v.value, out); return;
+    case 'integer':
+      out.push(line(':', String(v.value)));
+      return;
+    case 'bulk':
+      blob('$', v.value, out);
+      return;
     case 'null':
       if (resp === 3 && v.wire === '_') out.push(Buffer.from('_\r\n'));
       else out.push(Buffer.from(v.wire === '*' ? '*-1\r\n' : '$-1\r\n'));
       return;
-    case 'array': case 'set': case 'push': {
+    case 'array':
+    case 'set':
+    case 'push': {
       const prefix = resp === 2 || v.type === 'array' ? '*' : v.type === 'set' ? '~' : '>';
       out.push(line(prefix, String(v.value.length)));
       for (const item of v.value) encodeInto(item, resp, out);
@@ -255,18 +286,25 @@ function encodeInto(v: RespValue, resp: 2 | 3, out: Buffer[]): void {
     }
     case 'map':
       out.push(resp === 3 ? line('%', String(v.value.length)) : line('*', String(v.value.length * 2)));
-      for (const [k, val] of v.value) { encodeInto(k, resp, out); encodeInto(val, resp, out); }
+      for (const [k, val] of v.value) {
+        encodeInto(k, resp, out);
+        encodeInto(val, resp, out);
+      }
       return;
     case 'double':
       if (resp === 3) out.push(line(',', v.value));
       else blob('$', Buffer.from(v.value), out);
       return;
-    case 'boolean': out.push(resp === 3 ? line('#', v.value ? 't' : 'f') : line(':', v.value ? '1' : '0')); return;
+    case 'boolean':
+      out.push(resp === 3 ? line('#', v.value ? 't' : 'f') : line(':', v.value ? '1' : '0'));
+      return;
     case 'verbatim':
       if (resp === 3) blob('=', Buffer.from(`${v.format}:${v.value}`, 'utf8'), out);
       else blob('$', Buffer.from(v.value, 'utf8'), out);
       return;
-    case 'bignum': out.push(resp === 3 ? line('(', v.value) : blob$(v.value)); return;
+    case 'bignum':
+      out.push(resp === 3 ? line('(', v.value) : blob$(v.value));
+      return;
   }
 }
 
@@ -277,5 +315,8 @@ function blob$(text: string): Buffer {
 
 /** A command as RESP bytes (an array of bulk strings): what a client sends. */
 export function encodeCommand(args: readonly (string | Buffer)[]): Buffer {
-  return encodeResp({ type: 'array', value: args.map((a) => ({ type: 'bulk', value: Buffer.isBuffer(a) ? a : Buffer.from(a) })) });
+  return encodeResp({
+    type: 'array',
+    value: args.map((a) => ({ type: 'bulk', value: Buffer.isBuffer(a) ? a : Buffer.from(a) })),
+  });
 }

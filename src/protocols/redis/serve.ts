@@ -35,7 +35,8 @@ const bulk = (s: string | Buffer): RespValue => ({ type: 'bulk', value: Buffer.i
 const err = (s: string): RespValue => ({ type: 'error', value: s });
 
 /** What `INFO` answers when the recording has no INFO reply (clients' ready checks read `loading:0`). */
-const LOCAL_INFO = '# Server\r\nredis_version:7.2.0\r\nredis_mode:standalone\r\n# Persistence\r\nloading:0\r\n# Replication\r\nrole:master\r\n';
+const LOCAL_INFO =
+  '# Server\r\nredis_version:7.2.0\r\nredis_mode:standalone\r\n# Persistence\r\nloading:0\r\n# Replication\r\nrole:master\r\n';
 
 export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): void {
   const matcher = matcherFor(ctx.mocks);
@@ -43,7 +44,9 @@ export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): vo
   (socket as Partial<Pick<Socket, 'setNoDelay'>>).setNoDelay?.(true);
   const reader = new RespReader({ inline: true });
   /** Where the app was connecting, when the mock server knows it (messages name it). */
-  const where = ctx.destination.host ? `redis://${ctx.destination.host}${ctx.destination.port ? `:${ctx.destination.port}` : ''}` : undefined;
+  const where = ctx.destination.host
+    ? `redis://${ctx.destination.host}${ctx.destination.port ? `:${ctx.destination.port}` : ''}`
+    : undefined;
   let resp: 2 | 3 = 2;
   let inMulti = false;
   let closing = false;
@@ -72,28 +75,45 @@ export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): vo
         const v = args.length > 1 ? args[1]!.toString('latin1') : String(resp);
         if (v !== '2' && v !== '3') return err('NOPROTO unsupported protocol version');
         const kv: Array<[string, RespValue]> = [
-          ['server', bulk('redis')], ['version', bulk('7.2.0')], ['proto', { type: 'integer', value: BigInt(v) }],
-          ['id', { type: 'integer', value: 1n }], ['mode', bulk('standalone')], ['role', bulk('master')], ['modules', { type: 'array', value: [] }],
+          ['server', bulk('redis')],
+          ['version', bulk('7.2.0')],
+          ['proto', { type: 'integer', value: BigInt(v) }],
+          ['id', { type: 'integer', value: 1n }],
+          ['mode', bulk('standalone')],
+          ['role', bulk('master')],
+          ['modules', { type: 'array', value: [] }],
         ];
         return { type: 'map', value: kv.map(([k, val]) => [bulk(k), val]) };
       }
-      case 'AUTH': case 'SELECT': case 'READONLY': case 'READWRITE': return OK;
+      case 'AUTH':
+      case 'SELECT':
+      case 'READONLY':
+      case 'READWRITE':
+        return OK;
       case 'CLIENT':
         if (sub === 'SETNAME' || sub === 'SETINFO' || sub === 'NO-EVICT' || sub === 'NO-TOUCH') return OK;
         if (sub === 'ID') return { type: 'integer', value: 1n };
         return undefined;
-      case 'PING': return args.length > 1 ? bulk(args[1]!) : { type: 'simple', value: 'PONG' };
-      case 'ECHO': return args.length > 1 ? bulk(args[1]!) : err("ERR wrong number of arguments for 'echo' command");
-      case 'RESET': return { type: 'simple', value: 'RESET' };
-      default: return undefined;
+      case 'PING':
+        return args.length > 1 ? bulk(args[1]!) : { type: 'simple', value: 'PONG' };
+      case 'ECHO':
+        return args.length > 1 ? bulk(args[1]!) : err("ERR wrong number of arguments for 'echo' command");
+      case 'RESET':
+        return { type: 'simple', value: 'RESET' };
+      default:
+        return undefined;
     }
   };
 
   /** What a housekeeping reply changes: HELLO's protocol version, RESET's state. */
   const applyHousekeeping = (args: Buffer[], reply: RespValue | undefined): void => {
     const name = args[0]!.toString('latin1').toUpperCase();
-    if (name === 'HELLO' && reply && reply.type !== 'error' && args.length > 1) resp = args[1]!.toString('latin1') === '3' ? 3 : 2;
-    if (name === 'RESET') { resp = 2; inMulti = false; }
+    if (name === 'HELLO' && reply && reply.type !== 'error' && args.length > 1)
+      resp = args[1]!.toString('latin1') === '3' ? 3 : 2;
+    if (name === 'RESET') {
+      resp = 2;
+      inMulti = false;
+    }
   };
 
   /** The call as reports show it: passwords in it redacted as in the recording. */
@@ -115,7 +135,12 @@ export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): vo
     if (own) {
       const recorded = name !== 'RESET' && matcher.has(name) ? matcher.match({ command: args, inMulti }) : undefined;
       if (recorded?.kind === 'hit') {
-        ctx.hit({ mock: recorded.mock.name, method: name, url: callUrl(args), ...(recorded.reused ? { reused: true } : {}) });
+        ctx.hit({
+          mock: recorded.mock.name,
+          method: name,
+          url: callUrl(args),
+          ...(recorded.reused ? { reused: true } : {}),
+        });
         applyHousekeeping(args, recorded.mock.value.replies[0]);
         send(...recorded.mock.value.replies, ...recorded.mock.value.pushes);
       } else {
@@ -124,7 +149,10 @@ export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): vo
       }
       return;
     }
-    if (name === 'INFO' && !matcher.has('INFO')) { send(bulk(LOCAL_INFO)); return; }
+    if (name === 'INFO' && !matcher.has('INFO')) {
+      send(bulk(LOCAL_INFO));
+      return;
+    }
     const outcome = matcher.match({ command: args, inMulti });
     if (name === 'MULTI') inMulti = true;
     if (name === 'EXEC' || name === 'DISCARD') inMulti = false;
@@ -144,7 +172,10 @@ export function serveRedis(socket: Duplex, ctx: MockServeContext<RedisMock>): vo
     try {
       for (let r = reader.next(); r && !closing; r = reader.next()) {
         const args = commandArgs(r.value);
-        if (!args) { send(err('ERR Protocol error: expected an array of bulk strings')); continue; }
+        if (!args) {
+          send(err('ERR Protocol error: expected an array of bulk strings'));
+          continue;
+        }
         answer(args);
       }
       flush();

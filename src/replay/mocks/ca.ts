@@ -270,7 +270,9 @@ function ipSan(ip: string): Buffer {
 /** RFC 5280 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
 function keyIdentifier(spkiDer: Buffer): Buffer {
   // SPKI = SEQUENCE { AlgorithmIdentifier, BIT STRING }; for P-256 the key is the last 65 bytes.
-  return createHash('sha1').update(spkiDer.subarray(spkiDer.length - 65)).digest();
+  return createHash('sha1')
+    .update(spkiDer.subarray(spkiDer.length - 65))
+    .digest();
 }
 
 function buildCertificate(c: {

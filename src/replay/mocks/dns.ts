@@ -112,7 +112,12 @@ export async function startDnsServer(opts: DnsServerOptions = {}): Promise<DnsSe
   });
   await new Promise<void>((resolve, reject) => {
     sock.once('error', (err) =>
-      reject(new EnvironmentError(`DNS server cannot listen on 127.0.0.1: ${causeText(err)}`, { stage: 'start mock DNS', cause: err })),
+      reject(
+        new EnvironmentError(`DNS server cannot listen on 127.0.0.1: ${causeText(err)}`, {
+          stage: 'start mock DNS',
+          cause: err,
+        }),
+      ),
     );
     sock.bind(0, '127.0.0.1', () => resolve());
   });

@@ -110,7 +110,8 @@ export function matchStages(mock: Mock, call: IncomingCall): StageResult {
   const fail = (stage: Stage, detail: string): StageResult => ({ passed, failure: { stage, field: stage, detail } });
   const m = mock.request;
 
-  if (m.method.toUpperCase() !== call.method.toUpperCase()) return fail('method', `expected ${m.method.toUpperCase()}, got ${call.method.toUpperCase()}`);
+  if (m.method.toUpperCase() !== call.method.toUpperCase())
+    return fail('method', `expected ${m.method.toUpperCase()}, got ${call.method.toUpperCase()}`);
   passed.push('method');
 
   // Keploy writes path-only mock URLs (no scheme: either matches) and, for Go clients, no Host
@@ -125,7 +126,8 @@ export function matchStages(mock: Mock, call: IncomingCall): StageResult {
 
   const wantPath = m.path === '' ? '/' : m.path;
   // A recorded value that flows ({{ .id }}) or a secret ({{ .secret.KEY }}) matches any value there.
-  if (wantPath !== call.path && !(hasRef(wantPath) && templateMatches(wantPath, call.path))) return fail('path', `expected ${wantPath}, got ${call.path}`);
+  if (wantPath !== call.path && !(hasRef(wantPath) && templateMatches(wantPath, call.path)))
+    return fail('path', `expected ${wantPath}, got ${call.path}`);
   passed.push('path');
 
   const q = compareQuery(m.query, call.query);
@@ -189,7 +191,10 @@ function compareBody(mock: Mock, got: Buffer): { detail: string } | undefined {
       try {
         gotValue = JSON.parse(got.toString('utf8'));
       } catch {
-        return { detail: got.length === 0 ? 'expected a JSON body, got none' : `expected JSON, got ${snippet(got.toString('utf8'))}` };
+        return {
+          detail:
+            got.length === 0 ? 'expected a JSON body, got none' : `expected JSON, got ${snippet(got.toString('utf8'))}`,
+        };
       }
       const d = jsonDiff(wantValue, gotValue, '$', ignoredBy(mock.noise));
       return d ? { detail: `at ${d.path} (${d.detail})` } : undefined;
@@ -198,7 +203,9 @@ function compareBody(mock: Mock, got: Buffer): { detail: string } | undefined {
       return compareText(want.bytes, got);
     case 'binary':
       if (want.bytes.equals(got)) return undefined;
-      return { detail: `binary body differs (expected ${want.bytes.length} bytes, got ${got.length}${firstDiff(want.bytes, got)})` };
+      return {
+        detail: `binary body differs (expected ${want.bytes.length} bytes, got ${got.length}${firstDiff(want.bytes, got)})`,
+      };
   }
 }
 
@@ -246,17 +253,25 @@ export function ignoredBy(noise: MockNoise | undefined): IgnoreField | undefined
   const paths = noise.bodyPaths.map(normalizeNoisePath);
   return (path, want) =>
     paths.some((p) => noisePathMatches(p, path)) ||
-    (typeof want === 'string' && noise.values.some((re) => {
-      re.lastIndex = 0;
-      return re.test(want);
-    }));
+    (typeof want === 'string' &&
+      noise.values.some((re) => {
+        re.lastIndex = 0;
+        return re.test(want);
+      }));
 }
 
 /** First structural difference between two JSON values (object key order ignored); `ignore` skips noise. */
-export function jsonDiff(want: unknown, got: unknown, path = '$', ignore?: IgnoreField, segs: Seg[] = []): { path: string; detail: string } | undefined {
+export function jsonDiff(
+  want: unknown,
+  got: unknown,
+  path = '$',
+  ignore?: IgnoreField,
+  segs: Seg[] = [],
+): { path: string; detail: string } | undefined {
   if (ignore && segs.length > 0 && ignore(segs, want)) return undefined;
   if (isDeepStrictEqual(want, got)) return undefined;
-  if (typeof want === 'string' && typeof got === 'string' && hasRef(want) && templateMatches(want, got)) return undefined;
+  if (typeof want === 'string' && typeof got === 'string' && hasRef(want) && templateMatches(want, got))
+    return undefined;
   const tw = typeName(want);
   const tg = typeName(got);
   if (tw !== tg) return { path, detail: `expected ${tw} ${show(want)}, got ${tg} ${show(got)}` };
@@ -279,7 +294,9 @@ export function jsonDiff(want: unknown, got: unknown, path = '$', ignore?: Ignor
       const d = jsonDiff(w[k], g[k], key(path, k), ignore, [...segs, k]);
       if (d) return d;
     }
-    for (const k of Object.keys(g)) if (!(k in w) && !ignore?.([...segs, k], undefined)) return { path: key(path, k), detail: `unexpected field with ${show(g[k])}` };
+    for (const k of Object.keys(g))
+      if (!(k in w) && !ignore?.([...segs, k], undefined))
+        return { path: key(path, k), detail: `unexpected field with ${show(g[k])}` };
     return undefined;
   }
   return { path, detail: `expected ${show(want)}, got ${show(got)}` };
@@ -328,13 +345,20 @@ export class MockMatcher {
     let best: (typeof results)[number] | undefined;
     for (const x of results) {
       if (!best || x.r.passed.length > best.r.passed.length) best = x;
-      else if (x.r.passed.length === best.r.passed.length && this.used.has(best.mock) && !this.used.has(x.mock)) best = x;
+      else if (x.r.passed.length === best.r.passed.length && this.used.has(best.mock) && !this.used.has(x.mock))
+        best = x;
     }
     const miss: MockMiss = { method, url };
-    if (best?.r.failure) miss.closest = { mock: best.mock.name, field: best.r.failure.field, detail: best.r.failure.detail };
+    if (best?.r.failure)
+      miss.closest = { mock: best.mock.name, field: best.r.failure.field, detail: best.r.failure.detail };
     const message = formatMiss(miss, best?.r.passed);
     this.misses.push({ ...miss, message });
-    this.calls.push({ method, url, body: call.body, ...(best?.r.failure ? { closest: { mock: best.mock, stage: best.r.failure.stage } } : {}) });
+    this.calls.push({
+      method,
+      url,
+      body: call.body,
+      ...(best?.r.failure ? { closest: { mock: best.mock, stage: best.r.failure.stage } } : {}),
+    });
     return { kind: 'miss', miss, message };
   }
 

@@ -53,10 +53,18 @@ export class ProtocolMocks {
       startTls: (s, o) => this.startTls(s, o?.alpn),
       hit: (call) => {
         this.used.add(useKey(protocol.name, call.mock));
-        this.matcher.noteServed(call.reused ? { mock: call.mock, method: call.method, url: call.url, reused: true } : { mock: call.mock, method: call.method, url: call.url });
+        this.matcher.noteServed(
+          call.reused
+            ? { mock: call.mock, method: call.method, url: call.url, reused: true }
+            : { mock: call.mock, method: call.method, url: call.url },
+        );
       },
       miss: (call) => {
-        this.matcher.noteMiss(call.closest ? { method: call.method, url: call.url, closest: { ...call.closest }, message: call.message } : { method: call.method, url: call.url, message: call.message });
+        this.matcher.noteMiss(
+          call.closest
+            ? { method: call.method, url: call.url, closest: { ...call.closest }, message: call.message }
+            : { method: call.method, url: call.url, message: call.message },
+        );
         this.onMiss?.(call.message);
       },
     };

@@ -111,7 +111,8 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
     const { path, query } = splitTarget(req.url ?? '/');
     const headers: Array<[string, string]> = [];
     // (HTTP/2's pseudo-headers are not headers: :authority is the host)
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (!req.rawHeaders[i]!.startsWith(':')) headers.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
+      if (!req.rawHeaders[i]!.startsWith(':')) headers.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
     const h2 = req.httpVersionMajor === 2;
     const authority = h2 ? req.headers[':authority'] : undefined;
     const call: IncomingCall = {
@@ -127,7 +128,11 @@ export async function startMockServer(opts: MockServerOptions): Promise<MockServ
     if (outcome.kind === 'miss') {
       opts.onMiss?.(outcome.message);
       const text = Buffer.from(`tlsrec: ${outcome.message}\n`);
-      const missHeaders = { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(text.length), 'x-tlsrec-mock': 'miss' };
+      const missHeaders = {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': String(text.length),
+        'x-tlsrec-mock': 'miss',
+      };
       // HTTP/2 has no reason phrase
       if (h2) res.writeHead(502, missHeaders);
       else res.writeHead(502, 'Bad Gateway', missHeaders);

@@ -113,9 +113,11 @@ export function annotations(run: RunReport, opts: GithubOptions): Annotation[] {
       let pos: FilePosition = { line: 1, col: 1 };
       if (first) pos = TestFilePositions.read(t.file)?.of(fieldOf(first)) ?? pos;
       const listed = t.failures.slice(0, MAX_LISTED_FAILURES).map((f) => f.message);
-      if (t.failures.length > MAX_LISTED_FAILURES) listed.push(`… and ${t.failures.length - MAX_LISTED_FAILURES} more differences`);
+      if (t.failures.length > MAX_LISTED_FAILURES)
+        listed.push(`… and ${t.failures.length - MAX_LISTED_FAILURES} more differences`);
       const misses = t.mockMisses.map(
-        (m) => `mock miss: ${m.method} ${m.url}${m.closest ? ` (closest ${m.closest.mock}: ${m.closest.field} differs: ${m.closest.detail})` : ''}`,
+        (m) =>
+          `mock miss: ${m.method} ${m.url}${m.closest ? ` (closest ${m.closest.mock}: ${m.closest.field} differs: ${m.closest.detail})` : ''}`,
       );
       out.push({
         file: relativeFile(t.file, opts.workspace),
@@ -135,7 +137,6 @@ export function annotationCommand(a: Annotation): string {
   return `::error file=${escapeProperty(a.file)},line=${a.line},col=${a.col},title=${escapeProperty(a.title)}::${escapeData(a.message)}`;
 }
 
-
 /** Text for a Markdown table cell: no line breaks, no table or HTML syntax. */
 export function markdownCell(s: string): string {
   return s
@@ -153,27 +154,38 @@ export function githubSummary(run: RunReport, failing: readonly Annotation[]): s
   const lines: string[] = [];
   lines.push(`### tlsrec test: ${summaryLine(run.passed, run.failed)}`, '');
   if (run.selection) {
-    lines.push(`Selection: ${markdownCell(run.selection.description)} (${run.selection.selected} of ${run.selection.total} tests)`, '');
+    lines.push(
+      `Selection: ${markdownCell(run.selection.description)} (${run.selection.selected} of ${run.selection.total} tests)`,
+      '',
+    );
   }
   if (run.sets.length > 0) {
     lines.push('| test set | passed | failed | mock misses |', '|---|---:|---:|---:|');
     for (const s of run.sets) {
       const failed = s.tests.filter((t) => !t.passed).length;
-      lines.push(`| ${markdownCell(s.name)} | ${s.tests.length - failed} | ${failed} | ${s.mocks?.misses.length ?? 0} |`);
+      lines.push(
+        `| ${markdownCell(s.name)} | ${s.tests.length - failed} | ${failed} | ${s.mocks?.misses.length ?? 0} |`,
+      );
     }
     lines.push('');
   } else {
     lines.push('No tests ran.', '');
   }
   if (failing.length > 0) {
-    lines.push('**Failing tests**', '', '| test | request | first difference | expected value at |', '|---|---|---|---|');
+    lines.push(
+      '**Failing tests**',
+      '',
+      '| test | request | first difference | expected value at |',
+      '|---|---|---|---|',
+    );
     for (const a of failing.slice(0, MAX_SUMMARY_ROWS)) {
       const first = a.test.failures[0]?.message ?? 'failed';
       lines.push(
         `| ${markdownCell(`${a.set}/${a.test.name}`)} | ${markdownCell(`${a.test.method} ${a.test.url}`)} | ${markdownCell(first)} | ${markdownCell(`${a.file}:${a.line}`)} |`,
       );
     }
-    if (failing.length > MAX_SUMMARY_ROWS) lines.push('', `… and ${failing.length - MAX_SUMMARY_ROWS} more failing tests (see the log).`);
+    if (failing.length > MAX_SUMMARY_ROWS)
+      lines.push('', `… and ${failing.length - MAX_SUMMARY_ROWS} more failing tests (see the log).`);
     lines.push('');
   }
   return `${lines.join('\n')}\n`;
@@ -196,14 +208,18 @@ export function writeGithubReport(run: RunReport, out: NodeJS.WritableStream, op
   for (const a of failing) out.write(`${annotationCommand(a)}\n`);
   if (failing.length > GITHUB_ERRORS_SHOWN) {
     const where = opts.stepSummaryFile ? 'the job summary and the log list' : 'the log lists';
-    out.write(`::notice title=tlsrec::${escapeData(`${failing.length} tests failed; GitHub shows ${GITHUB_ERRORS_SHOWN} error annotations per step, ${where} them all`)}\n`);
+    out.write(
+      `::notice title=tlsrec::${escapeData(`${failing.length} tests failed; GitHub shows ${GITHUB_ERRORS_SHOWN} error annotations per step, ${where} them all`)}\n`,
+    );
   }
   if (opts.stepSummaryFile) {
     try {
       appendFileSync(opts.stepSummaryFile, githubSummary(run, failing));
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      out.write(`::warning title=tlsrec::${escapeData(`cannot append the job summary to ${opts.stepSummaryFile}: ${why}`)}\n`);
+      out.write(
+        `::warning title=tlsrec::${escapeData(`cannot append the job summary to ${opts.stepSummaryFile}: ${why}`)}\n`,
+      );
     }
   }
   if (opts.summaryLine) out.write(`${summaryLine(run.passed, run.failed)}\n`);

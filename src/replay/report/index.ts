@@ -14,7 +14,10 @@ export * from './model.js';
 
 /** A run id that sorts by time and does not collide between parallel runs. */
 export function newRunId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `run-${stamp}-${process.pid}`;
 }
 

@@ -27,7 +27,10 @@ function testcase(setName: string, t: TestReport): string {
   const body = [
     `${t.method} ${t.url}`,
     ...t.failures.map((f) => f.message),
-    ...t.mockMisses.map((m) => `mock miss: ${m.method} ${m.url}${m.closest ? ` (closest ${m.closest.mock}: ${m.closest.field} differs: ${m.closest.detail})` : ''}`),
+    ...t.mockMisses.map(
+      (m) =>
+        `mock miss: ${m.method} ${m.url}${m.closest ? ` (closest ${m.closest.mock}: ${m.closest.field} differs: ${m.closest.detail})` : ''}`,
+    ),
   ].join('\n');
   const type = t.failures[0]?.kind ?? 'failure';
   let xml = `    <testcase ${attrs}>\n      <failure message="${xmlEscape(first)}" type="${xmlEscape(type)}">${xmlEscape(body)}</failure>\n`;

@@ -30,7 +30,12 @@ export interface SetReport {
   tests: TestReport[];
   durationMs: number;
   /** undefined when mocks were not served for this set. */
-  mocks?: { total: number; served: Array<{ mock: string; method: string; url: string }>; misses: MockMissInfo[]; unused: string[] };
+  mocks?: {
+    total: number;
+    served: Array<{ mock: string; method: string; url: string }>;
+    misses: MockMissInfo[];
+    unused: string[];
+  };
   /** Lines worth showing once for the set (mocks disabled, app died, ...). */
   notes: string[];
   /** Tail of the app's output, kept when something failed. */

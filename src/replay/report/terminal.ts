@@ -49,7 +49,10 @@ export class TerminalReporter {
 
   testDone(t: TestReport): void {
     const mark = t.passed ? this.green('✓') : this.red('✗');
-    const misses = t.mockMisses.length > 0 ? this.yellow(`  ${t.mockMisses.length} mock miss${t.mockMisses.length === 1 ? '' : 'es'}`) : '';
+    const misses =
+      t.mockMisses.length > 0
+        ? this.yellow(`  ${t.mockMisses.length} mock miss${t.mockMisses.length === 1 ? '' : 'es'}`)
+        : '';
     this.line(`  ${mark} ${t.name}  ${t.method} ${t.url}  ${this.dim(`${Math.round(t.durationMs)} ms`)}${misses}`);
   }
 
@@ -59,7 +62,8 @@ export class TerminalReporter {
 
   private miss(m: MockMissInfo, indent: string): void {
     this.line(`${indent}${this.yellow('mock miss')}: ${m.method} ${m.url}`);
-    if (m.closest) this.line(`${indent}  closest mock ${m.closest.mock}: ${m.closest.field} differs: ${m.closest.detail}`);
+    if (m.closest)
+      this.line(`${indent}  closest mock ${m.closest.mock}: ${m.closest.field} differs: ${m.closest.detail}`);
     else this.line(`${indent}  no mock for this host and method`);
   }
 
@@ -80,11 +84,20 @@ export class TerminalReporter {
       }
       if (set.mocks.unused.length > 0) {
         this.line();
-        this.line(this.dim(`${set.name}: ${set.mocks.unused.length} of ${set.mocks.total} mocks were not used: ${set.mocks.unused.join(', ')}`));
+        this.line(
+          this.dim(
+            `${set.name}: ${set.mocks.unused.length} of ${set.mocks.total} mocks were not used: ${set.mocks.unused.join(', ')}`,
+          ),
+        );
       }
     }
     this.line();
-    if (run.mockMisses > 0) this.line(this.yellow(`${run.mockMisses} mock miss${run.mockMisses === 1 ? '' : 'es'} (calls that no recorded mock answered)`));
+    if (run.mockMisses > 0)
+      this.line(
+        this.yellow(
+          `${run.mockMisses} mock miss${run.mockMisses === 1 ? '' : 'es'} (calls that no recorded mock answered)`,
+        ),
+      );
     for (const f of reportFiles) this.line(this.dim(`report: ${f}`));
     const summary = summaryLine(run.passed, run.failed);
     this.line(run.failed > 0 ? this.red(summary) : this.green(summary));
@@ -98,7 +111,14 @@ export class TerminalReporter {
       for (const f of t.failures) this.line(`    ${f.message}`);
       if (t.diff) {
         for (const l of t.diff.split('\n')) {
-          const colored = l.startsWith('+') && !l.startsWith('+++') ? this.green(l) : l.startsWith('-') && !l.startsWith('---') ? this.red(l) : l.startsWith('@@') ? this.dim(l) : l;
+          const colored =
+            l.startsWith('+') && !l.startsWith('+++')
+              ? this.green(l)
+              : l.startsWith('-') && !l.startsWith('---')
+                ? this.red(l)
+                : l.startsWith('@@')
+                  ? this.dim(l)
+                  : l;
           this.line(`    ${colored}`);
         }
       }
