@@ -9,7 +9,7 @@ import type { Direction } from '../../model/events.js';
 import type { PgColumn, PgError, PgRequest, PgResponse, PgResult, PgValue } from '../../model/postgres.js';
 import type { ConnectionContext, ConnectionEnd, ConnectionReconstructor } from '../protocol.js';
 import { readDataRow, readError, readRowDescription, withFormats } from './server-messages.js';
-import { decodeValue } from './values.js';
+import { bindParams, readBind, readParse } from './client-messages.js';
 import { FieldReader, readFirstMessage, readTypedMessage, type TypedMessage } from './wire.js';
 
 interface Statement {
@@ -165,37 +165,20 @@ export class PostgresConnection implements ConnectionReconstructor {
         this.owed.push({ k: 'query', ex: this.newExchange('simple', r.cstring(), m.size) });
         return;
       case 'P': {
-        const name = r.cstring();
-        const sql = r.cstring();
-        const n = r.int16();
-        const paramTypes: number[] = [];
-        for (let i = 0; i < n; i++) paramTypes.push(r.uint32());
+        const { name, sql, paramTypes } = readParse(m.body);
         const statement: Statement = { sql, paramTypes };
         this.statements.set(name, statement);
         this.owed.push({ k: 'parse', statement, name });
         return;
       }
       case 'B': {
-        const portalName = r.cstring();
-        const statementName = r.cstring();
+        const bind = readBind(m.body);
+        const { portal: portalName, statementName, resultFormats } = bind;
         const statement = this.statements.get(statementName) ?? {
           sql: `<unknown statement "${statementName}">`,
           paramTypes: [],
         };
-        const nf = r.int16();
-        const formats: number[] = [];
-        for (let i = 0; i < nf; i++) formats.push(r.int16());
-        const np = r.int16();
-        const params: PgValue[] = [];
-        for (let i = 0; i < np; i++) {
-          const len = r.int32();
-          const raw = len < 0 ? null : r.bytes(len);
-          const format = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[i] ?? 0);
-          params.push(decodeValue(raw, statement.paramTypes[i] ?? 0, format));
-        }
-        const nr = r.int16();
-        const resultFormats: number[] = [];
-        for (let i = 0; i < nr; i++) resultFormats.push(r.int16());
+        const params = bindParams(bind, statement.paramTypes);
         const portal: Portal = { statementName, statement, params, resultFormats };
         this.portals.set(portalName, portal);
         this.owed.push({ k: 'bind', portal, name: portalName });

@@ -12,8 +12,16 @@ import type { Duplex } from 'node:stream';
 import type { PgColumn, PgError, PgResult, PgValue } from '../../model/postgres.js';
 import type { MockServeContext } from '../protocol.js';
 import { PgMockMatcher, type PgMatchOutcome, type PgMock } from './matcher.js';
-import { decodeValue, encodeValue, valueText } from './values.js';
-import { errorFieldCode, FieldReader, MessageWriter, readFirstMessage, readTypedMessage } from './wire.js';
+import { bindParams, readBind, readParse } from './client-messages.js';
+import { encodeValue, valueText } from './values.js';
+import {
+  errorFieldCode,
+  FieldReader,
+  MessageWriter,
+  readFirstMessage,
+  readTypedMessage,
+  type TypedMessage,
+} from './wire.js';
 
 /** SQLSTATE of the mock's own errors: XX000 internal_error (there is no class for "not recorded"). */
 const MISS_SQLSTATE = 'XX000';
@@ -191,7 +199,7 @@ class PgMockConnection {
     const m = readTypedMessage(this.buf, 0);
     if (!m) return false;
     this.buf = this.buf.subarray(m.size);
-    return this.message(m.type, new FieldReader(m.body));
+    return this.message(m);
   }
 
   private greeting(params: Record<string, string>): Buffer {
@@ -221,7 +229,9 @@ class PgMockConnection {
     return new MessageWriter('Z').byte(this.txStatus.charCodeAt(0)).done();
   }
 
-  private message(type: string, r: FieldReader): boolean {
+  private message(m: TypedMessage): boolean {
+    const { type, body } = m;
+    const r = new FieldReader(body);
     if (this.copyIn) return this.copyMessage(type);
     if (this.skipping && type !== 'S') return true;
     switch (type) {
@@ -229,18 +239,14 @@ class PgMockConnection {
         this.simpleQuery(r.cstring());
         return true;
       case 'P': {
-        const name = r.cstring();
-        const sql = r.cstring();
-        const n = r.int16();
-        const paramTypes: number[] = [];
-        for (let i = 0; i < n; i++) paramTypes.push(r.uint32());
+        const { name, sql, paramTypes } = readParse(body);
         this.statements.set(name, { sql, paramTypes });
         this.send(simple('1'));
         return true;
       }
       case 'B': {
-        const portal = r.cstring();
-        const statementName = r.cstring();
+        const bind = readBind(body);
+        const { portal, statementName, resultFormats } = bind;
         const statement = this.statements.get(statementName);
         if (!statement) {
           this.fail({
@@ -250,20 +256,7 @@ class PgMockConnection {
           });
           return true;
         }
-        const nf = r.int16();
-        const formats: number[] = [];
-        for (let i = 0; i < nf; i++) formats.push(r.int16());
-        const np = r.int16();
-        const params: Array<string | null> = [];
-        for (let i = 0; i < np; i++) {
-          const len = r.int32();
-          const raw = len < 0 ? null : r.bytes(len);
-          const format = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[i] ?? 0);
-          params.push(valueText(decodeValue(raw, statement.paramTypes[i] ?? 0, format)));
-        }
-        const nr = r.int16();
-        const resultFormats: number[] = [];
-        for (let i = 0; i < nr; i++) resultFormats.push(r.int16());
+        const params = bindParams(bind, statement.paramTypes).map(valueText);
         this.portals.set(portal, { statement, params, resultFormats });
         this.send(simple('2'));
         return true;
