@@ -21,14 +21,8 @@ export interface PgColumnDoc {
   format?: number;
 }
 
-export interface PgErrorDoc {
-  severity: string;
-  code: string;
-  message: string;
-  detail?: string;
-  hint?: string;
-  fields?: Record<string, string>;
-}
+/** An error or notice on disk: the same fields as the model's. */
+export type PgErrorDoc = PgError;
 
 export interface PgResultDoc {
   columns?: PgColumnDoc[];
