@@ -329,7 +329,9 @@ async function runSet(set: TestSet, ctx: Ctx): Promise<SetReport> {
         };
         tr = await intr.race(replayProtocolTest(test, opts.protocols, replay));
       } else {
-        tr = await intr.race(runOne(test, set, sender, opts.config, scope, ctx.secrets, opts.onResponse));
+        tr = ctx.secrets.scrubDeep(
+          await intr.race(runOne(test, set, sender, opts.config, scope, ctx.secrets, opts.onResponse)),
+        );
         // A connection reset usually means the app died; its exit event may trail the error a little.
         const noResponse = tr.failures.some((f) => f.kind === 'request');
         const exit = app && noResponse ? await intr.race(app.waitExit(1_000)) : app?.exited();
@@ -423,25 +425,13 @@ function failedTest(test: TestCase | LoadedDoc, kind: 'request', message: string
   };
 }
 
-async function runOne(
-  test: TestCase,
-  set: TestSet,
-  sender: Sender,
-  config: Config,
-  scope: VariableScope,
-  secrets: SecretStore,
-  onResponse?: TestOptions['onResponse'],
-): Promise<TestReport> {
-  const tr = await runPrepared(test, set, sender, config, scope, secrets, onResponse);
-  return secrets.scrubDeep(tr);
-}
-
 /** Path and query as the file has them: references stay readable ({{ .token }}, not %7B%7B…), values never show. */
 function shownPath(url: string): string {
   return hasRef(url) ? url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/' : requestPath(url);
 }
 
-async function runPrepared(
+/** One test: variables and secrets filled in, sent, compared; the report is scrubbed by the caller. */
+async function runOne(
   recorded: TestCase,
   set: TestSet,
   sender: Sender,
