@@ -92,6 +92,19 @@ function selectionOptions(opts: Record<string, unknown>) {
   return { selection, github };
 }
 
+/** How `test` and `rerecord` find the app they start: its port and how long to wait for it. */
+function appPortOption(): Option {
+  return new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(
+    positiveInt('--app-port'),
+  );
+}
+
+function readyTimeoutOption(): Option {
+  return new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(
+    positiveInt('--ready-timeout'),
+  );
+}
+
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('tlsrec')
     .description(
@@ -230,15 +243,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--test-set <name>', 'run only this test set (repeatable)', collect)
     .option('--config <file>', 'config file', 'tlsrec.yaml')
     .option('--app-url <url>', 'the app is already running here: do not start it')
-    .addOption(
-      new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(
-        positiveInt('--app-port'),
-      ),
-    )
+    .addOption(appPortOption())
     .option('--health-url <url>', 'wait until this URL answers before replaying')
-    .addOption(
-      new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')),
-    )
+    .addOption(readyTimeoutOption())
     .option('--no-mocks', 'do not serve mocks: outgoing calls go to the real network')
     .addOption(
       new Option('--reporter <name>', 'terminal, junit, json or github (repeatable)')
@@ -353,15 +360,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--dir <path>', 'where test sets are read and the new one is written', 'tlsrec')
     .option('--test-set <name>', 're-record only this test set (repeatable; default: every set)', collect)
     .option('--config <file>', 'config file', 'tlsrec.yaml')
-    .addOption(
-      new Option('--app-port <port>', 'port the app listens on (default: from tlsrec.yaml)').argParser(
-        positiveInt('--app-port'),
-      ),
-    )
+    .addOption(appPortOption())
     .option('--health-url <url>', 'wait until this URL answers before sending')
-    .addOption(
-      new Option('--ready-timeout <seconds>', 'how long to wait for the app').argParser(positiveInt('--ready-timeout')),
-    )
+    .addOption(readyTimeoutOption())
     .option('--verbose', "show the recording's summary and details")
     .action(async (command: string[], opts: Record<string, unknown>) => {
       const [{ rerecordCommand }, { recordTerminal }] = await Promise.all([
